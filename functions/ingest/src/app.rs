@@ -1,0 +1,32 @@
+//! Building the application from its configuration: clients and state. No network I/O here,
+//! so a cold start costs only this (the database connection opens on first use).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use eis_store::{aws, Db, PgEventStore, SqsPublisher};
+
+use crate::config::Config;
+use crate::ingest::Ingestor;
+use crate::routes::AppState;
+
+/// SQS calls: the SDK retries up to this many attempts (standard mode, backoff with jitter).
+const SQS_MAX_ATTEMPTS: u32 = 3;
+const SQS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub async fn state(config: &Config) -> Result<AppState, eis_store::StoreError> {
+    let db = Arc::new(Db::new(&config.db)?);
+    let sdk = aws::sdk_config(SQS_MAX_ATTEMPTS, SQS_ATTEMPT_TIMEOUT).await;
+    let publisher = SqsPublisher::new(
+        aws::sqs_client(&sdk),
+        config.queue_url.clone(),
+        config.sqs_max_message_bytes,
+    );
+    Ok(AppState {
+        ingestor: Arc::new(Ingestor::new(PgEventStore::new(db), publisher)),
+        limits: config.limits.clone(),
+        max_body_bytes: config.max_body_bytes,
+        now: Utc::now,
+    })
+}

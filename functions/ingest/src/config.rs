@@ -1,0 +1,40 @@
+//! The ingest function's settings, read once at start from the environment.
+
+use eis_contract::Limits;
+use eis_store::config::{optional, or_default, required};
+use eis_store::message::SQS_MAX_MESSAGE_BYTES;
+use eis_store::{DbConfig, EnvError};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub db: DbConfig,
+    /// Queue of the archive hand-off (`EIS_QUEUE_URL`).
+    pub queue_url: String,
+    /// Request body limit after decompression (`EIS_MAX_BODY_BYTES`, 5 MiB).
+    pub max_body_bytes: usize,
+    /// Event contract limits (`EIS_MAX_EVENT_BYTES`, `EIS_MAX_BATCH_EVENTS`).
+    pub limits: Limits,
+    /// The queue's message size limit (`EIS_SQS_MAX_MESSAGE_BYTES`, 256 KiB).
+    pub sqs_max_message_bytes: usize,
+    /// Port of the local server (`EIS_PORT`, 3000); unused in Lambda.
+    pub port: u16,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, EnvError> {
+        let defaults = Limits::default();
+        let limits = Limits {
+            max_event_bytes: or_default("EIS_MAX_EVENT_BYTES", defaults.max_event_bytes)?,
+            max_batch_events: or_default("EIS_MAX_BATCH_EVENTS", defaults.max_batch_events)?,
+            ..defaults
+        };
+        Ok(Self {
+            db: DbConfig::from_env()?,
+            queue_url: required("EIS_QUEUE_URL")?,
+            max_body_bytes: or_default("EIS_MAX_BODY_BYTES", 5 * 1024 * 1024)?,
+            limits,
+            sqs_max_message_bytes: or_default("EIS_SQS_MAX_MESSAGE_BYTES", SQS_MAX_MESSAGE_BYTES)?,
+            port: optional("EIS_PORT")?.unwrap_or(3000),
+        })
+    }
+}

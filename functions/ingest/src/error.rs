@@ -1,0 +1,120 @@
+//! Every way a request can fail, and the one place that maps failures to HTTP statuses.
+
+use axum::http::{header, StatusCode};
+use axum::response::{AppendHeaders, IntoResponse, Response};
+use axum::Json;
+use eis_contract::{Code, Rejection};
+use serde_json::json;
+
+/// Seconds a client should wait before retrying when storage is unavailable.
+const RETRY_AFTER_SECS: &str = "5";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request or event breaks the contract (codes of `eis_contract::Code`).
+    #[error("{0}")]
+    Invalid(#[from] Rejection),
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("the request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("unsupported Content-Encoding {0:?}: send identity or gzip")]
+    UnsupportedEncoding(String),
+    #[error("the gzip body cannot be decompressed")]
+    InvalidGzip,
+    #[error("the request body could not be read")]
+    UnreadableBody,
+    /// The database refused an event that the contract accepted.
+    #[error("storage refused the event: {0}")]
+    StorageRejected(String),
+    #[error("storage is unavailable, retry later")]
+    StorageUnavailable,
+    #[error("internal error")]
+    Internal,
+    #[error("no such route")]
+    NotFound,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+}
+
+impl ApiError {
+    /// The stable snake_case code of the response body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Invalid(r) => r.code.as_str(),
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::UnsupportedEncoding(_) => "unsupported_content_encoding",
+            ApiError::InvalidGzip => "invalid_gzip",
+            ApiError::UnreadableBody => "unreadable_body",
+            ApiError::StorageRejected(_) => "storage_rejected",
+            ApiError::StorageUnavailable => "storage_unavailable",
+            ApiError::Internal => "internal_error",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Invalid(r) => code_status(r.code),
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType | ApiError::UnsupportedEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            ApiError::InvalidGzip | ApiError::UnreadableBody | ApiError::StorageRejected(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    /// The human sentence of the response body (internal details are logged, never sent).
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::Invalid(r) => r.message.clone(),
+            ApiError::StorageRejected(_) => "storage refused the event".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Size rejections are 413, every other contract code is 400.
+fn code_status(code: Code) -> StatusCode {
+    match code {
+        Code::EventTooLarge | Code::BatchTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+impl From<eis_store::StoreError> for ApiError {
+    fn from(err: eis_store::StoreError) -> Self {
+        if err.is_retryable() {
+            tracing::warn!(error = %err, "storage unavailable");
+            ApiError::StorageUnavailable
+        } else {
+            tracing::error!(error = %err, "storage failed");
+            ApiError::Internal
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.code(), "message": self.message() });
+        (self.status(), AppendHeaders(self.headers()), Json(body)).into_response()
+    }
+}
+
+impl ApiError {
+    /// Extra headers: Retry-After tells clients when storage may be back.
+    pub fn headers(&self) -> Vec<(header::HeaderName, &'static str)> {
+        match self {
+            ApiError::StorageUnavailable => vec![(header::RETRY_AFTER, RETRY_AFTER_SECS)],
+            _ => Vec::new(),
+        }
+    }
+}

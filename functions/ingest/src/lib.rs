@@ -1,0 +1,10 @@
+//! The ingest function: validates events, commits them to PostgreSQL and hands them to SQS
+//! for archival. `main.rs` wires it; this library is what tests drive.
+
+pub mod app;
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod ingest;
+pub mod routes;
+pub mod telemetry;

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# `make test`: formatting, lints, then every test against the local stack. Brings the stack up
+# itself and, when it was not already running, stops it again at the end.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+step "cargo clippy (warnings denied)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+started=0
+stack_running || started=1
+if [ "$started" = 1 ]; then
+  trap 'infra/local/down.sh' EXIT
+fi
+step "local stack"
+infra/local/up.sh
+# shellcheck disable=SC1091
+source "$ENV_FILE"
+
+step "cargo test"
+cargo test --workspace --locked --no-fail-fast

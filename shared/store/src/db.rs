@@ -1,0 +1,235 @@
+//! One PostgreSQL connection per Lambda container: opened lazily on first use, reused across
+//! invocations, re-opened when it breaks. TLS through native-tls, honouring libpq's sslmode.
+
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use native_tls::{Certificate, TlsConnector};
+use postgres_native_tls::MakeTlsConnector;
+use tokio::sync::Mutex;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::{Client, Config};
+
+use crate::config::DbConfig;
+use crate::error::StoreError;
+
+/// libpq's sslmode values; tokio-postgres itself only knows disable/prefer/require.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+pub struct Db {
+    config: Config,
+    tls: MakeTlsConnector,
+    query_timeout: Duration,
+    client: Mutex<Option<Arc<Client>>>,
+}
+
+impl Db {
+    /// Parses the configuration and prepares TLS; does no I/O (cold starts stay cheap).
+    pub fn new(cfg: &DbConfig) -> Result<Self, StoreError> {
+        let (url, mode, root_cert) = split_tls_params(&cfg.url)?;
+        let mut config = Config::from_str(&url).map_err(|e| StoreError::Config(e.to_string()))?;
+        config.connect_timeout(cfg.connect_timeout);
+        config.ssl_mode(match mode {
+            TlsMode::Disable => SslMode::Disable,
+            TlsMode::Prefer => SslMode::Prefer,
+            _ => SslMode::Require,
+        });
+        if config.get_application_name().is_none() {
+            config.application_name("eis");
+        }
+        let ca_file = root_cert.or_else(|| cfg.ca_file.clone());
+        let tls = tls_connector(mode, ca_file.as_deref())?;
+        Ok(Self {
+            config,
+            tls,
+            query_timeout: cfg.query_timeout,
+            client: Mutex::new(None),
+        })
+    }
+
+    /// The shared connection, opened (or re-opened) when needed.
+    pub async fn client(&self) -> Result<Arc<Client>, StoreError> {
+        let mut slot = self.client.lock().await;
+        if let Some(client) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(Arc::clone(client));
+        }
+        *slot = None;
+        let client = Arc::new(self.connect().await?);
+        *slot = Some(Arc::clone(&client));
+        Ok(client)
+    }
+
+    /// A new connection of its own, for work that needs a transaction (`&mut Client`).
+    pub async fn connect(&self) -> Result<Client, StoreError> {
+        let connecting = self.config.connect(self.tls.clone());
+        // connect_timeout bounds each socket attempt; this bounds the handshake as a whole.
+        let deadline = self.config.get_connect_timeout().copied();
+        let (client, connection) = match deadline {
+            Some(limit) => tokio::time::timeout(limit, connecting)
+                .await
+                .map_err(|_| StoreError::Unavailable(format!("connect timed out after {limit:?}")))?,
+            None => connecting.await,
+        }
+        .map_err(StoreError::from_pg)?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "postgres connection closed");
+            }
+        });
+        Ok(client)
+    }
+
+    /// Forgets the shared connection so that the next call opens a new one.
+    pub async fn reset(&self) {
+        *self.client.lock().await = None;
+    }
+
+    /// Runs one database operation under the query timeout. On a timeout or a transient
+    /// error the shared connection is dropped: it may be stuck or broken.
+    pub async fn run<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        let result = match tokio::time::timeout(self.query_timeout, op).await {
+            Ok(r) => r.map_err(StoreError::from_pg),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "statement timed out after {:?}",
+                self.query_timeout
+            ))),
+        };
+        if matches!(result, Err(ref e) if e.is_retryable()) {
+            self.reset().await;
+        }
+        result
+    }
+
+    /// A cheap round trip, for health checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        self.run(client.simple_query("SELECT 1")).await.map(|_| ())
+    }
+}
+
+/// Takes `sslmode` and `sslrootcert` out of a URL (tokio-postgres rejects verify-* and
+/// sslrootcert) and returns the rest with them.
+fn split_tls_params(url: &str) -> Result<(String, TlsMode, Option<String>), StoreError> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), TlsMode::Prefer, None));
+    };
+    let mut mode = TlsMode::Prefer;
+    let mut root_cert = None;
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("sslmode", v)) => {
+                mode = match v {
+                    "disable" => TlsMode::Disable,
+                    "prefer" | "allow" => TlsMode::Prefer,
+                    "require" => TlsMode::Require,
+                    "verify-ca" => TlsMode::VerifyCa,
+                    "verify-full" => TlsMode::VerifyFull,
+                    other => return Err(StoreError::Config(format!("unknown sslmode {other:?}"))),
+                }
+            }
+            Some(("sslrootcert", v)) => root_cert = Some(v.to_string()),
+            _ => kept.push(pair),
+        }
+    }
+    let rest = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((rest, mode, root_cert))
+}
+
+/// libpq semantics: prefer/require encrypt without verifying; verify-ca checks the chain;
+/// verify-full checks the chain and the host name.
+fn tls_connector(mode: TlsMode, ca_file: Option<&str>) -> Result<MakeTlsConnector, StoreError> {
+    let mut builder = TlsConnector::builder();
+    match mode {
+        TlsMode::Disable | TlsMode::Prefer | TlsMode::Require => {
+            builder
+                .danger_accept_invalid_certs(true)
+                .danger_accept_invalid_hostnames(true);
+        }
+        TlsMode::VerifyCa => {
+            builder.danger_accept_invalid_hostnames(true);
+        }
+        TlsMode::VerifyFull => {}
+    }
+    if let Some(path) = ca_file.filter(|_| matches!(mode, TlsMode::VerifyCa | TlsMode::VerifyFull)) {
+        let pem = std::fs::read(path)
+            .map_err(|e| StoreError::Config(format!("cannot read CA file {path}: {e}")))?;
+        // A bundle (like RDS's) holds many certificates: add each one.
+        for cert in pem_certificates(&pem) {
+            let cert = Certificate::from_pem(cert)
+                .map_err(|e| StoreError::Config(format!("bad certificate in {path}: {e}")))?;
+            builder.add_root_certificate(cert);
+        }
+    }
+    let connector = builder
+        .build()
+        .map_err(|e| StoreError::Config(format!("TLS setup failed: {e}")))?;
+    Ok(MakeTlsConnector::new(connector))
+}
+
+/// Splits a PEM bundle into its certificates.
+fn pem_certificates(pem: &[u8]) -> Vec<&[u8]> {
+    const END: &[u8] = b"-----END CERTIFICATE-----";
+    let mut certs = Vec::new();
+    let mut rest = pem;
+    while let Some(end) = rest.windows(END.len()).position(|w| w == END) {
+        let (cert, tail) = rest.split_at(end + END.len());
+        certs.push(cert);
+        rest = tail;
+    }
+    certs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_params_are_taken_out_of_the_url() {
+        let (url, mode, root) = split_tls_params(
+            "postgres://u@h:5432/db?sslmode=verify-full&sslrootcert=/ca.pem&application_name=x",
+        )
+        .expect("valid url");
+        assert_eq!(url, "postgres://u@h:5432/db?application_name=x");
+        assert_eq!(mode, TlsMode::VerifyFull);
+        assert_eq!(root.as_deref(), Some("/ca.pem"));
+    }
+
+    #[test]
+    fn url_without_query_defaults_to_prefer() {
+        let (url, mode, root) = split_tls_params("postgres://u@h/db").expect("valid url");
+        assert_eq!((url.as_str(), mode, root), ("postgres://u@h/db", TlsMode::Prefer, None));
+    }
+
+    #[test]
+    fn unknown_sslmode_is_a_config_error() {
+        assert!(matches!(
+            split_tls_params("postgres://h/db?sslmode=sometimes"),
+            Err(StoreError::Config(_))
+        ));
+    }
+
+    #[test]
+    fn pem_bundle_is_split_into_certificates() {
+        let one = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let bundle = format!("{one}{one}{one}");
+        assert_eq!(pem_certificates(bundle.as_bytes()).len(), 3);
+        assert!(pem_certificates(b"no certificates here").is_empty());
+    }
+}

@@ -1,0 +1,18 @@
+//! EIS storage: configuration from the environment, the PostgreSQL event store and its
+//! maintenance, the SQS archive hand-off, and AWS client construction shared by both functions.
+
+pub mod aws;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod maintenance;
+pub mod message;
+pub mod migrate;
+pub mod publish;
+
+pub use config::{DbConfig, EnvError};
+pub use db::Db;
+pub use error::StoreError;
+pub use events::{EventKey, InsertOutcome, PgEventStore};
+pub use publish::{PublishOutcome, SqsPublisher};

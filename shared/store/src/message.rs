@@ -1,0 +1,173 @@
+//! The SQS message format of the archive hand-off: many event records per message, so that a
+//! batch of 500 events costs a handful of requests, not 500.
+//!
+//! Body: `{"v":1,"events":[<record>, ...]}` where a record is `eis_contract::Event`'s serde
+//! form. The archiver decodes with [`decode`]; a body it cannot decode is left for the DLQ.
+
+use std::borrow::Borrow;
+use std::ops::Range;
+
+use eis_contract::Event;
+use serde::Deserialize;
+
+pub const FORMAT_VERSION: u32 = 1;
+const HEAD: &str = r#"{"v":1,"events":["#;
+const TAIL: &str = "]}";
+
+/// SQS's limit on one message, and on the sum of the messages of one SendMessageBatch.
+pub const SQS_MAX_MESSAGE_BYTES: usize = 262_144;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    #[error("event {event_id} needs {bytes} bytes, more than a message may hold ({max})")]
+    EventTooLarge {
+        event_id: uuid::Uuid,
+        bytes: usize,
+        max: usize,
+    },
+    #[error("cannot encode event: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("undecodable archive message: {0}")]
+pub struct DecodeError(String);
+
+/// One message body and which of the input events it carries.
+#[derive(Debug)]
+pub struct PackedMessage {
+    pub body: String,
+    pub events: Range<usize>,
+}
+
+/// Packs events, in order, into as few bodies of at most `max_bytes` as they fit in.
+pub fn pack<E: Borrow<Event>>(events: &[E], max_bytes: usize) -> Result<Vec<PackedMessage>, MessageError> {
+    let mut messages = Vec::new();
+    let mut body = String::from(HEAD);
+    let mut first = 0;
+    for (i, event) in events.iter().enumerate() {
+        let event = event.borrow();
+        let record = sqs_safe(serde_json::to_string(event)?);
+        let alone = HEAD.len() + record.len() + TAIL.len();
+        if alone > max_bytes {
+            return Err(MessageError::EventTooLarge {
+                event_id: event.event_id,
+                bytes: alone,
+                max: max_bytes,
+            });
+        }
+        let separator = usize::from(i > first);
+        if body.len() + separator + record.len() + TAIL.len() > max_bytes {
+            body.push_str(TAIL);
+            messages.push(PackedMessage {
+                body: std::mem::replace(&mut body, String::from(HEAD)),
+                events: first..i,
+            });
+            first = i;
+        } else if separator == 1 {
+            body.push(',');
+        }
+        body.push_str(&record);
+    }
+    if first < events.len() {
+        body.push_str(TAIL);
+        messages.push(PackedMessage {
+            body,
+            events: first..events.len(),
+        });
+    }
+    Ok(messages)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    v: u32,
+    events: Vec<Event>,
+}
+
+pub fn decode(body: &str) -> Result<Vec<Event>, DecodeError> {
+    let parsed: Body = serde_json::from_str(body).map_err(|e| DecodeError(e.to_string()))?;
+    if parsed.v != FORMAT_VERSION {
+        return Err(DecodeError(format!("unknown format version {}", parsed.v)));
+    }
+    Ok(parsed.events)
+}
+
+/// SQS refuses U+FFFE and U+FFFF in message bodies; JSON may carry them escaped instead.
+/// (Every other character serde_json leaves unescaped is allowed.)
+fn sqs_safe(json: String) -> String {
+    if json.contains(['\u{fffe}', '\u{ffff}']) {
+        json.replace('\u{fffe}', "\\ufffe").replace('\u{ffff}', "\\uffff")
+    } else {
+        json
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn event(n: u32, payload_bytes: usize) -> Event {
+        let now = Utc.with_ymd_and_hms(2026, 11, 28, 10, 0, 0).unwrap();
+        let body = serde_json::json!({
+            "event_type": "pantry_updated",
+            "unit_type": "user",
+            "unit_id": format!("user-{n}"),
+            "timestamp": "2026-11-28T09:59:00Z",
+            "payload": {"note": "x".repeat(payload_bytes)},
+        });
+        eis_contract::validate_event(
+            body.to_string().as_bytes(),
+            now,
+            &eis_contract::Limits::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn packs_in_order_within_the_limit_and_decodes_back() {
+        let events: Vec<Event> = (0..500).map(|n| event(n, 700)).collect();
+        let messages = pack(&events, SQS_MAX_MESSAGE_BYTES).unwrap();
+        assert!(messages.len() > 1 && messages.len() < 5, "{} messages", messages.len());
+        let mut decoded = Vec::new();
+        let mut next = 0;
+        for m in &messages {
+            assert!(m.body.len() <= SQS_MAX_MESSAGE_BYTES);
+            assert_eq!(m.events.start, next);
+            next = m.events.end;
+            decoded.extend(decode(&m.body).unwrap());
+        }
+        assert_eq!(decoded, events);
+    }
+
+    #[test]
+    fn an_event_larger_than_a_message_is_an_error() {
+        let err = pack(&[event(1, 2_000)], 1_000).unwrap_err();
+        assert!(matches!(err, MessageError::EventTooLarge { .. }));
+    }
+
+    #[test]
+    fn no_events_no_messages() {
+        assert!(pack::<Event>(&[], SQS_MAX_MESSAGE_BYTES).unwrap().is_empty());
+    }
+
+    #[test]
+    fn characters_sqs_refuses_travel_escaped() {
+        let mut e = event(1, 1);
+        e.payload
+            .insert("odd".into(), serde_json::Value::String("a\u{fffe}b\u{ffff}".into()));
+        let m = pack(std::slice::from_ref(&e), SQS_MAX_MESSAGE_BYTES).unwrap();
+        assert!(!m[0].body.contains(['\u{fffe}', '\u{ffff}']));
+        assert_eq!(decode(&m[0].body).unwrap(), vec![e]);
+    }
+
+    #[test]
+    fn foreign_bodies_do_not_decode() {
+        assert!(decode("not json").is_err());
+        assert!(decode(r#"{"v":2,"events":[]}"#).is_err());
+        assert!(decode(r#"{"v":1,"events":[{"event_id":"x"}]}"#).is_err());
+    }
+}

@@ -1,0 +1,39 @@
+//! Schema migrations: the SQL files of `migrations/`, applied in order by refinery and
+//! recorded in its history table. refinery itself does not lock, so the run holds a
+//! session-level advisory lock: two processes migrating at once apply each file once.
+
+use crate::db::Db;
+use crate::error::StoreError;
+
+mod embedded {
+    refinery::embed_migrations!("../../migrations");
+}
+
+/// Arbitrary but fixed: the advisory lock key that serialises migration runs.
+const MIGRATION_LOCK: i64 = 0x4549_535f_6d69_67; // "EIS_mig"
+
+/// Applies the pending migrations; returns the names of those applied by this call.
+pub async fn run(db: &Db) -> Result<Vec<String>, StoreError> {
+    // A connection of its own: refinery needs `&mut Client` and the lock belongs to a session.
+    let mut client = db.connect().await?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(StoreError::from_pg)?;
+    let report = embedded::migrations::runner()
+        .set_migration_table_name("eis_schema_history")
+        .run_async(&mut client)
+        .await;
+    // Unlock even when the run failed; closing the connection would release it too.
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(StoreError::from_pg);
+    let report = report.map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+    unlocked?;
+    Ok(report
+        .applied_migrations()
+        .iter()
+        .map(|m| m.to_string())
+        .collect())
+}

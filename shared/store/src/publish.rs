@@ -1,0 +1,113 @@
+//! Hands accepted events to SQS for archival: packed messages, SendMessageBatch of up to 10.
+//! Transient failures are retried by the SDK (standard retry mode); what still fails is
+//! reported, so the caller leaves those events to the archiver's sweep.
+
+use std::borrow::Borrow;
+
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use eis_contract::Event;
+
+use crate::message::{self, PackedMessage};
+
+/// SendMessageBatch takes at most 10 entries.
+const MAX_BATCH_ENTRIES: usize = 10;
+
+pub struct SqsPublisher {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+    max_message_bytes: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct PublishOutcome {
+    /// Indices (into the published slice) of the events SQS confirmed.
+    pub published: Vec<usize>,
+    pub messages: usize,
+    pub requests: usize,
+    /// One line per failed request or entry; empty when everything was confirmed.
+    pub errors: Vec<String>,
+}
+
+impl SqsPublisher {
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: String, max_message_bytes: usize) -> Self {
+        Self {
+            client,
+            queue_url,
+            max_message_bytes,
+        }
+    }
+
+    pub async fn publish<E: Borrow<Event>>(&self, events: &[E]) -> PublishOutcome {
+        let mut outcome = PublishOutcome::default();
+        let messages = match message::pack(events, self.max_message_bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                outcome.errors.push(e.to_string());
+                return outcome;
+            }
+        };
+        outcome.messages = messages.len();
+        for group in self.requests(&messages) {
+            outcome.requests += 1;
+            self.send(group, &mut outcome).await;
+        }
+        outcome
+    }
+
+    /// Groups messages into requests: at most 10 entries and, as SQS also limits the sum of
+    /// a batch's bodies, at most `max_message_bytes` in all.
+    fn requests<'m>(&self, messages: &'m [PackedMessage]) -> Vec<&'m [PackedMessage]> {
+        let mut groups = Vec::new();
+        let (mut start, mut bytes) = (0, 0);
+        for (i, m) in messages.iter().enumerate() {
+            if i > start
+                && (i - start == MAX_BATCH_ENTRIES || bytes + m.body.len() > self.max_message_bytes)
+            {
+                groups.push(&messages[start..i]);
+                (start, bytes) = (i, 0);
+            }
+            bytes += m.body.len();
+        }
+        if start < messages.len() {
+            groups.push(&messages[start..]);
+        }
+        groups
+    }
+
+    async fn send(&self, group: &[PackedMessage], outcome: &mut PublishOutcome) {
+        let mut request = self.client.send_message_batch().queue_url(&self.queue_url);
+        for (i, m) in group.iter().enumerate() {
+            let entry = SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(&m.body)
+                .build();
+            match entry {
+                Ok(entry) => request = request.entries(entry),
+                Err(e) => {
+                    outcome.errors.push(e.to_string());
+                    return;
+                }
+            }
+        }
+        match request.send().await {
+            Ok(response) => {
+                for ok in response.successful() {
+                    if let Some(m) = ok.id().parse::<usize>().ok().and_then(|i| group.get(i)) {
+                        outcome.published.extend(m.events.clone());
+                    }
+                }
+                for failed in response.failed() {
+                    outcome.errors.push(format!(
+                        "entry {} failed: {} {}",
+                        failed.id(),
+                        failed.code(),
+                        failed.message().unwrap_or_default()
+                    ));
+                }
+            }
+            Err(e) => outcome
+                .errors
+                .push(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string()),
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! Shared by the integration tests: each test gets its own database (migrated), its own
+//! queue and bucket on moto, all on the local stack that `make test` starts (`.local/env`).
+//! The one fake here, `FaultyProxy`, injects network faults a real server cannot produce on
+//! demand; everything else is the real service over a real connection.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use eis_store::{aws, migrate, Db, DbConfig};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// A variable of the local stack, with a hint when the stack is not there.
+pub fn stack_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: integration tests run against the local stack; use `make test` or `make up && . .local/env`")
+    })
+}
+
+/// DbConfig for `url` with the timeouts tests want (short enough to see faults quickly).
+pub fn db_config(url: String) -> DbConfig {
+    DbConfig {
+        url,
+        ca_file: None,
+        connect_timeout: Duration::from_secs(2),
+        query_timeout: Duration::from_secs(5),
+    }
+}
+
+/// Replaces the database name of a postgres URL.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let prefix = match base.rfind('/') {
+        Some(i) if i > "postgres://".len() => &base[..i],
+        _ => base,
+    };
+    match query {
+        Some(q) => format!("{prefix}/{name}?{q}"),
+        None => format!("{prefix}/{name}"),
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    format!("{prefix}{secs}_{}", &uuid::Uuid::now_v7().simple().to_string()[24..])
+}
+
+/// A fresh, migrated database of its own. Call `drop_database` at the end of the test;
+/// databases left by crashed runs are removed by later runs after an hour.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+}
+
+impl TestDb {
+    pub async fn create() -> TestDb {
+        let admin_url = stack_var("DATABASE_URL");
+        let name = unique("eis_t_");
+        let admin = connect(&admin_url).await;
+        remove_stale_databases(&admin).await;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
+        let url = with_database(&admin_url, &name);
+        let db = Db::new(&db_config(url.clone())).expect("db config");
+        migrate::run(&db).await.expect("migrations apply");
+        TestDb {
+            name,
+            url,
+            admin_url,
+        }
+    }
+
+    pub fn config(&self) -> DbConfig {
+        db_config(self.url.clone())
+    }
+
+    pub fn db(&self) -> Arc<Db> {
+        Arc::new(Db::new(&self.config()).expect("db config"))
+    }
+
+    /// A plain client for the test's own queries.
+    pub async fn client(&self) -> tokio_postgres::Client {
+        connect(&self.url).await
+    }
+
+    pub async fn drop_database(self) {
+        let admin = connect(&self.admin_url).await;
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .await
+            .expect("drop test database");
+    }
+}
+
+pub async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+async fn remove_stale_databases(admin: &tokio_postgres::Client) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let rows = admin
+        .query("SELECT datname FROM pg_database WHERE datname LIKE 'eis\\_t\\_%'", &[])
+        .await
+        .expect("list databases");
+    for row in rows {
+        let name: String = row.get(0);
+        let created: u64 = name
+            .trim_start_matches("eis_t_")
+            .split('_')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(now);
+        if now.saturating_sub(created) > 3600 {
+            let _ = admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
+        }
+    }
+}
+
+/// AWS SDK configuration from the environment (moto through AWS_ENDPOINT_URL).
+pub async fn sdk() -> aws_config::SdkConfig {
+    stack_var("AWS_ENDPOINT_URL");
+    aws::sdk_config(3, Duration::from_secs(5)).await
+}
+
+/// A queue of the test's own with a dead-letter queue after `max_receives` receives.
+pub struct TestQueue {
+    pub client: aws_sdk_sqs::Client,
+    pub url: String,
+    pub dlq_url: String,
+}
+
+impl TestQueue {
+    pub async fn create(max_receives: u32, visibility_secs: u32) -> TestQueue {
+        let client = aws::sqs_client(&sdk().await);
+        let name = unique("eis-t-").replace('_', "-");
+        let dlq_url = client
+            .create_queue()
+            .queue_name(format!("{name}-dlq"))
+            .send()
+            .await
+            .expect("create dlq")
+            .queue_url
+            .expect("dlq url");
+        let dlq_arn = client
+            .get_queue_attributes()
+            .queue_url(&dlq_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("dlq attributes")
+            .attributes
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+            .expect("dlq arn");
+        let redrive = serde_json::json!({
+            "deadLetterTargetArn": dlq_arn,
+            "maxReceiveCount": max_receives.to_string(),
+        });
+        let url = client
+            .create_queue()
+            .queue_name(&name)
+            .attributes(
+                aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
+                redrive.to_string(),
+            )
+            .attributes(
+                aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+                visibility_secs.to_string(),
+            )
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url
+            .expect("queue url");
+        TestQueue {
+            client,
+            url,
+            dlq_url,
+        }
+    }
+
+    /// Receives until the queue answers empty; returns the bodies (and deletes nothing).
+    pub async fn receive_all(&self, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+        let mut all = Vec::new();
+        loop {
+            let out = self
+                .client
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive");
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return all;
+            }
+            all.extend(messages);
+        }
+    }
+
+    pub async fn delete(self) {
+        for url in [&self.url, &self.dlq_url] {
+            let _ = self.client.delete_queue().queue_url(url).send().await;
+        }
+    }
+}
+
+/// A bucket of the test's own.
+pub async fn test_bucket() -> (aws_sdk_s3::Client, String) {
+    let client = aws::s3_client(&sdk().await);
+    let name = unique("eis-t-").replace('_', "-");
+    client
+        .create_bucket()
+        .bucket(&name)
+        .send()
+        .await
+        .expect("create bucket");
+    (client, name)
+}
+
+/// A TCP forwarder in front of a real server, for faults on demand: `cut()` drops every
+/// connection and refuses new ones (the server "goes away"), `restore()` lets them in again.
+pub struct FaultyProxy {
+    pub addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    cut_tx: watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultyProxy {
+    pub async fn start(target: SocketAddr) -> FaultyProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let up = Arc::new(AtomicBool::new(true));
+        let (cut_tx, cut_rx) = watch::channel(0u64);
+        let task = tokio::spawn(accept_loop(listener, target, Arc::clone(&up), cut_rx));
+        FaultyProxy {
+            addr,
+            up,
+            cut_tx,
+            task,
+        }
+    }
+
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.cut_tx.send_modify(|n| *n += 1);
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for FaultyProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.task.abort();
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    target: SocketAddr,
+    up: Arc<AtomicBool>,
+    cut_rx: watch::Receiver<u64>,
+) {
+    while let Ok((mut inbound, _)) = listener.accept().await {
+        if !up.load(Ordering::SeqCst) {
+            drop(inbound);
+            continue;
+        }
+        let mut cut = cut_rx.clone();
+        cut.mark_unchanged();
+        tokio::spawn(async move {
+            let Ok(mut outbound) = TcpStream::connect(target).await else {
+                return;
+            };
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                _ = cut.changed() => {}
+            }
+        });
+    }
+}
+
+/// The host:port of a postgres URL.
+pub fn pg_addr(url: &str) -> SocketAddr {
+    let config: tokio_postgres::Config = url.parse().expect("postgres url");
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let host = if host == "localhost" { "127.0.0.1".into() } else { host };
+    format!("{host}:{port}").parse().expect("socket address")
+}
+
+/// Polls `check` until it returns Some or `limit` passes (for eventually-consistent state,
+/// never for timing assertions).
+pub async fn eventually<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A valid event through the real contract, with the given unit id and timestamp.
+pub fn event(
+    now: chrono::DateTime<chrono::Utc>,
+    timestamp: chrono::DateTime<chrono::Utc>,
+    unit_id: &str,
+) -> eis_contract::Event {
+    let body = serde_json::json!({
+        "event_type": "plan_generated",
+        "unit_type": "user",
+        "unit_id": unit_id,
+        "experiments": [{
+            "experiment_id": "0b7e6a43-2d1e-4f55-9d7c-6f6f6b1f0a01",
+            "variant_id": "5c0c8f5e-8b4a-4a43-b7c5-0f2f0c0b9a02",
+        }],
+        "context": {"policy_version_id": "7d9f8e1c-3b2a-4c5d-8e6f-9a0b1c2d3e04", "platform": "ios"},
+        "metrics": {"latency_ms": 450, "token_count": 1200},
+        "payload": {"plan_id": "plan-1", "meal_count": 7},
+        "timestamp": timestamp.to_rfc3339(),
+    });
+    eis_contract::validate_event(
+        body.to_string().as_bytes(),
+        now,
+        &eis_contract::Limits::default(),
+    )
+    .expect("test event is valid")
+}

@@ -26,4 +26,7 @@ down:
 	infra/local/down.sh
 
 migrate: up
-	source .local/env && cargo run --quiet --locked -p eis-store --bin eis-migrate
+	source .local/env && cargo run --quiet --locked --bin eis-migrate
+
+dev:
+	infra/local/dev.sh

@@ -23,3 +23,6 @@ source "$ENV_FILE"
 
 step "cargo test"
 cargo test --workspace --locked --no-fail-fast
+
+step "Python tests (cargo lambda watch/invoke, make dev, Parquet readers)"
+"$VENV/bin/pytest" -q -p no:cacheprovider tests/python

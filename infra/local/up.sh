@@ -108,4 +108,7 @@ export EIS_DLQ_URL='$EIS_DLQ_URL'
 export EIS_BUCKET='$EIS_BUCKET'
 ENV
 mv "$ENV_FILE.tmp" "$ENV_FILE"
+
+log "applying migrations"
+(cd "$ROOT" && source "$ENV_FILE" && cargo run --quiet --locked --bin eis-migrate >&2)
 log "stack is up; environment in .local/env"

@@ -363,3 +363,48 @@ pub fn event(
     )
     .expect("test event is valid")
 }
+
+/// The ingest function's configuration for a test's own database and queue.
+pub fn ingest_config(db: &TestDb, queue_url: &str) -> ingest::config::Config {
+    ingest::config::Config {
+        db: db.config(),
+        queue_url: queue_url.to_string(),
+        max_body_bytes: 5 * 1024 * 1024,
+        limits: eis_contract::Limits::default(),
+        sqs_max_message_bytes: eis_store::message::SQS_MAX_MESSAGE_BYTES,
+        port: 0,
+    }
+}
+
+/// Serves a router on 127.0.0.1 (a port of its own) until the returned handle is aborted.
+pub async fn serve(router: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (format!("http://{addr}"), task)
+}
+
+/// Rows of exp.events and how many are not handed off yet.
+pub async fn stored_counts(db: &TestDb) -> (i64, i64) {
+    let row = db
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*), count(*) FILTER (WHERE handed_off_at IS NULL) FROM exp.events",
+            &[],
+        )
+        .await
+        .expect("count");
+    (row.get(0), row.get(1))
+}
+
+/// Every event of every message on `url` (received, not deleted).
+pub async fn queued_events(queue: &TestQueue, url: &str) -> Vec<eis_contract::Event> {
+    let mut events = Vec::new();
+    for m in queue.receive_all(url).await {
+        events.extend(eis_store::message::decode(m.body().unwrap_or_default()).expect("decodes"));
+    }
+    events
+}

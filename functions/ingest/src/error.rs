@@ -118,3 +118,87 @@ impl ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eis_contract::Flag;
+
+    /// One of each variant. The match below stops compiling when a variant is added, so the
+    /// list (and with it the documentation check) cannot silently fall behind.
+    fn every_error() -> Vec<ApiError> {
+        let all = vec![
+            ApiError::Invalid(Rejection {
+                code: Code::InvalidJson,
+                message: String::new(),
+            }),
+            ApiError::PayloadTooLarge { limit: 1 },
+            ApiError::UnsupportedMediaType,
+            ApiError::UnsupportedEncoding("br".into()),
+            ApiError::InvalidGzip,
+            ApiError::UnreadableBody,
+            ApiError::StorageRejected(String::new()),
+            ApiError::StorageUnavailable,
+            ApiError::Internal,
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed,
+        ];
+        for e in &all {
+            match e {
+                ApiError::Invalid(_)
+                | ApiError::PayloadTooLarge { .. }
+                | ApiError::UnsupportedMediaType
+                | ApiError::UnsupportedEncoding(_)
+                | ApiError::InvalidGzip
+                | ApiError::UnreadableBody
+                | ApiError::StorageRejected(_)
+                | ApiError::StorageUnavailable
+                | ApiError::Internal
+                | ApiError::NotFound
+                | ApiError::MethodNotAllowed => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_code_and_flag_is_in_the_openapi_spec_and_the_docs() {
+        let spec = include_str!("../../../openapi.yaml");
+        let api_doc = include_str!("../../../docs/api.md");
+        let contract_doc = include_str!("../../../docs/contract.md");
+        let codes = Code::ALL
+            .iter()
+            .map(|c| c.as_str())
+            .chain(every_error().iter().map(ApiError::code))
+            .chain(Flag::ALL.iter().map(|f| f.as_str()));
+        for code in codes {
+            assert!(spec.contains(&format!(" {code}\n")) || spec.contains(&format!(" {code}]")), "{code} missing from openapi.yaml");
+            let documented = format!("`{code}`");
+            assert!(
+                api_doc.contains(&documented) || contract_doc.contains(&documented),
+                "{code} missing from docs/api.md and docs/contract.md"
+            );
+        }
+    }
+
+    #[test]
+    fn statuses() {
+        let status = |e: ApiError| e.status().as_u16();
+        let invalid = |code| {
+            ApiError::Invalid(Rejection {
+                code,
+                message: String::new(),
+            })
+        };
+        assert_eq!(status(invalid(Code::MissingTimestamp)), 400);
+        assert_eq!(status(invalid(Code::EventTooLarge)), 413);
+        assert_eq!(status(invalid(Code::BatchTooLarge)), 413);
+        assert_eq!(status(ApiError::PayloadTooLarge { limit: 1 }), 413);
+        assert_eq!(status(ApiError::UnsupportedMediaType), 415);
+        assert_eq!(status(ApiError::StorageUnavailable), 503);
+        assert_eq!(status(ApiError::NotFound), 404);
+        assert_eq!(status(ApiError::MethodNotAllowed), 405);
+        assert_eq!(ApiError::StorageUnavailable.headers().len(), 1);
+        assert!(ApiError::Internal.headers().is_empty());
+    }
+}

@@ -1,0 +1,382 @@
+//! The ingest API over real HTTP, served on 127.0.0.1 exactly as `make dev` serves it, with
+//! the real PostgreSQL and SQS (moto) behind it: the seed's examples, retries, gzip, limits,
+//! and faults (database gone, queue unreachable).
+
+use std::io::Write;
+use std::sync::Arc;
+
+use chrono::{Duration, SecondsFormat, Utc};
+use eis_store::{message, Db, PgEventStore, SqsPublisher};
+use eis_tests::*;
+use ingest::ingest::Ingestor;
+use ingest::routes::{router, AppState};
+use serde_json::{json, Value};
+
+const EXPERIMENT: &str = "0b7e6a43-2d1e-4f55-9d7c-6f6f6b1f0a01";
+const VARIANT: &str = "5c0c8f5e-8b4a-4a43-b7c5-0f2f0c0b9a02";
+
+fn ts(offset: Duration) -> String {
+    (Utc::now() + offset).to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The seed's example request, with real UUIDs and a current timestamp.
+fn seed_event() -> Value {
+    json!({
+        "event_type": "plan_generated",
+        "unit_type": "user",
+        "unit_id": "user-123",
+        "experiments": [{"experiment_id": EXPERIMENT, "variant_id": VARIANT}],
+        "context": {"policy_version_id": "7d9f8e1c-3b2a-4c5d-8e6f-9a0b1c2d3e04", "app_version": "1.2.3", "platform": "ios"},
+        "metrics": {"latency_ms": 450, "token_count": 1200},
+        "payload": {"plan_id": "2f1e0d9c-8b7a-4655-9443-3a2b1c0d9e05", "meal_count": 7},
+        "timestamp": ts(Duration::zero()),
+    })
+}
+
+fn swap_event(i: usize) -> Value {
+    json!({
+        "event_type": "meal_swapped", "unit_type": "user", "unit_id": format!("user-{i}"),
+        "experiments": [{"experiment_id": EXPERIMENT, "variant_id": VARIANT}],
+        "payload": {"meal_id": format!("meal-{i}"), "new_meal_id": format!("meal-{}", i + 1)},
+        "timestamp": ts(Duration::zero()),
+    })
+}
+
+struct App {
+    url: String,
+    http: reqwest::Client,
+    db: TestDb,
+    queue: TestQueue,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl App {
+    async fn start() -> App {
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(adjust: impl FnOnce(&mut ingest::config::Config)) -> App {
+        let db = TestDb::create().await;
+        let queue = TestQueue::create(5, 30).await;
+        let mut config = ingest_config(&db, &queue.url);
+        adjust(&mut config);
+        let state = ingest::app::state(&config).await.expect("state");
+        let (url, server) = serve(router(state)).await;
+        App {
+            url,
+            http: reqwest::Client::new(),
+            db,
+            queue,
+            server,
+        }
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.post_bytes(path, body.to_string().into_bytes(), &[]).await
+    }
+
+    async fn post_bytes(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        answer(request.send().await.expect("request")).await
+    }
+
+    async fn stop(self) {
+        self.server.abort();
+        self.queue.delete().await;
+        self.db.drop_database().await;
+    }
+}
+
+async fn answer(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).expect("gzip");
+    enc.finish().expect("gzip")
+}
+
+#[tokio::test]
+async fn the_seed_example_is_stored_and_handed_to_sqs() {
+    let app = App::start().await;
+    let (status, body) = app.post("/events", &seed_event()).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["status"], "accepted");
+    let id = body["event_id"].as_str().expect("event_id").to_string();
+    let parsed = uuid::Uuid::parse_str(&id).expect("uuid");
+    assert_eq!(parsed.get_version_num(), 7, "assigned ids are time-ordered v7");
+
+    assert_eq!(stored_counts(&app.db).await, (1, 0), "stored and marked handed off");
+    let queued = queued_events(&app.queue, &app.queue.url).await;
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].event_id.to_string(), id);
+    assert_eq!(queued[0].experiments[0].variant_id.to_string(), VARIANT);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_seed_batch_of_100_with_two_bad_events_is_a_207() {
+    let app = App::start().await;
+    let mut events: Vec<Value> = (0..100).map(swap_event).collect();
+    events[5].as_object_mut().expect("object").remove("timestamp");
+    events[12]["experiments"][0]["experiment_id"] = json!("uuid-exp");
+    let (status, body) = app.post("/events/batch", &json!({ "events": events })).await;
+    assert_eq!(status, 207, "{body}");
+    assert_eq!(body["accepted"], 98);
+    assert_eq!(body["rejected"], 2);
+    let errors = body["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 2);
+    assert_eq!((errors[0]["index"].as_u64(), errors[0]["error"].as_str()), (Some(5), Some("missing_timestamp")));
+    assert_eq!((errors[1]["index"].as_u64(), errors[1]["error"].as_str()), (Some(12), Some("invalid_experiment_id")));
+    let ids = body["event_ids"].as_array().expect("event_ids");
+    assert_eq!(ids.len(), 100);
+    assert!(ids[5].is_null() && ids[12].is_null());
+    assert_eq!(ids.iter().filter(|v| v.is_string()).count(), 98);
+
+    assert_eq!(stored_counts(&app.db).await, (98, 0));
+    let queued = queued_events(&app.queue, &app.queue.url).await;
+    assert_eq!(queued.len(), 98);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn all_good_is_200_all_bad_or_empty_is_400() {
+    let app = App::start().await;
+    let (status, body) = app.post("/events/batch", &json!({"events": [swap_event(1), swap_event(2)]})).await;
+    assert_eq!((status, body["accepted"].as_u64()), (200, Some(2)));
+
+    let bad = json!({"events": [{"event_type": "x"}, {"unit_id": "u"}]});
+    let (status, body) = app.post("/events/batch", &bad).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!((body["accepted"].as_u64(), body["rejected"].as_u64()), (Some(0), Some(2)));
+    assert_eq!(body["event_ids"], json!([null, null]));
+
+    for (body, code) in [
+        (json!({"events": []}), "empty_batch"),
+        (json!({"items": []}), "missing_events"),
+        (json!({"events": [swap_event(3)], "extra": 1}), "unknown_field"),
+        (json!({}), "missing_events"),
+        (json!({"events": {}}), "invalid_events"),
+    ] {
+        let (status, answer) = app.post("/events/batch", &body).await;
+        assert_eq!((status, answer["error"].as_str()), (400, Some(code)), "{body}");
+        assert_eq!(answer["accepted"], 0, "batch shape kept: {answer}");
+    }
+    assert_eq!(stored_counts(&app.db).await.0, 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_event_id_is_stored_and_published_once() {
+    let app = App::start().await;
+    let mut event = seed_event();
+    let id = "0193f1a2-7c3e-7a10-8b2c-3d4e5f6a7b99";
+    event["event_id"] = json!(id);
+    for _ in 0..3 {
+        let (status, body) = app.post("/events", &event).await;
+        assert_eq!((status, body["event_id"].as_str()), (202, Some(id)));
+    }
+    let (status, body) = app.post("/events/batch", &json!({"events": [event]})).await;
+    assert_eq!((status, body["event_ids"][0].as_str()), (200, Some(id)));
+    assert_eq!(stored_counts(&app.db).await, (1, 0));
+    assert_eq!(queued_events(&app.queue, &app.queue.url).await.len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn warnings_are_returned_and_stored() {
+    let app = App::start().await;
+    let mut event = swap_event(1);
+    event.as_object_mut().expect("object").remove("experiments");
+    event["timestamp"] = json!(ts(-Duration::days(8)));
+    let (status, body) = app.post("/events", &event).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["warnings"], json!(["old_timestamp", "no_experiment_context"]));
+    let flags: Vec<String> = app
+        .db
+        .client()
+        .await
+        .query_one("SELECT flags FROM exp.events", &[])
+        .await
+        .expect("row")
+        .get(0);
+    assert_eq!(flags, vec!["old_timestamp", "no_experiment_context"]);
+
+    let (status, body) = app.post("/events/batch", &json!({"events": [swap_event(2), event]})).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["warnings"], json!([{"index": 1, "warnings": ["old_timestamp", "no_experiment_context"]}]));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn gzip_bodies_are_accepted_and_bombs_refused() {
+    let app = App::start().await;
+    let batch = json!({"events": (0..50).map(swap_event).collect::<Vec<_>>()});
+    let (status, body) = app
+        .post_bytes("/events/batch", gzip(batch.to_string().as_bytes()), &[("content-encoding", "gzip")])
+        .await;
+    assert_eq!((status, body["accepted"].as_u64()), (200, Some(50)), "{body}");
+
+    // 64 MiB of spaces: valid JSON padding, ~64 KiB compressed, far over the 5 MiB limit.
+    let mut bomb = b"{\"events\":[]".to_vec();
+    bomb.extend(std::iter::repeat_n(b' ', 64 << 20));
+    bomb.push(b'}');
+    let bomb = gzip(&bomb);
+    assert!(bomb.len() < 1 << 20);
+    let (status, body) = app.post_bytes("/events/batch", bomb, &[("content-encoding", "gzip")]).await;
+    assert_eq!((status, body["error"].as_str()), (413, Some("payload_too_large")));
+
+    let (status, body) = app
+        .post_bytes("/events", b"not gzip".to_vec(), &[("content-encoding", "gzip")])
+        .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_gzip")));
+    assert_eq!(stored_counts(&app.db).await.0, 50);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn limits_answer_413_with_their_code() {
+    let app = App::start_with(|c| {
+        c.max_body_bytes = 200_000;
+        c.limits.max_batch_events = 10;
+    })
+    .await;
+    let big = vec![b' '; 200_001];
+    let (status, body) = app.post_bytes("/events", big, &[]).await;
+    assert_eq!((status, body["error"].as_str()), (413, Some("payload_too_large")));
+
+    let eleven = json!({"events": (0..11).map(swap_event).collect::<Vec<_>>()});
+    let (status, body) = app.post("/events/batch", &eleven).await;
+    assert_eq!((status, body["error"].as_str()), (413, Some("batch_too_large")));
+
+    let mut huge = swap_event(1);
+    huge["payload"]["notes"] = json!("x".repeat(70_000));
+    let (status, body) = app.post("/events", &huge).await;
+    assert_eq!((status, body["error"].as_str()), (413, Some("event_too_large")));
+
+    let (status, body) = app.post("/events/batch", &json!({"events": [swap_event(2), huge]})).await;
+    assert_eq!(status, 207, "{body}");
+    assert_eq!(body["errors"][0]["index"], 1);
+    assert_eq!(body["errors"][0]["error"], "event_too_large");
+    assert_eq!(stored_counts(&app.db).await.0, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_json_errors() {
+    let app = App::start().await;
+    let (status, body) = app.post_bytes("/events", b"{\"event_type\":".to_vec(), &[]).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_json")));
+
+    let response = app
+        .http
+        .post(format!("{}/events", app.url))
+        .header("content-type", "text/plain")
+        .body(seed_event().to_string())
+        .send()
+        .await
+        .expect("request");
+    let (status, body) = answer(response).await;
+    assert_eq!((status, body["error"].as_str()), (415, Some("unsupported_media_type")));
+
+    let response = app.http.get(format!("{}/nowhere", app.url)).send().await.expect("request");
+    assert_eq!(answer(response).await, (404, json!({"error": "not_found", "message": "no such route"})));
+    let response = app.http.get(format!("{}/events", app.url)).send().await.expect("request");
+    let (status, body) = answer(response).await;
+    assert_eq!((status, body["error"].as_str()), (405, Some("method_not_allowed")));
+
+    let (status, body) = app.post("/events", &json!({"event_type": "plan_generated", "unit_type": "user", "unit_id": "u", "timestamp": ts(Duration::hours(1))})).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("future_timestamp")));
+    assert_eq!(stored_counts(&app.db).await.0, 0, "bad input stores nothing");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn database_gone_is_503_with_retry_after_and_recovers() {
+    let db = TestDb::create().await;
+    let queue = TestQueue::create(5, 30).await;
+    let proxy = FaultyProxy::start(pg_addr(&db.url)).await;
+    let mut config = ingest_config(&db, &queue.url);
+    config.db.url = db.url.replace(&pg_addr(&db.url).to_string(), &proxy.addr.to_string());
+    let state = ingest::app::state(&config).await.expect("state");
+    let (url, server) = serve(router(state)).await;
+    let http = reqwest::Client::new();
+    let post = |body: Value| {
+        http.post(format!("{url}/events/batch"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+
+    let (status, _) = answer(post(json!({"events": [swap_event(1)]})).await.expect("request")).await;
+    assert_eq!(status, 200);
+
+    proxy.cut();
+    let response = post(json!({"events": [swap_event(2), swap_event(3)]})).await.expect("request");
+    assert_eq!(response.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("5"));
+    assert_eq!(answer(response).await.1["error"], "storage_unavailable");
+    let health = http.get(format!("{url}/health")).send().await.expect("request");
+    assert_eq!(health.status().as_u16(), 503);
+
+    proxy.restore();
+    let (status, _) = answer(post(json!({"events": [swap_event(4)]})).await.expect("request")).await;
+    assert_eq!(status, 200, "recovers without a restart");
+    let health = http.get(format!("{url}/health")).send().await.expect("request");
+    assert_eq!(health.status().as_u16(), 200);
+    // Nothing half-written: the refused batch left no row.
+    assert_eq!(stored_counts(&db).await.0, 2);
+    server.abort();
+    drop(proxy);
+    queue.delete().await;
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn queue_unreachable_still_accepts_and_leaves_events_for_the_sweep() {
+    let db = TestDb::create().await;
+    let unreachable = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url("http://127.0.0.1:1")
+        .credentials_provider(aws_sdk_sqs::config::SharedCredentialsProvider::new(
+            aws_sdk_sqs::config::Credentials::for_tests(),
+        ))
+        .build();
+    let publisher = SqsPublisher::new(
+        eis_store::aws::sqs_client(&unreachable),
+        "http://127.0.0.1:1/123456789012/nowhere".into(),
+        message::SQS_MAX_MESSAGE_BYTES,
+    );
+    let state = AppState {
+        ingestor: Arc::new(Ingestor::new(
+            PgEventStore::new(Arc::new(Db::new(&db.config()).expect("db"))),
+            publisher,
+        )),
+        limits: eis_contract::Limits::default(),
+        max_body_bytes: 5 << 20,
+        now: Utc::now,
+    };
+    let (url, server) = serve(router(state)).await;
+    let response = reqwest::Client::new()
+        .post(format!("{url}/events/batch"))
+        .header("content-type", "application/json")
+        .body(json!({"events": [swap_event(1), swap_event(2), swap_event(3)]}).to_string())
+        .send()
+        .await
+        .expect("request");
+    let (status, body) = answer(response).await;
+    assert_eq!((status, body["accepted"].as_u64()), (200, Some(3)), "{body}");
+    assert_eq!(stored_counts(&db).await, (3, 3), "all stored, none handed off");
+    server.abort();
+    db.drop_database().await;
+}

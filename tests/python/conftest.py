@@ -1,0 +1,55 @@
+"""Shared by the Python tests: paths, ports, processes started in their own session."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = ROOT / ".local" / "venv" / "bin"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_for_port(port: int, process: subprocess.Popen, limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while not port_open(port):
+        assert process.poll() is None, f"process exited with {process.returncode}"
+        assert time.monotonic() < deadline, f"nothing listens on {port} after {limit}s"
+        time.sleep(0.2)
+
+
+def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> int:
+    """Signals the process's whole session (it was started with start_new_session)."""
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+        try:
+            return process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            return process.wait()
+    return process.returncode
+
+
+@pytest.fixture
+def env() -> dict:
+    """The environment with the project's Python tools first on PATH (cargo-lambda)."""
+    env = os.environ.copy()
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env['PATH']}"
+    for name in ("DATABASE_URL", "AWS_ENDPOINT_URL", "EIS_QUEUE_URL"):
+        assert env.get(name), f"{name} is not set: run through `make test`"
+    return env

@@ -1,0 +1,46 @@
+"""`make dev`, the README's main command: serves the API, prints `ready:`, stops on Ctrl-C."""
+
+import json
+import signal
+import subprocess
+import time
+import urllib.request
+from datetime import datetime, timezone
+
+from conftest import ROOT, free_port, port_open, stop
+
+
+def test_make_dev_serves_the_api_and_stops_on_ctrl_c(env):
+    port = free_port()
+    env = dict(env, EIS_PORT=str(port), EIS_ARCHIVE_EVERY="3600")
+    dev = subprocess.Popen(["make", "--no-print-directory", "dev"], cwd=ROOT, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           start_new_session=True)
+    try:
+        ready = None
+        deadline = time.monotonic() + 1800
+        for line in dev.stdout:
+            if line.startswith("ready:"):
+                ready = line.split(None, 1)[1].strip()
+                break
+            assert time.monotonic() < deadline, "no ready line"
+        assert ready == f"http://127.0.0.1:{port}", ready
+        assert f"EIS_API_URL='{ready}'" in (ROOT / ".local" / "env").read_text()
+
+        event = {"event_type": "pantry_updated", "unit_type": "user", "unit_id": "u-dev",
+                 "timestamp": datetime.now(timezone.utc).isoformat(),
+                 "payload": {"items_added": 5, "items_removed": 2}}
+        request = urllib.request.Request(f"{ready}/events", data=json.dumps(event).encode(),
+                                         method="POST", headers={"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 202
+            assert json.loads(response.read())["status"] == "accepted"
+    finally:
+        # Ctrl-C reaches the terminal's whole process group: make, the script, the API.
+        stop(dev, signal.SIGINT)
+    deadline = time.monotonic() + 30
+    while subprocess.run(["pgrep", "-s", str(dev.pid)], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "processes of make dev outlive Ctrl-C"
+        time.sleep(0.2)
+    assert not port_open(port), "the API still listens after Ctrl-C"
+    assert "EIS_API_URL" not in (ROOT / ".local" / "env").read_text()

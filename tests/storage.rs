@@ -396,3 +396,42 @@ async fn s3_put_list_get() {
     let bytes = got.body.collect().await.expect("body").into_bytes();
     assert_eq!(&bytes[..], b"PAR1 bytes");
 }
+
+#[tokio::test]
+async fn credentials_come_from_the_secret_when_one_is_named() {
+    let db = TestDb::create().await;
+    let role = format!("eis_secret_{}", &uuid::Uuid::now_v7().simple().to_string()[24..]);
+    let admin = db.client().await;
+    admin
+        .batch_execute(&format!("CREATE ROLE {role} LOGIN PASSWORD 'from-the-secret'"))
+        .await
+        .expect("create role");
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk().await);
+    let secret = secrets
+        .create_secret()
+        .name(format!("eis-test/{role}"))
+        .secret_string(serde_json::json!({"username": role, "password": "from-the-secret"}).to_string())
+        .send()
+        .await
+        .expect("create secret");
+    // A URL without any user: only the secret can supply it.
+    let url = format!("postgres://{}/{}?sslmode=disable", pg_addr(&db.url), db.name);
+    let mut config = db_config(url);
+    config.secret_arn = secret.arn().map(str::to_string);
+    let with_secret = Db::new(&config).expect("config");
+    let user: String = with_secret
+        .client()
+        .await
+        .expect("connect with the secret's credentials")
+        .query_one("SELECT current_user::text", &[])
+        .await
+        .expect("query")
+        .get(0);
+    assert_eq!(user, role);
+
+    config.secret_arn = Some("arn:aws:secretsmanager:us-east-1:123456789012:secret:missing".into());
+    let missing = Db::new(&config).expect("config").ping().await.expect_err("no such secret");
+    assert!(matches!(missing, StoreError::Config(_)), "{missing}");
+    admin.batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}")).await.ok();
+    db.drop_database().await;
+}

@@ -25,6 +25,7 @@ pub fn db_config(url: String) -> DbConfig {
     DbConfig {
         url,
         ca_file: None,
+        secret_arn: None,
         connect_timeout: Duration::from_secs(2),
         query_timeout: Duration::from_secs(5),
     }

@@ -62,6 +62,9 @@ pub struct DbConfig {
     pub url: String,
     /// CA file for verify-ca / verify-full when the URL names none (`EIS_PG_CA_FILE`).
     pub ca_file: Option<String>,
+    /// Secrets Manager secret whose JSON `username`/`password` are the credentials
+    /// (`EIS_DB_SECRET_ARN`), so that no password sits in the environment.
+    pub secret_arn: Option<String>,
     pub connect_timeout: Duration,
     /// Upper bound on any one statement, enforced client-side.
     pub query_timeout: Duration,
@@ -72,6 +75,7 @@ impl DbConfig {
         Ok(Self {
             url: required("DATABASE_URL")?,
             ca_file: optional("EIS_PG_CA_FILE")?,
+            secret_arn: optional("EIS_DB_SECRET_ARN")?,
             connect_timeout: millis("EIS_DB_CONNECT_TIMEOUT_MS", 3_000)?,
             query_timeout: millis("EIS_DB_QUERY_TIMEOUT_MS", 10_000)?,
         })

@@ -30,6 +30,15 @@ pub struct Db {
     tls: MakeTlsConnector,
     query_timeout: Duration,
     client: Mutex<Option<Arc<Client>>>,
+    secret_arn: Option<String>,
+    /// Credentials read from the secret, kept until the server refuses them (rotation).
+    credentials: Mutex<Option<Credentials>>,
+}
+
+#[derive(Clone, serde::Deserialize)]
+struct Credentials {
+    username: String,
+    password: String,
 }
 
 impl Db {
@@ -53,6 +62,8 @@ impl Db {
             tls,
             query_timeout: cfg.query_timeout,
             client: Mutex::new(None),
+            secret_arn: cfg.secret_arn.clone(),
+            credentials: Mutex::new(None),
         })
     }
 
@@ -70,22 +81,72 @@ impl Db {
 
     /// A new connection of its own, for work that needs a transaction (`&mut Client`).
     pub async fn connect(&self) -> Result<Client, StoreError> {
-        let connecting = self.config.connect(self.tls.clone());
+        let mut config = self.config.clone();
+        if let Some(arn) = &self.secret_arn {
+            let credentials = self.secret_credentials(arn).await?;
+            config.user(&credentials.username).password(credentials.password);
+        }
+        let connecting = config.connect(self.tls.clone());
         // connect_timeout bounds each socket attempt; this bounds the handshake as a whole.
-        let deadline = self.config.get_connect_timeout().copied();
-        let (client, connection) = match deadline {
+        let deadline = config.get_connect_timeout().copied();
+        let connected = match deadline {
             Some(limit) => tokio::time::timeout(limit, connecting)
                 .await
                 .map_err(|_| StoreError::Unavailable(format!("connect timed out after {limit:?}")))?,
             None => connecting.await,
-        }
-        .map_err(StoreError::from_pg)?;
+        };
+        let (client, connection) = match connected {
+            Ok(c) => c,
+            Err(e) => {
+                // 28xxx: authentication refused; the secret may have been rotated.
+                if e.code().is_some_and(|c| c.code().starts_with("28")) {
+                    *self.credentials.lock().await = None;
+                }
+                return Err(StoreError::from_pg(e));
+            }
+        };
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(error = %e, "postgres connection closed");
             }
         });
         Ok(client)
+    }
+
+    /// The secret's credentials, read once (lazily: cold starts do no I/O) and cached.
+    async fn secret_credentials(&self, arn: &str) -> Result<Credentials, StoreError> {
+        let mut cached = self.credentials.lock().await;
+        if let Some(c) = cached.as_ref() {
+            return Ok(c.clone());
+        }
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let answer = aws_sdk_secretsmanager::Client::new(&sdk)
+            .get_secret_value()
+            .secret_id(arn)
+            .send()
+            .await
+            .map_err(|e| {
+                let text = format!(
+                    "reading secret {arn}: {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+                );
+                // The service answered (not found, access denied): a configuration fault.
+                if e.as_service_error().is_some() {
+                    StoreError::Config(text)
+                } else {
+                    StoreError::Unavailable(text)
+                }
+            })?;
+        let text = answer
+            .secret_string()
+            .ok_or_else(|| StoreError::Config(format!("secret {arn} holds no string")))?;
+        let credentials: Credentials = serde_json::from_str(text).map_err(|e| {
+            StoreError::Config(format!("secret {arn} is not JSON with username and password: {e}"))
+        })?;
+        *cached = Some(credentials.clone());
+        Ok(credentials)
     }
 
     /// Forgets the shared connection so that the next call opens a new one.

@@ -1,1 +1,28 @@
-//! placeholder
+//! The EIS event contract: what a valid event is.
+//!
+//! Pure: no I/O, no async, no clock reads. Both Lambda functions, the
+//! benchmarks and the fuzzers link it, so one crate decides every answer.
+//! `docs/contract.md` is the client-facing description of the same rules.
+//!
+//! - [`validate_event`] turns one event's JSON bytes into a normalised
+//!   [`Event`] or exactly one [`Rejection`] (a stable [`Code`] + message).
+//! - [`parse_batch`] splits a batch body into each event's raw JSON.
+//! - [`Event`]'s serde form is the record format stored and archived.
+
+mod batch;
+mod code;
+mod decode;
+mod event;
+mod json;
+mod limits;
+mod split;
+mod standard;
+mod timestamp;
+mod validate;
+
+pub use batch::parse_batch;
+pub use code::{Code, Flag};
+pub use event::{Event, ExperimentRef};
+pub use limits::Limits;
+pub use standard::STANDARD_EVENT_TYPES;
+pub use validate::{validate_event, Rejection};

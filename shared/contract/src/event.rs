@@ -1,0 +1,185 @@
+//! The accepted, normalised event and its RECORD serde form (what is packed
+//! into SQS messages and read back by the archiver).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::code::Flag;
+
+/// One experiment the unit was exposed to when the event happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentRef {
+    pub experiment_id: Uuid,
+    pub variant_id: Uuid,
+}
+
+/// An accepted event, normalised.
+///
+/// Its serde form is the record format: every field is written, timestamps
+/// as RFC 3339 UTC with exactly six fractional digits and `Z`, flags as
+/// their snake_case strings. Deserialize is strict (unknown fields and
+/// non-canonical timestamps are errors) because a record that does not
+/// round-trip exactly would make the archive disagree with the database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub unit_type: String,
+    pub unit_id: String,
+    pub experiments: Vec<ExperimentRef>,
+    /// `{}` when the request had none.
+    pub context: Map<String, Value>,
+    /// `{}` when the request had none.
+    pub metrics: BTreeMap<String, f64>,
+    /// `{}` when the request had none.
+    pub payload: Map<String, Value>,
+    /// In UTC, truncated to microseconds (what PostgreSQL and Parquet keep).
+    #[serde(with = "record_time")]
+    pub timestamp: DateTime<Utc>,
+    /// The `now` given to validation, truncated to microseconds.
+    #[serde(with = "record_time")]
+    pub received_at: DateTime<Utc>,
+    /// Warnings, in `Flag::ALL` order.
+    pub flags: Vec<Flag>,
+}
+
+impl Event {
+    /// The request-body form of this event: what a client would POST to get
+    /// it. Validating it again with the same `now` yields an equal `Event`.
+    pub fn to_request_json(&self) -> Value {
+        let experiments = self
+            .experiments
+            .iter()
+            .map(|e| {
+                let mut obj = Map::new();
+                obj.insert("experiment_id".into(), e.experiment_id.to_string().into());
+                obj.insert("variant_id".into(), e.variant_id.to_string().into());
+                Value::Object(obj)
+            })
+            .collect();
+        // Metrics are finite by construction, so `Value::from(f64)` never
+        // falls back to null here.
+        let metrics = self
+            .metrics
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(*v)))
+            .collect();
+
+        let mut obj = Map::new();
+        obj.insert("event_id".into(), self.event_id.to_string().into());
+        obj.insert("event_type".into(), self.event_type.clone().into());
+        obj.insert("unit_type".into(), self.unit_type.clone().into());
+        obj.insert("unit_id".into(), self.unit_id.clone().into());
+        obj.insert("experiments".into(), Value::Array(experiments));
+        obj.insert("context".into(), Value::Object(self.context.clone()));
+        obj.insert("metrics".into(), Value::Object(metrics));
+        obj.insert("payload".into(), Value::Object(self.payload.clone()));
+        obj.insert(
+            "timestamp".into(),
+            record_time::format(&self.timestamp).into(),
+        );
+        Value::Object(obj)
+    }
+
+    /// The warnings to return to the caller (the stored flags).
+    pub fn warnings(&self) -> &[Flag] {
+        &self.flags
+    }
+}
+
+/// Serde for record timestamps: exactly `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+pub(crate) mod record_time {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn format(t: &DateTime<Utc>) -> String {
+        t.to_rfc3339_opts(SecondsFormat::Micros, true)
+    }
+
+    pub(crate) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(t))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        // Accept only the canonical form we write: anything else would be
+        // normalised on read and no longer round-trip byte for byte.
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        let parsed = DateTime::parse_from_rfc3339(&text)
+            .map_err(|e| D::Error::custom(format_args!("invalid record timestamp: {e}")))?
+            .with_timezone(&Utc);
+        if format(&parsed) != text {
+            return Err(D::Error::custom(
+                "record timestamp is not in the form YYYY-MM-DDTHH:MM:SS.ffffffZ",
+            ));
+        }
+        Ok(parsed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn sample() -> Event {
+        let ts = Utc
+            .with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
+            .single()
+            .expect("valid date");
+        Event {
+            event_id: Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001),
+            event_type: "pantry_updated".into(),
+            unit_type: "user".into(),
+            unit_id: "u-1".into(),
+            experiments: vec![],
+            context: Map::new(),
+            metrics: BTreeMap::new(),
+            payload: Map::new(),
+            timestamp: ts,
+            received_at: ts,
+            flags: vec![Flag::NoExperimentContext],
+        }
+    }
+
+    #[test]
+    fn record_form_is_canonical_and_round_trips() {
+        let ev = sample();
+        let json = serde_json::to_value(&ev).expect("serialize");
+        assert_eq!(json["timestamp"], "2026-03-01T12:00:00.000000Z");
+        assert_eq!(json["flags"], serde_json::json!(["no_experiment_context"]));
+        let back: Event = serde_json::from_value(json).expect("deserialize");
+        assert_eq!(back, ev);
+    }
+
+    #[test]
+    fn record_rejects_unknown_fields_and_loose_timestamps() {
+        let mut json = serde_json::to_value(sample()).expect("serialize");
+        json["extra"] = Value::Bool(true);
+        assert!(serde_json::from_value::<Event>(json).is_err());
+
+        for loose in [
+            "2026-03-01T12:00:00Z",
+            "2026-03-01T14:00:00.000000+02:00",
+            "2026-03-01T12:00:00.000000001Z",
+        ] {
+            let mut json = serde_json::to_value(sample()).expect("serialize");
+            json["timestamp"] = Value::from(loose);
+            assert!(serde_json::from_value::<Event>(json).is_err(), "{loose}");
+        }
+    }
+
+    #[test]
+    fn record_requires_every_field() {
+        let mut json = serde_json::to_value(sample()).expect("serialize");
+        if let Value::Object(obj) = &mut json {
+            obj.remove("context");
+        }
+        assert!(serde_json::from_value::<Event>(json).is_err());
+    }
+}

@@ -1,0 +1,478 @@
+//! `validate_event`: one event's JSON bytes in, an accepted [`Event`] or
+//! exactly one [`Rejection`] out.
+//!
+//! The event is decoded (see `decode.rs`), then each field is checked in the
+//! documented precedence order; the first failing check decides the code.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use uuid::{NoContext, Timestamp, Uuid};
+
+use crate::code::{Code, Flag};
+use crate::decode::{self, ExperimentText, MetricEntry, Text};
+use crate::event::{Event, ExperimentRef};
+use crate::json::quoted;
+use crate::limits::Limits;
+use crate::{standard, timestamp};
+
+/// Why an event (or a batch) was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{message}")]
+pub struct Rejection {
+    /// What clients code against.
+    pub code: Code,
+    /// A human sentence; may name a field or key, never echoes long input.
+    pub message: String,
+}
+
+impl Rejection {
+    pub(crate) fn new(code: Code, message: impl Into<String>) -> Self {
+        Rejection {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Metrics that count or time something, so a negative value is a bug.
+const NON_NEGATIVE_METRICS: &[&str] = &["latency_ms", "token_count", "edit_count"];
+
+/// Deepest nesting of arrays and objects allowed in `context` and
+/// `payload`, the object itself being level 1. serde_json refuses to parse
+/// past 128 levels, and the record (and any envelope around it) puts these
+/// objects a few levels down: a fixed, generous limit keeps every accepted
+/// event readable back by the archiver.
+const MAX_NESTING: usize = 64;
+
+/// Parses and validates one event from its JSON bytes.
+///
+/// `now` is the server's receive time; the rules never read the clock, so
+/// the same bytes and `now` always give the same answer (except that an
+/// absent `event_id` gets a fresh UUID v7 whose random bits differ).
+pub fn validate_event(raw: &[u8], now: DateTime<Utc>, limits: &Limits) -> Result<Event, Rejection> {
+    if raw.len() > limits.max_event_bytes {
+        return Err(Rejection::new(
+            Code::EventTooLarge,
+            format!(
+                "the event is {} bytes of JSON; the limit is {}",
+                raw.len(),
+                limits.max_event_bytes
+            ),
+        ));
+    }
+    // Checked up front so that the decoders work on `str`, and no invalid
+    // UTF-8 hides inside a value that is only skipped over.
+    let text = std::str::from_utf8(raw)
+        .map_err(|_| Rejection::new(Code::InvalidJson, "the event is not valid UTF-8"))?;
+    let fields = match decode::fast(text) {
+        Some(fields) => fields,
+        None => decode::exact(text)?,
+    };
+    let received_at = timestamp::normalise(now);
+
+    let event_type = name(
+        fields.event_type?,
+        "event_type",
+        Code::MissingEventType,
+        Code::InvalidEventType,
+        limits,
+    )?;
+    let unit_type = name(
+        fields.unit_type?,
+        "unit_type",
+        Code::MissingUnitType,
+        Code::InvalidUnitType,
+        limits,
+    )?;
+    let unit_id = unit_id(fields.unit_id?, limits)?;
+    let timestamp = event_timestamp(fields.timestamp?, received_at, limits)?;
+    let event_id = event_id(fields.event_id?, received_at)?;
+    let experiments = experiments(fields.experiments?, limits)?;
+    let context = context(fields.context?)?;
+    let metrics = metrics(fields.metrics?, limits)?;
+    let payload = shallow(fields.payload?, "payload", Code::InvalidPayload)?;
+    required_context(&event_type, &context, &payload)?;
+
+    let mut flags = Vec::new();
+    if received_at.signed_duration_since(timestamp) > limits.old_after {
+        flags.push(Flag::OldTimestamp);
+    }
+    if experiments.is_empty() {
+        flags.push(Flag::NoExperimentContext);
+    }
+
+    Ok(Event {
+        event_id,
+        event_type: event_type.into_owned(),
+        unit_type: unit_type.into_owned(),
+        unit_id: unit_id.into_owned(),
+        experiments,
+        context,
+        metrics,
+        payload,
+        timestamp,
+        received_at,
+        flags,
+    })
+}
+
+/// A required string: absent, `null` or `""` -> `missing`.
+fn required<'a>(text: Text<'a>, field: &str, missing: Code) -> Result<Cow<'a, str>, Rejection> {
+    match text {
+        Some(text) if !text.is_empty() => Ok(text),
+        _ => Err(Rejection::new(missing, format!("`{field}` is required"))),
+    }
+}
+
+/// `event_type` / `unit_type`: `[a-z][a-z0-9_]*`, at most `max_name_bytes`.
+fn name<'a>(
+    text: Text<'a>,
+    field: &str,
+    missing: Code,
+    invalid: Code,
+    limits: &Limits,
+) -> Result<Cow<'a, str>, Rejection> {
+    let text = required(text, field, missing)?;
+    if !is_name(&text, limits.max_name_bytes) {
+        return Err(Rejection::new(
+            invalid,
+            format!(
+                "`{field}` must be 1 to {} lowercase ASCII letters, digits or underscores, \
+                 starting with a letter",
+                limits.max_name_bytes
+            ),
+        ));
+    }
+    Ok(text)
+}
+
+fn is_name(text: &str, max_bytes: usize) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() <= max_bytes
+        && bytes.first().is_some_and(u8::is_ascii_lowercase)
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// `unit_id`: any text of 1..=max_unit_id_bytes bytes without control
+/// characters (which also excludes U+0000).
+fn unit_id<'a>(text: Text<'a>, limits: &Limits) -> Result<Cow<'a, str>, Rejection> {
+    let text = required(text, "unit_id", Code::MissingUnitId)?;
+    if text.len() > limits.max_unit_id_bytes {
+        return Err(Rejection::new(
+            Code::InvalidUnitId,
+            format!(
+                "`unit_id` is {} bytes; the limit is {}",
+                text.len(),
+                limits.max_unit_id_bytes
+            ),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(Rejection::new(
+            Code::InvalidUnitId,
+            "`unit_id` must not contain control characters",
+        ));
+    }
+    Ok(text)
+}
+
+/// `timestamp`: missing, then invalid, then too far in the future.
+fn event_timestamp(
+    text: Text<'_>,
+    received_at: DateTime<Utc>,
+    limits: &Limits,
+) -> Result<DateTime<Utc>, Rejection> {
+    let text = required(text, "timestamp", Code::MissingTimestamp)?;
+    let ts = timestamp::parse(&text).ok_or_else(|| {
+        Rejection::new(
+            Code::InvalidTimestamp,
+            "`timestamp` must be an RFC 3339 date-time with an offset, \
+             e.g. 2026-03-01T12:00:00.000Z or 2026-03-01T14:00:00+02:00",
+        )
+    })?;
+    // Compared after both sides are truncated to microseconds, so the
+    // decision can be re-checked from the stored record alone.
+    if ts.signed_duration_since(received_at) > limits.max_future {
+        return Err(Rejection::new(
+            Code::FutureTimestamp,
+            format!(
+                "`timestamp` is more than {} s ahead of the server's clock",
+                limits.max_future.num_seconds()
+            ),
+        ));
+    }
+    Ok(ts)
+}
+
+/// A UUID in its canonical 8-4-4-4-12 hex form (either case). The other
+/// forms `uuid` parses (simple, braced, URN) are not part of the contract.
+fn parse_uuid(text: &str) -> Option<Uuid> {
+    if text.len() != 36 {
+        return None;
+    }
+    Uuid::try_parse(text).ok()
+}
+
+/// `event_id`: the client's idempotency key, or a fresh time-ordered v7.
+fn event_id(text: Text<'_>, received_at: DateTime<Utc>) -> Result<Uuid, Rejection> {
+    let Some(text) = text else {
+        // Pre-1970 is only reachable through a bogus `now`; clamp rather than fail.
+        let secs = u64::try_from(received_at.timestamp()).unwrap_or(0);
+        let nanos = received_at.timestamp_subsec_nanos();
+        return Ok(Uuid::new_v7(Timestamp::from_unix(NoContext, secs, nanos)));
+    };
+    let id = parse_uuid(&text).ok_or_else(|| {
+        Rejection::new(
+            Code::InvalidEventId,
+            "`event_id` must be a UUID string (8-4-4-4-12 hex digits)",
+        )
+    })?;
+    if id.is_nil() {
+        return Err(Rejection::new(
+            Code::InvalidEventId,
+            "`event_id` must not be the nil UUID",
+        ));
+    }
+    Ok(id)
+}
+
+/// `experiments` (shape already decoded): count, then each element's ids in
+/// order, then duplicates.
+fn experiments(
+    elements: Vec<ExperimentText<'_>>,
+    limits: &Limits,
+) -> Result<Vec<ExperimentRef>, Rejection> {
+    if elements.len() > limits.max_experiments {
+        return Err(Rejection::new(
+            Code::InvalidExperiments,
+            format!(
+                "`experiments` has {} entries; the limit is {}",
+                elements.len(),
+                limits.max_experiments
+            ),
+        ));
+    }
+    let mut refs: Vec<ExperimentRef> = Vec::with_capacity(elements.len());
+    for (i, element) in elements.iter().enumerate() {
+        let experiment_id = element
+            .experiment_id
+            .as_deref()
+            .and_then(parse_uuid)
+            .ok_or_else(|| {
+                Rejection::new(
+                    Code::InvalidExperimentId,
+                    format!("`experiments[{i}].experiment_id` must be a UUID string"),
+                )
+            })?;
+        let variant_id = element
+            .variant_id
+            .as_deref()
+            .and_then(parse_uuid)
+            .ok_or_else(|| {
+                Rejection::new(
+                    Code::InvalidVariantId,
+                    format!("`experiments[{i}].variant_id` must be a UUID string"),
+                )
+            })?;
+        refs.push(ExperimentRef {
+            experiment_id,
+            variant_id,
+        });
+    }
+
+    // At most `max_experiments` entries, so a quadratic scan is cheap.
+    for (i, r) in refs.iter().enumerate() {
+        if refs[..i].iter().any(|e| e.experiment_id == r.experiment_id) {
+            return Err(Rejection::new(
+                Code::DuplicateExperiment,
+                format!(
+                    "`experiments[{i}]` repeats experiment_id {}",
+                    r.experiment_id
+                ),
+            ));
+        }
+    }
+    Ok(refs)
+}
+
+/// `context` / `payload`: at most `MAX_NESTING` levels deep.
+fn shallow(
+    map: Map<String, Value>,
+    field: &str,
+    code: Code,
+) -> Result<Map<String, Value>, Rejection> {
+    if map.values().any(|v| nests_deeper_than(v, MAX_NESTING - 1)) {
+        return Err(Rejection::new(
+            code,
+            format!("`{field}` nests more than {MAX_NESTING} levels deep"),
+        ));
+    }
+    Ok(map)
+}
+
+/// True when `value` has more than `levels` levels of arrays/objects. The
+/// recursion is bounded: serde_json built `value` at most 128 levels deep.
+fn nests_deeper_than(value: &Value, levels: usize) -> bool {
+    match value {
+        Value::Array(items) => {
+            levels == 0 || items.iter().any(|v| nests_deeper_than(v, levels - 1))
+        }
+        Value::Object(map) => levels == 0 || map.values().any(|v| nests_deeper_than(v, levels - 1)),
+        _ => false,
+    }
+}
+
+/// `context`: not too deep, and its `policy_version_id`, when present and
+/// not null, is a UUID string.
+fn context(map: Map<String, Value>) -> Result<Map<String, Value>, Rejection> {
+    let map = shallow(map, "context", Code::InvalidContext)?;
+    match map.get("policy_version_id") {
+        None | Some(Value::Null) => Ok(map),
+        Some(Value::String(text)) if parse_uuid(text).is_some() => Ok(map),
+        Some(_) => Err(Rejection::new(
+            Code::InvalidPolicyVersionId,
+            "`context.policy_version_id` must be a UUID string",
+        )),
+    }
+}
+
+/// `metrics` (shape already decoded): count, then each key in document
+/// order.
+fn metrics(
+    entries: Vec<MetricEntry<'_>>,
+    limits: &Limits,
+) -> Result<BTreeMap<String, f64>, Rejection> {
+    if entries.len() > limits.max_metrics {
+        return Err(Rejection::new(
+            Code::InvalidMetrics,
+            format!(
+                "`metrics` has {} keys; the limit is {}",
+                entries.len(),
+                limits.max_metrics
+            ),
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (key, value) in entries {
+        let invalid = |why: &str| {
+            Rejection::new(
+                Code::InvalidMetric,
+                format!("metric {}: {why}", quoted(&key)),
+            )
+        };
+        if key.is_empty() || key.len() > limits.max_name_bytes {
+            return Err(invalid(&format!(
+                "the key must be 1 to {} bytes",
+                limits.max_name_bytes
+            )));
+        }
+        let Some(number) = value.filter(|n| n.is_finite()) else {
+            return Err(invalid("the value must be a finite number"));
+        };
+        if number < 0.0 && NON_NEGATIVE_METRICS.contains(&key.as_ref()) {
+            return Err(invalid("the value must not be negative"));
+        }
+        if out.contains_key(key.as_ref()) {
+            return Err(invalid("the key appears more than once"));
+        }
+        out.insert(key.into_owned(), number);
+    }
+    Ok(out)
+}
+
+/// The standard type's required keys, each found in `context` or `payload`.
+fn required_context(
+    event_type: &str,
+    context: &Map<String, Value>,
+    payload: &Map<String, Value>,
+) -> Result<(), Rejection> {
+    for (key, code) in standard::required_keys(event_type) {
+        if !has_value(context.get(*key)) && !has_value(payload.get(*key)) {
+            return Err(Rejection::new(
+                *code,
+                format!("a `{event_type}` event needs `{key}` in `context` or `payload`"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Null and the empty string count as missing; any other value is present.
+fn has_value(value: Option<&Value>) -> bool {
+    match value {
+        None | Some(Value::Null) => false,
+        Some(Value::String(text)) => !text.is_empty(),
+        Some(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_lowercase_snake_starting_with_a_letter() {
+        for good in ["a", "plan_generated", "x1", "a_", "z9_9"] {
+            assert!(is_name(good, 64), "{good}");
+        }
+        for bad in [
+            "",
+            "1a",
+            "_a",
+            "Plan",
+            "plan-generated",
+            "plan generated",
+            "é",
+        ] {
+            assert!(!is_name(bad, 64), "{bad}");
+        }
+        assert!(is_name(&"a".repeat(64), 64));
+        assert!(!is_name(&"a".repeat(65), 64));
+    }
+
+    #[test]
+    fn nesting_counts_arrays_and_objects() {
+        let nested = |levels: usize| {
+            (0..levels).fold(Value::from(1), |inner, i| {
+                if i % 2 == 0 {
+                    Value::Array(vec![inner])
+                } else {
+                    Value::Object(Map::from_iter([("k".to_owned(), inner)]))
+                }
+            })
+        };
+        assert!(!nests_deeper_than(&Value::from("x"), 0));
+        assert!(nests_deeper_than(&nested(1), 0));
+        assert!(!nests_deeper_than(&nested(3), 3));
+        assert!(nests_deeper_than(&nested(4), 3));
+    }
+
+    #[test]
+    fn uuids_must_be_hyphenated() {
+        let id = "0192f5a8-3c4e-7d21-9b6a-5e2f1c8d4a07";
+        assert!(parse_uuid(id).is_some());
+        assert!(parse_uuid(&id.to_uppercase()).is_some());
+        assert!(parse_uuid(&id.replace('-', "")).is_none());
+        assert!(parse_uuid(&format!("{{{id}}}")).is_none());
+        assert!(parse_uuid(&format!("urn:uuid:{id}")).is_none());
+        assert!(parse_uuid("0192f5a8-3c4e-7d21-9b6a-5e2f1c8d4a0g").is_none());
+    }
+
+    #[test]
+    fn generated_event_ids_are_v7_from_now() {
+        let now = DateTime::parse_from_rfc3339("2026-03-01T12:00:00.123456Z")
+            .expect("valid")
+            .with_timezone(&Utc);
+        let id = event_id(None, now).expect("generated");
+        assert_eq!(id.get_version_num(), 7);
+        let (secs, nanos) = id.get_timestamp().expect("v7 has a timestamp").to_unix();
+        assert_eq!(secs, 1_772_366_400);
+        assert_eq!(nanos, 123_000_000);
+    }
+}

@@ -1,0 +1,84 @@
+//! Helpers shared by the integration tests: a fixed clock, a valid base
+//! event to mutate, and shorthands for "validate this and give me the code".
+#![allow(dead_code)] // each test crate uses a different subset
+
+use chrono::{DateTime, Utc};
+use eis_contract::{validate_event, Code, Event, Limits, Rejection};
+use serde_json::{json, Value};
+
+/// The realistic ~1 KiB event shared with the benchmark.
+pub const FIXTURE: &[u8] = include_bytes!("../fixtures/plan_generated.json");
+
+/// The server clock used by every test unless a test says otherwise.
+pub const NOW: &str = "2026-03-01T12:00:00Z";
+
+pub fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .expect("test timestamp")
+        .with_timezone(&Utc)
+}
+
+pub fn now() -> DateTime<Utc> {
+    at(NOW)
+}
+
+pub const EXP_A: &str = "0191e3b2-7a10-7c44-8f0e-2b9d6a1c3e58";
+pub const VAR_A: &str = "0191e3b2-7a10-7c44-8f0e-2b9d6a1c3e5a";
+pub const EXP_B: &str = "0191f0c4-1d22-7e90-a3b5-6c7d8e9f0a12";
+pub const VAR_B: &str = "0191f0c4-1d22-7e90-a3b5-6c7d8e9f0a15";
+pub const POLICY: &str = "0192a1b0-55e3-7f01-8c2d-3e4f5a6b7c8d";
+
+/// A minimal valid event of a custom type, with one experiment.
+pub fn base() -> Value {
+    json!({
+        "event_type": "pantry_updated",
+        "unit_type": "user",
+        "unit_id": "u-1",
+        "timestamp": NOW,
+        "experiments": [{"experiment_id": EXP_A, "variant_id": VAR_A}],
+    })
+}
+
+/// `base()` with `field` set to `value`.
+pub fn with(field: &str, value: Value) -> Value {
+    let mut event = base();
+    event[field] = value;
+    event
+}
+
+/// `base()` without `field`.
+pub fn without(field: &str) -> Value {
+    let mut event = base();
+    if let Value::Object(map) = &mut event {
+        map.remove(field);
+    }
+    event
+}
+
+pub fn validate_bytes(raw: &[u8]) -> Result<Event, Rejection> {
+    validate_event(raw, now(), &Limits::default())
+}
+
+pub fn validate(event: &Value) -> Result<Event, Rejection> {
+    validate_bytes(&serde_json::to_vec(event).expect("serialize test event"))
+}
+
+/// The accepted event, or a panic naming the rejection.
+pub fn accept(event: &Value) -> Event {
+    match validate(event) {
+        Ok(ev) => ev,
+        Err(r) => panic!("expected acceptance, got {}: {}", r.code, r.message),
+    }
+}
+
+/// The rejection code, or a panic if the event was accepted.
+pub fn reject(event: &Value) -> Code {
+    reject_bytes(&serde_json::to_vec(event).expect("serialize test event"))
+}
+
+pub fn reject_bytes(raw: &[u8]) -> Code {
+    match validate_bytes(raw) {
+        Ok(ev) => panic!("expected a rejection, accepted {ev:?}"),
+        Err(r) => r.code,
+    }
+}

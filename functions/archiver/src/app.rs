@@ -1,0 +1,49 @@
+//! The archiver's dependencies, built once per container from its configuration. No network
+//! I/O here: the database connection opens on first use.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use eis_store::{aws, migrate, Db, PgEventStore};
+use tokio::time::Instant;
+
+use crate::config::Config;
+use crate::error::ArchiveError;
+use crate::run::{self, RunOutcome};
+
+/// AWS calls: the SDK retries up to this many attempts (standard mode, backoff with jitter).
+const AWS_MAX_ATTEMPTS: u32 = 3;
+/// Above the longest long-poll wait (20 s) and enough for a large object upload.
+const AWS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Archiver {
+    pub config: Config,
+    pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub store: PgEventStore,
+}
+
+impl Archiver {
+    /// Clients from the environment's AWS settings (`AWS_ENDPOINT_URL` locally).
+    pub async fn from_config(config: Config) -> Result<Self, ArchiveError> {
+        let db = Arc::new(Db::new(&config.db)?);
+        let sdk = aws::sdk_config(AWS_MAX_ATTEMPTS, AWS_ATTEMPT_TIMEOUT).await;
+        Ok(Self {
+            sqs: aws::sqs_client(&sdk),
+            s3: aws::s3_client(&sdk),
+            store: PgEventStore::new(db),
+            config,
+        })
+    }
+
+    /// One scheduled run (see [`run::run`]).
+    pub async fn run(&self, now: DateTime<Utc>, deadline: Instant) -> RunOutcome {
+        run::run(self, now, deadline).await
+    }
+
+    /// Applies pending migrations; returns the names of those applied now.
+    pub async fn migrate(&self) -> Result<Vec<String>, ArchiveError> {
+        Ok(migrate::run(self.store.db()).await?)
+    }
+}

@@ -1,0 +1,131 @@
+//! The archiver's settings, read once at start from the environment; every error names the
+//! variable at fault.
+
+use std::fmt::Display;
+use std::str::FromStr;
+use std::time::Duration;
+
+use eis_store::config::{millis, or_default, required};
+use eis_store::maintenance::MaintenancePolicy;
+use eis_store::{DbConfig, EnvError};
+
+use crate::group::BufferLimits;
+
+const MIB: usize = 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub db: DbConfig,
+    /// The archive queue (`EIS_QUEUE_URL`).
+    pub queue_url: String,
+    /// The archive bucket (`EIS_BUCKET`).
+    pub bucket: String,
+    /// Key prefix inside the bucket: empty or ending with `/` (`EIS_ARCHIVE_PREFIX`).
+    pub prefix: String,
+    /// No new receive starts once less than this remains before the deadline: the time kept
+    /// for writing the last files and deleting their messages (`EIS_SAFETY_MARGIN_MS`, 10 s).
+    pub safety_margin: Duration,
+    /// Rows younger than this are left to the ingest function, which may still be publishing
+    /// them (`EIS_SWEEP_GRACE_SECS`, 300).
+    pub sweep_grace: Duration,
+    /// Most rows swept in one run; the rest wait for the next run (`EIS_SWEEP_LIMIT`, 10 000).
+    pub sweep_limit: i64,
+    /// `EIS_RETENTION_DAYS` (90) and `EIS_PARTITIONS_AHEAD_DAYS` (7).
+    pub maintenance: MaintenancePolicy,
+    /// `EIS_MAX_FILE_EVENTS` (100 000), `EIS_MAX_FILE_BYTES` (64 MiB of column data) and
+    /// `EIS_MAX_BUFFERED_BYTES` (192 MiB).
+    pub limits: BufferLimits,
+    /// ReceiveMessage calls in flight at once (`EIS_RECEIVE_CONCURRENCY`, 4).
+    pub receive_concurrency: usize,
+    /// Long-polling wait of each receive, 1..=20 s (`EIS_RECEIVE_WAIT_SECS`, 2): long enough
+    /// that an empty answer means an empty queue, short enough not to idle at the end of a run.
+    pub receive_wait: Duration,
+    /// Files encoded and uploaded at once (`EIS_UPLOAD_CONCURRENCY`, 2).
+    pub upload_concurrency: usize,
+    /// Outside Lambda there is no invocation deadline: a local run gets this long
+    /// (`EIS_LOCAL_DEADLINE_SECS`, 60).
+    pub local_deadline: Duration,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, EnvError> {
+        let max_file_bytes = within("EIS_MAX_FILE_BYTES", 64 * MIB, 1, 1024 * MIB)?;
+        let limits = BufferLimits {
+            max_file_events: within("EIS_MAX_FILE_EVENTS", 100_000, 1, 10_000_000)?,
+            max_file_bytes,
+            max_held_bytes: within(
+                "EIS_MAX_BUFFERED_BYTES",
+                192 * MIB,
+                max_file_bytes,
+                usize::MAX,
+            )?,
+        };
+        Ok(Self {
+            db: DbConfig::from_env()?,
+            queue_url: required("EIS_QUEUE_URL")?,
+            bucket: required("EIS_BUCKET")?,
+            prefix: prefix(or_default("EIS_ARCHIVE_PREFIX", String::new())?)?,
+            safety_margin: millis("EIS_SAFETY_MARGIN_MS", 10_000)?,
+            sweep_grace: Duration::from_secs(or_default("EIS_SWEEP_GRACE_SECS", 300)?),
+            sweep_limit: within("EIS_SWEEP_LIMIT", 10_000, 1, 1_000_000)?,
+            maintenance: MaintenancePolicy {
+                retention_days: within("EIS_RETENTION_DAYS", 90, 1, 36_500)?,
+                days_ahead: within("EIS_PARTITIONS_AHEAD_DAYS", 7, 0, 366)?,
+            },
+            limits,
+            receive_concurrency: within("EIS_RECEIVE_CONCURRENCY", 4, 1, 32)?,
+            receive_wait: Duration::from_secs(within("EIS_RECEIVE_WAIT_SECS", 2, 1, 20)?),
+            upload_concurrency: within("EIS_UPLOAD_CONCURRENCY", 2, 1, 16)?,
+            local_deadline: Duration::from_secs(within("EIS_LOCAL_DEADLINE_SECS", 60, 1, 86_400)?),
+        })
+    }
+}
+
+/// A number with a default that must lie in `lo..=hi`.
+fn within<T>(name: &'static str, default: T, lo: T, hi: T) -> Result<T, EnvError>
+where
+    T: FromStr + PartialOrd + Display + Copy,
+    T::Err: Display,
+{
+    let value = or_default(name, default)?;
+    if value < lo || value > hi {
+        return Err(EnvError::Invalid {
+            name,
+            reason: format!("{value} is outside {lo}..={hi}"),
+        });
+    }
+    Ok(value)
+}
+
+/// Keys are `{prefix}YYYY/...`: the prefix is a folder (or nothing), never a leading slash.
+fn prefix(value: String) -> Result<String, EnvError> {
+    let invalid = |reason: &str| EnvError::Invalid {
+        name: "EIS_ARCHIVE_PREFIX",
+        reason: reason.into(),
+    };
+    if value.starts_with('/') {
+        return Err(invalid("must not start with '/'"));
+    }
+    if !value.is_empty() && !value.ends_with('/') {
+        return Err(invalid("must be empty or end with '/'"));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prefix_is_a_folder_or_nothing() {
+        assert_eq!(prefix(String::new()).ok().as_deref(), Some(""));
+        assert_eq!(
+            prefix("archive/v1/".into()).ok().as_deref(),
+            Some("archive/v1/")
+        );
+        for bad in ["archive", "/archive/"] {
+            let err = prefix(bad.into()).expect_err(bad);
+            assert!(err.to_string().contains("EIS_ARCHIVE_PREFIX"), "{err}");
+        }
+    }
+}

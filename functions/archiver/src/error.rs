@@ -1,0 +1,151 @@
+//! Errors at the archiver's boundary: one enum, stable codes, and the one place that decides
+//! what is worth retrying. Lambda sees `error_type` Retryable or NonRetryable and a message
+//! that starts with the code.
+
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use eis_store::StoreError;
+use lambda_runtime::Diagnostic;
+
+use crate::format::FormatError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// The invocation input is neither a scheduled event nor a known action.
+    #[error("input is neither an EventBridge Scheduled Event nor {{\"action\":\"migrate\"}}: {0}")]
+    InvalidInput(String),
+    #[error("database unavailable: {0}")]
+    DatabaseUnavailable(String),
+    /// The database answered with an error that retrying will not fix (schema, data, config).
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("queue unavailable: {0}")]
+    QueueUnavailable(String),
+    /// SQS refused the request itself (permissions, a missing queue).
+    #[error("queue refused the request: {0}")]
+    QueueRefused(String),
+    #[error("archive bucket unavailable: {0}")]
+    StorageUnavailable(String),
+    /// S3 refused the request itself (permissions, a missing bucket, Object Lock settings).
+    #[error("archive bucket refused the request: {0}")]
+    StorageRefused(String),
+    #[error("cannot encode Parquet: {0}")]
+    Encode(#[from] FormatError),
+    /// A task of the run panicked or was cancelled: a bug, not the environment.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ArchiveError {
+    /// Stable snake_case code: in logs, the summary, metrics and Lambda's error message.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ArchiveError::InvalidInput(_) => "invalid_input",
+            ArchiveError::DatabaseUnavailable(_) => "database_unavailable",
+            ArchiveError::Database(_) => "database_error",
+            ArchiveError::QueueUnavailable(_) => "queue_unavailable",
+            ArchiveError::QueueRefused(_) => "queue_refused",
+            ArchiveError::StorageUnavailable(_) => "storage_unavailable",
+            ArchiveError::StorageRefused(_) => "storage_refused",
+            ArchiveError::Encode(_) => "encode_failed",
+            ArchiveError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// Transient: the same run later (the next schedule) may well succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ArchiveError::DatabaseUnavailable(_)
+                | ArchiveError::QueueUnavailable(_)
+                | ArchiveError::StorageUnavailable(_)
+        )
+    }
+
+    /// An S3 failure (after the SDK's own retries), sorted by [`transient`].
+    pub fn storage<E: std::error::Error + 'static>(err: &SdkError<E, HttpResponse>) -> Self {
+        let text = DisplayErrorContext(err).to_string();
+        if transient(err) {
+            ArchiveError::StorageUnavailable(text)
+        } else {
+            ArchiveError::StorageRefused(text)
+        }
+    }
+
+    /// An SQS failure (after the SDK's own retries), sorted by [`transient`].
+    pub fn queue<E: std::error::Error + 'static>(err: &SdkError<E, HttpResponse>) -> Self {
+        let text = DisplayErrorContext(err).to_string();
+        if transient(err) {
+            ArchiveError::QueueUnavailable(text)
+        } else {
+            ArchiveError::QueueRefused(text)
+        }
+    }
+}
+
+/// No answer (connect, timeout, broken response), throttling or a server-side error is
+/// transient; any other answer from the service is about the request itself.
+fn transient<E>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
+        SdkError::ServiceError(ctx) => {
+            let status = ctx.raw().status().as_u16();
+            status >= 500 || status == 429 || status == 408
+        }
+        SdkError::ConstructionFailure(_) => false,
+        _ => true,
+    }
+}
+
+impl From<StoreError> for ArchiveError {
+    fn from(err: StoreError) -> Self {
+        if err.is_retryable() {
+            ArchiveError::DatabaseUnavailable(err.to_string())
+        } else {
+            ArchiveError::Database(err.to_string())
+        }
+    }
+}
+
+impl From<ArchiveError> for Diagnostic {
+    fn from(err: ArchiveError) -> Self {
+        Diagnostic {
+            error_type: if err.is_retryable() {
+                "Retryable"
+            } else {
+                "NonRetryable"
+            }
+            .into(),
+            error_message: format!("{}: {err}", err.code()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambda_sees_the_class_and_the_code() {
+        let d = Diagnostic::from(ArchiveError::StorageUnavailable(
+            "connection refused".into(),
+        ));
+        assert_eq!(d.error_type, "Retryable");
+        assert_eq!(
+            d.error_message,
+            "storage_unavailable: archive bucket unavailable: connection refused"
+        );
+        let d = Diagnostic::from(ArchiveError::InvalidInput("expected an object".into()));
+        assert_eq!(d.error_type, "NonRetryable");
+        assert!(d.error_message.starts_with("invalid_input: "));
+    }
+
+    #[test]
+    fn store_errors_keep_their_class() {
+        let unavailable = ArchiveError::from(StoreError::Unavailable("timeout".into()));
+        assert_eq!(unavailable.code(), "database_unavailable");
+        assert!(unavailable.is_retryable());
+        let other = ArchiveError::from(StoreError::Other("42P01: no such table".into()));
+        assert_eq!(other.code(), "database_error");
+        assert!(!other.is_retryable());
+    }
+}

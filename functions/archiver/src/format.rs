@@ -1,0 +1,544 @@
+//! The archive's Parquet format: one schema, the column builders that fill it event by event,
+//! and the writer settings. Pure: no I/O. `docs/archive.md` describes the same format for
+//! the people who query it.
+//!
+//! Events are appended to Arrow builders as they arrive, so a buffered event costs about its
+//! column bytes (no per-event allocations are kept), and a full buffer turns into a
+//! `RecordBatch` without copying.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Float64Builder, ListArray, ListBuilder, MapBuilder, MapFieldNames, RecordBatch,
+    StringBuilder, StringDictionaryBuilder, StructArray, TimestampMicrosecondBuilder,
+};
+use arrow::buffer::{OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::{DataType, Field, FieldRef, Fields, Int32Type, Schema, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
+use chrono::{DateTime, Utc};
+use eis_contract::Event;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+
+/// Written into every file's key-value metadata; bumped when the columns change.
+pub const FORMAT_VERSION: &str = "1";
+pub const FORMAT_VERSION_KEY: &str = "eis.archive.format_version";
+
+/// Rows per row group: what analytics engines (Athena, DuckDB, Spark) read efficiently. A file
+/// holds at most `EIS_MAX_FILE_EVENTS` rows, so with the defaults a file is one row group.
+pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// zstd level 3: most of zstd's ratio at a fraction of the CPU of higher levels, which
+/// matters on a Lambda with less than one vCPU.
+const ZSTD_LEVEL: i32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("cannot serialise a JSON column: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("arrow: {0}")]
+    Arrow(#[from] ArrowError),
+    #[error("parquet: {0}")]
+    Parquet(#[from] ParquetError),
+    #[error("a list column outgrew 32-bit offsets")]
+    Overflow,
+}
+
+fn utc_micros() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn experiment_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("experiment_id", DataType::Utf8, false),
+        Field::new("variant_id", DataType::Utf8, false),
+    ])
+}
+
+fn experiment_item() -> FieldRef {
+    Arc::new(Field::new(
+        "item",
+        DataType::Struct(experiment_fields()),
+        false,
+    ))
+}
+
+fn metric_keys() -> FieldRef {
+    Arc::new(Field::new("keys", DataType::Utf8, false))
+}
+
+fn metric_values() -> FieldRef {
+    Arc::new(Field::new("values", DataType::Float64, false))
+}
+
+fn metric_entries() -> FieldRef {
+    Arc::new(Field::new(
+        "entries",
+        DataType::Struct(Fields::from(vec![metric_keys(), metric_values()])),
+        false,
+    ))
+}
+
+fn flag_item() -> FieldRef {
+    Arc::new(Field::new("item", DataType::Utf8, false))
+}
+
+/// The archive schema: the one definition used by the writer and the tests. Nothing is
+/// nullable: every event has every field (empty lists and `{}` where the request had none).
+/// The nested fields are the same values the builders below are given, so the finished
+/// arrays carry exactly these types (`RecordBatch::try_new` checks it).
+pub fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("event_id", DataType::Utf8, false),
+        Field::new(
+            "event_type",
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            false,
+        ),
+        Field::new("unit_type", DataType::Utf8, false),
+        Field::new("unit_id", DataType::Utf8, false),
+        Field::new("experiments", DataType::List(experiment_item()), false),
+        Field::new("context", DataType::Utf8, false),
+        Field::new("metrics", DataType::Map(metric_entries(), false), false),
+        Field::new("payload", DataType::Utf8, false),
+        Field::new("timestamp", utc_micros(), false),
+        Field::new("received_at", utc_micros(), false),
+        Field::new("flags", DataType::List(flag_item()), false),
+    ]))
+}
+
+/// The columns of one future file, filled event by event.
+pub struct EventColumns {
+    event_id: StringBuilder,
+    event_type: StringDictionaryBuilder<Int32Type>,
+    unit_type: StringBuilder,
+    unit_id: StringBuilder,
+    experiment_ids: StringBuilder,
+    variant_ids: StringBuilder,
+    experiment_offsets: Vec<i32>,
+    context: StringBuilder,
+    metrics: MapBuilder<StringBuilder, Float64Builder>,
+    payload: StringBuilder,
+    timestamp: TimestampMicrosecondBuilder,
+    received_at: TimestampMicrosecondBuilder,
+    flags: ListBuilder<StringBuilder>,
+    rows: usize,
+    bytes: usize,
+    earliest_received: Option<DateTime<Utc>>,
+}
+
+impl Default for EventColumns {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventColumns {
+    pub fn new() -> Self {
+        let map_names = MapFieldNames {
+            entry: "entries".into(),
+            key: "keys".into(),
+            value: "values".into(),
+        };
+        Self {
+            event_id: StringBuilder::new(),
+            event_type: StringDictionaryBuilder::new(),
+            unit_type: StringBuilder::new(),
+            unit_id: StringBuilder::new(),
+            experiment_ids: StringBuilder::new(),
+            variant_ids: StringBuilder::new(),
+            experiment_offsets: vec![0],
+            context: StringBuilder::new(),
+            metrics: MapBuilder::new(Some(map_names), StringBuilder::new(), Float64Builder::new())
+                .with_keys_field(metric_keys())
+                .with_values_field(metric_values()),
+            payload: StringBuilder::new(),
+            timestamp: TimestampMicrosecondBuilder::new().with_data_type(utc_micros()),
+            received_at: TimestampMicrosecondBuilder::new().with_data_type(utc_micros()),
+            flags: ListBuilder::new(StringBuilder::new()).with_field(flag_item()),
+            rows: 0,
+            bytes: 0,
+            earliest_received: None,
+        }
+    }
+
+    /// Appends one event; returns the bytes it added to the columns (an estimate of the
+    /// memory it holds: string bytes, 8 per number, 4 per offset).
+    pub fn push(&mut self, event: &Event) -> Result<usize, FormatError> {
+        // What can fail comes before the first append, so an error leaves the columns
+        // consistent. (`MapBuilder::append` only fails when keys and values differ in
+        // number, and they are appended in pairs below.)
+        let context = serde_json::to_string(&event.context)?;
+        let payload = serde_json::to_string(&event.payload)?;
+        let experiments_start = self.experiment_offsets.last().copied().unwrap_or_default();
+        let experiments_end = i32::try_from(event.experiments.len())
+            .ok()
+            .and_then(|n| experiments_start.checked_add(n))
+            .ok_or(FormatError::Overflow)?;
+        self.event_type.append(&event.event_type)?;
+
+        let mut uuid = uuid::Uuid::encode_buffer();
+        self.event_id
+            .append_value(event.event_id.hyphenated().encode_lower(&mut uuid));
+        self.unit_type.append_value(&event.unit_type);
+        self.unit_id.append_value(&event.unit_id);
+        let mut bytes = 36 + event.event_type.len() + event.unit_type.len() + event.unit_id.len();
+
+        for e in &event.experiments {
+            self.experiment_ids
+                .append_value(e.experiment_id.hyphenated().encode_lower(&mut uuid));
+            self.variant_ids
+                .append_value(e.variant_id.hyphenated().encode_lower(&mut uuid));
+        }
+        self.experiment_offsets.push(experiments_end);
+        bytes += event.experiments.len() * (2 * 36 + 8);
+
+        bytes += context.len() + payload.len();
+        self.context.append_value(context);
+        self.payload.append_value(payload);
+
+        for (name, value) in &event.metrics {
+            self.metrics.keys().append_value(name);
+            self.metrics.values().append_value(*value);
+            bytes += name.len() + 12;
+        }
+        self.metrics.append(true)?;
+
+        self.timestamp
+            .append_value(event.timestamp.timestamp_micros());
+        self.received_at
+            .append_value(event.received_at.timestamp_micros());
+
+        for flag in &event.flags {
+            self.flags.values().append_value(flag.as_str());
+            bytes += flag.as_str().len() + 4;
+        }
+        self.flags.append(true);
+
+        // Offsets of the variable-width columns and the two timestamps.
+        bytes += 10 * 4 + 2 * 8;
+        self.rows += 1;
+        self.bytes += bytes;
+        if self.earliest_received.is_none_or(|t| event.received_at < t) {
+            self.earliest_received = Some(event.received_at);
+        }
+        Ok(bytes)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Estimated bytes held (see [`EventColumns::push`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The earliest `received_at` of the rows: for the archive-lag metric.
+    pub fn earliest_received(&self) -> Option<DateTime<Utc>> {
+        self.earliest_received
+    }
+
+    /// The rows as one batch of [`schema`].
+    pub fn finish(mut self) -> Result<RecordBatch, FormatError> {
+        let experiments = StructArray::try_new(
+            experiment_fields(),
+            vec![
+                Arc::new(self.experiment_ids.finish()) as ArrayRef,
+                Arc::new(self.variant_ids.finish()),
+            ],
+            None,
+        )?;
+        // Monotonic by construction: each push appends the running total.
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(self.experiment_offsets));
+        let experiments =
+            ListArray::try_new(experiment_item(), offsets, Arc::new(experiments), None)?;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.event_id.finish()),
+            Arc::new(self.event_type.finish()),
+            Arc::new(self.unit_type.finish()),
+            Arc::new(self.unit_id.finish()),
+            Arc::new(experiments),
+            Arc::new(self.context.finish()),
+            Arc::new(self.metrics.finish()),
+            Arc::new(self.payload.finish()),
+            Arc::new(self.timestamp.finish()),
+            Arc::new(self.received_at.finish()),
+            Arc::new(self.flags.finish()),
+        ];
+        Ok(RecordBatch::try_new(schema(), columns)?)
+    }
+}
+
+/// zstd, statistics per page (min/max let engines skip row groups and pages by time or
+/// type), 128 Ki-row row groups, and no dictionary for `event_id` (unique values: a
+/// dictionary would only be abandoned half-way).
+pub fn writer_properties() -> Result<WriterProperties, FormatError> {
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL)?))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_column_dictionary_enabled(ColumnPath::from("event_id"), false)
+        .set_key_value_metadata(Some(vec![KeyValue::new(
+            FORMAT_VERSION_KEY.to_string(),
+            FORMAT_VERSION.to_string(),
+        )]))
+        .build())
+}
+
+/// One complete Parquet file holding `batch`.
+pub fn write_parquet(batch: &RecordBatch) -> Result<Vec<u8>, FormatError> {
+    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(writer_properties()?))?;
+    writer.write(batch)?;
+    Ok(writer.into_inner()?)
+}
+
+/// Columns → batch → file: what one upload sends.
+pub fn encode(columns: EventColumns) -> Result<Vec<u8>, FormatError> {
+    write_parquet(&columns.finish()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    use arrow::array::{
+        Array, AsArray, DictionaryArray, MapArray, StringArray, TimestampMicrosecondArray,
+    };
+    use arrow::datatypes::Float64Type;
+    use bytes::Bytes;
+    use chrono::TimeZone;
+    use eis_contract::{ExperimentRef, Flag};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use serde_json::json;
+    use uuid::Uuid;
+
+    fn at(h: u32, m: u32, s: u32, micros: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 5, h, m, s)
+            .single()
+            .expect("valid time")
+            + chrono::Duration::microseconds(micros.into())
+    }
+
+    fn sample(n: u128) -> Event {
+        let mut metrics = BTreeMap::new();
+        metrics.insert("latency_ms".to_string(), 450.5);
+        metrics.insert("token_count".to_string(), 1200.0);
+        Event {
+            event_id: Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 + n),
+            event_type: if n % 2 == 0 {
+                "plan_generated"
+            } else {
+                "meal_swapped"
+            }
+            .into(),
+            unit_type: "user".into(),
+            unit_id: format!("user-{n}"),
+            experiments: vec![
+                ExperimentRef {
+                    experiment_id: Uuid::from_u128(0xE1),
+                    variant_id: Uuid::from_u128(0xA1),
+                },
+                ExperimentRef {
+                    experiment_id: Uuid::from_u128(0xE2),
+                    variant_id: Uuid::from_u128(0xA2),
+                },
+            ],
+            context: json!({"platform": "ios", "nested": {"a": [1, 2]}})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            metrics,
+            payload: json!({"plan_id": "p-1", "ünïcode": "✓"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            timestamp: at(9, 59, 59, 999_999),
+            received_at: at(10, 0, 1, 123_456),
+            flags: vec![Flag::OldTimestamp],
+        }
+    }
+
+    fn bare(n: u128) -> Event {
+        Event {
+            experiments: vec![],
+            context: Default::default(),
+            metrics: BTreeMap::new(),
+            payload: Default::default(),
+            flags: vec![Flag::NoExperimentContext],
+            ..sample(n)
+        }
+    }
+
+    fn columns(events: &[Event]) -> EventColumns {
+        let mut c = EventColumns::new();
+        for e in events {
+            c.push(e).expect("push");
+        }
+        c
+    }
+
+    fn read_back(file: Vec<u8>) -> RecordBatch {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file))
+            .expect("parquet file")
+            .build()
+            .expect("reader");
+        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().expect("batches");
+        arrow::compute::concat_batches(&schema(), &batches).expect("one batch")
+    }
+
+    #[test]
+    fn finished_columns_match_the_schema_exactly() {
+        let batch = columns(&[sample(1), bare(2)]).finish().expect("finish");
+        assert_eq!(batch.schema(), schema());
+        let empty = EventColumns::new()
+            .finish()
+            .expect("an empty file is valid too");
+        assert_eq!(empty.num_rows(), 0);
+    }
+
+    #[test]
+    fn every_column_reads_back_as_written() {
+        let events = vec![sample(1), bare(2), sample(3)];
+        let batch = read_back(encode(columns(&events)).expect("encode"));
+        assert_eq!(
+            batch.schema(),
+            schema(),
+            "the arrow schema travels in the file"
+        );
+        assert_eq!(batch.num_rows(), 3);
+
+        let strings = |name: &str| -> Vec<String> {
+            let col = batch.column_by_name(name).expect(name);
+            let col = col.as_any().downcast_ref::<StringArray>().expect("utf8");
+            col.iter()
+                .map(|v| v.unwrap_or_default().to_string())
+                .collect()
+        };
+        let ids: Vec<String> = events.iter().map(|e| e.event_id.to_string()).collect();
+        assert_eq!(strings("event_id"), ids);
+        assert_eq!(strings("unit_id"), vec!["user-1", "user-2", "user-3"]);
+        assert_eq!(strings("unit_type"), vec!["user"; 3]);
+        let contexts: Vec<serde_json::Value> = strings("context")
+            .iter()
+            .map(|s| serde_json::from_str(s).expect("json"))
+            .collect();
+        assert_eq!(
+            contexts[0],
+            json!({"platform": "ios", "nested": {"a": [1, 2]}})
+        );
+        assert_eq!(contexts[1], json!({}));
+        let payload: serde_json::Value =
+            serde_json::from_str(&strings("payload")[0]).expect("json");
+        assert_eq!(payload["ünïcode"], "✓");
+
+        let types = batch.column_by_name("event_type").expect("event_type");
+        let types: &DictionaryArray<Int32Type> = types.as_dictionary();
+        let values = types.values().as_string::<i32>();
+        let decoded: Vec<&str> = types
+            .keys()
+            .iter()
+            .map(|k| values.value(k.map(|k| k as usize).unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            decoded,
+            vec!["meal_swapped", "plan_generated", "meal_swapped"]
+        );
+        assert_eq!(values.len(), 2, "each type is stored once");
+
+        let experiments = batch.column_by_name("experiments").expect("experiments");
+        let experiments = experiments.as_list::<i32>();
+        assert_eq!(experiments.value_length(0), 2);
+        assert_eq!(experiments.value_length(1), 0);
+        let first = experiments.value(0);
+        let first = first.as_struct();
+        let variant = first.column_by_name("variant_id").expect("variant_id");
+        assert_eq!(
+            variant.as_string::<i32>().value(1),
+            Uuid::from_u128(0xA2).to_string()
+        );
+
+        let metrics = batch.column_by_name("metrics").expect("metrics");
+        let metrics = metrics.as_any().downcast_ref::<MapArray>().expect("map");
+        let row0 = metrics.value(0);
+        let keys = row0.column(0).as_string::<i32>();
+        let vals = row0.column(1).as_primitive::<Float64Type>();
+        assert_eq!(keys.value(0), "latency_ms");
+        assert_eq!(vals.value(0), 450.5);
+        assert_eq!(metrics.value_length(1), 0);
+
+        let ts = batch.column_by_name("timestamp").expect("timestamp");
+        let ts = ts
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .expect("µs");
+        assert_eq!(ts.timezone(), Some("UTC"));
+        assert_eq!(ts.value(0), events[0].timestamp.timestamp_micros());
+        let received = batch.column_by_name("received_at").expect("received_at");
+        let received = received.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        assert_eq!(received.value(2), events[2].received_at.timestamp_micros());
+
+        let flags = batch.column_by_name("flags").expect("flags");
+        let flags = flags.as_list::<i32>();
+        let flags1 = flags.value(1);
+        assert_eq!(flags1.as_string::<i32>().value(0), "no_experiment_context");
+    }
+
+    #[test]
+    fn files_are_zstd_compressed_with_statistics_and_versioned() {
+        let events: Vec<Event> = (0..100).map(sample).collect();
+        let file = encode(columns(&events)).expect("encode");
+        let reader = SerializedFileReader::new(Bytes::from(file)).expect("reader");
+        let meta = reader.metadata();
+        assert_eq!(meta.num_row_groups(), 1);
+        let row_group = meta.row_group(0);
+        for column in row_group.columns() {
+            // The codec is recorded in the file; the level is not.
+            assert!(
+                matches!(column.compression(), Compression::ZSTD(_)),
+                "{}: {:?}",
+                column.column_path(),
+                column.compression()
+            );
+            assert!(column.statistics().is_some(), "{}", column.column_path());
+        }
+        let version = meta
+            .file_metadata()
+            .key_value_metadata()
+            .and_then(|kv| kv.iter().find(|k| k.key == FORMAT_VERSION_KEY))
+            .and_then(|k| k.value.clone());
+        assert_eq!(version.as_deref(), Some(FORMAT_VERSION));
+    }
+
+    #[test]
+    fn the_byte_estimate_grows_with_the_data() {
+        let mut c = EventColumns::new();
+        let small = c.push(&bare(1)).expect("push");
+        let mut big = bare(2);
+        big.payload
+            .insert("note".into(), serde_json::Value::String("x".repeat(10_000)));
+        let large = c.push(&big).expect("push");
+        assert!(large > small + 10_000, "{small} {large}");
+        assert_eq!(c.bytes(), small + large);
+        assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn the_earliest_received_at_is_tracked() {
+        let mut late = sample(1);
+        late.received_at = at(11, 0, 0, 0);
+        let early = sample(2);
+        let c = columns(&[late, early.clone()]);
+        assert_eq!(c.earliest_received(), Some(early.received_at));
+    }
+}

@@ -1,0 +1,169 @@
+//! The invocation: which input it is, what it does, what it answers. The same function serves
+//! the EventBridge schedule (one archive run) and the deploy's `{"action":"migrate"}`.
+
+use std::time::SystemTime;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::app::Archiver;
+use crate::error::ArchiveError;
+use crate::summary::Summary;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// An EventBridge "Scheduled Event": one archive run.
+    Scheduled,
+    /// `{"action":"migrate"}`: apply the database migrations.
+    Migrate,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionInput {
+    action: Action,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Action {
+    Migrate,
+}
+
+/// Only the field that tells a scheduled event apart; EventBridge may add others.
+#[derive(Deserialize)]
+struct EventBridgeInput {
+    #[serde(rename = "detail-type")]
+    detail_type: String,
+}
+
+impl Input {
+    pub fn parse(value: &Value) -> Result<Self, ArchiveError> {
+        if let Ok(ActionInput { action }) = ActionInput::deserialize(value) {
+            return Ok(match action {
+                Action::Migrate => Input::Migrate,
+            });
+        }
+        match EventBridgeInput::deserialize(value) {
+            Ok(e) if e.detail_type == "Scheduled Event" => Ok(Input::Scheduled),
+            // The input itself is not echoed: it is not ours and could be anything.
+            Ok(_) => Err(ArchiveError::InvalidInput(
+                "an EventBridge event whose detail-type is not \"Scheduled Event\"".into(),
+            )),
+            Err(_) => Err(ArchiveError::InvalidInput(format!(
+                "unrecognised {}",
+                kind(value)
+            ))),
+        }
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Object(_) => "object",
+        Value::Array(_) => "array",
+        Value::String(_) => "string",
+        Value::Number(_) => "number",
+        Value::Bool(_) => "boolean",
+        Value::Null => "null",
+    }
+}
+
+/// The invocation's answer.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Output {
+    Run(Summary),
+    Migrated {
+        action: &'static str,
+        applied: Vec<String>,
+    },
+}
+
+/// The Lambda deadline as an instant of the run's clock.
+pub fn deadline(at: SystemTime) -> Instant {
+    let remaining = at.duration_since(SystemTime::now()).unwrap_or_default();
+    Instant::now() + remaining
+}
+
+/// Runs one input. A run's summary is logged (and, with `emf`, printed as CloudWatch
+/// metrics) whether or not it met errors; the first error is what the invocation returns.
+pub async fn handle(
+    archiver: &Archiver,
+    input: Input,
+    deadline: Instant,
+    emf: bool,
+) -> Result<Output, ArchiveError> {
+    match input {
+        Input::Migrate => {
+            let applied = archiver.migrate().await?;
+            tracing::info!(applied = ?applied, "migrations");
+            Ok(Output::Migrated {
+                action: "migrate",
+                applied,
+            })
+        }
+        Input::Scheduled => {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            tracing::info!(remaining_ms = remaining.as_millis(), "archive run starting");
+            let outcome = archiver.run(Utc::now(), deadline).await;
+            outcome.summary.log();
+            if emf {
+                println!("{}", outcome.summary.emf());
+            }
+            outcome.into_result().map(Output::Run)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).expect(&path);
+        serde_json::from_str(&text).expect("fixture is JSON")
+    }
+
+    #[test]
+    fn the_fixtures_are_recognised() {
+        assert_eq!(
+            Input::parse(&fixture("archiver-scheduled.json")).ok(),
+            Some(Input::Scheduled)
+        );
+        assert_eq!(
+            Input::parse(&fixture("archiver-migrate.json")).ok(),
+            Some(Input::Migrate)
+        );
+    }
+
+    #[test]
+    fn anything_else_is_invalid_input() {
+        for value in [
+            serde_json::json!({"action": "drop_everything"}),
+            serde_json::json!({"action": "migrate", "extra": 1}),
+            serde_json::json!({"detail-type": "Object Created", "source": "aws.s3"}),
+            serde_json::json!({}),
+            serde_json::json!("migrate"),
+        ] {
+            let err = Input::parse(&value).expect_err("invalid");
+            assert_eq!(err.code(), "invalid_input", "{value}");
+            assert!(!err.is_retryable());
+        }
+    }
+
+    #[test]
+    fn the_migrate_answer_names_what_was_applied() {
+        let out = Output::Migrated {
+            action: "migrate",
+            applied: vec!["V1__events".into()],
+        };
+        assert_eq!(
+            serde_json::to_value(out).expect("json"),
+            serde_json::json!({"action": "migrate", "applied": ["V1__events"]})
+        );
+    }
+}

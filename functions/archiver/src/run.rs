@@ -1,0 +1,468 @@
+//! One scheduled run, following the data: sweep PostgreSQL, receive from SQS, group by hour,
+//! encode and upload the files, then delete the messages and mark the swept rows whose files
+//! are all stored; finally the partition maintenance.
+//!
+//! At-least-once: nothing is acknowledged before every object holding its events is stored,
+//! so a crash or timeout at any point loses nothing and at worst archives an event twice.
+//! Memory stays bounded however long the queue: buffers become files at the file limits,
+//! and receiving pauses while the bytes held reach `max_held_bytes` or files wait for an
+//! upload slot.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use eis_store::maintenance;
+use eis_store::message;
+use eis_store::EventKey;
+use tokio::task::{JoinError, JoinSet};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::app::Archiver;
+use crate::delete::{self, Deleted};
+use crate::error::ArchiveError;
+use crate::format;
+use crate::group::{by_partition, Batcher, Chunk, ChunkId, HourPartition, SourceId};
+use crate::receive::{self, Received};
+use crate::summary::{Stop, Summary};
+use crate::upload;
+
+/// SQS's long-polling wait is counted in whole seconds: a shorter budget cannot receive.
+const MIN_RECEIVE_BUDGET: Duration = Duration::from_secs(1);
+
+/// What a run did, and what went wrong on the way (a run goes on after most errors).
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub summary: Summary,
+    pub errors: Vec<ArchiveError>,
+}
+
+impl RunOutcome {
+    /// The summary when nothing went wrong, else the first error (each one is logged).
+    pub fn into_result(self) -> Result<Summary, ArchiveError> {
+        match self.errors.into_iter().next() {
+            Some(first) => Err(first),
+            None => Ok(self.summary),
+        }
+    }
+}
+
+/// Where a buffered event came from: what acknowledging it takes.
+enum Source {
+    Message {
+        message_id: String,
+        receipt_handle: String,
+    },
+    Swept(Vec<EventKey>),
+}
+
+/// Messages already met in this run. A message can come back within a run when its
+/// visibility timeout is shorter than the run: it is then neither buffered nor counted again.
+enum Seen {
+    Pending(SourceId),
+    Done,
+    Ignored,
+}
+
+struct UploadDone {
+    chunk: ChunkId,
+    partition: HourPartition,
+    key: String,
+    events: usize,
+    earliest_received: Option<DateTime<Utc>>,
+    result: Result<usize, ArchiveError>,
+}
+
+struct Run<'a> {
+    archiver: &'a Archiver,
+    now: DateTime<Utc>,
+    deadline: Instant,
+    batcher: Batcher<Source>,
+    seen: HashMap<String, Seen>,
+    receives: JoinSet<Result<Vec<Received>, ArchiveError>>,
+    uploads: JoinSet<UploadDone>,
+    deletes: JoinSet<Deleted>,
+    to_delete: Vec<String>,
+    to_mark: Vec<EventKey>,
+    stop: Option<Stop>,
+    partitions: BTreeSet<HourPartition>,
+    earliest_received: Option<DateTime<Utc>>,
+    summary: Summary,
+    errors: Vec<ArchiveError>,
+}
+
+/// One run: `now` is the run's clock (sweep grace, maintenance, lag metric); no receive
+/// starts once less than the safety margin remains before `deadline`.
+pub async fn run(archiver: &Archiver, now: DateTime<Utc>, deadline: Instant) -> RunOutcome {
+    let started = Instant::now();
+    let mut run = Run {
+        archiver,
+        now,
+        deadline,
+        batcher: Batcher::new(archiver.config.limits),
+        seen: HashMap::new(),
+        receives: JoinSet::new(),
+        uploads: JoinSet::new(),
+        deletes: JoinSet::new(),
+        to_delete: Vec::new(),
+        to_mark: Vec::new(),
+        stop: None,
+        partitions: BTreeSet::new(),
+        earliest_received: None,
+        summary: Summary {
+            run_id: Uuid::now_v7(),
+            ..Summary::default()
+        },
+        errors: Vec::new(),
+    };
+    run.sweep().await;
+    run.drain().await;
+    run.finish().await;
+    run.maintain().await;
+    run.outcome(started)
+}
+
+impl Run<'_> {
+    /// Time for one more receive, if more than the margin remains.
+    fn receive_budget(&self) -> Option<Duration> {
+        self.deadline
+            .saturating_duration_since(Instant::now())
+            .checked_sub(self.archiver.config.safety_margin)
+            .filter(|budget| *budget >= MIN_RECEIVE_BUDGET)
+    }
+
+    /// An error after which receiving more would not help: the rest waits for the next run.
+    fn fail(&mut self, err: ArchiveError) {
+        self.stop.get_or_insert(Stop::Error);
+        self.errors.push(log_error(err));
+    }
+
+    /// Events the ingest function stored but could not hand to SQS: archived in the same
+    /// files as the queue's, acknowledged per hour partition.
+    async fn sweep(&mut self) {
+        if self.receive_budget().is_none() {
+            return;
+        }
+        let config = &self.archiver.config;
+        let swept = self
+            .archiver
+            .store
+            .not_handed_off(self.now, config.sweep_grace, config.sweep_limit)
+            .await;
+        match swept {
+            Ok(events) => {
+                self.summary.swept = events.len();
+                for (_, events) in by_partition(events) {
+                    let keys = events.iter().map(|e| (e.event_id, e.timestamp)).collect();
+                    self.add(Source::Swept(keys), &events);
+                }
+            }
+            // The queue does not need the database: the run goes on without the sweep.
+            Err(e) => self.errors.push(log_error(e.into())),
+        }
+    }
+
+    fn add(&mut self, source: Source, events: &[eis_contract::Event]) -> Option<SourceId> {
+        let added = self.batcher.add(source, events);
+        self.acknowledge_completed();
+        match added {
+            Ok(id) => Some(id),
+            Err(e) => {
+                self.errors.push(log_error(e.into()));
+                None
+            }
+        }
+    }
+
+    async fn drain(&mut self) {
+        loop {
+            self.start_uploads();
+            self.start_receives();
+            if self.stop.is_some() && self.receives.is_empty() {
+                return;
+            }
+            tokio::select! {
+                Some(joined) = self.receives.join_next() => self.received(joined),
+                Some(joined) = self.uploads.join_next() => self.uploaded(joined),
+                Some(joined) = self.deletes.join_next() => self.deleted(joined),
+                // Nothing in flight and nothing startable: only a panicked upload (whose
+                // bytes stay held) leads here; that error already stopped the run.
+                else => return,
+            }
+        }
+    }
+
+    /// Receiving waits while the held bytes are at their bound or cut files wait for an
+    /// upload slot: memory is freed by uploads, not by receiving more.
+    fn paused(&self) -> bool {
+        self.batcher.under_pressure() || self.batcher.has_ready()
+    }
+
+    fn start_receives(&mut self) {
+        let config = &self.archiver.config;
+        while self.stop.is_none()
+            && self.receives.len() < config.receive_concurrency
+            && !self.paused()
+        {
+            let Some(budget) = self.receive_budget() else {
+                self.stop = Some(Stop::Deadline);
+                return;
+            };
+            self.receives.spawn(receive::receive(
+                self.archiver.sqs.clone(),
+                config.queue_url.clone(),
+                config.receive_wait.min(budget),
+            ));
+        }
+    }
+
+    fn received(&mut self, joined: Result<Result<Vec<Received>, ArchiveError>, JoinError>) {
+        match joined {
+            Err(e) => self.fail(ArchiveError::Internal(e.to_string())),
+            Ok(Err(e)) => self.fail(e),
+            Ok(Ok(messages)) => {
+                let mut new = 0;
+                for m in messages {
+                    new += usize::from(self.accept(m));
+                }
+                if new == 0 {
+                    self.stop.get_or_insert(Stop::Drained);
+                }
+            }
+        }
+    }
+
+    /// Buffers a message's events; true when the message is new to this run.
+    fn accept(&mut self, m: Received) -> bool {
+        match self.seen.get(&m.message_id) {
+            Some(Seen::Pending(id)) => {
+                // A re-delivery: only its newest receipt handle can delete it.
+                if let Some(Source::Message { receipt_handle, .. }) =
+                    self.batcher.pending_payload(*id)
+                {
+                    *receipt_handle = m.receipt_handle;
+                }
+                false
+            }
+            Some(Seen::Done) => {
+                self.to_delete.push(m.receipt_handle);
+                self.start_deletes(false);
+                false
+            }
+            Some(Seen::Ignored) => false,
+            None => {
+                let seen = match message::decode(&m.body) {
+                    Err(e) => {
+                        // Left alone: the queue's redrive policy moves it to the DLQ.
+                        tracing::warn!(
+                            message_id = %m.message_id,
+                            receive_count = m.receive_count,
+                            error = %e,
+                            "undecodable message left for the dead-letter queue"
+                        );
+                        self.summary.dead_lettered += 1;
+                        Seen::Ignored
+                    }
+                    Ok(events) => {
+                        self.summary.messages += 1;
+                        let source = Source::Message {
+                            message_id: m.message_id.clone(),
+                            receipt_handle: m.receipt_handle,
+                        };
+                        match self.add(source, &events) {
+                            Some(id) => Seen::Pending(id),
+                            None => Seen::Ignored,
+                        }
+                    }
+                };
+                // A source that completed inside `add` (no events) is already Done.
+                self.seen.entry(m.message_id).or_insert(seen);
+                true
+            }
+        }
+    }
+
+    /// Sources whose files are all stored: delete their messages, mark their rows.
+    fn acknowledge_completed(&mut self) {
+        for source in self.batcher.take_completed() {
+            match source {
+                Source::Message {
+                    message_id,
+                    receipt_handle,
+                } => {
+                    self.to_delete.push(receipt_handle);
+                    self.seen.insert(message_id, Seen::Done);
+                }
+                Source::Swept(keys) => self.to_mark.extend(keys),
+            }
+        }
+        self.start_deletes(false);
+    }
+
+    /// Full batches only, unless `all`: deletes are cheapest 10 at a time.
+    fn start_deletes(&mut self, all: bool) {
+        while self.to_delete.len() >= delete::MAX_BATCH || (all && !self.to_delete.is_empty()) {
+            let n = self.to_delete.len().min(delete::MAX_BATCH);
+            let handles: Vec<String> = self.to_delete.drain(..n).collect();
+            self.deletes.spawn(delete::delete(
+                self.archiver.sqs.clone(),
+                self.archiver.config.queue_url.clone(),
+                handles,
+            ));
+        }
+    }
+
+    fn start_uploads(&mut self) {
+        while self.uploads.len() < self.archiver.config.upload_concurrency {
+            if !self.batcher.has_ready() && self.batcher.under_pressure() {
+                self.batcher.cut_largest();
+            }
+            let Some(chunk) = self.batcher.next_ready() else {
+                return;
+            };
+            self.spawn_upload(chunk);
+        }
+    }
+
+    /// Encoding is CPU-bound (zstd): it runs on the blocking pool while receiving goes on.
+    fn spawn_upload(&mut self, chunk: Chunk) {
+        let Chunk {
+            id,
+            partition,
+            columns,
+        } = chunk;
+        let config = &self.archiver.config;
+        let key = partition.object_key(&config.prefix, Uuid::now_v7());
+        let events = columns.len();
+        let earliest_received = columns.earliest_received();
+        let s3 = self.archiver.s3.clone();
+        let bucket = config.bucket.clone();
+        let run_id = self.summary.run_id;
+        self.uploads.spawn(async move {
+            let result = async {
+                let body = tokio::task::spawn_blocking(move || format::encode(columns))
+                    .await
+                    .map_err(|e| ArchiveError::Internal(e.to_string()))??;
+                let bytes = body.len();
+                upload::put(&s3, &bucket, &key, body, run_id, events).await?;
+                Ok(bytes)
+            }
+            .await;
+            UploadDone {
+                chunk: id,
+                partition,
+                key,
+                events,
+                earliest_received,
+                result,
+            }
+        });
+    }
+
+    fn uploaded(&mut self, joined: Result<UploadDone, JoinError>) {
+        let done = match joined {
+            Ok(done) => done,
+            // The chunk's sources stay pending: never acknowledged, archived again next run.
+            Err(e) => return self.fail(ArchiveError::Internal(e.to_string())),
+        };
+        match done.result {
+            Ok(bytes) => {
+                tracing::info!(key = %done.key, events = done.events, bytes, "stored");
+                self.batcher.stored(done.chunk);
+                self.summary.files += 1;
+                self.summary.bytes += bytes as u64;
+                self.summary.events += done.events;
+                self.partitions.insert(done.partition);
+                self.earliest_received = match (self.earliest_received, done.earliest_received) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            Err(e) => {
+                tracing::warn!(key = %done.key, events = done.events, "not stored");
+                self.batcher.failed(done.chunk);
+                self.summary.failed_files += 1;
+                self.fail(e);
+            }
+        }
+        self.acknowledge_completed();
+    }
+
+    fn deleted(&mut self, joined: Result<Deleted, JoinError>) {
+        match joined {
+            Ok(d) => {
+                self.summary.deleted += d.deleted;
+                self.summary.failed_deletes += d.failed;
+                if let Some(e) = d.error {
+                    self.errors.push(log_error(e));
+                }
+            }
+            Err(e) => self
+                .errors
+                .push(log_error(ArchiveError::Internal(e.to_string()))),
+        }
+    }
+
+    /// The end of the drain: every buffer becomes a file, then the acknowledgements.
+    async fn finish(&mut self) {
+        self.batcher.cut_all();
+        loop {
+            self.start_uploads();
+            tokio::select! {
+                Some(joined) = self.uploads.join_next() => self.uploaded(joined),
+                Some(joined) = self.deletes.join_next() => self.deleted(joined),
+                else => break,
+            }
+        }
+        self.start_deletes(true);
+        while let Some(joined) = self.deletes.join_next().await {
+            self.deleted(joined);
+        }
+        if !self.to_mark.is_empty() {
+            match self.archiver.store.mark_handed_off(&self.to_mark).await {
+                Ok(marked) => self.summary.marked = marked,
+                // They stay unmarked: the next sweep archives them again (duplicates only).
+                Err(e) => self.errors.push(log_error(e.into())),
+            }
+        }
+    }
+
+    /// Partition upkeep: idempotent, so a failure here is simply redone next run.
+    async fn maintain(&mut self) {
+        let policy = self.archiver.config.maintenance;
+        match maintenance::run(self.archiver.store.db(), self.now, policy).await {
+            Ok(report) => {
+                if !report.partitions_created.is_empty() || !report.partitions_dropped.is_empty() {
+                    tracing::info!(
+                        created = ?report.partitions_created,
+                        dropped = ?report.partitions_dropped,
+                        "partition maintenance"
+                    );
+                }
+                self.summary.partitions_created = report.partitions_created.len();
+                self.summary.partitions_dropped = report.partitions_dropped.len();
+            }
+            Err(e) => self.errors.push(log_error(e.into())),
+        }
+    }
+
+    fn outcome(mut self, started: Instant) -> RunOutcome {
+        self.summary.partitions = self.partitions.len();
+        self.summary.oldest_event_age_seconds = self
+            .earliest_received
+            .map(|t| ((self.now - t).num_milliseconds() as f64 / 1000.0).max(0.0));
+        self.summary.seconds = started.elapsed().as_secs_f64();
+        self.summary.stopped = self.stop.unwrap_or_default();
+        self.summary.errors = self.errors.iter().map(ArchiveError::code).collect();
+        RunOutcome {
+            summary: self.summary,
+            errors: self.errors,
+        }
+    }
+}
+
+fn log_error(err: ArchiveError) -> ArchiveError {
+    tracing::warn!(code = err.code(), error = %err, "archive run error");
+    err
+}

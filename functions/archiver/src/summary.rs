@@ -1,0 +1,193 @@
+//! What one run did: returned to the caller, logged as one JSON line, and turned into
+//! CloudWatch metrics (Embedded Metric Format) once, when the run ends.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+/// Why the run stopped receiving.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    /// A receive found no message it had not seen: the queue is drained.
+    #[default]
+    Drained,
+    /// Less than the safety margin remained before the deadline.
+    Deadline,
+    /// Receiving or storing failed; the rest is left for the next run.
+    Error,
+}
+
+impl Stop {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stop::Drained => "drained",
+            Stop::Deadline => "deadline",
+            Stop::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// Time-ordered id of the run; also in each object's `eis-run-id` metadata.
+    pub run_id: Uuid,
+    /// Distinct messages received and decoded.
+    pub messages: usize,
+    /// Events in the objects stored by this run (from messages and from the sweep).
+    pub events: usize,
+    /// Objects stored.
+    pub files: usize,
+    /// Bytes of the objects stored.
+    pub bytes: u64,
+    /// Distinct hour partitions written to.
+    pub partitions: usize,
+    /// Distinct undecodable messages seen: left in the queue, for its redrive policy to move
+    /// to the dead-letter queue.
+    pub dead_lettered: usize,
+    /// Events read from PostgreSQL by the sweep (not handed to SQS by the ingest function).
+    pub swept: usize,
+    /// Swept events marked handed off (their objects are stored).
+    pub marked: u64,
+    /// Messages deleted from the queue (their objects are stored).
+    pub deleted: usize,
+    /// Objects that could not be stored (their messages stay in the queue).
+    pub failed_files: usize,
+    /// Archived messages whose delete failed (they will be archived again).
+    pub failed_deletes: usize,
+    pub partitions_created: usize,
+    pub partitions_dropped: usize,
+    /// Age, at the end of the run, of the earliest `received_at` among the events stored:
+    /// how far the archive lags behind ingestion.
+    pub oldest_event_age_seconds: Option<f64>,
+    pub seconds: f64,
+    pub stopped: Stop,
+    /// Codes of the errors met, in order (see `ArchiveError::code`).
+    pub errors: Vec<&'static str>,
+}
+
+impl Summary {
+    /// The run's log line: one JSON object with every field.
+    pub fn log(&self) {
+        tracing::info!(
+            run_id = %self.run_id,
+            messages = self.messages,
+            events = self.events,
+            files = self.files,
+            bytes = self.bytes,
+            partitions = self.partitions,
+            dead_lettered = self.dead_lettered,
+            swept = self.swept,
+            marked = self.marked,
+            deleted = self.deleted,
+            failed_files = self.failed_files,
+            failed_deletes = self.failed_deletes,
+            partitions_created = self.partitions_created,
+            partitions_dropped = self.partitions_dropped,
+            oldest_event_age_seconds = self.oldest_event_age_seconds,
+            seconds = self.seconds,
+            stopped = self.stopped.as_str(),
+            errors = ?self.errors,
+            "archive run"
+        );
+    }
+
+    /// The EMF document: CloudWatch extracts the listed metrics from this log line.
+    pub fn emf(&self) -> Value {
+        let mut values = Map::new();
+        let mut defs = Vec::new();
+        let mut metric = |name: &str, value: Value, unit: &str| {
+            defs.push(json!({ "Name": name, "Unit": unit }));
+            values.insert(name.to_string(), value);
+        };
+        metric("Messages", json!(self.messages), "Count");
+        metric("Events", json!(self.events), "Count");
+        metric("Files", json!(self.files), "Count");
+        metric("Bytes", json!(self.bytes), "Bytes");
+        metric("Partitions", json!(self.partitions), "Count");
+        metric("DeadLettered", json!(self.dead_lettered), "Count");
+        metric("Swept", json!(self.swept), "Count");
+        metric("Deleted", json!(self.deleted), "Count");
+        metric("FailedFiles", json!(self.failed_files), "Count");
+        metric("FailedDeletes", json!(self.failed_deletes), "Count");
+        metric("RunErrors", json!(self.errors.len()), "Count");
+        metric("Duration", json!(self.seconds), "Seconds");
+        if let Some(age) = self.oldest_event_age_seconds {
+            metric("OldestEventAge", json!(age), "Seconds");
+        }
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        values.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": timestamp,
+                "CloudWatchMetrics": [{
+                    "Namespace": "EIS",
+                    "Dimensions": [["Function"]],
+                    "Metrics": defs,
+                }],
+            }),
+        );
+        values.insert("Function".into(), json!("archiver"));
+        values.insert("RunId".into(), json!(self.run_id));
+        Value::Object(values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_lists_every_metric_it_carries() {
+        let summary = Summary {
+            messages: 12,
+            events: 3400,
+            files: 2,
+            bytes: 123_456,
+            dead_lettered: 1,
+            oldest_event_age_seconds: Some(42.5),
+            seconds: 3.2,
+            errors: vec!["storage_unavailable"],
+            ..Summary::default()
+        };
+        let doc = summary.emf();
+        let defs = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(defs.len() >= 12, "{defs:?}");
+        for def in &defs {
+            let name = def["Name"].as_str().unwrap_or_default();
+            assert!(doc.get(name).is_some(), "metric {name} has no value");
+        }
+        assert_eq!(doc["Events"], 3400);
+        assert_eq!(doc["DeadLettered"], 1);
+        assert_eq!(doc["OldestEventAge"], 42.5);
+        assert_eq!(doc["RunErrors"], 1);
+        assert_eq!(doc["Function"], "archiver");
+    }
+
+    #[test]
+    fn the_stop_reason_reads_the_same_in_the_log_and_the_answer() {
+        for stop in [Stop::Drained, Stop::Deadline, Stop::Error] {
+            let json = serde_json::to_value(stop).expect("json");
+            assert_eq!(json, stop.as_str());
+        }
+    }
+
+    #[test]
+    fn without_archived_events_there_is_no_age() {
+        let doc = Summary::default().emf();
+        assert!(doc.get("OldestEventAge").is_none());
+        let names: Vec<&str> = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|d| d["Name"].as_str()).collect())
+            .unwrap_or_default();
+        assert!(!names.contains(&"OldestEventAge"));
+    }
+}

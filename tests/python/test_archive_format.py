@@ -1,0 +1,198 @@
+"""The archive's Parquet format read by engines nobody here wrote: DuckDB and pyarrow.
+
+The events are defined here as a client would send them; the archiver's own encoder writes
+them to a file (`cargo run -p archiver --example write-sample`), and every column must read
+back with the values sent: UUIDs, the experiments list, JSON objects, the metrics map, UTC
+timestamps in microseconds, and the flags the contract sets.
+"""
+
+import json
+import subprocess
+from datetime import datetime, timezone
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ROOT
+
+# The receive time given to validation: every received_at equals it.
+NOW = "2026-01-05T09:30:00Z"
+NOW_UTC = datetime(2026, 1, 5, 9, 30, tzinfo=timezone.utc)
+
+EXPERIMENT_A = "0b7e6a43-2d1e-4f55-9d7c-6f6f6b1f0a01"
+VARIANT_A = "5c0c8f5e-8b4a-4a43-b7c5-0f2f0c0b9a02"
+EXPERIMENT_B = "1c8f7b54-3e2f-4a66-8e3d-7a7a7c2a1b03"
+VARIANT_B = "6d1d9a6f-9c5b-4b54-a8d6-1a3a1d1cab04"
+
+SENT = [
+    {
+        "event_id": "0193F1A2-7C3E-7A10-8B2C-3D4E5F6A7B01",  # either case is accepted
+        "event_type": "plan_generated",
+        "unit_type": "user",
+        "unit_id": "user-123",
+        "experiments": [
+            {"experiment_id": EXPERIMENT_A, "variant_id": VARIANT_A},
+            {"experiment_id": EXPERIMENT_B, "variant_id": VARIANT_B},
+        ],
+        "context": {"policy_version_id": "7d9f8e1c-3b2a-4c5d-8e6f-9a0b1c2d3e04",
+                    "platform": "ios", "nested": {"list": [1, 2.5, None]}},
+        "metrics": {"latency_ms": 1843.5, "token_count": 2117},
+        "payload": {"plan_id": "pln_01", "note": "ünïcödé ✓"},
+        # An offset: stored in UTC (09:15:30.123456Z), microseconds kept.
+        "timestamp": "2026-01-05T11:15:30.123456+02:00",
+    },
+    {
+        "event_id": "0193f1a2-7c3e-7a10-8b2c-3d4e5f6a7b02",
+        "event_type": "pantry_updated",
+        "unit_type": "household",
+        "unit_id": "h-9",
+        # Ten days before NOW: flagged old; no experiments: flagged too.
+        "timestamp": "2025-12-26T08:00:00Z",
+    },
+    {
+        "event_id": "0193f1a2-7c3e-7a10-8b2c-3d4e5f6a7b03",
+        "event_type": "pantry_updated",
+        "unit_type": "user",
+        "unit_id": "user-456",
+        "experiments": [{"experiment_id": EXPERIMENT_A, "variant_id": VARIANT_A}],
+        "metrics": {"items": 3},
+        "payload": {"added": ["rice"]},
+        # Nanoseconds are truncated to microseconds.
+        "timestamp": "2026-01-05T09:29:59.999999999Z",
+    },
+]
+
+EXPECTED = [
+    {
+        "event_id": "0193f1a2-7c3e-7a10-8b2c-3d4e5f6a7b01",
+        "event_type": "plan_generated",
+        "unit_type": "user",
+        "unit_id": "user-123",
+        "experiments": [
+            {"experiment_id": EXPERIMENT_A, "variant_id": VARIANT_A},
+            {"experiment_id": EXPERIMENT_B, "variant_id": VARIANT_B},
+        ],
+        "context": SENT[0]["context"],
+        "metrics": {"latency_ms": 1843.5, "token_count": 2117.0},
+        "payload": SENT[0]["payload"],
+        "timestamp": datetime(2026, 1, 5, 9, 15, 30, 123456, tzinfo=timezone.utc),
+        "received_at": NOW_UTC,
+        "flags": [],
+    },
+    {
+        "event_id": "0193f1a2-7c3e-7a10-8b2c-3d4e5f6a7b02",
+        "event_type": "pantry_updated",
+        "unit_type": "household",
+        "unit_id": "h-9",
+        "experiments": [],
+        "context": {},
+        "metrics": {},
+        "payload": {},
+        "timestamp": datetime(2025, 12, 26, 8, 0, tzinfo=timezone.utc),
+        "received_at": NOW_UTC,
+        "flags": ["old_timestamp", "no_experiment_context"],
+    },
+    {
+        "event_id": "0193f1a2-7c3e-7a10-8b2c-3d4e5f6a7b03",
+        "event_type": "pantry_updated",
+        "unit_type": "user",
+        "unit_id": "user-456",
+        "experiments": [{"experiment_id": EXPERIMENT_A, "variant_id": VARIANT_A}],
+        "context": {},
+        "metrics": {"items": 3.0},
+        "payload": {"added": ["rice"]},
+        "timestamp": datetime(2026, 1, 5, 9, 29, 59, 999999, tzinfo=timezone.utc),
+        "received_at": NOW_UTC,
+        "flags": [],
+    },
+]
+
+COLUMNS = ["event_id", "event_type", "unit_type", "unit_id", "experiments", "context",
+           "metrics", "payload", "timestamp", "received_at", "flags"]
+
+
+@pytest.fixture(scope="module")
+def archive_file(tmp_path_factory):
+    """A file written by the archiver's encoder from SENT (fails if none is written)."""
+    folder = tmp_path_factory.mktemp("archive")
+    events, out = folder / "events.jsonl", folder / "events.parquet"
+    events.write_text("\n".join(json.dumps(e) for e in SENT) + "\n")
+    run = subprocess.run(
+        ["cargo", "run", "--quiet", "--locked", "-p", "archiver", "--example", "write-sample",
+         "--", str(events), str(out), NOW],
+        cwd=ROOT, capture_output=True, text=True, timeout=3600, check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert out.is_file(), "write-sample wrote no file"
+    return out
+
+
+def normalise(row: dict) -> dict:
+    """JSON columns parsed, the map as a dict: comparable with EXPECTED."""
+    row = dict(row)
+    row["context"] = json.loads(row["context"])
+    row["payload"] = json.loads(row["payload"])
+    if isinstance(row["metrics"], list):  # pyarrow: a list of (key, value) pairs
+        row["metrics"] = dict(row["metrics"])
+    return row
+
+
+def test_pyarrow_reads_every_column_as_sent(archive_file):
+    table = pq.read_table(archive_file)
+    assert table.column_names == COLUMNS
+    assert table.schema.field("event_type").type == pa.dictionary(pa.int32(), pa.string())
+    assert table.schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
+    assert table.schema.field("received_at").type == pa.timestamp("us", tz="UTC")
+    assert pa.types.is_map(table.schema.field("metrics").type)
+    experiments = table.schema.field("experiments").type
+    assert pa.types.is_list(experiments)
+    assert [f.name for f in experiments.value_type] == ["experiment_id", "variant_id"]
+    assert table.schema.field("flags").type.value_type == pa.string()
+
+    rows = [normalise(r) for r in table.to_pylist()]
+    assert rows == EXPECTED
+
+
+def test_the_file_is_zstd_with_statistics(archive_file):
+    meta = pq.ParquetFile(archive_file).metadata
+    assert meta.num_rows == len(SENT)
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            column = group.column(c)
+            assert column.compression == "ZSTD", column.path_in_schema
+            assert column.is_stats_set, column.path_in_schema
+    ts = [meta.row_group(0).column(c) for c in range(meta.num_columns)
+          if meta.row_group(0).column(c).path_in_schema == "timestamp"][0]
+    assert ts.statistics.min == EXPECTED[1]["timestamp"]
+    assert ts.statistics.max == EXPECTED[2]["timestamp"]
+
+
+def test_duckdb_reads_every_column_as_sent(archive_file):
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    described = {name: kind for name, kind, *_ in
+                 con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(archive_file)]).fetchall()}
+    assert described["timestamp"] == "TIMESTAMP WITH TIME ZONE"
+    assert described["metrics"] == "MAP(VARCHAR, DOUBLE)"
+    assert described["experiments"] == "STRUCT(experiment_id VARCHAR, variant_id VARCHAR)[]"
+    assert described["flags"] == "VARCHAR[]"
+
+    cursor = con.execute("SELECT * FROM read_parquet(?) ORDER BY event_id", [str(archive_file)])
+    names = [d[0] for d in cursor.description]
+    assert names == COLUMNS
+    rows = [normalise(dict(zip(names, r))) for r in cursor.fetchall()]
+    assert rows == EXPECTED
+
+    # The queries the archive is for: by experiment and by time, rendered in UTC.
+    by_variant = con.execute(
+        "SELECT e.variant_id, count(*) FROM read_parquet(?), unnest(experiments) AS t(e) "
+        "GROUP BY 1 ORDER BY 1", [str(archive_file)]).fetchall()
+    assert by_variant == [(VARIANT_A, 2), (VARIANT_B, 1)]
+    rendered = con.execute(
+        "SELECT strftime(timestamp, '%Y-%m-%dT%H:%M:%S.%f') FROM read_parquet(?) ORDER BY event_id",
+        [str(archive_file)]).fetchall()
+    assert [r[0] for r in rendered] == [
+        "2026-01-05T09:15:30.123456", "2025-12-26T08:00:00.000000", "2026-01-05T09:29:59.999999"]

@@ -1,0 +1,117 @@
+"""The migrations custom resource's inline handler (template.yaml, MigrationsFunction), run
+against stand-ins for boto3 and cfnresponse: it must always answer CloudFormation, invoke the
+archiver with {"action": "migrate"} on Create and Update, and do nothing on Delete."""
+
+import io
+import json
+import sys
+import types
+
+import pytest
+
+SUCCESS, FAILED = "SUCCESS", "FAILED"
+
+
+class FakeLambda:
+    def __init__(self, answer=None, error=None, function_error=None):
+        self.calls = []
+        self.answer = answer if answer is not None else {"applied": ["V1__events"]}
+        self.error = error
+        self.function_error = function_error
+
+    def invoke(self, **kwargs):
+        self.calls.append(kwargs)
+        if self.error:
+            raise self.error
+        out = {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(self.answer).encode())}
+        if self.function_error:
+            out["FunctionError"] = self.function_error
+        return out
+
+
+@pytest.fixture()
+def handler_env(template, monkeypatch):
+    """Loads the inline code with fake modules; returns (module, sent responses, fake client)."""
+    fn = template["Resources"]["MigrationsFunction"]["Properties"]
+    sent = []
+    client = FakeLambda()
+
+    cfnresponse = types.ModuleType("cfnresponse")
+    cfnresponse.SUCCESS, cfnresponse.FAILED = SUCCESS, FAILED
+
+    def send(event, context, status, data, physical_id=None, noEcho=False, reason=None):  # noqa: N803
+        sent.append({"status": status, "data": data, "physical_id": physical_id, "reason": reason})
+
+    cfnresponse.send = send
+    boto3 = types.ModuleType("boto3")
+    boto3.client = lambda service, config=None: client if service == "lambda" else None
+    botocore = types.ModuleType("botocore")
+    botocore_config = types.ModuleType("botocore.config")
+    botocore_config.Config = lambda **kwargs: kwargs
+    botocore.config = botocore_config
+    for name, module in {
+        "cfnresponse": cfnresponse,
+        "boto3": boto3,
+        "botocore": botocore,
+        "botocore.config": botocore_config,
+    }.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    for key, value in fn["Environment"]["Variables"].items():
+        monkeypatch.setenv(key, value if isinstance(value, str) else "arn:aws:lambda:archiver:live")
+    module = types.ModuleType("index")
+    exec(compile(fn["Code"]["ZipFile"], "index.py", "exec"), module.__dict__)  # noqa: S102
+    return module, sent, client
+
+
+def event(request_type):
+    return {
+        "RequestType": request_type,
+        "ResponseURL": "https://example.invalid/response",
+        "StackId": "stack",
+        "RequestId": "request",
+        "LogicalResourceId": "Migrations",
+        "ResourceProperties": {"ArchiverVersion": "arn:aws:lambda:archiver:7"},
+    }
+
+
+@pytest.mark.parametrize("request_type", ["Create", "Update"])
+def test_create_and_update_migrate(handler_env, request_type):
+    module, sent, client = handler_env
+    module.handler(event(request_type), None)
+    assert len(client.calls) == 1
+    call = client.calls[0]
+    assert call["InvocationType"] == "RequestResponse", "wait for the migrations"
+    assert json.loads(call["Payload"]) == {"action": "migrate"}
+    assert [s["status"] for s in sent] == [SUCCESS]
+
+
+def test_delete_is_a_no_op(handler_env):
+    module, sent, client = handler_env
+    module.handler(event("Delete"), None)
+    assert client.calls == []
+    assert [s["status"] for s in sent] == [SUCCESS]
+
+
+def test_archiver_error_fails_the_deploy(handler_env):
+    module, sent, client = handler_env
+    client.function_error = "Unhandled"
+    client.answer = {"errorMessage": "cannot read CA file /opt/rds-global-bundle.pem"}
+    module.handler(event("Create"), None)
+    assert [s["status"] for s in sent] == [FAILED]
+    assert "CA file" in sent[0]["reason"]
+
+
+def test_invoke_exception_is_reported(handler_env):
+    module, sent, client = handler_env
+    client.error = TimeoutError("read timeout")
+    module.handler(event("Update"), None)
+    assert [s["status"] for s in sent] == [FAILED]
+    assert "read timeout" in sent[0]["reason"]
+
+
+def test_physical_id_is_stable(handler_env):
+    """A changing physical id would make CloudFormation delete the 'old' resource."""
+    module, sent, _ = handler_env
+    module.handler(event("Create"), None)
+    module.handler(event("Update"), None)
+    assert len({s["physical_id"] for s in sent}) == 1

@@ -1,0 +1,681 @@
+"""The deployment contract of template.yaml, so that a careless edit fails CI.
+
+Every check is a function of the parsed template. `test_check_holds` runs each on the real
+template; `test_check_catches` runs each on a copy broken on purpose (MUTATIONS) and expects it
+to fail, which proves that the assertion can actually go red.
+"""
+
+import copy
+import json
+import re
+
+import pytest
+
+from conftest import ROOT, load_cfn
+
+FUNCTIONS = {"IngestFunction": "ingest", "ArchiverFunction": "archiver"}
+COMMON_ENV = {"DATABASE_URL", "EIS_DB_SECRET_ARN", "EIS_PG_CA_FILE", "EIS_QUEUE_URL", "RUST_LOG"}
+ARCHIVER_ENV = {
+    "EIS_BUCKET",
+    "EIS_ARCHIVE_PREFIX",
+    "EIS_SAFETY_MARGIN_MS",
+    "EIS_RETENTION_DAYS",
+    "EIS_SWEEP_GRACE_SECS",
+}
+INGEST_ENV = {"EIS_MAX_BODY_BYTES", "EIS_MAX_BATCH_EVENTS", "EIS_MAX_EVENT_BYTES"}
+ROUTES = {("post", "/events"), ("post", "/events/batch"), ("get", "/health")}
+# The only actions allowed on Resource "*": IAM cannot scope these Describe calls, and Lambda
+# needs them to manage the functions' network interfaces in the VPC.
+STAR_RESOURCE_ACTIONS = {"ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"}
+GLUE_COLUMNS = [
+    ("event_id", "string"),
+    ("event_type", "string"),
+    ("unit_type", "string"),
+    ("unit_id", "string"),
+    ("experiments", "array<struct<experiment_id:string,variant_id:string>>"),
+    ("context", "string"),
+    ("metrics", "map<string,double>"),
+    ("payload", "string"),
+    ("timestamp", "timestamp"),
+    ("received_at", "timestamp"),
+    ("flags", "array<string>"),
+]
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def resources(t, rtype=None):
+    return {k: v for k, v in t["Resources"].items() if rtype is None or v["Type"] == rtype}
+
+
+def props(t, name):
+    return t["Resources"][name].get("Properties", {})
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def ref_target(value):
+    """'X' for {"Ref": "X"} or {"Fn::GetAtt": ["X", ...]}, else None."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return value["Ref"]
+        if "Fn::GetAtt" in value:
+            return value["Fn::GetAtt"][0]
+    return None
+
+
+def statements(document):
+    """Statements of a policy document, with Fn::If branches (minus AWS::NoValue) expanded."""
+    out = []
+    for st in as_list(document.get("Statement", [])):
+        if isinstance(st, dict) and "Fn::If" in st:
+            for branch in st["Fn::If"][1:]:
+                if not (isinstance(branch, dict) and branch.get("Ref") == "AWS::NoValue"):
+                    out.append(branch)
+        else:
+            out.append(st)
+    return out
+
+
+def identity_statements(t):
+    """(resource name, statement) of every IAM identity policy in the template."""
+    found = []
+    for name, res in t["Resources"].items():
+        p = res.get("Properties", {})
+        if res["Type"] == "AWS::IAM::Role":
+            for pol in p.get("Policies", []):
+                found += [(name, s) for s in statements(pol["PolicyDocument"])]
+        elif res["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            found += [(name, s) for s in statements(p["PolicyDocument"])]
+        elif res["Type"] == "AWS::Serverless::Function":
+            for pol in as_list(p.get("Policies", [])):
+                if isinstance(pol, dict) and "Statement" in pol:
+                    found += [(name, s) for s in statements(pol)]
+    return found
+
+
+def role_statements(t, function):
+    role = ref_target(props(t, function)["Role"])
+    assert role in t["Resources"], f"{function} must use a role of this template"
+    return [s for _, s in identity_statements(t) if _ == role]
+
+
+def allowed(stmts, action):
+    """Resources on which `action` is allowed by these statements."""
+    res = []
+    for s in stmts:
+        if s.get("Effect") == "Allow" and action in as_list(s["Action"]):
+            res += as_list(s["Resource"])
+    return res
+
+
+def sub_text(value):
+    """The template string of a !Sub (either form)."""
+    assert isinstance(value, dict) and "Fn::Sub" in value, value
+    sub = value["Fn::Sub"]
+    return sub[0] if isinstance(sub, list) else sub
+
+
+def api_operations(t):
+    body = props(t, "IngestApi")["DefinitionBody"]
+    return {
+        (method, path): op for path, item in body["paths"].items() for method, op in item.items()
+    }
+
+
+# --- checks -------------------------------------------------------------------------------------
+
+
+def check_functions(t):
+    functions = resources(t, "AWS::Serverless::Function")
+    assert set(FUNCTIONS) <= set(functions)
+    binaries = []
+    for name, binary in FUNCTIONS.items():
+        res = t["Resources"][name]
+        p = res["Properties"]
+        assert p["Runtime"] == "provided.al2023", name
+        assert p["Architectures"] == ["arm64"], name
+        assert p["Handler"] == "bootstrap", name
+        assert p["CodeUri"] == ".", f"{name}: cargo-lambda builds from the workspace root"
+        assert res["Metadata"]["BuildMethod"] == "rust-cargolambda", name
+        assert res["Metadata"]["BuildProperties"]["Binary"] == binary, name
+        binaries.append(binary)
+    assert len(set(binaries)) == len(binaries), "each function needs its own binary"
+
+
+def check_environment(t):
+    for name in FUNCTIONS:
+        env = props(t, name)["Environment"]["Variables"]
+        expected = COMMON_ENV | (ARCHIVER_ENV if name == "ArchiverFunction" else INGEST_ENV)
+        missing = expected - set(env)
+        assert not missing, f"{name} lacks {sorted(missing)}"
+        for key, value in env.items():
+            assert "PASSWORD" not in key.upper(), f"{name}.{key}: no password in the environment"
+            assert "password" not in json.dumps(value).lower(), f"{name}.{key}"
+        url = sub_text(env["DATABASE_URL"])
+        assert url.startswith("postgres://"), url
+        assert "sslmode=verify-full" in url, "TLS to the database must verify the server"
+        userinfo = url[len("postgres://") :].split("@", 1)[0]
+        assert ":" not in userinfo, "DATABASE_URL must not carry a password"
+        assert env["EIS_DB_SECRET_ARN"] == {"Ref": "DbSecretArn"}
+        assert env["EIS_QUEUE_URL"] == {"Ref": "EventsQueue"}
+    ingest = props(t, "IngestFunction")["Environment"]["Variables"]
+    assert ingest["EIS_MAX_BODY_BYTES"] == "5242880"
+    assert ingest["EIS_MAX_BATCH_EVENTS"] == "1000"
+    assert ingest["EIS_MAX_EVENT_BYTES"] == "65536"
+    archiver = props(t, "ArchiverFunction")["Environment"]["Variables"]
+    assert archiver["EIS_BUCKET"] == {"Ref": "ArchiveBucket"}
+    assert archiver["EIS_ARCHIVE_PREFIX"] == {"Ref": "ArchivePrefix"}
+    assert t["Parameters"]["ArchivePrefix"]["Default"] == ""
+    assert t["Parameters"]["RetentionDays"]["Default"] == 90
+
+
+def check_ca_bundle(t):
+    layer = props(t, "CaBundleLayer")
+    assert layer["ContentUri"].rstrip("/") == "infra/certs"
+    for name in FUNCTIONS:
+        p = props(t, name)
+        assert {"Ref": "CaBundleLayer"} in p["Layers"], f"{name} needs the CA bundle layer"
+        # Layers are extracted under /opt.
+        ca = p["Environment"]["Variables"]["EIS_PG_CA_FILE"]
+        assert ca == "/opt/rds-global-bundle.pem", ca
+
+
+def check_no_star_actions(t):
+    for name, s in identity_statements(t):
+        for action in as_list(s["Action"]):
+            assert "*" not in action, f"{name}: wildcard action {action}"
+    # Resource policies may Deny broadly (TLS only) but never Allow a wildcard action.
+    for name, res in t["Resources"].items():
+        doc = res.get("Properties", {}).get("PolicyDocument")
+        if doc and res["Type"] != "AWS::IAM::Role":
+            for s in statements(doc):
+                if s.get("Effect") == "Allow":
+                    for action in as_list(s["Action"]):
+                        assert "*" not in action, f"{name}: resource policy allows {action}"
+
+
+def check_star_resources(t):
+    for name, s in identity_statements(t):
+        if "*" in as_list(s.get("Resource", [])):
+            extra = set(as_list(s["Action"])) - STAR_RESOURCE_ACTIONS
+            assert not extra, f'{name}: Resource "*" only for the VPC Describe calls, not {extra}'
+
+
+def check_roles_are_explicit(t):
+    for name in FUNCTIONS:
+        p = props(t, name)
+        assert "Role" in p, f"{name}: explicit least-privilege role"
+        assert "Policies" not in p, f"{name}: SAM policies would add managed policies"
+    for name, res in resources(t, "AWS::IAM::Role").items():
+        assert not res["Properties"].get("ManagedPolicyArns"), f"{name}: no managed policies"
+
+
+def check_ingest_permissions(t):
+    stmts = role_statements(t, "IngestFunction")
+    assert allowed(stmts, "sqs:SendMessage") == [{"Fn::GetAtt": ["EventsQueue", "Arn"]}]
+    assert allowed(stmts, "secretsmanager:GetSecretValue") == [{"Ref": "DbSecretArn"}]
+    assert not [a for s in stmts for a in as_list(s["Action"]) if a.startswith("s3:")]
+    assert not allowed(stmts, "sqs:ReceiveMessage")
+    assert allowed(stmts, "ec2:CreateNetworkInterface"), "VPC access"
+
+
+def check_archiver_permissions(t):
+    stmts = role_statements(t, "ArchiverFunction")
+    queue = {"Fn::GetAtt": ["EventsQueue", "Arn"]}
+    for action in (
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+    ):
+        assert allowed(stmts, action) == [queue], action
+    put = allowed(stmts, "s3:PutObject")
+    assert len(put) == 1 and sub_text(put[0]).startswith("${ArchiveBucket.Arn}/"), put
+    assert allowed(stmts, "s3:AbortMultipartUpload") == put
+    assert allowed(stmts, "secretsmanager:GetSecretValue") == [{"Ref": "DbSecretArn"}]
+    for forbidden in ("s3:DeleteObject", "s3:GetObject", "s3:PutBucketPolicy", "sqs:DeleteQueue"):
+        assert not allowed(stmts, forbidden), forbidden
+
+
+def check_schedule(t):
+    events = props(t, "ArchiverFunction")["Events"]
+    schedules = [e for e in events.values() if e["Type"] == "Schedule"]
+    assert len(schedules) == 1, "the archiver runs on an EventBridge schedule"
+    sched = schedules[0]["Properties"]
+    assert sched["Schedule"] == {"Ref": "ArchiverSchedule"}
+    assert sched.get("State", "ENABLED") == "ENABLED" and sched.get("Enabled", True) is True
+    assert re.match(r"^(rate|cron)\(", t["Parameters"]["ArchiverSchedule"]["Default"])
+
+
+def check_queues(t):
+    q = props(t, "EventsQueue")
+    dlq = props(t, "EventsDeadLetterQueue")
+    assert q["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]
+    }
+    assert q["RedrivePolicy"]["maxReceiveCount"] == 5
+    weekend = 3 * 24 * 3600
+    assert q["MessageRetentionPeriod"] >= weekend, "a weekend outage must not lose events"
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert dlq["MessageRetentionPeriod"] > q["MessageRetentionPeriod"]
+    assert q.get("SqsManagedSseEnabled") is True and dlq.get("SqsManagedSseEnabled") is True
+
+
+def check_timeouts(t):
+    archiver = props(t, "ArchiverFunction")
+    timeout = archiver["Timeout"]
+    margin_ms = int(archiver["Environment"]["Variables"]["EIS_SAFETY_MARGIN_MS"])
+    assert 0 < margin_ms < timeout * 1000 / 2, "the margin must leave most of the run for work"
+    assert props(t, "EventsQueue")["VisibilityTimeout"] > timeout, (
+        "a message must stay invisible for longer than the run that received it"
+    )
+    migrations = props(t, "MigrationsFunction")
+    assert migrations["Timeout"] > timeout, "the custom resource must outwait the archiver"
+    read_timeout = int(migrations["Environment"]["Variables"]["READ_TIMEOUT_SECONDS"])
+    assert timeout < read_timeout < migrations["Timeout"]
+    # The HTTP API gives up on an integration after 30 s.
+    assert props(t, "IngestFunction")["Timeout"] < 30
+    for op in api_operations(t).values():
+        assert op["x-amazon-apigateway-integration"]["timeoutInMillis"] <= 30000
+
+
+def check_bucket(t):
+    bucket = t["Resources"]["ArchiveBucket"]
+    p = bucket["Properties"]
+    block = p["PublicAccessBlockConfiguration"]
+    for key in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"):
+        assert block.get(key) is True, key
+    assert p["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert p["VersioningConfiguration"]["Status"] == "Enabled"
+    assert bucket.get("DeletionPolicy") == "Retain", "the archive outlives the stack"
+    rules = p["LifecycleConfiguration"]["Rules"]
+    for rule in rules:
+        for key in ("ExpirationInDays", "ExpirationDate", "ExpiredObjectDeleteMarker",
+                    "NoncurrentVersionExpiration", "NoncurrentVersionExpirationInDays"):
+            assert key not in rule, f"the archive is kept indefinitely ({rule['Id']}: {key})"
+    transitions = [tr for r in rules for tr in r.get("Transitions", [])]
+    assert {tr["StorageClass"] for tr in transitions} >= {"STANDARD_IA"}
+    assert all("Ref" in tr["TransitionInDays"] for tr in transitions), "ages are parameters"
+    lock = p["ObjectLockConfiguration"]["Fn::If"]
+    assert lock[0] == "UseObjectLock" and lock[1]["ObjectLockEnabled"] == "Enabled"
+    assert set(t["Parameters"]["ArchiveProtection"]["AllowedValues"]) == {"Versioning", "ObjectLock"}
+
+
+def check_bucket_tls_policy(t):
+    policies = [
+        r["Properties"]
+        for r in resources(t, "AWS::S3::BucketPolicy").values()
+        if r["Properties"]["Bucket"] == {"Ref": "ArchiveBucket"}
+    ]
+    assert len(policies) == 1, "the archive bucket needs a bucket policy"
+    denies = [
+        s
+        for s in statements(policies[0]["PolicyDocument"])
+        if s["Effect"] == "Deny"
+        and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") in ("false", False)
+    ]
+    assert denies, "deny every request that does not use TLS"
+    s = denies[0]
+    assert s["Principal"] == "*" and s["Action"] in ("s3:*", ["s3:*"])
+    resources_ = as_list(s["Resource"])
+    assert {"Fn::GetAtt": ["ArchiveBucket", "Arn"]} in resources_
+    assert any(isinstance(r, dict) and "Fn::Sub" in r and sub_text(r).endswith("/*") for r in resources_)
+
+
+def check_glue(t):
+    table = props(t, "ArchiveGlueTable")["TableInput"]
+    params = table["Parameters"]
+    assert params["projection.enabled"] == "true"
+    assert sub_text(params["storage.location.template"]) == (
+        "s3://${ArchiveBucket}/${ArchivePrefix}${!year}/${!month}/${!day}/${!hour}/"
+    )
+    for key in ("year", "month", "day", "hour"):
+        assert params[f"projection.{key}.type"] == "integer", key
+    for key, lo, hi in (("month", 1, 12), ("day", 1, 31), ("hour", 0, 23)):
+        assert params[f"projection.{key}.digits"] == "2", f"{key} is zero-padded to 2 digits"
+        assert params[f"projection.{key}.range"] == f"{lo},{hi}", key
+    assert [(k["Name"], k["Type"]) for k in table["PartitionKeys"]] == [
+        ("year", "string"),
+        ("month", "string"),
+        ("day", "string"),
+        ("hour", "string"),
+    ]
+    sd = table["StorageDescriptor"]
+    assert [(c["Name"], c["Type"]) for c in sd["Columns"]] == GLUE_COLUMNS
+    assert sd["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
+    assert "Parquet" in sd["InputFormat"] and "Parquet" in sd["OutputFormat"]
+    assert table["TableType"] == "EXTERNAL_TABLE"
+
+
+def check_api_auth(t):
+    param = t["Parameters"]["ApiAuthType"]
+    assert param["Default"] == "AWS_IAM", "IAM authorization by default"
+    assert "NONE" in param["AllowedValues"]
+    assert t["Conditions"]["UseIamAuth"] == {"Fn::Equals": [{"Ref": "ApiAuthType"}, "AWS_IAM"]}
+    body = props(t, "IngestApi")["DefinitionBody"]
+    scheme = body["components"]["securitySchemes"]["AWS_IAM"]
+    assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
+    ops = api_operations(t)
+    assert set(ops) == ROUTES
+    for route, op in ops.items():
+        assert op["security"] == {
+            "Fn::If": ["UseIamAuth", [{"AWS_IAM": []}], {"Ref": "AWS::NoValue"}]
+        }, f"{route}: authorization follows ApiAuthType"
+        integration = op["x-amazon-apigateway-integration"]
+        assert integration["type"] == "aws_proxy" and integration["payloadFormatVersion"] == "2.0"
+        assert integration["uri"] == {"Ref": "IngestFunction.Alias"}, route
+
+
+def check_api_stage_and_throttling(t):
+    api = t["Resources"]["IngestApi"]
+    assert api["Type"] == "AWS::Serverless::HttpApi"
+    p = api["Properties"]
+    # lambda_http would see a named stage as a path prefix: only $default works.
+    assert p.get("StageName", "$default") == "$default"
+    assert p["DefaultRouteSettings"]["ThrottlingRateLimit"] == {"Ref": "ApiThrottlingRateLimit"}
+    assert p["DefaultRouteSettings"]["ThrottlingBurstLimit"] == {"Ref": "ApiThrottlingBurstLimit"}
+    perm = props(t, "IngestApiPermission")
+    assert perm["Principal"] == "apigateway.amazonaws.com"
+    assert "${IngestApi}" in sub_text(perm["SourceArn"])
+
+
+def check_migrations(t):
+    cr = t["Resources"]["Migrations"]
+    assert cr["Type"].startswith("Custom::")
+    p = cr["Properties"]
+    assert p["ServiceToken"] == {"Fn::GetAtt": ["MigrationsFunction", "Arn"]}
+    assert {"Ref": "ArchiverFunction.Version"} in p.values(), "re-run on each new archiver version"
+    fn = props(t, "MigrationsFunction")
+    assert fn["Environment"]["Variables"]["ARCHIVER_FUNCTION"] == {"Ref": "ArchiverFunction.Alias"}
+    code = fn["Code"]["ZipFile"]
+    assert "cfnresponse" in code and '"migrate"' in code
+    migrations_role = [s for _, s in identity_statements(t) if _ == ref_target(fn["Role"])]
+    assert allowed(migrations_role, "lambda:InvokeFunction") == [{"Ref": "ArchiverFunction.Alias"}]
+    assert "Migrations" in as_list(t["Resources"]["IngestFunction"].get("DependsOn", []))
+
+
+def check_alarms(t):
+    alarms = resources(t, "AWS::CloudWatch::Alarm")
+
+    def metric_alarms(metric, dimension_target=None):
+        found = []
+        for name, a in alarms.items():
+            p = a["Properties"]
+            metrics = [p] + [m["MetricStat"]["Metric"] for m in p.get("Metrics", []) if "MetricStat" in m]
+            for m in metrics:
+                if m.get("MetricName") == metric and (
+                    dimension_target is None
+                    or any(ref_target(d["Value"]) == dimension_target for d in m.get("Dimensions", []))
+                ):
+                    found.append(name)
+        return found
+
+    dlq = metric_alarms("ApproximateNumberOfMessagesVisible", "EventsDeadLetterQueue")
+    assert dlq and props(t, dlq[0])["Threshold"] == 0, "alarm when the DLQ is not empty"
+    age = metric_alarms("ApproximateAgeOfOldestMessage", "EventsQueue")
+    assert age and props(t, age[0])["Threshold"] == {"Ref": "QueueAgeAlarmSeconds"}
+    assert metric_alarms("Errors", "ArchiverFunction"), "archiver errors"
+    assert metric_alarms("5xx", "IngestApi"), "ingest 5xx"
+    for name, a in alarms.items():
+        assert {"Ref": "AlarmTopic"} in a["Properties"].get("AlarmActions", []), name
+    assert t["Resources"]["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
+
+
+def check_outputs(t):
+    outputs = t["Outputs"]
+    assert "execute-api" in sub_text(outputs["ApiUrl"]["Value"])
+    assert outputs["ArchiveBucketName"]["Value"] == {"Ref": "ArchiveBucket"}
+    assert outputs["QueueUrl"]["Value"] == {"Ref": "EventsQueue"}
+
+
+CHECKS = {f.__name__[len("check_") :]: f for f in [
+    check_functions,
+    check_environment,
+    check_ca_bundle,
+    check_no_star_actions,
+    check_star_resources,
+    check_roles_are_explicit,
+    check_ingest_permissions,
+    check_archiver_permissions,
+    check_schedule,
+    check_queues,
+    check_timeouts,
+    check_bucket,
+    check_bucket_tls_policy,
+    check_glue,
+    check_api_auth,
+    check_api_stage_and_throttling,
+    check_migrations,
+    check_alarms,
+    check_outputs,
+]}
+
+
+# --- mutations: each breaks the template in one careless way -------------------------------------
+
+
+def _set(path, value):
+    def mutate(t):
+        node = t
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+
+    return mutate
+
+
+def _delete(path):
+    def mutate(t):
+        node = t
+        for key in path[:-1]:
+            node = node[key]
+        del node[path[-1]]
+
+    return mutate
+
+
+def _role_statement(role, sid):
+    def find(t):
+        for s in t["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]:
+            if isinstance(s, dict) and s.get("Sid") == sid:
+                return s
+        raise KeyError(sid)
+
+    return find
+
+
+def _edit_statement(role, sid, **changes):
+    def mutate(t):
+        _role_statement(role, sid)(t).update(changes)
+
+    return mutate
+
+
+def _edit_ops(key, value):
+    def mutate(t):
+        for op in api_operations(t).values():
+            op[key] = value
+
+    return mutate
+
+
+def _first_op(key, value):
+    def mutate(t):
+        op = api_operations(t)[("post", "/events")]
+        op[key] = value
+
+    return mutate
+
+
+R = "Resources"
+P = "Properties"
+MUTATIONS = [
+    ("functions", _set([R, "IngestFunction", P, "Runtime"], "provided.al2")),
+    ("functions", _set([R, "ArchiverFunction", P, "Architectures"], ["x86_64"])),
+    ("functions", _set([R, "ArchiverFunction", "Metadata", "BuildProperties", "Binary"], "ingest")),
+    ("functions", _set([R, "IngestFunction", "Metadata", "BuildMethod"], "makefile")),
+    ("environment", _delete([R, "ArchiverFunction", P, "Environment", "Variables", "EIS_SAFETY_MARGIN_MS"])),
+    ("environment", _set([R, "IngestFunction", P, "Environment", "Variables", "DATABASE_URL"],
+                         {"Fn::Sub": "postgres://eis:hunter2@${DbHost}:5432/eis?sslmode=verify-full"})),
+    ("environment", _set([R, "IngestFunction", P, "Environment", "Variables", "DATABASE_URL"],
+                         {"Fn::Sub": "postgres://eis@${DbHost}:5432/eis?sslmode=require"})),
+    ("environment", _set([R, "ArchiverFunction", P, "Environment", "Variables", "DB_PASSWORD"], "x")),
+    ("ca_bundle", _set([R, "IngestFunction", P, "Layers"], [])),
+    ("ca_bundle", _set([R, "ArchiverFunction", P, "Environment", "Variables", "EIS_PG_CA_FILE"],
+                       "/var/task/rds-global-bundle.pem")),
+    ("no_star_actions", _edit_statement("IngestRole", "PublishEvents", Action="sqs:*")),
+    ("no_star_actions", _edit_statement("ArchiverRole", "WriteArchive", Action=["s3:Put*"])),
+    ("star_resources", _edit_statement("ArchiverRole", "DrainQueue", Resource="*")),
+    ("star_resources", _edit_statement("IngestRole", "VpcNetworkInterfaces", Resource="*")),
+    ("roles_are_explicit", _set([R, "IngestRole", P, "ManagedPolicyArns"],
+                                ["arn:aws:iam::aws:policy/AdministratorAccess"])),
+    ("roles_are_explicit", _set([R, "ArchiverFunction", P, "Policies"], ["AmazonS3FullAccess"])),
+    ("ingest_permissions", _edit_statement("IngestRole", "DatabaseSecret", Resource="*")),
+    ("ingest_permissions", _edit_statement("IngestRole", "PublishEvents",
+                                           Action=["sqs:SendMessage", "sqs:ReceiveMessage"])),
+    ("archiver_permissions", _edit_statement("ArchiverRole", "WriteArchive",
+                                             Action=["s3:PutObject", "s3:AbortMultipartUpload",
+                                                     "s3:DeleteObject"])),
+    ("archiver_permissions", _edit_statement("ArchiverRole", "DrainQueue",
+                                             Action=["sqs:ReceiveMessage", "sqs:GetQueueAttributes"])),
+    ("schedule", _set([R, "ArchiverFunction", P, "Events"], {})),
+    ("schedule", _set([R, "ArchiverFunction", P, "Events", "Schedule", P, "State"], "DISABLED")),
+    ("queues", _set([R, "EventsQueue", P, "RedrivePolicy", "maxReceiveCount"], 3)),
+    ("queues", _delete([R, "EventsQueue", P, "RedrivePolicy"])),
+    ("queues", _set([R, "EventsQueue", P, "MessageRetentionPeriod"], 86400)),
+    ("queues", _delete([R, "EventsDeadLetterQueue", P, "SqsManagedSseEnabled"])),
+    ("timeouts", _set([R, "EventsQueue", P, "VisibilityTimeout"], 300)),
+    ("timeouts", _set([R, "ArchiverFunction", P, "Timeout"], 900)),
+    ("timeouts", _set([R, "ArchiverFunction", P, "Environment", "Variables", "EIS_SAFETY_MARGIN_MS"],
+                      "300000")),
+    ("timeouts", _set([R, "IngestFunction", P, "Timeout"], 60)),
+    ("bucket", _set([R, "ArchiveBucket", P, "PublicAccessBlockConfiguration", "BlockPublicPolicy"], False)),
+    ("bucket", _delete([R, "ArchiveBucket", "DeletionPolicy"])),
+    ("bucket", lambda t: t[R]["ArchiveBucket"][P]["LifecycleConfiguration"]["Rules"][0].update(
+        {"ExpirationInDays": 365})),
+    ("bucket_tls_policy", _delete([R, "ArchiveBucketPolicy"])),
+    ("bucket_tls_policy", lambda t: t[R]["ArchiveBucketPolicy"][P]["PolicyDocument"]["Statement"][0][
+        "Condition"]["Bool"].update({"aws:SecureTransport": "true"})),
+    ("glue", _set([R, "ArchiveGlueTable", P, "TableInput", "Parameters", "projection.enabled"], "false")),
+    ("glue", _delete([R, "ArchiveGlueTable", P, "TableInput", "Parameters", "projection.hour.digits"])),
+    ("glue", _set([R, "ArchiveGlueTable", P, "TableInput", "Parameters", "storage.location.template"],
+                  {"Fn::Sub": "s3://${ArchiveBucket}/${!year}/${!month}/${!day}/"})),
+    ("glue", lambda t: t[R]["ArchiveGlueTable"][P]["TableInput"]["StorageDescriptor"]["Columns"].pop()),
+    ("api_auth", _set(["Parameters", "ApiAuthType", "Default"], "NONE")),
+    ("api_auth", _first_op("security", [])),
+    ("api_auth", lambda t: api_operations(t)[("get", "/health")].pop("security")),
+    ("api_stage_and_throttling", _set([R, "IngestApi", P, "StageName"], "prod")),
+    ("api_stage_and_throttling", _set([R, "IngestApi", P, "DefaultRouteSettings", "ThrottlingRateLimit"],
+                                      10000)),
+    ("migrations", _set([R, "Migrations", P, "ArchiverVersion"], "1")),
+    ("migrations", _edit_statement("MigrationsRole", "InvokeArchiver", Resource="*")),
+    ("migrations", _delete([R, "IngestFunction", "DependsOn"])),
+    ("alarms", _delete([R, "DeadLetterQueueNotEmptyAlarm"])),
+    ("alarms", _set([R, "QueueBacklogAgeAlarm", P, "Threshold"], 3600)),
+    ("alarms", _set([R, "ArchiverErrorsAlarm", P, "AlarmActions"], [])),
+    ("alarms", _delete([R, "Ingest5xxRateAlarm"])),
+    ("outputs", _delete(["Outputs", "QueueUrl"])),
+]
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_check_holds(name, template):
+    CHECKS[name](template)
+
+
+@pytest.mark.parametrize(
+    "name,mutate", MUTATIONS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(MUTATIONS)]
+)
+def test_check_catches(name, mutate, template):
+    broken = copy.deepcopy(template)
+    mutate(broken)
+    assert broken != template, "the mutation changed nothing"
+    with pytest.raises((AssertionError, KeyError)):
+        CHECKS[name](broken)
+
+
+def test_every_check_has_a_mutation():
+    assert {n for n, _ in MUTATIONS} == set(CHECKS)
+
+
+# --- beyond template.yaml --------------------------------------------------------------------------
+
+
+def test_routes_match_openapi(template):
+    """template.yaml's routes are those of openapi.yaml, the API's contract."""
+    spec_path = ROOT / "openapi.yaml"
+    if not spec_path.exists():
+        pytest.skip("openapi.yaml not written yet")
+    spec = load_cfn(spec_path)
+    methods = {"get", "put", "post", "delete", "patch", "head", "options"}
+    spec_routes = {
+        (m.lower(), path) for path, item in spec["paths"].items() for m in item if m.lower() in methods
+    }
+    assert spec_routes == set(api_operations(template))
+
+
+def test_no_account_specific_values(root):
+    """No account id, bucket name or machine path is committed with the deployment files."""
+    for rel in ("template.yaml", "samconfig.toml", "infra/database.yaml"):
+        text = (root / rel).read_text(encoding="utf-8")
+        assert not re.search(r"(?<![0-9])[0-9]{12}(?![0-9])", text), f"{rel}: account id?"
+        assert "/home/" not in text and "/root/" not in text and "/work/" not in text, rel
+    samconfig = (root / "samconfig.toml").read_text(encoding="utf-8")
+    assert re.search(r"^\s*resolve_s3\s*=\s*true", samconfig, re.M)
+    assert not re.search(r"^\s*s3_bucket\s*=", samconfig, re.M)
+    assert "password" not in samconfig.lower()
+
+
+def test_samconfig_environments(root):
+    import tomllib
+
+    config = tomllib.loads((root / "samconfig.toml").read_text(encoding="utf-8"))
+    for env in ("default", "prod"):
+        assert config[env]["deploy"]["parameters"]["resolve_s3"] is True, env
+        caps = config[env]["deploy"]["parameters"]["capabilities"]
+        assert "CAPABILITY_IAM" in caps and "CAPABILITY_AUTO_EXPAND" in caps, env
+    assert config["default"]["global"]["parameters"]["stack_name"] != (
+        config["prod"]["global"]["parameters"]["stack_name"]
+    )
+
+
+def test_archiver_fixtures(root):
+    scheduled = json.loads((root / "events" / "archiver-scheduled.json").read_text())
+    assert scheduled["detail-type"] == "Scheduled Event"
+    assert scheduled["source"] == "aws.events"
+    assert "action" not in scheduled
+    migrate = json.loads((root / "events" / "archiver-migrate.json").read_text())
+    assert migrate == {"action": "migrate"}
+
+
+def test_database_stack(database_template):
+    t = database_template
+    db = props(t, "Database")
+    assert db["StorageEncrypted"] is True
+    assert db["PubliclyAccessible"] is False
+    assert db["ManageMasterUserPassword"] is True
+    assert "MasterUserPassword" not in db
+    assert props(t, "DatabaseParameterGroup")["Parameters"]["rds.force_ssl"] == "1"
+    assert props(t, "Proxy")["RequireTLS"] is True
+    endpoints = {
+        sub_text(r["Properties"]["ServiceName"]).rsplit(".", 1)[-1]: r["Properties"]["VpcEndpointType"]
+        for r in resources(t, "AWS::EC2::VPCEndpoint").values()
+    }
+    assert endpoints == {"s3": "Gateway", "sqs": "Interface", "secretsmanager": "Interface"}
+    types = {r["Type"] for r in t["Resources"].values()}
+    assert not types & {"AWS::EC2::NatGateway", "AWS::EC2::InternetGateway"}, "private only"
+
+
+def test_database_outputs_feed_the_main_template(database_template, template):
+    """Every database output but VpcId is a parameter of template.yaml of the same name."""
+    outputs = set(database_template["Outputs"]) - {"VpcId"}
+    db_params = {
+        "DbSubnetIds", "LambdaSecurityGroupId", "DbSecretArn", "DbHost", "DbProxyEndpoint",
+        "DbPort", "DbName", "DbUser",
+    }
+    assert outputs == db_params
+    assert db_params <= set(template["Parameters"])

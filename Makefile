@@ -3,18 +3,23 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# A target directory outside the clone survives between runs (and fresh clones) on one
-# machine; a fresh machine simply builds into it.
+# A target directory and tool virtualenvs outside the clone survive between runs (and fresh
+# clones) on one machine; a fresh machine simply builds into them.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/eis/target
+export EIS_TOOLS_DIR ?= $(HOME)/.cache/eis/tools
 
-.PHONY: help dev test up down migrate archive bench
+.PHONY: help dev test up down migrate archive check-templates sam-build bench
 
 help:
-	@echo "make dev      local stack + ingest API on http://127.0.0.1:$${EIS_PORT:-3000} (Ctrl-C stops)"
-	@echo "make test     fmt, clippy and every test (starts what it needs)"
-	@echo "make up       start the local stack (PostgreSQL, moto) and write .local/env"
-	@echo "make down     stop what make up started"
-	@echo "make migrate  apply migrations to the local database"
+	@echo "make dev              local stack + ingest API on http://127.0.0.1:$${EIS_PORT:-3000} (Ctrl-C stops)"
+	@echo "make test             fmt, clippy, every test, template checks and sam build (starts what it needs)"
+	@echo "make up               start the local stack (PostgreSQL, moto) and write .local/env"
+	@echo "make down             stop what make up started"
+	@echo "make migrate          apply migrations to the local database"
+	@echo "make archive          one archiver run now against the local stack; prints the summary"
+	@echo "make check-templates  cfn-lint, sam validate --lint, checkov and the template tests"
+	@echo "make sam-build        sam build for arm64 and the bootstrap binaries' sizes"
+	@echo "make bench            benchmarks (see BENCHMARKS.md)"
 
 test:
 	infra/local/test.sh
@@ -28,5 +33,18 @@ down:
 migrate: up
 	source .local/env && cargo run --quiet --locked --bin eis-migrate
 
+# The same input EventBridge sends; the same build as `make dev` and `cargo lambda watch`.
+archive: up
+	source .local/env && cargo run --quiet --locked --bin archiver -- events/archiver-scheduled.json
+
 dev:
 	infra/local/dev.sh
+
+check-templates:
+	infra/tools/check-templates.sh
+
+sam-build:
+	infra/tools/sam-build.sh
+
+bench:
+	bench/run.sh

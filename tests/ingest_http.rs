@@ -72,10 +72,16 @@ impl App {
     }
 
     async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        self.post_bytes(path, body.to_string().into_bytes(), &[]).await
+        self.post_bytes(path, body.to_string().into_bytes(), &[])
+            .await
     }
 
-    async fn post_bytes(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, Value) {
+    async fn post_bytes(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .post(format!("{}{path}", self.url))
@@ -114,9 +120,17 @@ async fn the_seed_example_is_stored_and_handed_to_sqs() {
     assert_eq!(body["status"], "accepted");
     let id = body["event_id"].as_str().expect("event_id").to_string();
     let parsed = uuid::Uuid::parse_str(&id).expect("uuid");
-    assert_eq!(parsed.get_version_num(), 7, "assigned ids are time-ordered v7");
+    assert_eq!(
+        parsed.get_version_num(),
+        7,
+        "assigned ids are time-ordered v7"
+    );
 
-    assert_eq!(stored_counts(&app.db).await, (1, 0), "stored and marked handed off");
+    assert_eq!(
+        stored_counts(&app.db).await,
+        (1, 0),
+        "stored and marked handed off"
+    );
     let queued = queued_events(&app.queue, &app.queue.url).await;
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].event_id.to_string(), id);
@@ -128,16 +142,27 @@ async fn the_seed_example_is_stored_and_handed_to_sqs() {
 async fn the_seed_batch_of_100_with_two_bad_events_is_a_207() {
     let app = App::start().await;
     let mut events: Vec<Value> = (0..100).map(swap_event).collect();
-    events[5].as_object_mut().expect("object").remove("timestamp");
+    events[5]
+        .as_object_mut()
+        .expect("object")
+        .remove("timestamp");
     events[12]["experiments"][0]["experiment_id"] = json!("uuid-exp");
-    let (status, body) = app.post("/events/batch", &json!({ "events": events })).await;
+    let (status, body) = app
+        .post("/events/batch", &json!({ "events": events }))
+        .await;
     assert_eq!(status, 207, "{body}");
     assert_eq!(body["accepted"], 98);
     assert_eq!(body["rejected"], 2);
     let errors = body["errors"].as_array().expect("errors");
     assert_eq!(errors.len(), 2);
-    assert_eq!((errors[0]["index"].as_u64(), errors[0]["error"].as_str()), (Some(5), Some("missing_timestamp")));
-    assert_eq!((errors[1]["index"].as_u64(), errors[1]["error"].as_str()), (Some(12), Some("invalid_experiment_id")));
+    assert_eq!(
+        (errors[0]["index"].as_u64(), errors[0]["error"].as_str()),
+        (Some(5), Some("missing_timestamp"))
+    );
+    assert_eq!(
+        (errors[1]["index"].as_u64(), errors[1]["error"].as_str()),
+        (Some(12), Some("invalid_experiment_id"))
+    );
     let ids = body["event_ids"].as_array().expect("event_ids");
     assert_eq!(ids.len(), 100);
     assert!(ids[5].is_null() && ids[12].is_null());
@@ -152,24 +177,39 @@ async fn the_seed_batch_of_100_with_two_bad_events_is_a_207() {
 #[tokio::test]
 async fn all_good_is_200_all_bad_or_empty_is_400() {
     let app = App::start().await;
-    let (status, body) = app.post("/events/batch", &json!({"events": [swap_event(1), swap_event(2)]})).await;
+    let (status, body) = app
+        .post(
+            "/events/batch",
+            &json!({"events": [swap_event(1), swap_event(2)]}),
+        )
+        .await;
     assert_eq!((status, body["accepted"].as_u64()), (200, Some(2)));
 
     let bad = json!({"events": [{"event_type": "x"}, {"unit_id": "u"}]});
     let (status, body) = app.post("/events/batch", &bad).await;
     assert_eq!(status, 400, "{body}");
-    assert_eq!((body["accepted"].as_u64(), body["rejected"].as_u64()), (Some(0), Some(2)));
+    assert_eq!(
+        (body["accepted"].as_u64(), body["rejected"].as_u64()),
+        (Some(0), Some(2))
+    );
     assert_eq!(body["event_ids"], json!([null, null]));
 
     for (body, code) in [
         (json!({"events": []}), "empty_batch"),
         (json!({"items": []}), "missing_events"),
-        (json!({"events": [swap_event(3)], "extra": 1}), "unknown_field"),
+        (
+            json!({"events": [swap_event(3)], "extra": 1}),
+            "unknown_field",
+        ),
         (json!({}), "missing_events"),
         (json!({"events": {}}), "invalid_events"),
     ] {
         let (status, answer) = app.post("/events/batch", &body).await;
-        assert_eq!((status, answer["error"].as_str()), (400, Some(code)), "{body}");
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some(code)),
+            "{body}"
+        );
         assert_eq!(answer["accepted"], 0, "batch shape kept: {answer}");
     }
     assert_eq!(stored_counts(&app.db).await.0, 2);
@@ -201,7 +241,10 @@ async fn warnings_are_returned_and_stored() {
     event["timestamp"] = json!(ts(-Duration::days(8)));
     let (status, body) = app.post("/events", &event).await;
     assert_eq!(status, 202, "{body}");
-    assert_eq!(body["warnings"], json!(["old_timestamp", "no_experiment_context"]));
+    assert_eq!(
+        body["warnings"],
+        json!(["old_timestamp", "no_experiment_context"])
+    );
     let flags: Vec<String> = app
         .db
         .client()
@@ -212,9 +255,14 @@ async fn warnings_are_returned_and_stored() {
         .get(0);
     assert_eq!(flags, vec!["old_timestamp", "no_experiment_context"]);
 
-    let (status, body) = app.post("/events/batch", &json!({"events": [swap_event(2), event]})).await;
+    let (status, body) = app
+        .post("/events/batch", &json!({"events": [swap_event(2), event]}))
+        .await;
     assert_eq!(status, 200);
-    assert_eq!(body["warnings"], json!([{"index": 1, "warnings": ["old_timestamp", "no_experiment_context"]}]));
+    assert_eq!(
+        body["warnings"],
+        json!([{"index": 1, "warnings": ["old_timestamp", "no_experiment_context"]}])
+    );
     app.stop().await;
 }
 
@@ -223,9 +271,17 @@ async fn gzip_bodies_are_accepted_and_bombs_refused() {
     let app = App::start().await;
     let batch = json!({"events": (0..50).map(swap_event).collect::<Vec<_>>()});
     let (status, body) = app
-        .post_bytes("/events/batch", gzip(batch.to_string().as_bytes()), &[("content-encoding", "gzip")])
+        .post_bytes(
+            "/events/batch",
+            gzip(batch.to_string().as_bytes()),
+            &[("content-encoding", "gzip")],
+        )
         .await;
-    assert_eq!((status, body["accepted"].as_u64()), (200, Some(50)), "{body}");
+    assert_eq!(
+        (status, body["accepted"].as_u64()),
+        (200, Some(50)),
+        "{body}"
+    );
 
     // 64 MiB of spaces: valid JSON padding, ~64 KiB compressed, far over the 5 MiB limit.
     let mut bomb = b"{\"events\":[]".to_vec();
@@ -233,13 +289,25 @@ async fn gzip_bodies_are_accepted_and_bombs_refused() {
     bomb.push(b'}');
     let bomb = gzip(&bomb);
     assert!(bomb.len() < 1 << 20);
-    let (status, body) = app.post_bytes("/events/batch", bomb, &[("content-encoding", "gzip")]).await;
-    assert_eq!((status, body["error"].as_str()), (413, Some("payload_too_large")));
+    let (status, body) = app
+        .post_bytes("/events/batch", bomb, &[("content-encoding", "gzip")])
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (413, Some("payload_too_large"))
+    );
 
     let (status, body) = app
-        .post_bytes("/events", b"not gzip".to_vec(), &[("content-encoding", "gzip")])
+        .post_bytes(
+            "/events",
+            b"not gzip".to_vec(),
+            &[("content-encoding", "gzip")],
+        )
         .await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_gzip")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_gzip"))
+    );
     assert_eq!(stored_counts(&app.db).await.0, 50);
     app.stop().await;
 }
@@ -253,18 +321,29 @@ async fn limits_answer_413_with_their_code() {
     .await;
     let big = vec![b' '; 200_001];
     let (status, body) = app.post_bytes("/events", big, &[]).await;
-    assert_eq!((status, body["error"].as_str()), (413, Some("payload_too_large")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (413, Some("payload_too_large"))
+    );
 
     let eleven = json!({"events": (0..11).map(swap_event).collect::<Vec<_>>()});
     let (status, body) = app.post("/events/batch", &eleven).await;
-    assert_eq!((status, body["error"].as_str()), (413, Some("batch_too_large")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (413, Some("batch_too_large"))
+    );
 
     let mut huge = swap_event(1);
     huge["payload"]["notes"] = json!("x".repeat(70_000));
     let (status, body) = app.post("/events", &huge).await;
-    assert_eq!((status, body["error"].as_str()), (413, Some("event_too_large")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (413, Some("event_too_large"))
+    );
 
-    let (status, body) = app.post("/events/batch", &json!({"events": [swap_event(2), huge]})).await;
+    let (status, body) = app
+        .post("/events/batch", &json!({"events": [swap_event(2), huge]}))
+        .await;
     assert_eq!(status, 207, "{body}");
     assert_eq!(body["errors"][0]["index"], 1);
     assert_eq!(body["errors"][0]["error"], "event_too_large");
@@ -275,8 +354,13 @@ async fn limits_answer_413_with_their_code() {
 #[tokio::test]
 async fn bad_requests_get_json_errors() {
     let app = App::start().await;
-    let (status, body) = app.post_bytes("/events", b"{\"event_type\":".to_vec(), &[]).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_json")));
+    let (status, body) = app
+        .post_bytes("/events", b"{\"event_type\":".to_vec(), &[])
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_json"))
+    );
 
     let response = app
         .http
@@ -287,17 +371,46 @@ async fn bad_requests_get_json_errors() {
         .await
         .expect("request");
     let (status, body) = answer(response).await;
-    assert_eq!((status, body["error"].as_str()), (415, Some("unsupported_media_type")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
 
-    let response = app.http.get(format!("{}/nowhere", app.url)).send().await.expect("request");
-    assert_eq!(answer(response).await, (404, json!({"error": "not_found", "message": "no such route"})));
-    let response = app.http.get(format!("{}/events", app.url)).send().await.expect("request");
+    let response = app
+        .http
+        .get(format!("{}/nowhere", app.url))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        answer(response).await,
+        (
+            404,
+            json!({"error": "not_found", "message": "no such route"})
+        )
+    );
+    let response = app
+        .http
+        .get(format!("{}/events", app.url))
+        .send()
+        .await
+        .expect("request");
     let (status, body) = answer(response).await;
-    assert_eq!((status, body["error"].as_str()), (405, Some("method_not_allowed")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
 
     let (status, body) = app.post("/events", &json!({"event_type": "plan_generated", "unit_type": "user", "unit_id": "u", "timestamp": ts(Duration::hours(1))})).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("future_timestamp")));
-    assert_eq!(stored_counts(&app.db).await.0, 0, "bad input stores nothing");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("future_timestamp"))
+    );
+    assert_eq!(
+        stored_counts(&app.db).await.0,
+        0,
+        "bad input stores nothing"
+    );
     app.stop().await;
 }
 
@@ -307,7 +420,9 @@ async fn database_gone_is_503_with_retry_after_and_recovers() {
     let queue = TestQueue::create(5, 30).await;
     let proxy = FaultyProxy::start(pg_addr(&db.url)).await;
     let mut config = ingest_config(&db, &queue.url);
-    config.db.url = db.url.replace(&pg_addr(&db.url).to_string(), &proxy.addr.to_string());
+    config.db.url = db
+        .url
+        .replace(&pg_addr(&db.url).to_string(), &proxy.addr.to_string());
     let state = ingest::app::state(&config).await.expect("state");
     let (url, server) = serve(router(state)).await;
     let http = reqwest::Client::new();
@@ -318,20 +433,46 @@ async fn database_gone_is_503_with_retry_after_and_recovers() {
             .send()
     };
 
-    let (status, _) = answer(post(json!({"events": [swap_event(1)]})).await.expect("request")).await;
+    let (status, _) = answer(
+        post(json!({"events": [swap_event(1)]}))
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(status, 200);
 
     proxy.cut();
-    let response = post(json!({"events": [swap_event(2), swap_event(3)]})).await.expect("request");
-    assert_eq!(response.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("5"));
+    let response = post(json!({"events": [swap_event(2), swap_event(3)]}))
+        .await
+        .expect("request");
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
     assert_eq!(answer(response).await.1["error"], "storage_unavailable");
-    let health = http.get(format!("{url}/health")).send().await.expect("request");
+    let health = http
+        .get(format!("{url}/health"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(health.status().as_u16(), 503);
 
     proxy.restore();
-    let (status, _) = answer(post(json!({"events": [swap_event(4)]})).await.expect("request")).await;
+    let (status, _) = answer(
+        post(json!({"events": [swap_event(4)]}))
+            .await
+            .expect("request"),
+    )
+    .await;
     assert_eq!(status, 200, "recovers without a restart");
-    let health = http.get(format!("{url}/health")).send().await.expect("request");
+    let health = http
+        .get(format!("{url}/health"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(health.status().as_u16(), 200);
     // Nothing half-written: the refused batch left no row.
     assert_eq!(stored_counts(&db).await.0, 2);
@@ -375,8 +516,16 @@ async fn queue_unreachable_still_accepts_and_leaves_events_for_the_sweep() {
         .await
         .expect("request");
     let (status, body) = answer(response).await;
-    assert_eq!((status, body["accepted"].as_u64()), (200, Some(3)), "{body}");
-    assert_eq!(stored_counts(&db).await, (3, 3), "all stored, none handed off");
+    assert_eq!(
+        (status, body["accepted"].as_u64()),
+        (200, Some(3)),
+        "{body}"
+    );
+    assert_eq!(
+        stored_counts(&db).await,
+        (3, 3),
+        "all stored, none handed off"
+    );
     server.abort();
     db.drop_database().await;
 }

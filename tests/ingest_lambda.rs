@@ -20,7 +20,11 @@ async fn invoke(app: &axum::Router, fixture: &str) -> (u16, Value) {
     let path = format!("{}/../events/{fixture}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let request = lambda_http::request::from_str(&text).expect("API Gateway v2 event");
-    let response = app.clone().oneshot(request).await.expect("infallible router");
+    let response = app
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("infallible router");
     let status = response.status().as_u16();
     let bytes = response
         .into_body()
@@ -46,7 +50,10 @@ async fn every_fixture_gets_its_answer() {
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["event_id"], "0193f1a2-7c3e-7a10-8b2c-3d4e5f6a7b01");
     assert_eq!(body["status"], "accepted");
-    assert!(body.get("warnings").is_none(), "no warnings for a complete event: {body}");
+    assert!(
+        body.get("warnings").is_none(),
+        "no warnings for a complete event: {body}"
+    );
 
     // The same request again (a client retry): same answer, nothing new stored or queued.
     let (status, again) = invoke(&app, "ingest-post-event.json").await;
@@ -57,29 +64,52 @@ async fn every_fixture_gets_its_answer() {
     assert_eq!(body["event_id"], "0193f1a2-7c3e-7a10-8b2c-3d4e5f6a7b02");
 
     let (status, body) = invoke(&app, "ingest-post-event-missing-timestamp.json").await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("missing_timestamp")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("missing_timestamp"))
+    );
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
 
     let (status, body) = invoke(&app, "ingest-post-event-invalid-json.json").await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_json")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_json"))
+    );
 
     let (status, body) = invoke(&app, "ingest-post-event-text-plain.json").await;
-    assert_eq!((status, body["error"].as_str()), (415, Some("unsupported_media_type")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
 
     let (status, body) = invoke(&app, "ingest-post-batch.json").await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!((body["accepted"].as_u64(), body["rejected"].as_u64()), (Some(3), Some(0)));
+    assert_eq!(
+        (body["accepted"].as_u64(), body["rejected"].as_u64()),
+        (Some(3), Some(0))
+    );
 
     let (status, body) = invoke(&app, "ingest-post-batch-partial.json").await;
     assert_eq!(status, 207, "{body}");
-    assert_eq!((body["accepted"].as_u64(), body["rejected"].as_u64()), (Some(98), Some(2)));
+    assert_eq!(
+        (body["accepted"].as_u64(), body["rejected"].as_u64()),
+        (Some(98), Some(2))
+    );
     let errors: Vec<(u64, &str)> = body["errors"]
         .as_array()
         .expect("errors")
         .iter()
-        .map(|e| (e["index"].as_u64().unwrap_or(999), e["error"].as_str().unwrap_or("")))
+        .map(|e| {
+            (
+                e["index"].as_u64().unwrap_or(999),
+                e["error"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
-    assert_eq!(errors, vec![(5, "missing_timestamp"), (12, "invalid_experiment_id")]);
+    assert_eq!(
+        errors,
+        vec![(5, "missing_timestamp"), (12, "invalid_experiment_id")]
+    );
 
     let (status, body) = invoke(&app, "ingest-post-batch-empty.json").await;
     assert_eq!((status, body["error"].as_str()), (400, Some("empty_batch")));
@@ -92,7 +122,10 @@ async fn every_fixture_gets_its_answer() {
     assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
 
     let (status, body) = invoke(&app, "ingest-delete-events.json").await;
-    assert_eq!((status, body["error"].as_str()), (405, Some("method_not_allowed")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
 
     // 1 + 1 (gzip) + 3 + 98 events stored, each once, each handed to SQS once.
     assert_eq!(stored_counts(&db).await, (103, 0));

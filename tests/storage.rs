@@ -14,11 +14,18 @@ fn now() -> DateTime<Utc> {
 }
 
 fn events(n: usize, timestamp: DateTime<Utc>) -> Vec<Event> {
-    (0..n).map(|i| event(now(), timestamp, &format!("user-{i}"))).collect()
+    (0..n)
+        .map(|i| event(now(), timestamp, &format!("user-{i}")))
+        .collect()
 }
 
 async fn count(db: &TestDb, sql: &str) -> i64 {
-    db.client().await.query_one(sql, &[]).await.expect(sql).get(0)
+    db.client()
+        .await
+        .query_one(sql, &[])
+        .await
+        .expect(sql)
+        .get(0)
 }
 
 #[tokio::test]
@@ -39,13 +46,27 @@ async fn migrations_run_concurrently_apply_once() {
 #[tokio::test]
 async fn concurrent_first_migrations_on_an_empty_database() {
     let admin = connect(&stack_var("DATABASE_URL")).await;
-    let name = format!("eis_t_{}_m{}", Utc::now().timestamp(), &uuid::Uuid::now_v7().simple().to_string()[26..]);
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create");
+    let name = format!(
+        "eis_t_{}_m{}",
+        Utc::now().timestamp(),
+        &uuid::Uuid::now_v7().simple().to_string()[26..]
+    );
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create");
     let url = with_database(&stack_var("DATABASE_URL"), &name);
-    let (a, b) = (Db::new(&db_config(url.clone())).expect("a"), Db::new(&db_config(url.clone())).expect("b"));
+    let (a, b) = (
+        Db::new(&db_config(url.clone())).expect("a"),
+        Db::new(&db_config(url.clone())).expect("b"),
+    );
     let (ra, rb) = tokio::join!(migrate::run(&a), migrate::run(&b));
     let (ra, rb) = (ra.expect("run a"), rb.expect("run b"));
-    assert_eq!(ra.len() + rb.len(), 1, "each migration applied exactly once: {ra:?} {rb:?}");
+    assert_eq!(
+        ra.len() + rb.len(),
+        1,
+        "each migration applied exactly once: {ra:?} {rb:?}"
+    );
     admin
         .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
         .await
@@ -71,8 +92,14 @@ async fn stored_rows_hold_every_field() {
     let store = PgEventStore::new(db.db());
     let mut e = event(now(), now() - chrono::Duration::days(8), "user-fields");
     e.experiments.clear();
-    e.flags = vec![eis_contract::Flag::OldTimestamp, eis_contract::Flag::NoExperimentContext];
-    store.insert(std::slice::from_ref(&e)).await.expect("insert");
+    e.flags = vec![
+        eis_contract::Flag::OldTimestamp,
+        eis_contract::Flag::NoExperimentContext,
+    ];
+    store
+        .insert(std::slice::from_ref(&e))
+        .await
+        .expect("insert");
     let row = db
         .client()
         .await
@@ -89,7 +116,10 @@ async fn stored_rows_hold_every_field() {
     assert_eq!(row.get::<_, String>(2), "ios");
     assert_eq!(row.get::<_, f64>(3), 450.0);
     assert_eq!(row.get::<_, String>(4), "plan-1");
-    assert_eq!(row.get::<_, Vec<String>>(5), vec!["old_timestamp", "no_experiment_context"]);
+    assert_eq!(
+        row.get::<_, Vec<String>>(5),
+        vec!["old_timestamp", "no_experiment_context"]
+    );
     assert_eq!(row.get::<_, DateTime<Utc>>(6), e.timestamp);
     assert!(row.get::<_, bool>(7), "not handed off yet");
     // And it reads back as the same event (what the sweep hands to the archive).
@@ -122,7 +152,11 @@ async fn an_event_the_database_refuses_does_not_take_its_batch_down() {
     batch[1].unit_id = "bad\u{0}id".into();
     let outcomes = store.insert(&batch).await.expect("insert");
     assert_eq!(outcomes[0], InsertOutcome::Inserted);
-    assert!(matches!(outcomes[1], InsertOutcome::Rejected(_)), "{:?}", outcomes[1]);
+    assert!(
+        matches!(outcomes[1], InsertOutcome::Rejected(_)),
+        "{:?}",
+        outcomes[1]
+    );
     assert_eq!(outcomes[2], InsertOutcome::Inserted);
     assert_eq!(count(&db, "SELECT count(*) FROM exp.events").await, 2);
     db.drop_database().await;
@@ -133,12 +167,21 @@ async fn no_insert_fails_for_want_of_a_partition() {
     let db = TestDb::create().await;
     let store = PgEventStore::new(db.db());
     let mut far = events(3, now());
-    far[0].timestamp = Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).single().expect("date");
-    far[1].timestamp = Utc.with_ymd_and_hms(2199, 12, 31, 23, 59, 59).single().expect("date");
+    far[0].timestamp = Utc
+        .with_ymd_and_hms(1970, 1, 1, 0, 0, 0)
+        .single()
+        .expect("date");
+    far[1].timestamp = Utc
+        .with_ymd_and_hms(2199, 12, 31, 23, 59, 59)
+        .single()
+        .expect("date");
     far[2].timestamp = (now() - chrono::Duration::days(400)).trunc_subsecs(6);
     let outcomes = store.insert(&far).await.expect("insert");
     assert_eq!(outcomes, vec![InsertOutcome::Inserted; 3]);
-    assert_eq!(count(&db, "SELECT count(*) FROM exp.events_default").await, 3);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM exp.events_default").await,
+        3
+    );
     db.drop_database().await;
 }
 
@@ -150,20 +193,37 @@ async fn maintenance_creates_partitions_ahead_and_moves_early_rows_out_of_defaul
     // Stored before any partition exists: lands in the default partition.
     let early = events(2, at - chrono::Duration::hours(1));
     store.insert(&early).await.expect("insert");
-    assert_eq!(count(&db, "SELECT count(*) FROM exp.events_default").await, 2);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM exp.events_default").await,
+        2
+    );
 
-    let policy = MaintenancePolicy { retention_days: 90, days_ahead: 7 };
-    let report = maintenance::run(&db.db(), at, policy).await.expect("maintenance");
-    assert_eq!(report.partitions_created.len(), 9, "yesterday, today and 7 ahead: {report:?}");
+    let policy = MaintenancePolicy {
+        retention_days: 90,
+        days_ahead: 7,
+    };
+    let report = maintenance::run(&db.db(), at, policy)
+        .await
+        .expect("maintenance");
+    assert_eq!(
+        report.partitions_created.len(),
+        9,
+        "yesterday, today and 7 ahead: {report:?}"
+    );
     let day_of_early = format!("events_p{}", early[0].timestamp.format("%Y%m%d"));
     assert!(report.partitions_created.contains(&day_of_early));
-    assert_eq!(count(&db, "SELECT count(*) FROM exp.events_default").await, 0);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM exp.events_default").await,
+        0
+    );
     let moved = count(&db, &format!("SELECT count(*) FROM exp.{day_of_early}")).await;
     assert_eq!(moved, 2, "rows moved into their day");
     let today = format!("events_p{}", at.format("%Y%m%d"));
     let before = count(&db, &format!("SELECT count(*) FROM exp.{today}")).await;
 
-    let again = maintenance::run(&db.db(), at, policy).await.expect("maintenance again");
+    let again = maintenance::run(&db.db(), at, policy)
+        .await
+        .expect("maintenance again");
     assert!(again.partitions_created.is_empty() && again.partitions_dropped.is_empty());
     // New rows of today go straight to today's partition.
     store.insert(&events(1, at)).await.expect("insert");
@@ -178,7 +238,11 @@ async fn retention_drops_old_days_but_never_events_not_yet_archived() {
     let store = PgEventStore::new(db.db());
     let client = db.client().await;
     let at = now();
-    let day = |n: u64| at.date_naive().checked_sub_days(Days::new(n)).expect("date");
+    let day = |n: u64| {
+        at.date_naive()
+            .checked_sub_days(Days::new(n))
+            .expect("date")
+    };
     for n in [91u64, 92, 89] {
         let created: bool = client
             .query_one("SELECT exp.ensure_day_partition($1)", &[&day(n)])
@@ -202,20 +266,43 @@ async fn retention_drops_old_days_but_never_events_not_yet_archived() {
         .collect();
     assert_eq!(store.mark_handed_off(&handed).await.expect("mark"), 4);
 
-    let policy = MaintenancePolicy { retention_days: 90, days_ahead: 0 };
-    let report = maintenance::run(&db.db(), at, policy).await.expect("maintenance");
+    let policy = MaintenancePolicy {
+        retention_days: 90,
+        days_ahead: 0,
+    };
+    let report = maintenance::run(&db.db(), at, policy)
+        .await
+        .expect("maintenance");
     let dropped_92 = format!("events_p{}", day(92).format("%Y%m%d"));
-    assert_eq!(report.partitions_dropped, vec![dropped_92], "91 still holds a pending event");
-    assert_eq!(count(&db, "SELECT count(*) FROM exp.events").await, 2, "pending + recent");
-    assert_eq!(count(&db, "SELECT count(*) FROM exp.events_default").await, 0);
+    assert_eq!(
+        report.partitions_dropped,
+        vec![dropped_92],
+        "91 still holds a pending event"
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM exp.events").await,
+        2,
+        "pending + recent"
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM exp.events_default").await,
+        0
+    );
 
     // Once archived, the pending day goes too.
-    let pending: Vec<_> = old_pending.iter().map(|e| (e.event_id, e.timestamp)).collect();
+    let pending: Vec<_> = old_pending
+        .iter()
+        .map(|e| (e.event_id, e.timestamp))
+        .collect();
     store.mark_handed_off(&pending).await.expect("mark");
-    let report = maintenance::run(&db.db(), at, policy).await.expect("maintenance");
+    let report = maintenance::run(&db.db(), at, policy)
+        .await
+        .expect("maintenance");
     assert_eq!(report.partitions_dropped.len(), 1);
     assert_eq!(count(&db, "SELECT count(*) FROM exp.events").await, 1);
-    let bad = client.query_one("SELECT exp.drop_expired_partitions(0)", &[]).await;
+    let bad = client
+        .query_one("SELECT exp.drop_expired_partitions(0)", &[])
+        .await;
     assert!(bad.is_err(), "retention of 0 days is refused");
     db.drop_database().await;
 }
@@ -242,7 +329,10 @@ async fn the_sweep_sees_only_events_not_handed_off_after_the_grace_period() {
         .not_handed_off(now(), Duration::from_secs(300), 100)
         .await
         .expect("sweep query");
-    assert!(within_grace.is_empty(), "fresh events are left to the ingest's own publish");
+    assert!(
+        within_grace.is_empty(),
+        "fresh events are left to the ingest's own publish"
+    );
     db.drop_database().await;
 }
 
@@ -255,7 +345,10 @@ fn tls_url(mode: &str) -> String {
 async fn uses_tls(db: &Db) -> bool {
     let client = db.client().await.expect("connect");
     client
-        .query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
         .await
         .expect("pg_stat_ssl")
         .get(0)
@@ -264,18 +357,30 @@ async fn uses_tls(db: &Db) -> bool {
 #[tokio::test]
 async fn tls_connections_honour_sslmode() {
     let ca = stack_var("EIS_PG_CA_FILE");
-    assert!(!ca.is_empty(), "the project's cluster provides a CA file for this test");
+    assert!(
+        !ca.is_empty(),
+        "the project's cluster provides a CA file for this test"
+    );
 
     let require = Db::new(&db_config(tls_url("require"))).expect("config");
     assert!(uses_tls(&require).await, "sslmode=require encrypts");
 
     let mut full = db_config(tls_url("verify-full"));
     full.ca_file = Some(ca.clone());
-    assert!(uses_tls(&Db::new(&full).expect("config")).await, "verify-full with the CA");
+    assert!(
+        uses_tls(&Db::new(&full).expect("config")).await,
+        "verify-full with the CA"
+    );
 
     let unknown_ca = Db::new(&db_config(tls_url("verify-full"))).expect("config");
-    let err = unknown_ca.client().await.expect_err("an unknown CA must fail verification");
-    assert!(err.is_retryable() || matches!(err, StoreError::Other(_)), "{err}");
+    let err = unknown_ca
+        .client()
+        .await
+        .expect_err("an unknown CA must fail verification");
+    assert!(
+        err.is_retryable() || matches!(err, StoreError::Other(_)),
+        "{err}"
+    );
 
     let plain = Db::new(&db_config(tls_url("disable"))).expect("config");
     assert!(!uses_tls(&plain).await, "sslmode=disable does not");
@@ -284,7 +389,9 @@ async fn tls_connections_honour_sslmode() {
 #[tokio::test]
 async fn an_unreachable_database_is_a_retryable_error_not_a_hang() {
     // A server that accepts connections and never answers: only the timeout can end this.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = silent.local_addr().expect("addr");
     let holder = tokio::spawn(async move {
         let mut held = Vec::new();
@@ -296,13 +403,17 @@ async fn an_unreachable_database_is_a_retryable_error_not_a_hang() {
     config.connect_timeout = Duration::from_millis(500);
     let db = Db::new(&config).expect("config");
     let result = tokio::time::timeout(Duration::from_secs(10), db.ping()).await;
-    let err = result.expect("ping ends by the connect timeout").expect_err("no server");
+    let err = result
+        .expect("ping ends by the connect timeout")
+        .expect_err("no server");
     assert!(err.is_retryable(), "{err}");
 
     // Nothing listening at all: refused at once, also retryable.
     drop(holder);
-    let closed = Db::new(&db_config("postgres://postgres@127.0.0.1:1/eis?sslmode=disable".into()))
-        .expect("config");
+    let closed = Db::new(&db_config(
+        "postgres://postgres@127.0.0.1:1/eis?sslmode=disable".into(),
+    ))
+    .expect("config");
     let err = closed.ping().await.expect_err("refused");
     assert!(err.is_retryable(), "{err}");
 }
@@ -311,12 +422,22 @@ async fn an_unreachable_database_is_a_retryable_error_not_a_hang() {
 async fn the_connection_is_reopened_after_the_database_comes_back() {
     let db = TestDb::create().await;
     let proxy = FaultyProxy::start(pg_addr(&db.url)).await;
-    let url = db.url.replace(&pg_addr(&db.url).to_string(), &proxy.addr.to_string());
-    let store = PgEventStore::new(std::sync::Arc::new(Db::new(&db_config(url)).expect("config")));
-    store.insert(&events(1, now())).await.expect("insert through the proxy");
+    let url = db
+        .url
+        .replace(&pg_addr(&db.url).to_string(), &proxy.addr.to_string());
+    let store = PgEventStore::new(std::sync::Arc::new(
+        Db::new(&db_config(url)).expect("config"),
+    ));
+    store
+        .insert(&events(1, now()))
+        .await
+        .expect("insert through the proxy");
 
     proxy.cut();
-    let err = store.insert(&events(1, now())).await.expect_err("database gone");
+    let err = store
+        .insert(&events(1, now()))
+        .await
+        .expect_err("database gone");
     assert!(err.is_retryable(), "{err}");
 
     proxy.restore();
@@ -339,7 +460,11 @@ async fn sqs_packs_many_events_per_message_and_round_trips() {
     let outcome = publisher.publish(&batch).await;
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
     assert_eq!(outcome.published.len(), 500);
-    assert!(outcome.requests <= 5, "500 events took {} requests", outcome.requests);
+    assert!(
+        outcome.requests <= 5,
+        "500 events took {} requests",
+        outcome.requests
+    );
 
     let mut received = Vec::new();
     for m in queue.receive_all(&queue.url).await {
@@ -379,7 +504,9 @@ async fn s3_put_list_get() {
     s3.put_object()
         .bucket(&bucket)
         .key(key)
-        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"PAR1 bytes"))
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(
+            b"PAR1 bytes",
+        ))
         .send()
         .await
         .expect("put");
@@ -392,7 +519,13 @@ async fn s3_put_list_get() {
         .expect("list");
     let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(keys, vec![key]);
-    let got = s3.get_object().bucket(&bucket).key(key).send().await.expect("get");
+    let got = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("get");
     let bytes = got.body.collect().await.expect("body").into_bytes();
     assert_eq!(&bytes[..], b"PAR1 bytes");
 }
@@ -400,22 +533,33 @@ async fn s3_put_list_get() {
 #[tokio::test]
 async fn credentials_come_from_the_secret_when_one_is_named() {
     let db = TestDb::create().await;
-    let role = format!("eis_secret_{}", &uuid::Uuid::now_v7().simple().to_string()[24..]);
+    let role = format!(
+        "eis_secret_{}",
+        &uuid::Uuid::now_v7().simple().to_string()[24..]
+    );
     let admin = db.client().await;
     admin
-        .batch_execute(&format!("CREATE ROLE {role} LOGIN PASSWORD 'from-the-secret'"))
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'from-the-secret'"
+        ))
         .await
         .expect("create role");
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk().await);
     let secret = secrets
         .create_secret()
         .name(format!("eis-test/{role}"))
-        .secret_string(serde_json::json!({"username": role, "password": "from-the-secret"}).to_string())
+        .secret_string(
+            serde_json::json!({"username": role, "password": "from-the-secret"}).to_string(),
+        )
         .send()
         .await
         .expect("create secret");
     // A URL without any user: only the secret can supply it.
-    let url = format!("postgres://{}/{}?sslmode=disable", pg_addr(&db.url), db.name);
+    let url = format!(
+        "postgres://{}/{}?sslmode=disable",
+        pg_addr(&db.url),
+        db.name
+    );
     let mut config = db_config(url);
     config.secret_arn = secret.arn().map(str::to_string);
     let with_secret = Db::new(&config).expect("config");
@@ -430,8 +574,15 @@ async fn credentials_come_from_the_secret_when_one_is_named() {
     assert_eq!(user, role);
 
     config.secret_arn = Some("arn:aws:secretsmanager:us-east-1:123456789012:secret:missing".into());
-    let missing = Db::new(&config).expect("config").ping().await.expect_err("no such secret");
+    let missing = Db::new(&config)
+        .expect("config")
+        .ping()
+        .await
+        .expect_err("no such secret");
     assert!(matches!(missing, StoreError::Config(_)), "{missing}");
-    admin.batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}")).await.ok();
+    admin
+        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .await
+        .ok();
     db.drop_database().await;
 }

@@ -19,6 +19,8 @@ ensure_venv() {
 
 # --- PostgreSQL: DATABASE_URL when set and reachable, else a private cluster in .local/pg.
 pg_reachable() { psql "$1" -Atqc 'select 1' >/dev/null 2>&1; }
+# True when $1 points at the private cluster (a sourced .local/env exports it): not external.
+is_private_url() { [ -f "$PGDIR/port" ] && [[ "$1" == *"@127.0.0.1:$(cat "$PGDIR/port")/"* ]]; }
 
 ensure_private_pg() {
   local bin port
@@ -81,7 +83,7 @@ ensure_moto() {
 }
 
 ensure_venv
-if [ -n "${DATABASE_URL:-}" ] && pg_reachable "$DATABASE_URL"; then
+if [ -n "${DATABASE_URL:-}" ] && ! is_private_url "$DATABASE_URL" && pg_reachable "$DATABASE_URL"; then
   log "using DATABASE_URL from the environment"
   EIS_PG_CA_FILE=${EIS_PG_CA_FILE:-}
   rm -f "$PGDIR/port"
@@ -101,6 +103,7 @@ export DATABASE_URL='$DATABASE_URL'
 export EIS_PG_CA_FILE='$EIS_PG_CA_FILE'
 export AWS_ENDPOINT_URL='$AWS_ENDPOINT_URL'
 export AWS_REGION='$AWS_REGION'
+export AWS_DEFAULT_REGION='$AWS_REGION'
 export AWS_ACCESS_KEY_ID='testing'
 export AWS_SECRET_ACCESS_KEY='testing'
 export EIS_QUEUE_URL='$EIS_QUEUE_URL'

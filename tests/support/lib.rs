@@ -52,7 +52,10 @@ fn unique(prefix: &str) -> String {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
-    format!("{prefix}{secs}_{}", &uuid::Uuid::now_v7().simple().to_string()[24..])
+    format!(
+        "{prefix}{secs}_{}",
+        &uuid::Uuid::now_v7().simple().to_string()[24..]
+    )
 }
 
 /// A fresh, migrated database of its own. Call `drop_database` at the end of the test;
@@ -99,7 +102,10 @@ impl TestDb {
     pub async fn drop_database(self) {
         let admin = connect(&self.admin_url).await;
         admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
             .await
             .expect("drop test database");
     }
@@ -119,7 +125,10 @@ async fn remove_stale_databases(admin: &tokio_postgres::Client) {
         .map(|d| d.as_secs())
         .unwrap_or_default();
     let rows = admin
-        .query("SELECT datname FROM pg_database WHERE datname LIKE 'eis\\_t\\_%'", &[])
+        .query(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'eis\\_t\\_%'",
+            &[],
+        )
         .await
         .expect("list databases");
     for row in rows {
@@ -171,7 +180,10 @@ impl TestQueue {
             .await
             .expect("dlq attributes")
             .attributes
-            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                    .cloned()
+            })
             .expect("dlq arn");
         let redrive = serde_json::json!({
             "deadLetterTargetArn": dlq_arn,
@@ -315,7 +327,11 @@ pub fn pg_addr(url: &str) -> SocketAddr {
         _ => "127.0.0.1".into(),
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
-    let host = if host == "localhost" { "127.0.0.1".into() } else { host };
+    let host = if host == "localhost" {
+        "127.0.0.1".into()
+    } else {
+        host
+    };
     format!("{host}:{port}").parse().expect("socket address")
 }
 

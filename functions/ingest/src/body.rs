@@ -99,13 +99,19 @@ mod tests {
 
     #[tokio::test]
     async fn plain_json_is_returned_as_is() {
-        let out = read_json(&headers(&[JSON]), Body::from("{}"), 10).await.unwrap();
+        let out = read_json(&headers(&[JSON]), Body::from("{}"), 10)
+            .await
+            .unwrap();
         assert_eq!(&out[..], b"{}");
     }
 
     #[tokio::test]
     async fn content_types() {
-        for ok in ["application/json; charset=utf-8", "APPLICATION/JSON", "application/cloudevents+json"] {
+        for ok in [
+            "application/json; charset=utf-8",
+            "APPLICATION/JSON",
+            "application/cloudevents+json",
+        ] {
             let h = headers(&[(header::CONTENT_TYPE, ok)]);
             assert!(read_json(&h, Body::from("{}"), 10).await.is_ok(), "{ok}");
         }
@@ -114,13 +120,17 @@ mod tests {
             let err = read_json(&h, Body::from("{}"), 10).await.unwrap_err();
             assert_eq!(err.code(), "unsupported_media_type", "{bad}");
         }
-        let err = read_json(&HeaderMap::new(), Body::from("{}"), 10).await.unwrap_err();
+        let err = read_json(&HeaderMap::new(), Body::from("{}"), 10)
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "unsupported_media_type");
     }
 
     #[tokio::test]
     async fn body_over_the_limit_is_payload_too_large() {
-        let err = read_json(&headers(&[JSON]), Body::from(vec![b' '; 11]), 10).await.unwrap_err();
+        let err = read_json(&headers(&[JSON]), Body::from(vec![b' '; 11]), 10)
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "payload_too_large");
         let h = headers(&[JSON, (header::CONTENT_LENGTH, "11")]);
         let err = read_json(&h, Body::from("{}"), 10).await.unwrap_err();
@@ -130,14 +140,20 @@ mod tests {
     #[tokio::test]
     async fn gzip_is_decompressed_within_the_limit() {
         let h = headers(&[JSON, (header::CONTENT_ENCODING, "gzip")]);
-        let out = read_json(&h, Body::from(gzip(b"{\"a\":1}")), 100).await.unwrap();
+        let out = read_json(&h, Body::from(gzip(b"{\"a\":1}")), 100)
+            .await
+            .unwrap();
         assert_eq!(&out[..], b"{\"a\":1}");
         // 10 MB of zeros compress to ~10 KB: the decompressed size is what counts.
         let bomb = gzip(&vec![0u8; 10_000_000]);
         assert!(bomb.len() < 100_000);
-        let err = read_json(&h, Body::from(bomb), 1_000_000).await.unwrap_err();
+        let err = read_json(&h, Body::from(bomb), 1_000_000)
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "payload_too_large");
-        let err = read_json(&h, Body::from("not gzip"), 100).await.unwrap_err();
+        let err = read_json(&h, Body::from("not gzip"), 100)
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "invalid_gzip");
     }
 

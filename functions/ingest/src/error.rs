@@ -166,13 +166,17 @@ mod tests {
         let spec = include_str!("../../../openapi.yaml");
         let api_doc = include_str!("../../../docs/api.md");
         let contract_doc = include_str!("../../../docs/contract.md");
+        let errors = every_error();
         let codes = Code::ALL
             .iter()
             .map(|c| c.as_str())
-            .chain(every_error().iter().map(ApiError::code))
+            .chain(errors.iter().map(ApiError::code))
             .chain(Flag::ALL.iter().map(|f| f.as_str()));
         for code in codes {
-            assert!(spec.contains(&format!(" {code}\n")) || spec.contains(&format!(" {code}]")), "{code} missing from openapi.yaml");
+            assert!(
+                spec.contains(&format!(" {code}\n")) || spec.contains(&format!(" {code}]")),
+                "{code} missing from openapi.yaml"
+            );
             let documented = format!("`{code}`");
             assert!(
                 api_doc.contains(&documented) || contract_doc.contains(&documented),

@@ -82,10 +82,25 @@ impl RequestLog {
         for (flag, n) in &self.flagged {
             metric(format!("Flagged_{flag}"), json!(n), "Count", &mut defs);
         }
-        metric("PublishFailures".into(), json!(self.publish_failures), "Count", &mut defs);
-        metric("Latency".into(), json!(ms(latency)), "Milliseconds", &mut defs);
+        metric(
+            "PublishFailures".into(),
+            json!(self.publish_failures),
+            "Count",
+            &mut defs,
+        );
+        metric(
+            "Latency".into(),
+            json!(ms(latency)),
+            "Milliseconds",
+            &mut defs,
+        );
         if let Some(d) = self.pg_latency {
-            metric("PostgresLatency".into(), json!(ms(d)), "Milliseconds", &mut defs);
+            metric(
+                "PostgresLatency".into(),
+                json!(ms(d)),
+                "Milliseconds",
+                &mut defs,
+            );
         }
         if let Some(d) = self.sqs_latency {
             metric("SqsLatency".into(), json!(ms(d)), "Milliseconds", &mut defs);

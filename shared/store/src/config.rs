@@ -19,12 +19,15 @@ where
     T::Err: std::fmt::Display,
 {
     match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().map(Some).map_err(|e: T::Err| {
-            EnvError::Invalid {
-                name,
-                reason: e.to_string(),
-            }
-        }),
+        Ok(v) if !v.trim().is_empty() => {
+            v.trim()
+                .parse()
+                .map(Some)
+                .map_err(|e: T::Err| EnvError::Invalid {
+                    name,
+                    reason: e.to_string(),
+                })
+        }
         Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
         Err(std::env::VarError::NotUnicode(_)) => Err(EnvError::Invalid {
             name,

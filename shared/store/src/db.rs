@@ -84,15 +84,17 @@ impl Db {
         let mut config = self.config.clone();
         if let Some(arn) = &self.secret_arn {
             let credentials = self.secret_credentials(arn).await?;
-            config.user(&credentials.username).password(credentials.password);
+            config
+                .user(&credentials.username)
+                .password(credentials.password);
         }
         let connecting = config.connect(self.tls.clone());
         // connect_timeout bounds each socket attempt; this bounds the handshake as a whole.
         let deadline = config.get_connect_timeout().copied();
         let connected = match deadline {
-            Some(limit) => tokio::time::timeout(limit, connecting)
-                .await
-                .map_err(|_| StoreError::Unavailable(format!("connect timed out after {limit:?}")))?,
+            Some(limit) => tokio::time::timeout(limit, connecting).await.map_err(|_| {
+                StoreError::Unavailable(format!("connect timed out after {limit:?}"))
+            })?,
             None => connecting.await,
         };
         let (client, connection) = match connected {
@@ -143,7 +145,9 @@ impl Db {
             .secret_string()
             .ok_or_else(|| StoreError::Config(format!("secret {arn} holds no string")))?;
         let credentials: Credentials = serde_json::from_str(text).map_err(|e| {
-            StoreError::Config(format!("secret {arn} is not JSON with username and password: {e}"))
+            StoreError::Config(format!(
+                "secret {arn} is not JSON with username and password: {e}"
+            ))
         })?;
         *cached = Some(credentials.clone());
         Ok(credentials)
@@ -228,7 +232,8 @@ fn tls_connector(mode: TlsMode, ca_file: Option<&str>) -> Result<MakeTlsConnecto
         }
         TlsMode::VerifyFull => {}
     }
-    if let Some(path) = ca_file.filter(|_| matches!(mode, TlsMode::VerifyCa | TlsMode::VerifyFull)) {
+    if let Some(path) = ca_file.filter(|_| matches!(mode, TlsMode::VerifyCa | TlsMode::VerifyFull))
+    {
         let pem = std::fs::read(path)
             .map_err(|e| StoreError::Config(format!("cannot read CA file {path}: {e}")))?;
         // A bundle (like RDS's) holds many certificates: add each one.
@@ -275,7 +280,10 @@ mod tests {
     #[test]
     fn url_without_query_defaults_to_prefer() {
         let (url, mode, root) = split_tls_params("postgres://u@h/db").expect("valid url");
-        assert_eq!((url.as_str(), mode, root), ("postgres://u@h/db", TlsMode::Prefer, None));
+        assert_eq!(
+            (url.as_str(), mode, root),
+            ("postgres://u@h/db", TlsMode::Prefer, None)
+        );
     }
 
     #[test]

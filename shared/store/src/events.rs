@@ -75,7 +75,8 @@ struct Columns {
 
 impl Columns {
     fn new(events: &[Event]) -> Result<Self, StoreError> {
-        let json = |v: Result<String, serde_json::Error>| v.map_err(|e| StoreError::Other(e.to_string()));
+        let json =
+            |v: Result<String, serde_json::Error>| v.map_err(|e| StoreError::Other(e.to_string()));
         let mut c = Columns {
             ids: Vec::with_capacity(events.len()),
             event_types: Vec::with_capacity(events.len()),
@@ -94,7 +95,8 @@ impl Columns {
             c.event_types.push(e.event_type.clone());
             c.unit_types.push(e.unit_type.clone());
             c.unit_ids.push(e.unit_id.clone());
-            c.experiments.push(json(serde_json::to_string(&e.experiments))?);
+            c.experiments
+                .push(json(serde_json::to_string(&e.experiments))?);
             c.contexts.push(json(serde_json::to_string(&e.context))?);
             c.metrics.push(json(serde_json::to_string(&e.metrics))?);
             c.payloads.push(json(serde_json::to_string(&e.payload))?);
@@ -142,7 +144,11 @@ impl PgEventStore {
         }
         let columns = Columns::new(events)?;
         let client = self.db.client().await?;
-        let rows = match self.db.run(client.query(INSERT_BATCH, &columns.params())).await {
+        let rows = match self
+            .db
+            .run(client.query(INSERT_BATCH, &columns.params()))
+            .await
+        {
             Ok(rows) => rows,
             Err(StoreError::Rejected(reason)) => {
                 tracing::warn!(%reason, events = events.len(), "batch refused; retrying event by event");
@@ -174,7 +180,9 @@ impl PgEventStore {
                 Ok(rows) if rows.is_empty() => InsertOutcome::Duplicate,
                 Ok(_) => InsertOutcome::Inserted,
                 Err(StoreError::Rejected(reason)) => {
-                    self.db.run(tx.batch_execute("ROLLBACK TO SAVEPOINT one_event")).await?;
+                    self.db
+                        .run(tx.batch_execute("ROLLBACK TO SAVEPOINT one_event"))
+                        .await?;
                     InsertOutcome::Rejected(reason)
                 }
                 Err(e) => return Err(e),
@@ -205,7 +213,8 @@ impl PgEventStore {
         grace: Duration,
         limit: i64,
     ) -> Result<Vec<Event>, StoreError> {
-        let grace = chrono::Duration::from_std(grace).map_err(|e| StoreError::Config(e.to_string()))?;
+        let grace =
+            chrono::Duration::from_std(grace).map_err(|e| StoreError::Config(e.to_string()))?;
         let client = self.db.client().await?;
         let rows = self
             .db
@@ -217,7 +226,8 @@ impl PgEventStore {
 
 fn event_from_row(row: &tokio_postgres::Row) -> Result<Event, StoreError> {
     fn json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-        serde_json::from_str(text).map_err(|e| StoreError::Other(format!("stored JSON unreadable: {e}")))
+        serde_json::from_str(text)
+            .map_err(|e| StoreError::Other(format!("stored JSON unreadable: {e}")))
     }
     let flags: Vec<String> = row.get(10);
     Ok(Event {

@@ -40,7 +40,10 @@ pub async fn run(
     let client = db.client().await?;
     let today = now.date_naive();
     let mut report = MaintenanceReport::default();
-    for day in days(today.pred_opt().unwrap_or(today), today + Days::new(policy.days_ahead.into())) {
+    for day in days(
+        today.pred_opt().unwrap_or(today),
+        today + Days::new(policy.days_ahead.into()),
+    ) {
         let created: bool = db
             .run(client.query_one("SELECT exp.ensure_day_partition($1)", &[&day]))
             .await?

@@ -41,7 +41,10 @@ pub struct PackedMessage {
 }
 
 /// Packs events, in order, into as few bodies of at most `max_bytes` as they fit in.
-pub fn pack<E: Borrow<Event>>(events: &[E], max_bytes: usize) -> Result<Vec<PackedMessage>, MessageError> {
+pub fn pack<E: Borrow<Event>>(
+    events: &[E],
+    max_bytes: usize,
+) -> Result<Vec<PackedMessage>, MessageError> {
     let mut messages = Vec::new();
     let mut body = String::from(HEAD);
     let mut first = 0;
@@ -98,7 +101,8 @@ pub fn decode(body: &str) -> Result<Vec<Event>, DecodeError> {
 /// (Every other character serde_json leaves unescaped is allowed.)
 fn sqs_safe(json: String) -> String {
     if json.contains(['\u{fffe}', '\u{ffff}']) {
-        json.replace('\u{fffe}', "\\ufffe").replace('\u{ffff}', "\\uffff")
+        json.replace('\u{fffe}', "\\ufffe")
+            .replace('\u{ffff}', "\\uffff")
     } else {
         json
     }
@@ -131,7 +135,11 @@ mod tests {
     fn packs_in_order_within_the_limit_and_decodes_back() {
         let events: Vec<Event> = (0..500).map(|n| event(n, 700)).collect();
         let messages = pack(&events, SQS_MAX_MESSAGE_BYTES).unwrap();
-        assert!(messages.len() > 1 && messages.len() < 5, "{} messages", messages.len());
+        assert!(
+            messages.len() > 1 && messages.len() < 5,
+            "{} messages",
+            messages.len()
+        );
         let mut decoded = Vec::new();
         let mut next = 0;
         for m in &messages {
@@ -151,14 +159,18 @@ mod tests {
 
     #[test]
     fn no_events_no_messages() {
-        assert!(pack::<Event>(&[], SQS_MAX_MESSAGE_BYTES).unwrap().is_empty());
+        assert!(pack::<Event>(&[], SQS_MAX_MESSAGE_BYTES)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
     fn characters_sqs_refuses_travel_escaped() {
         let mut e = event(1, 1);
-        e.payload
-            .insert("odd".into(), serde_json::Value::String("a\u{fffe}b\u{ffff}".into()));
+        e.payload.insert(
+            "odd".into(),
+            serde_json::Value::String("a\u{fffe}b\u{ffff}".into()),
+        );
         let m = pack(std::slice::from_ref(&e), SQS_MAX_MESSAGE_BYTES).unwrap();
         assert!(!m[0].body.contains(['\u{fffe}', '\u{ffff}']));
         assert_eq!(decode(&m[0].body).unwrap(), vec![e]);

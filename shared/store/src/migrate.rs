@@ -10,7 +10,7 @@ mod embedded {
 }
 
 /// Arbitrary but fixed: the advisory lock key that serialises migration runs.
-const MIGRATION_LOCK: i64 = 0x4549_535f_6d69_67; // "EIS_mig"
+const MIGRATION_LOCK: i64 = 0x0045_4953_5f6d_6967; // "EIS_mig"
 
 /// Applies the pending migrations; returns the names of those applied by this call.
 pub async fn run(db: &Db) -> Result<Vec<String>, StoreError> {
@@ -20,7 +20,10 @@ pub async fn run(db: &Db) -> Result<Vec<String>, StoreError> {
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(StoreError::from_pg)?;
-    let report = embedded::migrations::runner()
+    // A rolled-back deploy runs older code against a newer schema: migrations are
+    // additive, so history entries this build does not know are not an error.
+    let mut runner = embedded::migrations::runner().set_abort_missing(false);
+    let report = runner
         .set_migration_table_name("eis_schema_history")
         .run_async(&mut client)
         .await;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make test`: formatting, lints, then every test against the local stack. Brings the stack up
-# itself and, when it was not already running, stops it again at the end.
+# `make test`: formatting, lints, every test against the local stack, the deployment template
+# checks and `sam build`. Brings the stack up itself and, when it was not already running,
+# stops it again at the end.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
@@ -26,3 +27,9 @@ cargo test --workspace --locked --no-fail-fast
 
 step "Python tests (cargo lambda watch/invoke, make dev, Parquet readers)"
 "$VENV/bin/pytest" -q -p no:cacheprovider tests/python
+
+step "deployment templates (cfn-lint, sam validate --lint, checkov, template tests)"
+infra/tools/check-templates.sh
+
+step "sam build (arm64) and bootstrap sizes"
+infra/tools/sam-build.sh

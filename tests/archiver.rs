@@ -203,6 +203,19 @@ fn assert_each_once(objects: &[Object], expected: &BTreeSet<String>) {
     assert!(repeated.is_empty(), "archived more than once: {repeated:?}");
 }
 
+/// Every event sent is archived exactly once, in its hour folder (no prefix).
+fn assert_archived_once(objects: &[Object], sent: &[Event]) {
+    assert_each_once(objects, &ids_of(sent));
+    assert_in_their_hour_folder(objects, "");
+}
+
+/// The end of a test that drained its queue: nothing visible or in flight, then cleanup.
+async fn assert_drained_then_clean_up(queue: TestQueue, db: TestDb) {
+    assert_eq!(depth(&queue, &queue.url).await, (0, 0));
+    queue.delete().await;
+    db.drop_database().await;
+}
+
 /// `{prefix}YYYY/MM/DD/HH/events_{uuid v7}.parquet`, in the folder of every row's timestamp.
 fn assert_in_their_hour_folder(objects: &[Object], prefix: &str) {
     for o in objects {
@@ -364,11 +377,8 @@ async fn a_large_hour_rolls_over_into_files_within_the_limit() {
     let mut sizes: Vec<usize> = objects.iter().map(|o| o.rows.num_rows()).collect();
     sizes.sort_unstable();
     assert_eq!(sizes, vec![50, 100, 100]);
-    assert_each_once(&objects, &ids_of(&sent));
-    assert_in_their_hour_folder(&objects, "");
-    assert_eq!(depth(&queue, &queue.url).await, (0, 0));
-    queue.delete().await;
-    db.drop_database().await;
+    assert_archived_once(&objects, &sent);
+    assert_drained_then_clean_up(queue, db).await;
 }
 
 #[tokio::test]
@@ -390,11 +400,8 @@ async fn a_tiny_memory_bound_slows_the_drain_but_loses_and_repeats_nothing() {
     assert!(outcome.summary.files > 2, "{} files", outcome.summary.files);
 
     let objects = archived(&s3, &bucket).await;
-    assert_each_once(&objects, &ids_of(&sent));
-    assert_in_their_hour_folder(&objects, "");
-    assert_eq!(depth(&queue, &queue.url).await, (0, 0));
-    queue.delete().await;
-    db.drop_database().await;
+    assert_archived_once(&objects, &sent);
+    assert_drained_then_clean_up(queue, db).await;
 }
 
 #[tokio::test]
@@ -440,11 +447,8 @@ async fn with_s3_unreachable_nothing_is_deleted_and_the_next_run_archives_everyt
     assert!(second.errors.is_empty(), "{:?}", second.errors);
     assert_eq!(second.summary.deleted as u64, messages);
     let objects = archived(&s3, &bucket).await;
-    assert_each_once(&objects, &ids_of(&sent));
-    assert_in_their_hour_folder(&objects, "");
-    assert_eq!(depth(&queue, &queue.url).await, (0, 0));
-    queue.delete().await;
-    db.drop_database().await;
+    assert_archived_once(&objects, &sent);
+    assert_drained_then_clean_up(queue, db).await;
 }
 
 #[tokio::test]
@@ -471,9 +475,7 @@ async fn a_run_at_its_deadline_takes_nothing_and_the_next_run_archives_everythin
     let second = archiver.run(Utc::now(), deadline()).await;
     assert!(second.errors.is_empty(), "{:?}", second.errors);
     assert_each_once(&archived(&s3, &bucket).await, &ids_of(&sent));
-    assert_eq!(depth(&queue, &queue.url).await, (0, 0));
-    queue.delete().await;
-    db.drop_database().await;
+    assert_drained_then_clean_up(queue, db).await;
 }
 
 #[tokio::test]
@@ -512,9 +514,7 @@ async fn a_run_killed_mid_way_loses_nothing() {
         ids_of(&sent),
         "every event archived at least once"
     );
-    assert_eq!(depth(&queue, &queue.url).await, (0, 0));
-    queue.delete().await;
-    db.drop_database().await;
+    assert_drained_then_clean_up(queue, db).await;
 }
 
 #[tokio::test]
@@ -562,9 +562,7 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_and_the_rest_is_archived
     let bodies: Vec<&str> = dlq.iter().filter_map(|m| m.body()).collect();
     assert_eq!(bodies, vec![poison]);
     assert_each_once(&archived(&s3, &bucket).await, &ids_of(&sent));
-    assert_eq!(depth(&queue, &queue.url).await, (0, 0));
-    queue.delete().await;
-    db.drop_database().await;
+    assert_drained_then_clean_up(queue, db).await;
 }
 
 #[tokio::test]
@@ -590,8 +588,7 @@ async fn events_the_ingest_never_published_are_swept_and_marked_handed_off() {
     assert_eq!(stored_counts(&db).await, (30, 0), "all handed off");
 
     let objects = archived(&s3, &bucket).await;
-    assert_each_once(&objects, &ids_of(&stored));
-    assert_in_their_hour_folder(&objects, "");
+    assert_archived_once(&objects, &stored);
 
     let second = archiver.run(Utc::now(), deadline()).await;
     assert_eq!((second.summary.swept, second.summary.files), (0, 0));

@@ -6,6 +6,7 @@ use anyhow::Context;
 use archiver::app::Archiver;
 use archiver::config::Config;
 use archiver::handler::{self, Input};
+use eis_store::telemetry;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -13,7 +14,7 @@ use tokio::time::Instant;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
-    init_logging(in_lambda);
+    telemetry::init_logging(in_lambda);
     let config = Config::from_env()?;
     let local_deadline = config.local_deadline;
     let archiver = Archiver::from_config(config).await?;
@@ -40,21 +41,4 @@ async fn main() -> anyhow::Result<()> {
     let output = handler::handle(&archiver, input, Instant::now() + local_deadline, false).await?;
     println!("{}", serde_json::to_string(&output)?);
     Ok(())
-}
-
-/// JSON logs. In Lambda on stdout without timestamps (CloudWatch adds its own); locally on
-/// stderr, so that stdout carries only the answer.
-fn init_logging(in_lambda: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(false)
-        .with_target(false);
-    if in_lambda {
-        builder.without_time().init();
-    } else {
-        builder.with_writer(std::io::stderr).init();
-    }
 }

@@ -1,10 +1,9 @@
 //! What one run did: returned to the caller, logged as one JSON line, and turned into
 //! CloudWatch metrics (Embedded Metric Format) once, when the run ends.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
+use eis_store::telemetry::Emf;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
 /// Why the run stopped receiving.
@@ -96,45 +95,25 @@ impl Summary {
 
     /// The EMF document: CloudWatch extracts the listed metrics from this log line.
     pub fn emf(&self) -> Value {
-        let mut values = Map::new();
-        let mut defs = Vec::new();
-        let mut metric = |name: &str, value: Value, unit: &str| {
-            defs.push(json!({ "Name": name, "Unit": unit }));
-            values.insert(name.to_string(), value);
-        };
-        metric("Messages", json!(self.messages), "Count");
-        metric("Events", json!(self.events), "Count");
-        metric("Files", json!(self.files), "Count");
-        metric("Bytes", json!(self.bytes), "Bytes");
-        metric("Partitions", json!(self.partitions), "Count");
-        metric("DeadLettered", json!(self.dead_lettered), "Count");
-        metric("Swept", json!(self.swept), "Count");
-        metric("Deleted", json!(self.deleted), "Count");
-        metric("FailedFiles", json!(self.failed_files), "Count");
-        metric("FailedDeletes", json!(self.failed_deletes), "Count");
-        metric("RunErrors", json!(self.errors.len()), "Count");
-        metric("Duration", json!(self.seconds), "Seconds");
+        let mut emf = Emf::default();
+        emf.metric("Messages", self.messages, "Count");
+        emf.metric("Events", self.events, "Count");
+        emf.metric("Files", self.files, "Count");
+        emf.metric("Bytes", self.bytes, "Bytes");
+        emf.metric("Partitions", self.partitions, "Count");
+        emf.metric("DeadLettered", self.dead_lettered, "Count");
+        emf.metric("Swept", self.swept, "Count");
+        emf.metric("Deleted", self.deleted, "Count");
+        emf.metric("FailedFiles", self.failed_files, "Count");
+        emf.metric("FailedDeletes", self.failed_deletes, "Count");
+        emf.metric("RunErrors", self.errors.len(), "Count");
+        emf.metric("Duration", self.seconds, "Seconds");
         if let Some(age) = self.oldest_event_age_seconds {
-            metric("OldestEventAge", json!(age), "Seconds");
+            emf.metric("OldestEventAge", age, "Seconds");
         }
-        let timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or_default();
-        values.insert(
-            "_aws".into(),
-            json!({
-                "Timestamp": timestamp,
-                "CloudWatchMetrics": [{
-                    "Namespace": "EIS",
-                    "Dimensions": [["Function"]],
-                    "Metrics": defs,
-                }],
-            }),
-        );
-        values.insert("Function".into(), json!("archiver"));
-        values.insert("RunId".into(), json!(self.run_id));
-        Value::Object(values)
+        emf.property("Function", "archiver");
+        emf.property("RunId", self.run_id.to_string());
+        emf.document(&["Function"])
     }
 }
 

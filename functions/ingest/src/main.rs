@@ -2,7 +2,8 @@
 //! or as a plain HTTP server on 127.0.0.1:$EIS_PORT for local use.
 
 use anyhow::Context;
-use ingest::{app, config::Config, routes, telemetry};
+use eis_store::telemetry;
+use ingest::{app, config::Config, routes};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -2,25 +2,10 @@
 //! Neither ever carries payloads or unit ids.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use serde_json::{json, Map, Value};
-
-/// JSON logs on stdout. Lambda adds its own timestamps, so none are printed there.
-pub fn init_logging(in_lambda: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(false)
-        .with_target(false);
-    if in_lambda {
-        builder.without_time().init();
-    } else {
-        builder.init();
-    }
-}
+use eis_store::telemetry::Emf;
+use serde_json::Value;
 
 /// What one request did; logged and turned into metrics once, when the response is ready.
 #[derive(Debug, Default)]
@@ -68,61 +53,26 @@ impl RequestLog {
 
     /// The EMF document: CloudWatch extracts the listed metrics from this log line.
     fn emf(&self, latency: Duration, rejected: usize) -> Value {
-        let mut values = Map::new();
-        let mut metric = |name: String, value: Value, unit: &str, defs: &mut Vec<Value>| {
-            defs.push(json!({ "Name": name, "Unit": unit }));
-            values.insert(name, value);
-        };
-        let mut defs = Vec::new();
-        metric("Accepted".into(), json!(self.accepted), "Count", &mut defs);
-        metric("Rejected".into(), json!(rejected), "Count", &mut defs);
+        let mut emf = Emf::default();
+        emf.metric("Accepted", self.accepted, "Count");
+        emf.metric("Rejected", rejected, "Count");
         for (code, n) in &self.rejected {
-            metric(format!("Rejected_{code}"), json!(n), "Count", &mut defs);
+            emf.metric(format!("Rejected_{code}"), *n, "Count");
         }
         for (flag, n) in &self.flagged {
-            metric(format!("Flagged_{flag}"), json!(n), "Count", &mut defs);
+            emf.metric(format!("Flagged_{flag}"), *n, "Count");
         }
-        metric(
-            "PublishFailures".into(),
-            json!(self.publish_failures),
-            "Count",
-            &mut defs,
-        );
-        metric(
-            "Latency".into(),
-            json!(ms(latency)),
-            "Milliseconds",
-            &mut defs,
-        );
+        emf.metric("PublishFailures", self.publish_failures, "Count");
+        emf.metric("Latency", ms(latency), "Milliseconds");
         if let Some(d) = self.pg_latency {
-            metric(
-                "PostgresLatency".into(),
-                json!(ms(d)),
-                "Milliseconds",
-                &mut defs,
-            );
+            emf.metric("PostgresLatency", ms(d), "Milliseconds");
         }
         if let Some(d) = self.sqs_latency {
-            metric("SqsLatency".into(), json!(ms(d)), "Milliseconds", &mut defs);
+            emf.metric("SqsLatency", ms(d), "Milliseconds");
         }
-        let timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or_default();
-        values.insert(
-            "_aws".into(),
-            json!({
-                "Timestamp": timestamp,
-                "CloudWatchMetrics": [{
-                    "Namespace": "EIS",
-                    "Dimensions": [["Function", "Route"]],
-                    "Metrics": defs,
-                }],
-            }),
-        );
-        values.insert("Function".into(), json!("ingest"));
-        values.insert("Route".into(), json!(self.route));
-        Value::Object(values)
+        emf.property("Function", "ingest");
+        emf.property("Route", self.route);
+        emf.document(&["Function", "Route"])
     }
 }
 

@@ -1,5 +1,6 @@
 //! EIS storage: configuration from the environment, the PostgreSQL event store and its
-//! maintenance, the SQS archive hand-off, and AWS client construction shared by both functions.
+//! maintenance, the SQS archive hand-off, and AWS client construction and telemetry shared by
+//! both functions.
 
 pub mod aws;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod maintenance;
 pub mod message;
 pub mod migrate;
 pub mod publish;
+pub mod telemetry;
 
 pub use config::{DbConfig, EnvError};
 pub use db::Db;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: peak memory (RSS) and throughput of ONE archiver run draining N events
 # (default 100 000) from a queue of its own on the local stack, measured with /usr/bin/time -v.
-# Not part of `make test` (minutes, and a release build); meant for a future `make bench`:
+# Not part of `make test` (minutes, and a release build); `make bench` runs it (bench/run.sh, §5):
 #
 #   functions/archiver/scripts/memory-drain.sh [N]
 #

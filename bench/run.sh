@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark of issue 7, on the local stack, in one run on this machine.
+# Writes bench/results/latest.json, the plot bench/results/ingest-throughput-p99.png and
+# BENCHMARKS.md (generated from the JSON by bench/report.py). Benchmarks report; a number
+# never fails the run. A section that breaks is recorded as an error and the others go on.
+#
+#   bench/run.sh                 full run (~20-30 min on 2 cores, release builds cached)
+#   BENCH_QUICK=1 bench/run.sh   smoke run: small sizes, one round (a few minutes)
+#
+# Uses a database (eis_bench), queue and bucket of its own, removed at the end; the local
+# stack's own are left alone. Starts the stack when it is not running, and then stops it.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# lib.sh: stack paths and stack_running (shared with infra/local).
+# shellcheck source=../infra/local/lib.sh
+source "$ROOT/infra/local/lib.sh"
+cd "$ROOT"
+log() { printf '[bench] %s\n' "$*" >&2; }
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/eis/target}
+QUICK=${BENCH_QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+  ROUNDS=1 HTTP_SECONDS=3 PG_EVENTS=5000 ENCODE_EVENTS=10000 DRAIN_EVENTS=10000 DRAIN_RUNS=1
+  COLD_RUNS=5 PROFILE_EVENTS=1000 PROFILE_REQUESTS="50 1" CRITERION_ARGS=(--warm-up-time 0.5 --measurement-time 1)
+else
+  ROUNDS=3 HTTP_SECONDS=10 PG_EVENTS=50000 ENCODE_EVENTS=100000 DRAIN_EVENTS=100000 DRAIN_RUNS=3
+  COLD_RUNS=20 PROFILE_EVENTS=5000 PROFILE_REQUESTS="200 4" CRITERION_ARGS=()
+fi
+RESULTS=$ROOT/bench/results
+BENCH_VENV=$LOCAL/bench-venv
+WORK=$(mktemp -d)
+mkdir -p "$RESULTS"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+STARTED_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+T0=$SECONDS
+
+# --- Tools: wrk and GNU time from Debian, matplotlib in a venv of the bench's own.
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+[ -x /usr/bin/time ] || missing+=(time)
+command -v valgrind >/dev/null || missing+=(valgrind)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if ! { [ -x "$BENCH_VENV/bin/python" ] && cmp -s bench/requirements.txt "$BENCH_VENV/.requirements"; }; then
+  log "installing the bench's Python tools into $BENCH_VENV"
+  python3 -m venv "$BENCH_VENV"
+  "$BENCH_VENV/bin/pip" install --quiet --disable-pip-version-check -r bench/requirements.txt
+  cp bench/requirements.txt "$BENCH_VENV/.requirements"
+fi
+
+# --- The local stack: reused when running, else started here and stopped at the end.
+STARTED_STACK=0
+stack_running || STARTED_STACK=1
+infra/local/up.sh
+# shellcheck disable=SC1091
+source "$ENV_FILE"
+PY=$VENV/bin/python
+
+# --- Release builds (cached in CARGO_TARGET_DIR). One cargo command per binary: building
+# them together would unify features and link the archiver's S3 client into ingest.
+log "building release binaries (slow when not cached: lto, one codegen unit)"
+cargo build --quiet --release --locked -p ingest --bin ingest
+cargo build --quiet --release --locked -p archiver --bin archiver
+# Symbols kept for eis-bench only (a package override: its dependencies stay shared with the
+# archiver's build), so that callgrind can name functions.
+cargo build --quiet --release --locked -p eis-bench --config 'profile.release.package.eis-bench.strip=false'
+INGEST=$CARGO_TARGET_DIR/release/ingest
+EIS_BENCH=$CARGO_TARGET_DIR/release/eis-bench
+
+# --- Resources of the bench's own.
+NAME="eis-bench-$(date +%s)-$$"
+DB_NAME=eis_bench
+ADMIN_DB_URL=$DATABASE_URL
+BENCH_DB_URL=$($PY -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$DATABASE_URL" "$DB_NAME")
+QUEUE_URL="" DLQ_URL=""
+cleanup() {
+  set +e
+  psql "$ADMIN_DB_URL" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null 2>&1
+  $PY - "$NAME" "$QUEUE_URL" "$DLQ_URL" <<'PY' >/dev/null 2>&1
+import sys
+import boto3
+bucket, *queues = sys.argv[1:]
+for url in filter(None, queues):
+    boto3.client("sqs").delete_queue(QueueUrl=url)
+b = boto3.resource("s3").Bucket(bucket)
+b.objects.all().delete()
+b.delete()
+PY
+  rm -rf "$WORK"
+  if [ "$STARTED_STACK" = 1 ]; then infra/local/down.sh; fi
+}
+trap cleanup EXIT
+
+psql "$ADMIN_DB_URL" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null
+psql "$ADMIN_DB_URL" -qc "CREATE DATABASE $DB_NAME" >/dev/null
+DATABASE_URL=$BENCH_DB_URL cargo run --quiet --locked --bin eis-migrate >&2
+# Day partitions around today, as the archiver's maintenance keeps them in production.
+psql "$BENCH_DB_URL" -qAtc "SELECT exp.ensure_day_partition(d::date)
+  FROM generate_series((now() AT TIME ZONE 'UTC')::date - 1, (now() AT TIME ZONE 'UTC')::date + 1, '1 day') d" >/dev/null
+read -r QUEUE_URL DLQ_URL < <($PY infra/local/resources.py --queue "$NAME" --bucket "$NAME")
+
+# --- Sections: each writes $WORK/<key>.json; a failure is recorded, not fatal.
+section() {
+  local key=$1 started=$SECONDS
+  shift
+  log "== $key"
+  # Not in an `if`: there bash would ignore `set -e` inside the section and hide its errors.
+  set +e
+  (set -e; "$@") >"$WORK/$key.json" 2> >(tee "$WORK/$key.log" >&2)
+  local status=$?
+  set -e
+  if [ "$status" = 0 ]; then
+    log "$key done in $((SECONDS - started)) s"
+  else
+    log "$key FAILED (recorded in latest.json)"
+    jq -n --arg e "$(tail -5 "$WORK/$key.log")" '{error: $e}' >"$WORK/$key.json"
+  fi
+  echo "$((SECONDS - started))" >"$WORK/$key.seconds"
+}
+
+validation() {
+  cargo bench --quiet --locked -p eis-contract --bench validate -- "${CRITERION_ARGS[@]}" >&2
+  $PY bench/criterion.py "$CARGO_TARGET_DIR/criterion"
+}
+
+pg_write() {
+  DATABASE_URL=$BENCH_DB_URL "$EIS_BENCH" pg-write "$PG_EVENTS" "$ROUNDS"
+}
+
+ingest_http() {
+  mkdir -p "$WORK/bodies"
+  "$EIS_BENCH" bodies "$WORK/bodies" >/dev/null
+  DATABASE_URL=$BENCH_DB_URL EIS_QUEUE_URL=$QUEUE_URL MOTO_PID=$(cat "$LOCAL/moto.pid") \
+    $PY bench/ingest_http.py "$INGEST" "$WORK/bodies" "$HTTP_SECONDS" "$ROUNDS" "$EIS_BENCH"
+}
+
+encoding() {
+  mkdir -p "$WORK/encode"
+  "$EIS_BENCH" encode "$ENCODE_EVENTS" "$ROUNDS" "$WORK/encode" >"$WORK/encode-ours.json"
+  $PY bench/encode_ref.py "$WORK/encode" "$ROUNDS" >"$WORK/encode-refs.json"
+  jq -n --slurpfile ours "$WORK/encode-ours.json" --slurpfile refs "$WORK/encode-refs.json" \
+    '{ours: $ours[0], refs: $refs[0]}'
+}
+
+drain() {
+  local i
+  for i in $(seq 1 "$DRAIN_RUNS"); do
+    log "drain run $i of $DRAIN_RUNS"
+    functions/archiver/scripts/memory-drain.sh "$DRAIN_EVENTS"
+  done | jq -s '{runs: .}'
+}
+
+cold_start() {
+  local sizes
+  sizes=$(
+    for f in "$INGEST" "$CARGO_TARGET_DIR/release/archiver" .aws-sam/build/*/bootstrap; do
+      [ -f "$f" ] && jq -n --arg path "$f" --argjson bytes "$(stat -c %s "$f")" \
+        --arg modified "$(date -u -r "$f" +%Y-%m-%dT%H:%M:%SZ)" '{path: $path, bytes: $bytes, modified: $modified}'
+    done | jq -s .
+  )
+  DATABASE_URL=$BENCH_DB_URL EIS_QUEUE_URL=$QUEUE_URL $PY bench/coldstart.py "$INGEST" "$COLD_RUNS" \
+    | jq --argjson sizes "$sizes" '. + {binaries: $sizes}'
+}
+
+profile() {
+  local path
+  for path in ingest archive; do
+    local symbol=eis_bench::cpu_path::ingest_batches
+    [ "$path" = archive ] && symbol=eis_bench::encode::encode
+    valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.$path" \
+      --toggle-collect="$symbol*" "$EIS_BENCH" cpu-path "$path" "$PROFILE_EVENTS" >&2 2>"$WORK/valgrind.$path.log"
+    $PY bench/callgrind_top.py "$WORK/callgrind.$path" "$PROFILE_EVENTS"
+  done | jq -s '{ingest: .[0], archive: .[1]}' >"$WORK/profile-paths.json"
+  # Whole requests: single events, then batches of 500 (counts: PROFILE_REQUESTS).
+  mkdir -p "$WORK/bodies" "$WORK/profile"
+  "$EIS_BENCH" bodies "$WORK/bodies" >/dev/null
+  # shellcheck disable=SC2086  # two counts
+  DATABASE_URL=$BENCH_DB_URL $PY bench/profile_ingest.py "$EIS_BENCH" "$WORK/bodies" "$WORK/profile" $PROFILE_REQUESTS \
+    | jq --slurpfile paths "$WORK/profile-paths.json" '$paths[0] + {requests: .}'
+}
+
+section validation validation
+section pg_write pg_write
+section ingest_http ingest_http
+section encoding encoding
+section drain drain
+section cold_start cold_start
+section profile profile
+
+# --- latest.json: machine, versions, every figure; then BENCHMARKS.md and the plot.
+version() { "$@" 2>&1 | head -1 || true; }
+jq -n \
+  --arg started "$STARTED_AT" --arg load_start "$LOAD_START" --arg load_end "$(cut -d' ' -f1-3 /proc/loadavg)" \
+  --argjson quick "$QUICK" --argjson seconds "$((SECONDS - T0))" \
+  --arg nproc "$(nproc)" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
+  --arg mem "$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)" \
+  --arg kernel "$(uname -r)" \
+  --arg commit "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!bench' ':!BENCHMARKS.md' || echo '+uncommitted')" \
+  --arg rustc "$(version rustc -V)" --arg cargo "$(version cargo -V)" \
+  --arg wrk "$(version wrk -v)" --arg valgrind "$(version valgrind --version)" \
+  --arg postgres "$(psql "$ADMIN_DB_URL" -Atc 'show server_version')" \
+  --arg moto "$($PY -c 'import moto; print(moto.__version__)')" \
+  --arg python "$(version "$PY" --version)" \
+  --arg matplotlib "$("$BENCH_VENV/bin/python" -c 'import matplotlib; print(matplotlib.__version__)')" \
+  --arg sizes "rounds=$ROUNDS http_seconds=$HTTP_SECONDS pg_events=$PG_EVENTS encode_events=$ENCODE_EVENTS drain_events=$DRAIN_EVENTS drain_runs=$DRAIN_RUNS cold_runs=$COLD_RUNS profile_events=$PROFILE_EVENTS profile_requests=$PROFILE_REQUESTS" \
+  '{started_at: $started, quick: ($quick == 1), total_seconds: $seconds, sizes: $sizes, commit: $commit,
+    machine: {nproc: ($nproc | tonumber), cpu: $cpu, memory: $mem, kernel: $kernel,
+              load_average_start: $load_start, load_average_end: $load_end},
+    versions: {rustc: $rustc, cargo: $cargo, wrk: $wrk, valgrind: $valgrind, postgres: $postgres,
+               moto: $moto, python: $python, matplotlib: $matplotlib}}' >"$WORK/meta.json"
+for key in validation pg_write ingest_http encoding drain cold_start profile; do
+  jq --argjson s "$(cat "$WORK/$key.seconds")" '. + {section_seconds: $s}' "$WORK/$key.json" >"$WORK/$key.final.json"
+done
+jq -n --slurpfile meta "$WORK/meta.json" \
+  --slurpfile validation "$WORK/validation.final.json" --slurpfile pg_write "$WORK/pg_write.final.json" \
+  --slurpfile ingest_http "$WORK/ingest_http.final.json" --slurpfile encoding "$WORK/encoding.final.json" \
+  --slurpfile drain "$WORK/drain.final.json" --slurpfile cold_start "$WORK/cold_start.final.json" \
+  --slurpfile profile "$WORK/profile.final.json" \
+  '$meta[0] + {validation: $validation[0], pg_write: $pg_write[0], ingest_http: $ingest_http[0],
+    encoding: $encoding[0], drain: $drain[0], cold_start: $cold_start[0], profile: $profile[0]}' \
+  >"$RESULTS/latest.json"
+"$BENCH_VENV/bin/python" bench/report.py "$RESULTS/latest.json" BENCHMARKS.md "$RESULTS/ingest-throughput-p99.png"
+log "done in $((SECONDS - T0)) s: $RESULTS/latest.json, BENCHMARKS.md"

@@ -1,0 +1,78 @@
+//! The benchmarks of `make bench` that need the project's code in-process. bench/run.sh drives
+//! them; each prints one JSON object on stdout and logs to stderr. See BENCHMARKS.md.
+//!
+//!   eis-bench bodies OUT_DIR                 request bodies for the HTTP load generator
+//!   eis-bench pg-write EVENTS ROUNDS         PgEventStore::insert vs \copy vs INSERT per row
+//!   eis-bench encode EVENTS ROUNDS OUT_DIR   queue message bodies → zstd Parquet
+//!   eis-bench cpu-path ingest|archive EVENTS the pure-CPU work of one path, for callgrind
+//!   eis-bench sqs-stub PORT                  an SQS stand-in that accepts everything
+//!   eis-bench serve-ingest                   the ingest function's local server, for callgrind
+
+mod cpu_path;
+mod encode;
+mod pg_write;
+mod serve_ingest;
+mod sqs_stub;
+mod workload;
+
+use anyhow::{bail, Context};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let number = |text: &str| -> anyhow::Result<usize> {
+        text.parse()
+            .with_context(|| format!("{text:?} is not a count"))
+    };
+    let report = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["bodies", out] => workload::write_bodies(out.as_ref())?,
+        ["pg-write", events, rounds] => {
+            runtime()?.block_on(pg_write::run(number(events)?, number(rounds)?))?
+        }
+        ["serve-ingest"] => {
+            // Multi-threaded, as the ingest binary's #[tokio::main].
+            return tokio::runtime::Runtime::new()
+                .context("tokio runtime")?
+                .block_on(serve_ingest::serve());
+        }
+        ["sqs-stub", port] => {
+            let port = port.parse().context("PORT")?;
+            return runtime()?.block_on(sqs_stub::serve(port));
+        }
+        ["encode", events, rounds, out] => {
+            encode::run(number(events)?, number(rounds)?, out.as_ref())?
+        }
+        ["cpu-path", path, events] => cpu_path::run(path, number(events)?)?,
+        _ => bail!(
+            "usage: eis-bench bodies OUT_DIR | pg-write EVENTS ROUNDS | \
+             encode EVENTS ROUNDS OUT_DIR | cpu-path ingest|archive EVENTS | sqs-stub PORT | serve-ingest"
+        ),
+    };
+    println!("{report}");
+    Ok(())
+}
+
+/// One thread, as a Lambda instance has about one vCPU or less.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")
+}
+
+/// CPU time of the calling thread (ns precision, unlike getrusage's ticks): the encoders run
+/// on one thread, so this is their cost per core whatever else the shared machine does.
+pub fn thread_cpu_seconds() -> anyhow::Result<f64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat")
+        .context("reading /proc/thread-self/schedstat")?;
+    let ns: u64 = text
+        .split_whitespace()
+        .next()
+        .and_then(|f| f.parse().ok())
+        .context("unexpected /proc/thread-self/schedstat")?;
+    Ok(ns as f64 / 1e9)
+}

@@ -11,7 +11,7 @@
 # stack's own are left alone. Starts the stack when it is not running, and then stops it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# lib.sh: stack paths and stack_running (shared with infra/local).
+# lib.sh: stack paths, stack_running, db_url_named, remove_scratch (shared with infra/local).
 # shellcheck source=../infra/local/lib.sh
 source "$ROOT/infra/local/lib.sh"
 cd "$ROOT"
@@ -73,21 +73,10 @@ EIS_BENCH=$CARGO_TARGET_DIR/release/eis-bench
 NAME="eis-bench-$(date +%s)-$$"
 DB_NAME=eis_bench
 ADMIN_DB_URL=$DATABASE_URL
-BENCH_DB_URL=$($PY -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$DATABASE_URL" "$DB_NAME")
-QUEUE_URL="" DLQ_URL=""
+BENCH_DB_URL=$(db_url_named "$DB_NAME")
 cleanup() {
   set +e
-  psql "$ADMIN_DB_URL" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null 2>&1
-  $PY - "$NAME" "$QUEUE_URL" "$DLQ_URL" <<'PY' >/dev/null 2>&1
-import sys
-import boto3
-bucket, *queues = sys.argv[1:]
-for url in filter(None, queues):
-    boto3.client("sqs").delete_queue(QueueUrl=url)
-b = boto3.resource("s3").Bucket(bucket)
-b.objects.all().delete()
-b.delete()
-PY
+  remove_scratch "$ADMIN_DB_URL" "$DB_NAME" "$NAME"
   rm -rf "$WORK"
   if [ "$STARTED_STACK" = 1 ]; then infra/local/down.sh; fi
 }
@@ -99,7 +88,7 @@ DATABASE_URL=$BENCH_DB_URL cargo run --quiet --locked --bin eis-migrate >&2
 # Day partitions around today, as the archiver's maintenance keeps them in production.
 psql "$BENCH_DB_URL" -qAtc "SELECT exp.ensure_day_partition(d::date)
   FROM generate_series((now() AT TIME ZONE 'UTC')::date - 1, (now() AT TIME ZONE 'UTC')::date + 1, '1 day') d" >/dev/null
-read -r QUEUE_URL DLQ_URL < <($PY infra/local/resources.py --queue "$NAME" --bucket "$NAME")
+read -r QUEUE_URL _ < <($PY infra/local/resources.py --queue "$NAME" --bucket "$NAME")
 
 # --- Sections: each writes $WORK/<key>.json; a failure is recorded, not fatal.
 section() {

@@ -44,3 +44,15 @@ stack_running() {
     bin=$(pg_bindir) && as_pg "$bin/pg_ctl" -D "$PGDIR/data" status >/dev/null 2>&1
   fi
 }
+
+# $DATABASE_URL with its database name replaced by $1 (scratch databases of the benchmarks).
+db_url_named() {
+  "$VENV/bin/python" -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$DATABASE_URL" "$1"
+}
+
+# Drops the scratch database $2 (connecting through URL $1) and removes the queue, its
+# dead-letter queue and the bucket named $3.
+remove_scratch() {
+  psql "$1" -qc "DROP DATABASE IF EXISTS $2 WITH (FORCE)" >/dev/null 2>&1
+  "$VENV/bin/python" "$ROOT/infra/local/resources.py" --remove --queue "$3" --bucket "$3" >/dev/null 2>&1
+}

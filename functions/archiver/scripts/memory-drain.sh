@@ -12,6 +12,9 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 cd "$ROOT"
+# lib.sh: db_url_named, remove_scratch (shared with bench/run.sh).
+# shellcheck source=../../../infra/local/lib.sh
+source infra/local/lib.sh
 N=${1:-100000}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/eis/target}
 log() { printf '[memory-drain] %s\n' "$*" >&2; }
@@ -43,27 +46,17 @@ NAME="eis-bench-$(date +%s)-$$"
 DB_NAME="eis_bench_$(date +%s)_$$"
 WORK=$(mktemp -d)
 ADMIN_DB_URL=$DATABASE_URL
-BENCH_DB_URL=$($PY -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$DATABASE_URL" "$DB_NAME")
+BENCH_DB_URL=$(db_url_named "$DB_NAME")
 
 cleanup() {
   set +e
-  psql "$ADMIN_DB_URL" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null 2>&1
-  $PY - "$NAME" "${QUEUE_URL:-}" "${DLQ_URL:-}" <<'PY' >/dev/null 2>&1
-import sys
-import boto3
-bucket, *queues = sys.argv[1:]
-for url in filter(None, queues):
-    boto3.client("sqs").delete_queue(QueueUrl=url)
-b = boto3.resource("s3").Bucket(bucket)
-b.objects.all().delete()
-b.delete()
-PY
+  remove_scratch "$ADMIN_DB_URL" "$DB_NAME" "$NAME"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 psql "$ADMIN_DB_URL" -qc "CREATE DATABASE $DB_NAME" >/dev/null
-read -r QUEUE_URL DLQ_URL < <($PY infra/local/resources.py --queue "$NAME" --bucket "$NAME")
+read -r QUEUE_URL _ < <($PY infra/local/resources.py --queue "$NAME" --bucket "$NAME")
 export DATABASE_URL=$BENCH_DB_URL EIS_QUEUE_URL=$QUEUE_URL EIS_BUCKET=$NAME
 # Room for the whole drain: the local deadline stands in for Lambda's.
 export EIS_LOCAL_DEADLINE_SECS=${EIS_LOCAL_DEADLINE_SECS:-900}

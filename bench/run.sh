@@ -104,7 +104,7 @@ section() {
     log "$key done in $((SECONDS - started)) s"
   else
     log "$key FAILED (recorded in latest.json)"
-    jq -n --arg e "$(tail -5 "$WORK/$key.log")" '{error: $e}' >"$WORK/$key.json"
+    jq -n --arg e "exit status $status: $(tail -5 "$WORK/$key.log")" '{error: $e}' >"$WORK/$key.json"
   fi
   echo "$((SECONDS - started))" >"$WORK/$key.seconds"
 }
@@ -145,8 +145,11 @@ cold_start() {
   local sizes
   sizes=$(
     for f in "$INGEST" "$CARGO_TARGET_DIR/release/archiver" .aws-sam/build/*/bootstrap; do
-      [ -f "$f" ] && jq -n --arg path "$f" --argjson bytes "$(stat -c %s "$f")" \
-        --arg modified "$(date -u -r "$f" +%Y-%m-%dT%H:%M:%SZ)" '{path: $path, bytes: $bytes, modified: $modified}'
+      # An `if`, not `&&`: a missing last file (no `sam build` yet) must not fail the loop.
+      if [ -f "$f" ]; then
+        jq -n --arg path "$f" --argjson bytes "$(stat -c %s "$f")" \
+          --arg modified "$(date -u -r "$f" +%Y-%m-%dT%H:%M:%SZ)" '{path: $path, bytes: $bytes, modified: $modified}'
+      fi
     done | jq -s .
   )
   DATABASE_URL=$BENCH_DB_URL EIS_QUEUE_URL=$QUEUE_URL $PY bench/coldstart.py "$INGEST" "$COLD_RUNS" \

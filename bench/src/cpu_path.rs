@@ -27,10 +27,7 @@ pub fn run(path: &str, n: usize) -> anyhow::Result<Value> {
         }
         "archive" => {
             let events = workload::events(n)?;
-            let bodies: Vec<String> = message::pack(&events, SQS_MAX_MESSAGE_BYTES)?
-                .into_iter()
-                .map(|m| m.body)
-                .collect();
+            let bodies = workload::queue_bodies(&events)?;
             drop(events);
             let files = encode::encode(&bodies).context("encoding")?;
             let bytes: usize = files.iter().map(Vec::len).sum();

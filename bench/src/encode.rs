@@ -10,17 +10,14 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use archiver::format;
 use archiver::group::{Batcher, BufferLimits};
-use eis_store::message::{self, SQS_MAX_MESSAGE_BYTES};
+use eis_store::message;
 use serde_json::{json, Value};
 
 use crate::{thread_cpu_seconds, workload};
 
 pub fn run(n: usize, rounds: usize, out: &Path) -> anyhow::Result<Value> {
     let events = workload::events(n)?;
-    let bodies: Vec<String> = message::pack(&events, SQS_MAX_MESSAGE_BYTES)?
-        .into_iter()
-        .map(|m| m.body)
-        .collect();
+    let bodies = workload::queue_bodies(&events)?;
     let jsonl = out.join("events.jsonl");
     let mut lines = std::io::BufWriter::new(
         std::fs::File::create(&jsonl).with_context(|| format!("creating {}", jsonl.display()))?,

@@ -3,22 +3,14 @@
 //! validation, PostgreSQL and SQS clients, logging). The `ingest` binary itself is stripped.
 
 use anyhow::Context;
-use ingest::{app, config::Config, routes};
+use ingest::{app, config::Config, local, routes};
 
 pub async fn serve() -> anyhow::Result<()> {
     eis_store::telemetry::init_logging(false);
     let config = Config::from_env()?;
     let router = routes::router(app::state(&config).await?);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
+    // SIGTERM ends it cleanly, so that callgrind writes its profile.
+    local::serve(router, config.port)
         .await
-        .with_context(|| format!("binding 127.0.0.1:{}", config.port))?;
-    // SIGTERM ends the server cleanly, so that callgrind writes its profile.
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("SIGTERM handler")?;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            term.recv().await;
-        })
-        .await
-        .context("serving")
+        .with_context(|| format!("serving on 127.0.0.1:{}", config.port))
 }

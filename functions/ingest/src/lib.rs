@@ -6,5 +6,6 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod ingest;
+pub mod local;
 pub mod routes;
 pub mod telemetry;

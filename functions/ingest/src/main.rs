@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use eis_store::telemetry;
-use ingest::{app, config::Config, routes};
+use ingest::{app, config::Config, local, routes};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -16,30 +16,7 @@ async fn main() -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("lambda runtime: {e}"));
     }
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
+    local::serve(router, config.port)
         .await
-        .with_context(|| format!("binding 127.0.0.1:{}", config.port))?;
-    tracing::info!(address = %listener.local_addr()?, "serving the ingest API");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown())
-        .await
-        .context("serving")
-}
-
-/// Ctrl-C or SIGTERM: stop accepting, finish the requests in flight.
-async fn shutdown() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
+        .with_context(|| format!("serving on 127.0.0.1:{}", config.port))
 }

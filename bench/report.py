@@ -149,24 +149,41 @@ def pg_md(p, goals):
         return error_note("The Postgres write path", p)
     m = p["methods"]
     copy = med(stats(m["psql_copy"]["rows_per_s"]))
+    copy_cpu = med(stats(m["psql_copy"]["pg_cpu_us_per_row"]))
     rows = []
     for key, label in (("batch_100", "`PgEventStore::insert`, batches of 100"),
+                       ("batch_500", "`PgEventStore::insert`, batches of 500"),
+                       ("batch_500_without_identity", "the same statement without the identity claim, batches of 500"),
                        ("batch_1000", "`PgEventStore::insert`, batches of 1 000"),
                        ("psql_copy", "`psql \\copy` (CSV)"),
                        ("insert_per_row", "prepared INSERT per row, autocommit")):
         s = stats(m[key]["rows_per_s"])
-        rows.append([label, num(m[key]["rows"]), span(s), num(copy), ratio(s["median"], copy)])
+        c = stats(m[key]["pg_cpu_us_per_row"])
+        rows.append([label, num(m[key]["rows"]), span(s), ratio(s["median"], copy),
+                     span(c, 1), ratio(c["median"], copy_cpu)])
     best = med(stats(m["batch_1000"]["rows_per_s"]))
     b100 = med(stats(m["batch_100"]["rows_per_s"]))
+    with_id = med(stats(m["batch_500"]["pg_cpu_us_per_row"]))
+    without_id = med(stats(m["batch_500_without_identity"]["pg_cpu_us_per_row"]))
     goals.append(("Batch writer ≥ 0.7× `COPY` (§2)",
                   f"batches of 1 000: {ratio(best, copy)}, of 100: {ratio(b100, copy)}",
                   best / copy >= 0.7 if copy else None))
+    goals.append(("Identity cost: PostgreSQL CPU per event, with / without `exp.event_ids` (§2, reported)",
+                  f"{with_id:.1f} / {without_id:.1f} µs = {ratio(with_id, without_id)}"
+                  if with_id and without_id else "n/a", None))
     return f"""{p['events']} generated events (about 1 KiB each as JSON), one connection, into an
-emptied `exp.events` (partitioned by day, with its four indexes, one of them GIN on
-`experiments`); {p['rounds']} rounds, methods interleaved. The per-row method writes a tenth of
-the rows (it is ~100× slower); its rate is still rows/s.
+emptied `exp.events` and `exp.event_ids` (partitioned by day, with its four indexes, one of
+them GIN on `experiments`); {p['rounds']} rounds, methods interleaved. The per-row method
+writes a tenth of the rows (it is ~100× slower); its rate is still rows/s. Server CPU is the
+user + system time of every process of the cluster (`/proc/<pid>/stat`), before and after
+each method, divided by the rows stored.
 
-{table(["method", "rows", "rows/s", "reference: COPY rows/s", "ratio to COPY"], rows)}
+{table(["method", "rows", "rows/s", "ratio to COPY rows/s", "PostgreSQL CPU µs per row", "ratio to COPY CPU"], rows)}
+
+**Identity cost.** `PgEventStore::insert` claims every id in `exp.event_ids` (one more
+B-tree insert and a small heap row per event) in the statement that stores the events; the
+row "without the identity claim" is the previous statement on the same rows, in the same
+run.
 
 `COPY` is timed from psql's start (connection included) with the CSV written beforehand; the
 batch writer's time includes turning events into column arrays. `COPY` has no

@@ -1,6 +1,9 @@
-//! PostgreSQL write path: rows/s of the project's batch writer (`PgEventStore::insert`, one
-//! UNNEST statement per batch) next to `psql \copy` of the same rows into the same table (the
+//! PostgreSQL write path: rows/s and server CPU per row of the project's batch writer
+//! (`PgEventStore::insert`, one UNNEST statement per batch that also claims each id in
+//! exp.event_ids) next to the same statement without the identity claim (the write path before
+//! exp.event_ids: what identity costs), `psql \copy` of the same rows into the same table (the
 //! server's practical limit) and one prepared INSERT per row (what a naive Lambda does).
+//! Server CPU is read from /proc for every process of the cluster, not from wall time.
 //!
 //! Needs DATABASE_URL pointing at a database of its own (bench/run.sh creates `eis_bench`):
 //! every measurement starts from an empty exp.events.
@@ -22,9 +25,21 @@ const COLUMNS: &str = r#"event_id, event_type, unit_type, unit_id, experiments, 
 /// Per-row INSERTs are ~100× slower: they get a slice of the rows so a run stays short.
 const ROW_BY_ROW_SHARE: usize = 10;
 
+/// The batch statement as it was before exp.event_ids: no identity claim.
+const INSERT_WITHOUT_IDENTITY: &str = r#"
+INSERT INTO exp.events (event_id, event_type, unit_type, unit_id, experiments, context,
+                        metrics, payload, "timestamp", received_at, flags)
+SELECT id, et, ut, ui, ex::jsonb, cx::jsonb, mx::jsonb, pl::jsonb, ts, ra, string_to_array(fl, ',')
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::text[])
+     AS t(id, et, ut, ui, ex, cx, mx, pl, ts, ra, fl)
+ON CONFLICT DO NOTHING
+"#;
+
 #[derive(Clone, Copy)]
 enum Method {
     Batch(usize),
+    BatchWithoutIdentity(usize),
     Copy,
     RowByRow,
 }
@@ -33,6 +48,7 @@ impl Method {
     fn name(self) -> String {
         match self {
             Method::Batch(n) => format!("batch_{n}"),
+            Method::BatchWithoutIdentity(n) => format!("batch_{n}_without_identity"),
             Method::Copy => "psql_copy".into(),
             Method::RowByRow => "insert_per_row".into(),
         }
@@ -49,14 +65,16 @@ pub async fn run(n: usize, rounds: usize) -> anyhow::Result<Value> {
     let csv = std::env::temp_dir().join(format!("eis-bench-{}.csv", std::process::id()));
     write_csv(&csv, &events)?;
 
+    let postmaster = postmaster_pid(&admin).await?;
     let methods = [
         Method::Batch(100),
+        Method::Batch(500),
+        Method::BatchWithoutIdentity(500),
         Method::Batch(1000),
         Method::Copy,
         Method::RowByRow,
     ];
-    let mut results: Vec<(String, usize, Vec<f64>)> =
-        methods.iter().map(|m| (m.name(), 0, Vec::new())).collect();
+    let mut results: Vec<Measured> = methods.iter().map(|m| Measured::new(m.name())).collect();
     // Rounds interleave the methods, so a burst of load on the shared machine hits them all.
     for round in 0..rounds {
         for (method, result) in methods.iter().zip(results.iter_mut()) {
@@ -65,9 +83,10 @@ pub async fn run(n: usize, rounds: usize) -> anyhow::Result<Value> {
                 _ => &events[..],
             };
             admin
-                .batch_execute("TRUNCATE exp.events")
+                .batch_execute("TRUNCATE exp.events, exp.event_ids")
                 .await
                 .context("TRUNCATE")?;
+            let cpu_before = cluster_cpu_seconds(postmaster)?;
             let started = Instant::now();
             match *method {
                 Method::Batch(size) => {
@@ -78,10 +97,16 @@ pub async fn run(n: usize, rounds: usize) -> anyhow::Result<Value> {
                         }
                     }
                 }
+                Method::BatchWithoutIdentity(size) => {
+                    for chunk in rows.chunks(size) {
+                        without_identity(&admin, chunk).await?;
+                    }
+                }
                 Method::Copy => copy(&url, &csv).await?,
                 Method::RowByRow => row_by_row(&admin, rows).await?,
             }
             let seconds = started.elapsed().as_secs_f64();
+            let cpu = cluster_cpu_seconds(postmaster)? - cpu_before;
             let stored: i64 = admin
                 .query_one("SELECT count(*) FROM exp.events", &[])
                 .await?
@@ -94,17 +119,96 @@ pub async fn run(n: usize, rounds: usize) -> anyhow::Result<Value> {
                 method.name(),
                 rows.len()
             );
-            result.1 = rows.len();
-            result.2.push(rows.len() as f64 / seconds);
+            result.rows = rows.len();
+            result.rows_per_s.push(rows.len() as f64 / seconds);
+            result.pg_cpu_us_per_row.push(cpu * 1e6 / rows.len() as f64);
         }
     }
-    admin.batch_execute("TRUNCATE exp.events").await?;
+    admin
+        .batch_execute("TRUNCATE exp.events, exp.event_ids")
+        .await?;
     std::fs::remove_file(&csv).ok();
     let methods: serde_json::Map<String, Value> = results
         .into_iter()
-        .map(|(name, rows, rates)| (name, json!({"rows": rows, "rows_per_s": rates})))
+        .map(|m| {
+            let figures = json!({
+                "rows": m.rows,
+                "rows_per_s": m.rows_per_s,
+                "pg_cpu_us_per_row": m.pg_cpu_us_per_row,
+            });
+            (m.name, figures)
+        })
         .collect();
     Ok(json!({"events": n, "rounds": rounds, "methods": methods}))
+}
+
+struct Measured {
+    name: String,
+    rows: usize,
+    rows_per_s: Vec<f64>,
+    pg_cpu_us_per_row: Vec<f64>,
+}
+
+impl Measured {
+    fn new(name: String) -> Self {
+        Self {
+            name,
+            rows: 0,
+            rows_per_s: Vec::new(),
+            pg_cpu_us_per_row: Vec::new(),
+        }
+    }
+}
+
+/// The cluster's postmaster: the parent of this connection's backend.
+async fn postmaster_pid(client: &Client) -> anyhow::Result<u32> {
+    let backend: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await?
+        .get(0);
+    let stat = std::fs::read_to_string(format!("/proc/{backend}/stat"))
+        .context("the bench reads the server's CPU from /proc: run it on the server's machine")?;
+    stat_fields(&stat)
+        .and_then(|f| f.get(1).and_then(|p| p.parse().ok()))
+        .context("no ppid in /proc/<backend>/stat")
+}
+
+/// The fields of /proc/<pid>/stat after the command name: state, ppid, ...
+fn stat_fields(stat: &str) -> Option<Vec<&str>> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().collect())
+}
+
+/// CPU seconds (user + system, with reaped children) of the postmaster and its children.
+fn cluster_cpu_seconds(postmaster: u32) -> anyhow::Result<f64> {
+    // /proc reports clock ticks of USER_HZ, which Linux fixes at 100 for user space.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let mut ticks = 0u64;
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(f) = stat_fields(&stat) else {
+            continue;
+        };
+        let ppid: u32 = f.get(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+        if pid != postmaster && ppid != postmaster {
+            continue;
+        }
+        // utime, stime, cutime, cstime are fields 14-17 of stat, 12-15 after the name.
+        ticks += f[11..15.min(f.len())]
+            .iter()
+            .filter_map(|v| v.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    Ok(ticks as f64 / TICKS_PER_SECOND)
 }
 
 /// The same values the batch writer sends, as CSV for `\copy` (jsonb as JSON text, flags as
@@ -149,6 +253,49 @@ async fn copy(url: &str, csv: &std::path::Path) -> anyhow::Result<()> {
     if !status.success() {
         bail!("psql \\copy failed: {status}");
     }
+    Ok(())
+}
+
+/// The batch statement without the identity claim, for the comparison.
+async fn without_identity(client: &Client, events: &[Event]) -> anyhow::Result<()> {
+    let text = |f: &dyn Fn(&Event) -> Result<String, serde_json::Error>| {
+        events.iter().map(f).collect::<Result<Vec<String>, _>>()
+    };
+    let ids: Vec<_> = events.iter().map(|e| e.event_id).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let unit_types: Vec<&str> = events.iter().map(|e| e.unit_type.as_str()).collect();
+    let unit_ids: Vec<&str> = events.iter().map(|e| e.unit_id.as_str()).collect();
+    let experiments = text(&|e| serde_json::to_string(&e.experiments))?;
+    let contexts = text(&|e| serde_json::to_string(&e.context))?;
+    let metrics = text(&|e| serde_json::to_string(&e.metrics))?;
+    let payloads = text(&|e| serde_json::to_string(&e.payload))?;
+    let timestamps: Vec<_> = events.iter().map(|e| e.timestamp).collect();
+    let received: Vec<_> = events.iter().map(|e| e.received_at).collect();
+    let flags: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let f: Vec<&str> = e.flags.iter().map(|f| f.as_str()).collect();
+            f.join(",")
+        })
+        .collect();
+    client
+        .execute(
+            INSERT_WITHOUT_IDENTITY,
+            &[
+                &ids,
+                &types,
+                &unit_types,
+                &unit_ids,
+                &experiments,
+                &contexts,
+                &metrics,
+                &payloads,
+                &timestamps,
+                &received,
+                &flags,
+            ],
+        )
+        .await?;
     Ok(())
 }
 

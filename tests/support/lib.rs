@@ -3,6 +3,8 @@
 //! The one fake here, `FaultyProxy`, injects network faults a real server cannot produce on
 //! demand; everything else is the real service over a real connection.
 
+pub mod api;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -254,10 +256,13 @@ pub async fn test_bucket() -> (aws_sdk_s3::Client, String) {
 }
 
 /// A TCP forwarder in front of a real server, for faults on demand: `cut()` drops every
-/// connection and refuses new ones (the server "goes away"), `restore()` lets them in again.
+/// connection and refuses new ones (the server "goes away"), `restore()` lets them in again;
+/// `delay_answers(d)` passes requests through at once but holds each answer for `d` (the
+/// server did the work, the client timed out waiting: "timed out but arrived").
 pub struct FaultyProxy {
     pub addr: SocketAddr,
     up: Arc<AtomicBool>,
+    answer_delay_ms: Arc<std::sync::atomic::AtomicU64>,
     cut_tx: watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -267,14 +272,28 @@ impl FaultyProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy addr");
         let up = Arc::new(AtomicBool::new(true));
+        let answer_delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (cut_tx, cut_rx) = watch::channel(0u64);
-        let task = tokio::spawn(accept_loop(listener, target, Arc::clone(&up), cut_rx));
+        let task = tokio::spawn(accept_loop(
+            listener,
+            target,
+            Arc::clone(&up),
+            Arc::clone(&answer_delay_ms),
+            cut_rx,
+        ));
         FaultyProxy {
             addr,
             up,
+            answer_delay_ms,
             cut_tx,
             task,
         }
+    }
+
+    /// Holds every chunk the server sends back for `delay` (zero: no delay).
+    pub fn delay_answers(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.answer_delay_ms.store(ms, Ordering::SeqCst);
     }
 
     pub fn cut(&self) {
@@ -298,25 +317,57 @@ async fn accept_loop(
     listener: TcpListener,
     target: SocketAddr,
     up: Arc<AtomicBool>,
+    answer_delay_ms: Arc<std::sync::atomic::AtomicU64>,
     cut_rx: watch::Receiver<u64>,
 ) {
-    while let Ok((mut inbound, _)) = listener.accept().await {
+    while let Ok((inbound, _)) = listener.accept().await {
         if !up.load(Ordering::SeqCst) {
             drop(inbound);
             continue;
         }
         let mut cut = cut_rx.clone();
         cut.mark_unchanged();
+        let delay = Arc::clone(&answer_delay_ms);
         tokio::spawn(async move {
-            let Ok(mut outbound) = TcpStream::connect(target).await else {
+            let Ok(outbound) = TcpStream::connect(target).await else {
                 return;
             };
+            let (mut from_client, mut to_client) = inbound.into_split();
+            let (mut from_server, mut to_server) = outbound.into_split();
+            let requests = async {
+                let _ = tokio::io::copy(&mut from_client, &mut to_server).await;
+                let _ = tokio::io::AsyncWriteExt::shutdown(&mut to_server).await;
+            };
+            let answers = delayed_copy(&mut from_server, &mut to_client, &delay);
             tokio::select! {
-                _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                _ = async { tokio::join!(requests, answers) } => {}
                 _ = cut.changed() => {}
             }
         });
     }
+}
+
+/// Copies the server's answers to the client, each chunk held for the current delay.
+async fn delayed_copy(
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+    delay_ms: &std::sync::atomic::AtomicU64,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let ms = delay_ms.load(Ordering::SeqCst);
+        if ms > 0 {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
 }
 
 /// The host:port of a postgres URL.

@@ -27,6 +27,9 @@ pub enum ApiError {
     /// The database refused an event that the contract accepted.
     #[error("storage refused the event: {0}")]
     StorageRejected(String),
+    /// The event_id is already stored with other content; the stored event is kept.
+    #[error("event_id {0} is already stored with other content; the stored event is kept")]
+    EventIdConflict(uuid::Uuid),
     #[error("storage is unavailable, retry later")]
     StorageUnavailable,
     #[error("internal error")]
@@ -48,6 +51,7 @@ impl ApiError {
             ApiError::InvalidGzip => "invalid_gzip",
             ApiError::UnreadableBody => "unreadable_body",
             ApiError::StorageRejected(_) => "storage_rejected",
+            ApiError::EventIdConflict(_) => "event_id_conflict",
             ApiError::StorageUnavailable => "storage_unavailable",
             ApiError::Internal => "internal_error",
             ApiError::NotFound => "not_found",
@@ -65,6 +69,7 @@ impl ApiError {
             ApiError::InvalidGzip | ApiError::UnreadableBody | ApiError::StorageRejected(_) => {
                 StatusCode::BAD_REQUEST
             }
+            ApiError::EventIdConflict(_) => StatusCode::CONFLICT,
             ApiError::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -138,6 +143,7 @@ mod tests {
             ApiError::InvalidGzip,
             ApiError::UnreadableBody,
             ApiError::StorageRejected(String::new()),
+            ApiError::EventIdConflict(uuid::Uuid::nil()),
             ApiError::StorageUnavailable,
             ApiError::Internal,
             ApiError::NotFound,
@@ -152,6 +158,7 @@ mod tests {
                 | ApiError::InvalidGzip
                 | ApiError::UnreadableBody
                 | ApiError::StorageRejected(_)
+                | ApiError::EventIdConflict(_)
                 | ApiError::StorageUnavailable
                 | ApiError::Internal
                 | ApiError::NotFound
@@ -199,6 +206,7 @@ mod tests {
         assert_eq!(status(invalid(Code::BatchTooLarge)), 413);
         assert_eq!(status(ApiError::PayloadTooLarge { limit: 1 }), 413);
         assert_eq!(status(ApiError::UnsupportedMediaType), 415);
+        assert_eq!(status(ApiError::EventIdConflict(uuid::Uuid::nil())), 409);
         assert_eq!(status(ApiError::StorageUnavailable), 503);
         assert_eq!(status(ApiError::NotFound), 404);
         assert_eq!(status(ApiError::MethodNotAllowed), 405);

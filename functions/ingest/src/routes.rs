@@ -44,6 +44,9 @@ pub fn router(state: AppState) -> Router {
 struct Accepted<'a> {
     event_id: Uuid,
     status: &'static str,
+    /// Present (true) when this event_id was already stored with the same content.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    duplicate: bool,
     #[serde(skip_serializing_if = "<[Flag]>::is_empty")]
     warnings: &'a [Flag],
 }
@@ -80,16 +83,23 @@ async fn one_event(
     let event = validate_event(&bytes, (state.now)(), &state.limits)?;
     let report = state.ingestor.ingest(std::slice::from_ref(&event)).await?;
     log.record(&report);
-    if let Some(InsertOutcome::Rejected(reason)) = report.outcomes.first() {
-        return Err(ApiError::StorageRejected(reason.clone()));
-    }
+    let duplicate = match report.outcomes.first() {
+        Some(InsertOutcome::Rejected(reason)) => {
+            return Err(ApiError::StorageRejected(reason.clone()))
+        }
+        Some(InsertOutcome::Conflict) => return Err(ApiError::EventIdConflict(event.event_id)),
+        Some(InsertOutcome::Duplicate) => true,
+        Some(InsertOutcome::Inserted) | None => false,
+    };
     log.accepted = 1;
+    log.duplicates = usize::from(duplicate);
     for flag in event.warnings() {
         log.flag(flag.as_str());
     }
     let body = Accepted {
         event_id: event.event_id,
         status: "accepted",
+        duplicate,
         warnings: event.warnings(),
     };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
@@ -101,6 +111,10 @@ struct BatchAnswer {
     rejected: usize,
     errors: Vec<BatchError>,
     event_ids: Vec<Option<Uuid>>,
+    /// Indexes of accepted events whose event_id was already stored with the same content
+    /// (by an earlier request or earlier in this batch): stored once, not again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    duplicates: Vec<usize>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     warnings: Vec<BatchWarning>,
 }
@@ -193,9 +207,19 @@ async fn batch(
         let report = state.ingestor.ingest(&valid).await?;
         log.record(&report);
         for ((event, index), outcome) in valid.iter().zip(positions).zip(&report.outcomes) {
-            if let InsertOutcome::Rejected(reason) = outcome {
-                tracing::warn!(index, %reason, "storage refused an event of a batch");
-                let err = ApiError::StorageRejected(reason.clone());
+            let refused = match outcome {
+                InsertOutcome::Rejected(reason) => {
+                    tracing::warn!(index, %reason, "storage refused an event of a batch");
+                    Some(ApiError::StorageRejected(reason.clone()))
+                }
+                InsertOutcome::Conflict => Some(ApiError::EventIdConflict(event.event_id)),
+                InsertOutcome::Duplicate => {
+                    answer.duplicates.push(index);
+                    None
+                }
+                InsertOutcome::Inserted => None,
+            };
+            if let Some(err) = refused {
                 answer.errors.push(BatchError {
                     index,
                     error: err.code(),
@@ -217,6 +241,7 @@ async fn batch(
     answer.rejected = answer.errors.len();
     answer.accepted = raw_events.len() - answer.rejected;
     log.accepted = answer.accepted;
+    log.duplicates = answer.duplicates.len();
     for e in &answer.errors {
         log.reject(e.error);
     }

@@ -14,6 +14,8 @@ pub struct RequestLog {
     pub route: &'static str,
     pub status: u16,
     pub accepted: usize,
+    /// Accepted events whose event_id was already stored with the same content.
+    pub duplicates: usize,
     pub rejected: BTreeMap<&'static str, usize>,
     pub flagged: BTreeMap<&'static str, usize>,
     pub error: Option<&'static str>,
@@ -38,6 +40,7 @@ impl RequestLog {
             route = self.route,
             status = self.status,
             accepted = self.accepted,
+            duplicates = self.duplicates,
             rejected,
             codes = ?self.rejected,
             flags = ?self.flagged,
@@ -55,6 +58,7 @@ impl RequestLog {
     fn emf(&self, latency: Duration, rejected: usize) -> Value {
         let mut emf = Emf::default();
         emf.metric("Accepted", self.accepted, "Count");
+        emf.metric("Duplicates", self.duplicates, "Count");
         emf.metric("Rejected", rejected, "Count");
         for (code, n) in &self.rejected {
             emf.metric(format!("Rejected_{code}"), *n, "Count");

@@ -8,11 +8,13 @@
 //!   [`Event`] or exactly one [`Rejection`] (a stable [`Code`] + message).
 //! - [`parse_batch`] splits a batch body into each event's raw JSON.
 //! - [`Event`]'s serde form is the record format stored and archived.
+//! - [`content_digest`] tells a retry of an event_id from a conflicting resend.
 
 mod batch;
 mod code;
 mod decode;
 mod event;
+mod identity;
 mod json;
 mod limits;
 mod split;
@@ -23,6 +25,7 @@ mod validate;
 pub use batch::parse_batch;
 pub use code::{Code, Flag};
 pub use event::{Event, ExperimentRef};
+pub use identity::{content_digest, in_batch, ContentDigest, InBatch};
 pub use limits::Limits;
 pub use standard::STANDARD_EVENT_TYPES;
 pub use validate::{validate_event, Rejection};

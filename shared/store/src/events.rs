@@ -1,11 +1,11 @@
 //! Writing events to exp.events and tracking their hand-off to the archive.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use eis_contract::{Event, Flag};
+use eis_contract::{content_digest, in_batch, ContentDigest, Event, Flag, InBatch};
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
@@ -20,23 +20,42 @@ pub type EventKey = (Uuid, DateTime<Utc>);
 pub enum InsertOutcome {
     /// Stored now.
     Inserted,
-    /// Already stored by an earlier request (a client retry): nothing new written.
+    /// Already stored with the same content (a client retry): nothing new written.
     Duplicate,
+    /// Its event_id is already stored with other content: the stored event is kept.
+    Conflict,
     /// The database refused this event; the others of the batch are unaffected.
     Rejected(String),
 }
 
-/// One INSERT for a whole batch: each column travels as one array and UNNEST turns them into
-/// rows, so N events cost one round trip. Flags travel comma-joined (they are fixed codes).
+/// One statement for a whole batch: each column travels as one array and UNNEST turns them
+/// into rows, so N events cost one round trip. Each event first claims its id in
+/// exp.event_ids; only the claimed ones are inserted, so an id is stored once however many
+/// requests race on it (a racing claim waits for the first writer's commit, then yields).
+/// Flags travel comma-joined (they are fixed codes).
 const INSERT_BATCH: &str = r#"
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::text[], $8::text[], $9::timestamptz[],
+                         $10::timestamptz[], $11::text[], $12::bytea[])
+         AS t(id, et, ut, ui, ex, cx, mx, pl, ts, ra, fl, dg)
+), claimed AS (
+    INSERT INTO exp.event_ids (event_id, "timestamp", digest)
+    SELECT id, ts, dg FROM input
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+)
 INSERT INTO exp.events (event_id, event_type, unit_type, unit_id, experiments, context,
                         metrics, payload, "timestamp", received_at, flags)
 SELECT id, et, ut, ui, ex::jsonb, cx::jsonb, mx::jsonb, pl::jsonb, ts, ra, string_to_array(fl, ',')
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-            $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::text[])
-     AS t(id, et, ut, ui, ex, cx, mx, pl, ts, ra, fl)
-ON CONFLICT DO NOTHING
-RETURNING event_id, "timestamp"
+FROM input JOIN claimed ON claimed.event_id = input.id
+RETURNING event_id
+"#;
+
+/// The stored digests of ids that were already claimed (run after the claim, in a statement
+/// of its own: it must see what the racing writer committed).
+const STORED_DIGESTS: &str = r#"
+SELECT event_id, digest FROM exp.event_ids WHERE event_id = ANY($1)
 "#;
 
 const MARK_HANDED_OFF: &str = r#"
@@ -59,7 +78,7 @@ pub struct PgEventStore {
 }
 
 /// The batch as column arrays, in the order of INSERT_BATCH's parameters.
-struct Columns {
+struct Columns<'e> {
     ids: Vec<Uuid>,
     event_types: Vec<String>,
     unit_types: Vec<String>,
@@ -71,26 +90,31 @@ struct Columns {
     timestamps: Vec<DateTime<Utc>>,
     received: Vec<DateTime<Utc>>,
     flags: Vec<String>,
+    digests: Vec<&'e [u8]>,
 }
 
-impl Columns {
-    fn new(events: &[Event]) -> Result<Self, StoreError> {
+impl<'e> Columns<'e> {
+    fn new(
+        events: impl ExactSizeIterator<Item = (&'e Event, &'e ContentDigest)>,
+    ) -> Result<Self, StoreError> {
+        let n = events.len();
         let json =
             |v: Result<String, serde_json::Error>| v.map_err(|e| StoreError::Other(e.to_string()));
         let mut c = Columns {
-            ids: Vec::with_capacity(events.len()),
-            event_types: Vec::with_capacity(events.len()),
-            unit_types: Vec::with_capacity(events.len()),
-            unit_ids: Vec::with_capacity(events.len()),
-            experiments: Vec::with_capacity(events.len()),
-            contexts: Vec::with_capacity(events.len()),
-            metrics: Vec::with_capacity(events.len()),
-            payloads: Vec::with_capacity(events.len()),
-            timestamps: Vec::with_capacity(events.len()),
-            received: Vec::with_capacity(events.len()),
-            flags: Vec::with_capacity(events.len()),
+            ids: Vec::with_capacity(n),
+            event_types: Vec::with_capacity(n),
+            unit_types: Vec::with_capacity(n),
+            unit_ids: Vec::with_capacity(n),
+            experiments: Vec::with_capacity(n),
+            contexts: Vec::with_capacity(n),
+            metrics: Vec::with_capacity(n),
+            payloads: Vec::with_capacity(n),
+            timestamps: Vec::with_capacity(n),
+            received: Vec::with_capacity(n),
+            flags: Vec::with_capacity(n),
+            digests: Vec::with_capacity(n),
         };
-        for e in events {
+        for (e, digest) in events {
             c.ids.push(e.event_id);
             c.event_types.push(e.event_type.clone());
             c.unit_types.push(e.unit_type.clone());
@@ -104,11 +128,12 @@ impl Columns {
             c.received.push(e.received_at);
             let flags: Vec<&str> = e.flags.iter().map(|f| f.as_str()).collect();
             c.flags.push(flags.join(","));
+            c.digests.push(&digest[..]);
         }
         Ok(c)
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 11] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 12] {
         [
             &self.ids,
             &self.event_types,
@@ -121,8 +146,17 @@ impl Columns {
             &self.timestamps,
             &self.received,
             &self.flags,
+            &self.digests,
         ]
     }
+}
+
+/// What the insert statement did with one event: stored it, found its id already claimed
+/// (retry or conflict: the stored digest tells), or had the database refuse it.
+enum Written {
+    Inserted,
+    Claimed,
+    Rejected(String),
 }
 
 impl PgEventStore {
@@ -134,63 +168,141 @@ impl PgEventStore {
         &self.db
     }
 
-    /// Stores a batch atomically in one round trip (`ON CONFLICT DO NOTHING`) and tells, per
-    /// input, whether it was new. When the database refuses the data of some event, the batch
-    /// is written again one event at a time inside one transaction, with a savepoint each, so
-    /// that the bad events get their own answer and the good ones are still stored.
+    /// Stores a batch in one round trip and tells, per input, what became of it. An event_id
+    /// already stored (by an earlier request, or earlier in this batch) is a `Duplicate` when
+    /// its content is the same and a `Conflict` otherwise; either way the stored event is kept
+    /// and nothing new is written. When the database refuses the data of some event, the
+    /// batch is written again one event at a time inside one transaction, with a savepoint
+    /// each, so that the bad events get their own answer and the good ones are still stored.
     pub async fn insert(&self, events: &[Event]) -> Result<Vec<InsertOutcome>, StoreError> {
-        if events.is_empty() {
-            return Ok(Vec::new());
+        let keyed: Vec<(Uuid, ContentDigest)> = events
+            .iter()
+            .map(|e| (e.event_id, content_digest(e)))
+            .collect();
+        let places = in_batch(&keyed);
+        // The first event of each id, in id order: batches that race on the same ids claim
+        // them in one order, so they wait on each other instead of deadlocking.
+        let mut firsts: Vec<usize> = (0..events.len())
+            .filter(|&i| places[i] == InBatch::First)
+            .collect();
+        firsts.sort_unstable_by_key(|&i| keyed[i].0);
+
+        let mut outcomes: Vec<Option<InsertOutcome>> = vec![None; events.len()];
+        if !firsts.is_empty() {
+            let written = self.write(events, &keyed, &firsts).await?;
+            let claimed: Vec<Uuid> = firsts
+                .iter()
+                .zip(&written)
+                .filter(|(_, w)| matches!(w, Written::Claimed))
+                .map(|(&i, _)| keyed[i].0)
+                .collect();
+            let stored = self.stored_digests(&claimed).await?;
+            for (&i, w) in firsts.iter().zip(written) {
+                outcomes[i] = Some(match w {
+                    Written::Inserted => InsertOutcome::Inserted,
+                    Written::Rejected(reason) => InsertOutcome::Rejected(reason),
+                    Written::Claimed => match stored.get(&keyed[i].0) {
+                        // An empty digest: stored before digests were kept; a retry.
+                        Some(d) if d.is_empty() || d[..] == keyed[i].1[..] => {
+                            InsertOutcome::Duplicate
+                        }
+                        Some(_) => InsertOutcome::Conflict,
+                        // Claimed, then dropped by retention before we looked: the event
+                        // is older than what the database keeps.
+                        None => InsertOutcome::Rejected(
+                            "an event with this event_id expired from storage while this one was written".into(),
+                        ),
+                    },
+                });
+            }
         }
-        let columns = Columns::new(events)?;
+        Ok(places
+            .iter()
+            .enumerate()
+            .map(|(i, place)| match place {
+                InBatch::First => outcomes[i].clone(),
+                InBatch::CopyOf(j) => outcomes[*j].clone().map(|o| match o {
+                    InsertOutcome::Inserted => InsertOutcome::Duplicate,
+                    other => other,
+                }),
+                InBatch::ConflictsWith(_) => Some(InsertOutcome::Conflict),
+            })
+            .map(|o| o.unwrap_or_else(|| InsertOutcome::Rejected("not written".into())))
+            .collect())
+    }
+
+    /// Runs the insert for `order` (indexes into `events`, unique ids); one answer per index.
+    async fn write(
+        &self,
+        events: &[Event],
+        keyed: &[(Uuid, ContentDigest)],
+        order: &[usize],
+    ) -> Result<Vec<Written>, StoreError> {
+        let columns = Columns::new(order.iter().map(|&i| (&events[i], &keyed[i].1)))?;
         let client = self.db.client().await?;
-        let rows = match self
+        match self
             .db
             .run(client.query(INSERT_BATCH, &columns.params()))
             .await
         {
-            Ok(rows) => rows,
-            Err(StoreError::Rejected(reason)) => {
-                tracing::warn!(%reason, events = events.len(), "batch refused; retrying event by event");
-                return self.insert_one_by_one(events).await;
+            Ok(rows) => {
+                let inserted: HashSet<Uuid> = rows.iter().map(|r| r.get(0)).collect();
+                Ok(order
+                    .iter()
+                    .map(|&i| {
+                        if inserted.contains(&keyed[i].0) {
+                            Written::Inserted
+                        } else {
+                            Written::Claimed
+                        }
+                    })
+                    .collect())
             }
-            Err(e) => return Err(e),
-        };
-        let inserted: HashSet<EventKey> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-        Ok(events
-            .iter()
-            .map(|e| {
-                if inserted.contains(&(e.event_id, e.timestamp)) {
-                    InsertOutcome::Inserted
-                } else {
-                    InsertOutcome::Duplicate
-                }
-            })
-            .collect())
+            Err(StoreError::Rejected(reason)) => {
+                tracing::warn!(%reason, events = order.len(), "batch refused; retrying event by event");
+                self.write_one_by_one(events, keyed, order).await
+            }
+            Err(e) => Err(e),
+        }
     }
 
-    async fn insert_one_by_one(&self, events: &[Event]) -> Result<Vec<InsertOutcome>, StoreError> {
+    async fn write_one_by_one(
+        &self,
+        events: &[Event],
+        keyed: &[(Uuid, ContentDigest)],
+        order: &[usize],
+    ) -> Result<Vec<Written>, StoreError> {
         let mut client = self.db.connect().await?;
         let tx = self.db.run(client.transaction()).await?;
-        let mut outcomes = Vec::with_capacity(events.len());
-        for event in events {
-            let columns = Columns::new(std::slice::from_ref(event))?;
+        let mut written = Vec::with_capacity(order.len());
+        for &i in order {
+            let columns = Columns::new(std::iter::once((&events[i], &keyed[i].1)))?;
             self.db.run(tx.batch_execute("SAVEPOINT one_event")).await?;
             let outcome = match self.db.run(tx.query(INSERT_BATCH, &columns.params())).await {
-                Ok(rows) if rows.is_empty() => InsertOutcome::Duplicate,
-                Ok(_) => InsertOutcome::Inserted,
+                Ok(rows) if rows.is_empty() => Written::Claimed,
+                Ok(_) => Written::Inserted,
                 Err(StoreError::Rejected(reason)) => {
                     self.db
                         .run(tx.batch_execute("ROLLBACK TO SAVEPOINT one_event"))
                         .await?;
-                    InsertOutcome::Rejected(reason)
+                    Written::Rejected(reason)
                 }
                 Err(e) => return Err(e),
             };
-            outcomes.push(outcome);
+            written.push(outcome);
         }
         self.db.run(tx.commit()).await?;
-        Ok(outcomes)
+        Ok(written)
+    }
+
+    /// The stored digests of these ids (only those already claimed: retries and conflicts).
+    async fn stored_digests(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<u8>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let client = self.db.client().await?;
+        let rows = self.db.run(client.query(STORED_DIGESTS, &[&ids])).await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     /// Records that SQS confirmed these events: one statement for the whole set.

@@ -9,6 +9,9 @@ use eis_store::maintenance::{self, MaintenancePolicy};
 use eis_store::{message, migrate, Db, InsertOutcome, PgEventStore, SqsPublisher, StoreError};
 use eis_tests::*;
 
+#[path = "storage/exact_numbers.rs"]
+mod exact_numbers;
+
 fn now() -> DateTime<Utc> {
     Utc::now()
 }

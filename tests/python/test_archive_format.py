@@ -113,12 +113,10 @@ COLUMNS = ["event_id", "event_type", "unit_type", "unit_id", "experiments", "con
            "metrics", "payload", "timestamp", "received_at", "flags"]
 
 
-@pytest.fixture(scope="module")
-def archive_file(tmp_path_factory):
-    """A file written by the archiver's encoder from SENT (fails if none is written)."""
-    folder = tmp_path_factory.mktemp("archive")
+def write_archive(folder, lines):
+    """A file written by the archiver's encoder from request bodies (one JSON text each)."""
     events, out = folder / "events.jsonl", folder / "events.parquet"
-    events.write_text("\n".join(json.dumps(e) for e in SENT) + "\n")
+    events.write_text("\n".join(lines) + "\n")
     run = subprocess.run(
         ["cargo", "run", "--quiet", "--locked", "-p", "archiver", "--example", "write-sample",
          "--", str(events), str(out), NOW],
@@ -127,6 +125,41 @@ def archive_file(tmp_path_factory):
     assert run.returncode == 0, run.stderr
     assert out.is_file(), "write-sample wrote no file"
     return out
+
+
+@pytest.fixture(scope="module")
+def archive_file(tmp_path_factory):
+    """A file written by the archiver's encoder from SENT (fails if none is written)."""
+    return write_archive(tmp_path_factory.mktemp("archive"), [json.dumps(e) for e in SENT])
+
+
+# Numbers in payload/context as sent (raw JSON text), and the text the archive holds:
+# exact, in canonical form (docs/contract.md, Numbers).
+EXACT_SENT = ('{"event_type": "order_placed", "unit_type": "user", "unit_id": "u-1", '
+              '"timestamp": "2026-01-05T09:00:00Z", "context": {"amount": 1.50}, '
+              '"payload": {"order_id": 123456789012345678901234567890, "big": 1e400, '
+              '"small": 1e-7, "z": -0.0, "ratio": 100e-2}}')
+EXACT_PAYLOAD = ('{"big":1' + "0" * 400 + ',"order_id":123456789012345678901234567890,'
+                 '"ratio":1.00,"small":0.0000001,"z":0.0}')
+
+
+@pytest.fixture(scope="module")
+def exact_file(tmp_path_factory):
+    return write_archive(tmp_path_factory.mktemp("exact"), [EXACT_SENT])
+
+
+def test_payload_and_context_numbers_are_exact_text(exact_file):
+    row = pq.read_table(exact_file).to_pylist()[0]
+    assert row["payload"] == EXACT_PAYLOAD
+    assert row["context"] == '{"amount":1.50}'
+    assert json.loads(row["payload"])["order_id"] == 123456789012345678901234567890
+
+    con = duckdb.connect()
+    payload, order_id = con.execute(
+        "SELECT payload, json_extract(payload, '$.order_id')::VARCHAR FROM read_parquet(?)",
+        [str(exact_file)]).fetchone()
+    assert payload == EXACT_PAYLOAD
+    assert order_id == "123456789012345678901234567890"
 
 
 def normalise(row: dict) -> dict:

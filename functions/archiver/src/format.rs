@@ -172,8 +172,9 @@ impl EventColumns {
         // What can fail comes before the first append, so an error leaves the columns
         // consistent. (`MapBuilder::append` only fails when keys and values differ in
         // number, and they are appended in pairs below.)
-        let context = serde_json::to_string(&event.context)?;
-        let payload = serde_json::to_string(&event.payload)?;
+        // Canonical JSON text already (numbers exact): written as is.
+        let context = event.context.as_str();
+        let payload = event.payload.as_str();
         let experiments_start = self.experiment_offsets.last().copied().unwrap_or_default();
         let experiments_end = i32::try_from(event.experiments.len())
             .ok()
@@ -317,7 +318,7 @@ mod tests {
     use arrow::datatypes::Float64Type;
     use bytes::Bytes;
     use chrono::TimeZone;
-    use eis_contract::{ExperimentRef, Flag};
+    use eis_contract::{ExperimentRef, Flag, JsonObject};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::file::reader::{FileReader, SerializedFileReader};
     use serde_json::json;
@@ -354,15 +355,13 @@ mod tests {
                     variant_id: Uuid::from_u128(0xA2),
                 },
             ],
-            context: json!({"platform": "ios", "nested": {"a": [1, 2]}})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
+            context: JsonObject::parse(r#"{"platform": "ios", "nested": {"a": [1, 2]}}"#)
+                .expect("an object"),
             metrics,
-            payload: json!({"plan_id": "p-1", "ünïcode": "✓"})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
+            payload: JsonObject::parse(
+                r#"{"plan_id": "p-1", "ünïcode": "✓", "order_id": 123456789012345678901234567890}"#,
+            )
+            .expect("an object"),
             timestamp: at(9, 59, 59, 999_999),
             received_at: at(10, 0, 1, 123_456),
             flags: vec![Flag::OldTimestamp],
@@ -441,6 +440,11 @@ mod tests {
         let payload: serde_json::Value =
             serde_json::from_str(&strings("payload")[0]).expect("json");
         assert_eq!(payload["ünïcode"], "✓");
+        // The text itself, numbers exact: the event's canonical payload.
+        assert_eq!(
+            strings("payload")[0],
+            r#"{"order_id":123456789012345678901234567890,"plan_id":"p-1","ünïcode":"✓"}"#
+        );
 
         let types = batch.column_by_name("event_type").expect("event_type");
         let types: &DictionaryArray<Int32Type> = types.as_dictionary();
@@ -525,8 +529,8 @@ mod tests {
         let mut c = EventColumns::new();
         let small = c.push(&bare(1)).expect("push");
         let mut big = bare(2);
-        big.payload
-            .insert("note".into(), serde_json::Value::String("x".repeat(10_000)));
+        big.payload = JsonObject::parse(&format!(r#"{{"note": "{}"}}"#, "x".repeat(10_000)))
+            .expect("an object");
         let large = c.push(&big).expect("push");
         assert!(large > small + 10_000, "{small} {large}");
         assert_eq!(c.bytes(), small + large);

@@ -80,7 +80,7 @@ string_enum! {
         InvalidVariantId = "invalid_variant_id",
         /// The same `experiment_id` appears twice in one event.
         DuplicateExperiment = "duplicate_experiment",
-        /// `context` is not an object, or holds U+0000, an unrepresentable value or too deep nesting.
+        /// `context` is not an object, or holds U+0000, a lone surrogate, a number over 1000 digits or too deep nesting.
         InvalidContext = "invalid_context",
         /// `context.policy_version_id` is present but not a UUID string.
         InvalidPolicyVersionId = "invalid_policy_version_id",
@@ -88,7 +88,9 @@ string_enum! {
         InvalidMetrics = "invalid_metrics",
         /// One metric has a bad key or a value that is not an allowed finite number.
         InvalidMetric = "invalid_metric",
-        /// `payload` is not an object, or holds U+0000, an unrepresentable value or too deep nesting.
+        /// One metric's number is not exactly the 64-bit float it would be stored as (e.g. `9007199254740993`).
+        InexactMetric = "inexact_metric",
+        /// `payload` is not an object, or holds U+0000, a lone surrogate, a number over 1000 digits or too deep nesting.
         InvalidPayload = "invalid_payload",
         /// A `plan_generated` event without `policy_version_id` in `context` or `payload`.
         MissingPolicyVersionId = "missing_policy_version_id",

@@ -5,8 +5,8 @@
 //! There are two decoders with one result:
 //! - [`fast`]: one serde pass over the whole event into typed fields. It
 //!   gives up on anything unusual (a syntax error, a wrong JSON type, an
-//!   unknown or repeated key, a number out of f64 range, ...), and it only
-//!   runs on text without a `\u0000` escape.
+//!   unknown or repeated key, a `context`/`payload` that cannot be stored,
+//!   ...), and it only runs on text without a `\u0000` escape.
 //! - [`exact`]: splits the event into raw fields first, then decodes each on
 //!   its own, so every problem is kept and blamed on its own field.
 //!
@@ -22,10 +22,10 @@ use std::marker::PhantomData;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
 use crate::code::Code;
 use crate::json::{self, contains_nul, is_null, quoted, Shape, Str};
+use crate::json_object::JsonObject;
 use crate::split::{self, Split};
 use crate::validate::Rejection;
 
@@ -38,9 +38,9 @@ pub(crate) struct ExperimentText<'a> {
     pub(crate) variant_id: Option<Cow<'a, str>>,
 }
 
-/// One metric in document order; the value is `None` when it is not a
-/// finite JSON number.
-pub(crate) type MetricEntry<'a> = (Cow<'a, str>, Option<f64>);
+/// One metric in document order, its value as raw JSON text (judged, and
+/// read as f64, by validation).
+pub(crate) type MetricEntry<'a> = (Cow<'a, str>, &'a RawValue);
 
 /// Each field decoded. An `Err` is that field's own decoding failure, to be
 /// reported only if every earlier check passes.
@@ -53,11 +53,11 @@ pub(crate) struct Decoded<'a> {
     /// Empty when absent or `null`.
     pub(crate) experiments: Result<Vec<ExperimentText<'a>>, Rejection>,
     /// `{}` when absent or `null`.
-    pub(crate) context: Result<Map<String, Value>, Rejection>,
+    pub(crate) context: Result<JsonObject, Rejection>,
     /// Empty when absent or `null`.
     pub(crate) metrics: Result<Vec<MetricEntry<'a>>, Rejection>,
     /// `{}` when absent or `null`.
-    pub(crate) payload: Result<Map<String, Value>, Rejection>,
+    pub(crate) payload: Result<JsonObject, Rejection>,
 }
 
 // ---- fast: one typed pass --------------------------------------------------
@@ -77,10 +77,12 @@ struct FastEvent<'a> {
     timestamp: Option<Str<'a>>,
     #[serde(borrow)]
     experiments: Option<Vec<FastExperiment<'a>>>,
-    context: Option<Map<String, Value>>,
+    #[serde(borrow)]
+    context: Option<&'a RawValue>,
     #[serde(borrow)]
     metrics: Option<FastMetrics<'a>>,
-    payload: Option<Map<String, Value>>,
+    #[serde(borrow)]
+    payload: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -92,8 +94,8 @@ struct FastExperiment<'a> {
     variant_id: Str<'a>,
 }
 
-/// A metrics object read straight into entries; any value that is not a
-/// number in f64 range is an error (and so a fall-back to `exact`).
+/// A metrics object read straight into entries, each value borrowed as raw
+/// text (no allocation, no f64 yet).
 struct FastMetrics<'a>(Vec<MetricEntry<'a>>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for FastMetrics<'a> {
@@ -113,8 +115,8 @@ impl<'de: 'a, 'a> Visitor<'de> for FastMetricsVisitor<'a> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut entries = Vec::new();
-        while let Some((Str(key), value)) = map.next_entry::<Str<'a>, f64>()? {
-            entries.push((key, Some(value)));
+        while let Some((Str(key), value)) = map.next_entry::<Str<'a>, &'de RawValue>()? {
+            entries.push((key, value));
         }
         Ok(FastMetrics(entries))
     }
@@ -141,6 +143,14 @@ pub(crate) fn fast(text: &str) -> Option<Decoded<'_>> {
             variant_id: Some(e.variant_id.0),
         })
         .collect();
+    // A `context`/`payload` that cannot be stored is left to `exact`, which
+    // says why.
+    let object = |raw: Option<&RawValue>| match raw {
+        None => Some(JsonObject::default()),
+        Some(raw) => JsonObject::from_raw(raw).ok(),
+    };
+    let context = object(event.context)?;
+    let payload = object(event.payload)?;
     Some(Decoded {
         event_id: Ok(unwrap_str(event.event_id)),
         event_type: Ok(unwrap_str(event.event_type)),
@@ -148,9 +158,9 @@ pub(crate) fn fast(text: &str) -> Option<Decoded<'_>> {
         unit_id: Ok(unwrap_str(event.unit_id)),
         timestamp: Ok(unwrap_str(event.timestamp)),
         experiments: Ok(experiments),
-        context: Ok(event.context.unwrap_or_default()),
+        context: Ok(context),
         metrics: Ok(event.metrics.map(|m| m.0).unwrap_or_default()),
-        payload: Ok(event.payload.unwrap_or_default()),
+        payload: Ok(payload),
     })
 }
 
@@ -214,7 +224,7 @@ fn present(raw: Option<&RawValue>) -> Option<&RawValue> {
 
 /// The text of a JSON string value; `None` if the value is not a string
 /// (or holds an escape that is not valid Unicode, such as a lone surrogate).
-fn string_value(raw: &RawValue) -> Option<Cow<'_, str>> {
+pub(crate) fn string_value(raw: &RawValue) -> Option<Cow<'_, str>> {
     let json = raw.get();
     let inner = json.strip_prefix('"')?.strip_suffix('"')?;
     // Without a backslash the string's content is its raw text (raw
@@ -282,14 +292,11 @@ fn experiments(raw: Option<&RawValue>) -> Result<Vec<ExperimentText<'_>>, Reject
 }
 
 /// `context` / `payload`: any JSON object whose strings and keys, at any
-/// depth, do not hold U+0000 (PostgreSQL text and jsonb cannot store it).
-fn object(
-    raw: Option<&RawValue>,
-    field: &str,
-    code: Code,
-) -> Result<Map<String, Value>, Rejection> {
+/// depth, do not hold U+0000 (PostgreSQL text and jsonb cannot store it),
+/// canonicalised (see [`JsonObject`]).
+fn object(raw: Option<&RawValue>, field: &str, code: Code) -> Result<JsonObject, Rejection> {
     let Some(raw) = present(raw) else {
-        return Ok(Map::new());
+        return Ok(JsonObject::default());
     };
     if !raw.get().starts_with('{') {
         return Err(Rejection::new(code, format!("`{field}` must be an object")));
@@ -300,10 +307,10 @@ fn object(
             format!("`{field}` contains the character U+0000, which cannot be stored"),
         ));
     }
-    // Fails only on what the split skips over without converting: numbers
-    // out of f64 range, lone surrogate escapes, nesting deeper than
-    // serde_json's recursion limit.
-    serde_json::from_str(raw.get())
+    // Fails only on what the split skips over without converting: lone
+    // surrogate escapes, numbers too long to write out, nesting deeper than
+    // `JsonObject::MAX_DEPTH`.
+    JsonObject::from_raw(raw)
         .map_err(|e| Rejection::new(code, format!("`{field}` cannot be stored: {e}")))
 }
 
@@ -323,17 +330,9 @@ fn metrics(raw: Option<&RawValue>) -> Result<Vec<MetricEntry<'_>>, Rejection> {
             "`metrics` contains the character U+0000, which cannot be stored",
         ));
     }
-    // Each value is parsed on its own so that a number out of f64 range
-    // (e.g. 1e400) is blamed on its metric rather than on the JSON.
-    Ok(entries
-        .into_iter()
-        .map(|(key, value)| {
-            let number = serde_json::from_str::<f64>(value.get())
-                .ok()
-                .filter(|n| n.is_finite());
-            (key, number)
-        })
-        .collect())
+    // Values stay raw: validation reads each as f64 and blames a number out
+    // of range (e.g. 1e400) or inexact on its own metric.
+    Ok(entries)
 }
 
 #[cfg(test)]
@@ -341,7 +340,7 @@ mod tests {
     use super::*;
     use proptest::collection::{btree_map, vec};
     use proptest::prelude::*;
-    use serde_json::json;
+    use serde_json::{json, Map, Value};
 
     /// Decoded fields rendered comparably (Rejection and Map are PartialEq;
     /// the Cow-bearing parts are turned into owned strings).
@@ -366,7 +365,7 @@ mod tests {
         });
         let metrics = d.metrics.map(|v| {
             v.into_iter()
-                .map(|(k, n)| (k.into_owned(), n.map(f64::to_bits)))
+                .map(|(k, n)| (k.into_owned(), n.get().to_owned()))
                 .collect::<Vec<_>>()
         });
         format!(
@@ -389,9 +388,8 @@ mod tests {
             r#"{"event_type": 1}"#,
             r#"{"bogus": 1}"#,
             r#"{"event_type": "a", "event_type": "b"}"#,
-            r#"{"metrics": {"m": 1e400}}"#,
-            r#"{"metrics": {"m": "1"}}"#,
-            r#"{"payload": {"a": 1e400}}"#,
+            r#"{"payload": {"a": 1e1000}}"#,
+            r#"{"payload": {"a": "\ud800"}}"#,
             r#"{"payload": "x"}"#,
             r#"{"payload": {"a": "\u0000"}}"#,
             r#"{"experiments": [{"experiment_id": 1, "variant_id": "x"}]}"#,

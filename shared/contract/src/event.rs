@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::code::Flag;
+use crate::json_object::JsonObject;
 
 /// One experiment the unit was exposed to when the event happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,12 +33,12 @@ pub struct Event {
     pub unit_type: String,
     pub unit_id: String,
     pub experiments: Vec<ExperimentRef>,
-    /// `{}` when the request had none.
-    pub context: Map<String, Value>,
+    /// `{}` when the request had none. Canonical text: numbers exact.
+    pub context: JsonObject,
     /// `{}` when the request had none.
     pub metrics: BTreeMap<String, f64>,
-    /// `{}` when the request had none.
-    pub payload: Map<String, Value>,
+    /// `{}` when the request had none. Canonical text: numbers exact.
+    pub payload: JsonObject,
     /// In UTC, truncated to microseconds (what PostgreSQL and Parquet keep).
     #[serde(with = "record_time")]
     pub timestamp: DateTime<Utc>,
@@ -50,41 +50,34 @@ pub struct Event {
 }
 
 impl Event {
-    /// The request-body form of this event: what a client would POST to get
-    /// it. Validating it again with the same `now` yields an equal `Event`.
-    pub fn to_request_json(&self) -> Value {
-        let experiments = self
-            .experiments
-            .iter()
-            .map(|e| {
-                let mut obj = Map::new();
-                obj.insert("experiment_id".into(), e.experiment_id.to_string().into());
-                obj.insert("variant_id".into(), e.variant_id.to_string().into());
-                Value::Object(obj)
-            })
-            .collect();
-        // Metrics are finite by construction, so `Value::from(f64)` never
-        // falls back to null here.
-        let metrics = self
-            .metrics
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::from(*v)))
-            .collect();
-
-        let mut obj = Map::new();
-        obj.insert("event_id".into(), self.event_id.to_string().into());
-        obj.insert("event_type".into(), self.event_type.clone().into());
-        obj.insert("unit_type".into(), self.unit_type.clone().into());
-        obj.insert("unit_id".into(), self.unit_id.clone().into());
-        obj.insert("experiments".into(), Value::Array(experiments));
-        obj.insert("context".into(), Value::Object(self.context.clone()));
-        obj.insert("metrics".into(), Value::Object(metrics));
-        obj.insert("payload".into(), Value::Object(self.payload.clone()));
-        obj.insert(
-            "timestamp".into(),
-            record_time::format(&self.timestamp).into(),
-        );
-        Value::Object(obj)
+    /// The request-body form of this event, as JSON text: what a client
+    /// would POST to get it. Validating it again with the same `now` yields
+    /// an equal `Event` (numbers in `context` / `payload` are kept exactly).
+    pub fn to_request_json(&self) -> Result<String, serde_json::Error> {
+        #[derive(Serialize)]
+        struct Request<'a> {
+            event_id: &'a Uuid,
+            event_type: &'a str,
+            unit_type: &'a str,
+            unit_id: &'a str,
+            experiments: &'a [ExperimentRef],
+            context: &'a JsonObject,
+            // Finite by construction, so none is written as null.
+            metrics: &'a BTreeMap<String, f64>,
+            payload: &'a JsonObject,
+            timestamp: String,
+        }
+        serde_json::to_string(&Request {
+            event_id: &self.event_id,
+            event_type: &self.event_type,
+            unit_type: &self.unit_type,
+            unit_id: &self.unit_id,
+            experiments: &self.experiments,
+            context: &self.context,
+            metrics: &self.metrics,
+            payload: &self.payload,
+            timestamp: record_time::format(&self.timestamp),
+        })
     }
 
     /// The warnings to return to the caller (the stored flags).
@@ -126,6 +119,7 @@ pub(crate) mod record_time {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use serde_json::Value;
 
     fn sample() -> Event {
         let ts = Utc
@@ -138,9 +132,9 @@ mod tests {
             unit_type: "user".into(),
             unit_id: "u-1".into(),
             experiments: vec![],
-            context: Map::new(),
+            context: JsonObject::default(),
             metrics: BTreeMap::new(),
-            payload: Map::new(),
+            payload: JsonObject::default(),
             timestamp: ts,
             received_at: ts,
             flags: vec![Flag::NoExperimentContext],
@@ -154,6 +148,17 @@ mod tests {
         assert_eq!(json["timestamp"], "2026-03-01T12:00:00.000000Z");
         assert_eq!(json["flags"], serde_json::json!(["no_experiment_context"]));
         let back: Event = serde_json::from_value(json).expect("deserialize");
+        assert_eq!(back, ev);
+    }
+
+    #[test]
+    fn record_keeps_payload_numbers_exactly() {
+        let mut ev = sample();
+        ev.payload = JsonObject::parse(r#"{"n": 123456789012345678901234567890, "f": 1.50}"#)
+            .expect("an object");
+        let text = serde_json::to_string(&ev).expect("serialize");
+        assert!(text.contains(r#""payload":{"f":1.50,"n":123456789012345678901234567890}"#));
+        let back: Event = serde_json::from_str(&text).expect("deserialize");
         assert_eq!(back, ev);
     }
 

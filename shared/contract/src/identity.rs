@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::event::{record_time, Event, ExperimentRef};
+use crate::json_object::JsonObject;
 
 /// What two sends of one event_id must agree on to be the same event: everything the client
 /// sent. Not `received_at` and `flags`, which depend on when the server saw it.
@@ -17,9 +18,9 @@ struct Content<'a> {
     unit_type: &'a str,
     unit_id: &'a str,
     experiments: &'a [ExperimentRef],
-    context: &'a serde_json::Map<String, serde_json::Value>,
+    context: &'a JsonObject,
     metrics: &'a std::collections::BTreeMap<String, f64>,
-    payload: &'a serde_json::Map<String, serde_json::Value>,
+    payload: &'a JsonObject,
     timestamp: String,
 }
 

@@ -9,15 +9,16 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 use uuid::{NoContext, Timestamp, Uuid};
 
 use crate::code::{Code, Flag};
 use crate::decode::{self, ExperimentText, MetricEntry, Text};
 use crate::event::{Event, ExperimentRef};
-use crate::json::quoted;
+use crate::json::{is_null, quoted};
+use crate::json_object::JsonObject;
 use crate::limits::Limits;
-use crate::{standard, timestamp};
+use crate::{number, standard, timestamp};
 
 /// Why an event (or a batch) was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
@@ -302,44 +303,34 @@ fn experiments(
 }
 
 /// `context` / `payload`: at most `MAX_NESTING` levels deep.
-fn shallow(
-    map: Map<String, Value>,
-    field: &str,
-    code: Code,
-) -> Result<Map<String, Value>, Rejection> {
-    if map.values().any(|v| nests_deeper_than(v, MAX_NESTING - 1)) {
+fn shallow(object: JsonObject, field: &str, code: Code) -> Result<JsonObject, Rejection> {
+    if object.depth() > MAX_NESTING {
         return Err(Rejection::new(
             code,
             format!("`{field}` nests more than {MAX_NESTING} levels deep"),
         ));
     }
-    Ok(map)
-}
-
-/// True when `value` has more than `levels` levels of arrays/objects. The
-/// recursion is bounded: serde_json built `value` at most 128 levels deep.
-fn nests_deeper_than(value: &Value, levels: usize) -> bool {
-    match value {
-        Value::Array(items) => {
-            levels == 0 || items.iter().any(|v| nests_deeper_than(v, levels - 1))
-        }
-        Value::Object(map) => levels == 0 || map.values().any(|v| nests_deeper_than(v, levels - 1)),
-        _ => false,
-    }
+    Ok(object)
 }
 
 /// `context`: not too deep, and its `policy_version_id`, when present and
 /// not null, is a UUID string.
-fn context(map: Map<String, Value>) -> Result<Map<String, Value>, Rejection> {
-    let map = shallow(map, "context", Code::InvalidContext)?;
-    match map.get("policy_version_id") {
-        None | Some(Value::Null) => Ok(map),
-        Some(Value::String(text)) if parse_uuid(text).is_some() => Ok(map),
-        Some(_) => Err(Rejection::new(
+fn context(object: JsonObject) -> Result<JsonObject, Rejection> {
+    let object = shallow(object, "context", Code::InvalidContext)?;
+    let valid = match object.get("policy_version_id") {
+        None => true,
+        Some(raw) => {
+            is_null(raw)
+                || decode::string_value(raw).is_some_and(|text| parse_uuid(&text).is_some())
+        }
+    };
+    if !valid {
+        return Err(Rejection::new(
             Code::InvalidPolicyVersionId,
             "`context.policy_version_id` must be a UUID string",
-        )),
+        ));
     }
+    Ok(object)
 }
 
 /// `metrics` (shape already decoded): count, then each key in document
@@ -372,9 +363,20 @@ fn metrics(
                 limits.max_name_bytes
             )));
         }
-        let Some(number) = value.filter(|n| n.is_finite()) else {
+        let Some(number) = finite_number(value) else {
             return Err(invalid("the value must be a finite number"));
         };
+        if !number::is_exact_f64(value.get(), number) {
+            return Err(Rejection::new(
+                Code::InexactMetric,
+                format!(
+                    "metric {}: the value {} is not exactly a 64-bit float \
+                     (the nearest is {number}); send that, or put the exact value in `payload`",
+                    quoted(&key),
+                    quoted(value.get())
+                ),
+            ));
+        }
         if number < 0.0 && NON_NEGATIVE_METRICS.contains(&key.as_ref()) {
             return Err(invalid("the value must not be negative"));
         }
@@ -386,14 +388,30 @@ fn metrics(
     Ok(out)
 }
 
+/// A metric's raw value as a finite f64; `None` if it is not a JSON number
+/// or is out of f64 range.
+fn finite_number(raw: &RawValue) -> Option<f64> {
+    let text = raw.get();
+    let is_number = text
+        .as_bytes()
+        .first()
+        .is_some_and(|b| *b == b'-' || b.is_ascii_digit());
+    // Rust's parser rounds correctly (as serde_json's float_roundtrip does)
+    // and accepts every JSON number; out of range gives an infinity.
+    is_number
+        .then(|| text.parse::<f64>().ok())
+        .flatten()
+        .filter(|n| n.is_finite())
+}
+
 /// The standard type's required keys, each found in `context` or `payload`.
 fn required_context(
     event_type: &str,
-    context: &Map<String, Value>,
-    payload: &Map<String, Value>,
+    context: &JsonObject,
+    payload: &JsonObject,
 ) -> Result<(), Rejection> {
     for (key, code) in standard::required_keys(event_type) {
-        if !has_value(context.get(*key)) && !has_value(payload.get(*key)) {
+        if !has_value(context.get(key)) && !has_value(payload.get(key)) {
             return Err(Rejection::new(
                 *code,
                 format!("a `{event_type}` event needs `{key}` in `context` or `payload`"),
@@ -404,12 +422,9 @@ fn required_context(
 }
 
 /// Null and the empty string count as missing; any other value is present.
-fn has_value(value: Option<&Value>) -> bool {
-    match value {
-        None | Some(Value::Null) => false,
-        Some(Value::String(text)) => !text.is_empty(),
-        Some(_) => true,
-    }
+/// (Canonical text writes the empty string only as `""`.)
+fn has_value(value: Option<&RawValue>) -> bool {
+    value.is_some_and(|raw| !is_null(raw) && raw.get() != r#""""#)
 }
 
 #[cfg(test)]
@@ -434,23 +449,6 @@ mod tests {
         }
         assert!(is_name(&"a".repeat(64), 64));
         assert!(!is_name(&"a".repeat(65), 64));
-    }
-
-    #[test]
-    fn nesting_counts_arrays_and_objects() {
-        let nested = |levels: usize| {
-            (0..levels).fold(Value::from(1), |inner, i| {
-                if i % 2 == 0 {
-                    Value::Array(vec![inner])
-                } else {
-                    Value::Object(Map::from_iter([("k".to_owned(), inner)]))
-                }
-            })
-        };
-        assert!(!nests_deeper_than(&Value::from("x"), 0));
-        assert!(nests_deeper_than(&nested(1), 0));
-        assert!(!nests_deeper_than(&nested(3), 3));
-        assert!(nests_deeper_than(&nested(4), 3));
     }
 
     #[test]

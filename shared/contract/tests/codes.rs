@@ -65,6 +65,7 @@ fn example(code: Code) -> Input {
         Code::InvalidPolicyVersionId => event(with("context", json!({"policy_version_id": "v12"}))),
         Code::InvalidMetrics => event(with("metrics", json!([1]))),
         Code::InvalidMetric => event(with("metrics", json!({"latency_ms": -5}))),
+        Code::InexactMetric => event(with("metrics", json!({"revenue": 9007199254740993u64}))),
         Code::InvalidPayload => event(with("payload", json!([]))),
         Code::MissingPolicyVersionId => standard("plan_generated"),
         Code::MissingPlanId => standard("plan_accepted"),
@@ -237,6 +238,10 @@ fn field_problems_are_reported_in_the_documented_order() {
         ),
         (
             Code::InvalidMetric,
+            Box::new(|e| e["metrics"] = json!({"latency_ms": 1, "n": 9007199254740993u64})),
+        ),
+        (
+            Code::InexactMetric,
             Box::new(|e| e["metrics"] = json!({"latency_ms": 1})),
         ),
         (Code::InvalidPayload, Box::new(|e| e["payload"] = json!({}))),

@@ -71,8 +71,8 @@ fn arb_event_like() -> impl Strategy<Value = Value> {
 
 /// If an arbitrary input was accepted, it must round-trip like any other.
 fn check_round_trips(ev: &Event, now: DateTime<Utc>) -> Result<(), TestCaseError> {
-    let again = serde_json::to_vec(&ev.to_request_json()).expect("serialize");
-    let back = validate_event(&again, now, &Limits::default());
+    let again = ev.to_request_json().expect("serialize");
+    let back = validate_event(again.as_bytes(), now, &Limits::default());
     prop_assert_eq!(back.as_ref().ok(), Some(ev));
     let record = serde_json::to_vec(ev).expect("serialize record");
     let read: Event = serde_json::from_slice(&record).expect("read record");
@@ -293,7 +293,7 @@ proptest! {
         prop_assert_eq!(&ev.unit_id, &valid.request["unit_id"]);
         let context = valid.request.get("context").cloned().unwrap_or(Value::Null);
         let context = if context.is_null() { json!({}) } else { context };
-        prop_assert_eq!(Value::Object(ev.context.clone()), context);
+        prop_assert_eq!(ev.context.as_str(), canonical(&context));
         check_round_trips(&ev, now())?;
     }
 }

@@ -22,8 +22,8 @@ fn fixture_is_accepted_and_normalised() {
     assert_eq!(ev.timestamp, at("2026-03-01T10:58:42.517Z"));
     assert_eq!(ev.experiments.len(), 2);
     assert_eq!(ev.metrics["token_count"], 2117.0);
-    assert_eq!(ev.context["platform"], "ios");
-    assert_eq!(ev.payload["days"], 7);
+    assert_eq!(value(&ev.context)["platform"], "ios");
+    assert_eq!(value(&ev.payload)["days"], 7);
     assert!(ev.warnings().is_empty());
 }
 
@@ -61,8 +61,8 @@ fn received_at_is_now_truncated_to_microseconds() {
 fn request_json_validates_back_to_the_same_event() {
     let now = at("2026-03-01T11:00:00Z");
     let ev = validate_event(FIXTURE, now, &Limits::default()).expect("valid");
-    let again = serde_json::to_vec(&ev.to_request_json()).expect("serialize");
-    let back = validate_event(&again, now, &Limits::default()).expect("still valid");
+    let again = ev.to_request_json().expect("serialize");
+    let back = validate_event(again.as_bytes(), now, &Limits::default()).expect("still valid");
     assert_eq!(back, ev);
 }
 
@@ -588,8 +588,8 @@ fn context_is_any_object() {
     let ctx =
         json!({"app_version": "4.1.0", "platform": "android", "nested": {"a": [1, 2.5, null]}});
     assert_eq!(
-        Value::Object(accept(&with("context", ctx.clone())).context),
-        ctx
+        accept(&with("context", ctx.clone())).context.as_str(),
+        canonical(&ctx)
     );
     for bad in [json!([]), json!("ios"), json!(1), json!(true)] {
         assert_eq!(
@@ -620,11 +620,11 @@ fn metrics_are_finite_numbers() {
     let ev = accept(&with(
         "metrics",
         json!({"latency_ms": 12.5, "token_count": 0, "edit_count": 3, "score": -1.5,
-               "big": 18446744073709551615u64, "tiny": 5e-324}),
+               "big": 9007199254740992u64, "tiny": 5e-324}),
     ));
     assert_eq!(ev.metrics["latency_ms"], 12.5);
     assert_eq!(ev.metrics["score"], -1.5);
-    assert_eq!(ev.metrics["big"], u64::MAX as f64);
+    assert_eq!(ev.metrics["big"], 2f64.powi(53));
 }
 
 #[test]
@@ -701,6 +701,38 @@ fn out_of_range_numbers_are_invalid_metric_not_invalid_json() {
 }
 
 #[test]
+fn metrics_that_f64_cannot_hold_exactly_are_inexact_metric() {
+    let metric = |number: &str| {
+        format!(
+            r#"{{"event_type": "x", "unit_type": "user", "unit_id": "u",
+                 "timestamp": "2026-03-01T12:00:00Z", "metrics": {{"m": {number}}}}}"#
+        )
+    };
+    // 2^64 is exact (u64::MAX, one less, is not: it used to be rounded).
+    for (exact, value) in [
+        ("450", 450.0),
+        ("0.1", 0.1),
+        ("1.0", 1.0),
+        ("1e2", 100.0),
+        ("18446744073709551616", 2f64.powi(64)),
+    ] {
+        let ev = validate_bytes(metric(exact).as_bytes()).expect("exact metric");
+        assert_eq!(ev.metrics["m"], value, "{exact}");
+    }
+    for inexact in [
+        "123456789012345678901234567890",
+        "9007199254740993",
+        "0.10000000000000001",
+        "18446744073709551615",
+        "1e-400",
+    ] {
+        let err = validate_bytes(metric(inexact).as_bytes()).expect_err("inexact");
+        assert_eq!(err.code, Code::InexactMetric, "{inexact}");
+        assert!(err.message.contains("`m`"), "{}", err.message);
+    }
+}
+
+#[test]
 fn metric_keys_are_1_to_64_bytes() {
     accept(&with("metrics", json!({ "k".repeat(64): 1 })));
     assert_eq!(
@@ -734,8 +766,8 @@ fn metric_problems_are_reported_in_document_order() {
 fn payload_is_any_object() {
     let payload = json!({"plan_id": "p1", "list": [1, "two", {"three": 3}], "n": -0.5});
     assert_eq!(
-        Value::Object(accept(&with("payload", payload.clone())).payload),
-        payload
+        accept(&with("payload", payload.clone())).payload.as_str(),
+        canonical(&payload)
     );
     for bad in [json!([]), json!("x"), json!(0), json!(false)] {
         assert_eq!(
@@ -748,7 +780,13 @@ fn payload_is_any_object() {
 
 #[test]
 fn unrepresentable_values_in_payload_are_invalid_payload() {
-    for inner in [r#"{"n": 1e400}"#, r#"{"s": "\ud800"}"#, r#"{"\udc00": 1}"#] {
+    // 1e400 used to be here; it is now stored exactly (see below).
+    for inner in [
+        r#"{"s": "\ud800"}"#,
+        r#"{"\udc00": 1}"#,
+        r#"{"n": 1e1000}"#,
+        r#"{"n": [0.1e-1000]}"#,
+    ] {
         let raw = format!(
             r#"{{"event_type": "x", "unit_type": "user", "unit_id": "u",
                  "timestamp": "2026-03-01T12:00:00Z", "payload": {inner}}}"#
@@ -758,6 +796,49 @@ fn unrepresentable_values_in_payload_are_invalid_payload() {
             Code::InvalidPayload,
             "{inner}"
         );
+    }
+    let err = validate_bytes(&with_raw("payload", r#"{"n": 1e1000}"#)).expect_err("too long");
+    assert!(err.message.contains("1000 digits"), "{}", err.message);
+    let err = validate_bytes(&with_raw("context", r#"{"n": 1e1000}"#)).expect_err("too long");
+    assert_eq!(err.code, Code::InvalidContext);
+}
+
+#[test]
+fn numbers_in_payload_and_context_are_kept_exactly() {
+    let cases = [
+        (
+            "123456789012345678901234567890",
+            "123456789012345678901234567890",
+        ),
+        ("1e400", &*format!("1{}", "0".repeat(400))),
+        ("1.50", "1.50"),
+        ("-0.0", "0.0"),
+        ("1e-7", "0.0000001"),
+        ("100e-2", "1.00"),
+        ("0.10000000000000001", "0.10000000000000001"),
+    ];
+    for (given, stored) in cases {
+        for field in ["payload", "context"] {
+            let raw = with_raw(
+                field,
+                &format!(r#"{{"order_id": {given}, "b": [ {given} ]}}"#),
+            );
+            let ev = validate_bytes(&raw).expect("exact numbers are accepted");
+            let object = if field == "payload" {
+                &ev.payload
+            } else {
+                &ev.context
+            };
+            assert_eq!(
+                object.as_str(),
+                format!(r#"{{"b":[{stored}],"order_id":{stored}}}"#),
+                "{field}: {given}"
+            );
+            // Both decoders agree, and the record keeps the text.
+            let record = serde_json::to_string(&ev).expect("serialize");
+            let back: eis_contract::Event = serde_json::from_str(&record).expect("read back");
+            assert_eq!(back, ev);
+        }
     }
 }
 
@@ -855,7 +936,7 @@ fn nul_characters_are_rejected_under_their_top_level_field() {
 fn an_escaped_backslash_before_u0000_is_not_a_nul() {
     let raw = with_raw("payload", r#"{"path": "C:\\u0000"}"#);
     let ev = validate_bytes(&raw).expect("no NUL here");
-    assert_eq!(ev.payload["path"], "C:\\u0000");
+    assert_eq!(value(&ev.payload)["path"], "C:\\u0000");
 }
 
 #[test]

@@ -84,9 +84,9 @@ struct Columns<'e> {
     unit_types: Vec<String>,
     unit_ids: Vec<String>,
     experiments: Vec<String>,
-    contexts: Vec<String>,
+    contexts: Vec<&'e str>,
     metrics: Vec<String>,
-    payloads: Vec<String>,
+    payloads: Vec<&'e str>,
     timestamps: Vec<DateTime<Utc>>,
     received: Vec<DateTime<Utc>>,
     flags: Vec<String>,
@@ -121,9 +121,9 @@ impl<'e> Columns<'e> {
             c.unit_ids.push(e.unit_id.clone());
             c.experiments
                 .push(json(serde_json::to_string(&e.experiments))?);
-            c.contexts.push(json(serde_json::to_string(&e.context))?);
+            c.contexts.push(e.context.as_str());
             c.metrics.push(json(serde_json::to_string(&e.metrics))?);
-            c.payloads.push(json(serde_json::to_string(&e.payload))?);
+            c.payloads.push(e.payload.as_str());
             c.timestamps.push(e.timestamp);
             c.received.push(e.received_at);
             let flags: Vec<&str> = e.flags.iter().map(|f| f.as_str()).collect();
@@ -348,9 +348,11 @@ fn event_from_row(row: &tokio_postgres::Row) -> Result<Event, StoreError> {
         unit_type: row.get(2),
         unit_id: row.get(3),
         experiments: json(row.get(4))?,
-        context: json(row.get(5))?,
+        context: eis_contract::JsonObject::parse(row.get(5))
+            .map_err(|e| StoreError::Other(format!("stored context unreadable: {e}")))?,
         metrics: json(row.get(6))?,
-        payload: json(row.get(7))?,
+        payload: eis_contract::JsonObject::parse(row.get(7))
+            .map_err(|e| StoreError::Other(format!("stored payload unreadable: {e}")))?,
         timestamp: row.get(8),
         received_at: row.get(9),
         flags: flags

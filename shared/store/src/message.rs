@@ -169,10 +169,7 @@ mod tests {
     #[test]
     fn characters_sqs_refuses_travel_escaped() {
         let mut e = event(1, 1);
-        e.payload.insert(
-            "odd".into(),
-            serde_json::Value::String("a\u{fffe}b\u{ffff}".into()),
-        );
+        e.payload = eis_contract::JsonObject::parse("{\"odd\": \"a\u{fffe}b\u{ffff}\"}").unwrap();
         let m = pack(std::slice::from_ref(&e), SQS_MAX_MESSAGE_BYTES).unwrap();
         assert!(!m[0].body.contains(['\u{fffe}', '\u{ffff}']));
         assert_eq!(decode(&m[0].body).unwrap(), vec![e]);

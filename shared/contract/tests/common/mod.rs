@@ -82,3 +82,18 @@ pub fn reject_bytes(raw: &[u8]) -> Code {
         Err(r) => r.code,
     }
 }
+
+/// A stored object read back as a `Value`, to index into in assertions
+/// (numbers go through f64 here: compare `as_str()` to check exactness).
+pub fn value(object: &eis_contract::JsonObject) -> Value {
+    serde_json::from_str(object.as_str()).expect("canonical text is JSON")
+}
+
+/// The canonical text of `value`, as validation would store it.
+pub fn canonical(value: &Value) -> String {
+    let text = serde_json::to_string(value).expect("serialize");
+    eis_contract::JsonObject::parse(&text)
+        .expect("an object")
+        .as_str()
+        .to_owned()
+}

@@ -53,6 +53,7 @@ fn config_for(db: eis_store::DbConfig, queue: &TestQueue, bucket: &str) -> Confi
         receive_wait: Duration::from_secs(1),
         upload_concurrency: 2,
         local_deadline: Duration::from_secs(60),
+        compaction: archiver::compact::CompactionPolicy::default(),
     }
 }
 

@@ -53,7 +53,7 @@ pub struct CompactionPolicy {
     pub shard_events: u64,
     /// Input bytes (compressed, as stored) per shard at most (`EIS_COMPACT_SHARD_BYTES`, 64 MiB).
     pub shard_bytes: u64,
-    /// Hours compacted per run at most (`EIS_COMPACT_MAX_HOURS`, 48).
+    /// Hours compacted per run at most (`EIS_COMPACT_MAX_HOURS`, 48; 0 turns compaction off).
     pub max_hours: usize,
     /// Longest a raw upload can follow the record of its hour: a Lambda's longest run
     /// (`EIS_RAW_WRITE_WINDOW_SECS`, 900). A record younger than this is not cleared.
@@ -385,6 +385,9 @@ pub async fn compact_settled(
     let policy = archiver.config.compaction;
     let mut summary = CompactionSummary::default();
     let mut errors = Vec::new();
+    if policy.max_hours == 0 {
+        return (summary, errors);
+    }
     let limit = i64::try_from(policy.max_hours).unwrap_or(i64::MAX);
     let pending = match archiver
         .hours

@@ -109,12 +109,7 @@ async fn two_compactions_at_once_leave_each_event_once() {
             other => panic!("{other:?}"),
         }
     }
-    let archived = stack.archived_ids().await;
-    assert_eq!(
-        archived.keys().cloned().collect::<BTreeSet<_>>(),
-        ids(&events)
-    );
-    assert!(archived.values().all(|(n, _)| *n == 1), "each id once");
+    stack.assert_each_once(&events).await;
     assert!(!folder(&stack, hour).await.1, "one complete generation");
 }
 
@@ -163,12 +158,7 @@ async fn a_late_raw_file_is_merged_by_the_next_compaction() {
         (s.hours, s.events_in, s.events_out, s.duplicates_dropped),
         (1, 140, 120, 20)
     );
-    let archived = stack.archived_ids().await;
-    assert_eq!(
-        archived.keys().cloned().collect::<BTreeSet<_>>(),
-        ids(&events)
-    );
-    assert!(archived.values().all(|(n, _)| *n == 1));
+    stack.assert_each_once(&events).await;
     let (files, needs) = folder(&stack, hour).await;
     assert!(!needs);
     assert!(
@@ -234,12 +224,7 @@ async fn sharded_compaction_keeps_the_same_ids_with_bounded_files() {
         panic!("{outcome:?}");
     };
     assert_eq!((files_out, events_out), (8, 200));
-    let archived = stack.archived_ids().await;
-    assert_eq!(
-        archived.keys().cloned().collect::<BTreeSet<_>>(),
-        ids(&events)
-    );
-    assert!(archived.values().all(|(n, _)| *n == 1));
+    stack.assert_each_once(&events).await;
     // The shards' digests add up to the digest of all the ids.
     let (files, needs) = folder(&stack, hour).await;
     assert!(!needs && files.len() == 8);
@@ -277,11 +262,6 @@ async fn a_scheduled_run_compacts_the_settled_hours_it_wrote() {
         (1, 60, 60),
         "{summary:?}"
     );
-    let archived = stack.archived_ids().await;
-    assert_eq!(
-        archived.keys().cloned().collect::<BTreeSet<_>>(),
-        ids(&events)
-    );
-    assert!(archived.values().all(|(n, _)| *n == 1));
+    stack.assert_each_once(&events).await;
     assert_eq!(stack.objects().await.len(), 1);
 }

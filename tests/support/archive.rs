@@ -95,6 +95,21 @@ impl Stack {
         out
     }
 
+    /// Asserts that the archive holds each of `events` exactly once, and nothing else.
+    pub async fn assert_each_once(&self, events: &[Event]) {
+        let archived = self.archived_ids().await;
+        let expected: std::collections::BTreeSet<String> =
+            events.iter().map(|e| e.event_id.to_string()).collect();
+        let found: std::collections::BTreeSet<String> = archived.keys().cloned().collect();
+        assert_eq!(found, expected);
+        let repeated: Vec<&String> = archived
+            .iter()
+            .filter(|(_, (n, _))| *n != 1)
+            .map(|(id, _)| id)
+            .collect();
+        assert!(repeated.is_empty(), "archived more than once: {repeated:?}");
+    }
+
     /// How often each id is archived, and the `unit_id` of its (last read) copy.
     pub async fn archived_ids(&self) -> BTreeMap<String, (usize, String)> {
         let mut ids: BTreeMap<String, (usize, String)> = BTreeMap::new();

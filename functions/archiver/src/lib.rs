@@ -11,6 +11,7 @@ pub mod app;
 pub mod audit;
 pub mod compact;
 pub mod config;
+pub mod dedupe;
 pub mod delete;
 pub mod digest;
 pub mod error;

@@ -16,6 +16,19 @@ fn deadline() -> Instant {
     Instant::now() + std::time::Duration::from_secs(60)
 }
 
+/// One compaction of the settled hours now; no error expected.
+async fn compact_now(archiver: &archiver::app::Archiver) -> compact::CompactionSummary {
+    let (summary, errors) = compact::compact_settled(
+        archiver,
+        chrono::Utc::now(),
+        deadline(),
+        uuid::Uuid::now_v7(),
+    )
+    .await;
+    assert!(errors.is_empty(), "{errors:?}");
+    summary
+}
+
 /// The hour's files, and whether they still need compacting.
 async fn folder(stack: &Stack, hour: HourPartition) -> (Vec<objects::ArchiveFile>, bool) {
     let files = objects::list(&stack.s3, &stack.bucket, &hour.folder())
@@ -43,15 +56,7 @@ async fn duplicates_across_raw_files_compact_to_the_first_copy_of_each() {
     let c = write_raw(&archiver, &events, at(5), "copy-c").await;
     assert!(b < c, "keys are time-ordered");
 
-    let summary = compact::compact_settled(
-        &archiver,
-        chrono::Utc::now(),
-        deadline(),
-        uuid::Uuid::now_v7(),
-    )
-    .await;
-    assert!(summary.1.is_empty(), "{:?}", summary.1);
-    let s = summary.0;
+    let s = compact_now(&archiver).await;
     assert_eq!((s.hours, s.files_in, s.files_out), (1, 3, 1), "{s:?}");
     assert_eq!(
         (s.events_in, s.events_out, s.duplicates_dropped),
@@ -122,14 +127,8 @@ async fn a_late_raw_file_is_merged_by_the_next_compaction() {
     let events = distinct_events(120, t);
     write_raw(&archiver, &events[..80], t, "early").await;
     write_raw(&archiver, &events[..80], t, "again").await;
-    let (s, errors) = compact::compact_settled(
-        &archiver,
-        chrono::Utc::now(),
-        deadline(),
-        uuid::Uuid::now_v7(),
-    )
-    .await;
-    assert!(errors.is_empty() && s.hours == 1, "{s:?} {errors:?}");
+    let s = compact_now(&archiver).await;
+    assert_eq!(s.hours, 1, "{s:?}");
     let first: Vec<String> = folder(&stack, hour)
         .await
         .0
@@ -146,14 +145,7 @@ async fn a_late_raw_file_is_merged_by_the_next_compaction() {
     )
     .await;
     assert!(folder(&stack, hour).await.1, "a raw file needs compacting");
-    let (s, errors) = compact::compact_settled(
-        &archiver,
-        chrono::Utc::now(),
-        deadline(),
-        uuid::Uuid::now_v7(),
-    )
-    .await;
-    assert!(errors.is_empty(), "{errors:?}");
+    let s = compact_now(&archiver).await;
     assert_eq!(
         (s.hours, s.events_in, s.events_out, s.duplicates_dropped),
         (1, 140, 120, 20)
@@ -178,14 +170,7 @@ async fn an_unsettled_hour_is_left_alone() {
     write_raw(&archiver, &events, t, "a").await;
     write_raw(&archiver, &events, t, "b").await;
     let before = folder(&stack, hour).await.0;
-    let (s, errors) = compact::compact_settled(
-        &archiver,
-        chrono::Utc::now(),
-        deadline(),
-        uuid::Uuid::now_v7(),
-    )
-    .await;
-    assert!(errors.is_empty(), "{errors:?}");
+    let s = compact_now(&archiver).await;
     assert_eq!(s, compact::CompactionSummary::default());
     assert_eq!(folder(&stack, hour).await.0, before);
     let pending = archiver

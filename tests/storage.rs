@@ -62,9 +62,12 @@ async fn concurrent_first_migrations_on_an_empty_database() {
     );
     let (ra, rb) = tokio::join!(migrate::run(&a), migrate::run(&b));
     let (ra, rb) = (ra.expect("run a"), rb.expect("run b"));
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"))
+        .expect("migrations dir")
+        .count();
     assert_eq!(
         ra.len() + rb.len(),
-        1,
+        files,
         "each migration applied exactly once: {ra:?} {rb:?}"
     );
     admin

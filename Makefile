@@ -8,7 +8,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/eis/target
 export EIS_TOOLS_DIR ?= $(HOME)/.cache/eis/tools
 
-.PHONY: help dev test up down migrate archive check-templates sam-build bench
+.PHONY: help dev test up down migrate archive audit check-templates sam-build bench
 
 help:
 	@echo "make dev              local stack + ingest API on http://127.0.0.1:$${EIS_PORT:-3000} (Ctrl-C stops)"
@@ -17,6 +17,7 @@ help:
 	@echo "make down             stop what make up started"
 	@echo "make migrate          apply migrations to the local database"
 	@echo "make archive          one archiver run now against the local stack; prints the summary"
+	@echo "make audit            compare the local archive with PostgreSQL; prints the audit's summary"
 	@echo "make check-templates  cfn-lint, sam validate --lint, checkov and the template tests"
 	@echo "make sam-build        sam build for arm64 and the bootstrap binaries' sizes"
 	@echo "make bench            benchmarks (see BENCHMARKS.md)"
@@ -36,6 +37,10 @@ migrate: up
 # The same input EventBridge sends; the same build as `make dev` and `cargo lambda watch`.
 archive: up
 	source .local/env && cargo run --quiet --locked --bin archiver -- events/archiver-scheduled.json
+
+# The same input as the audit's schedule in AWS.
+audit: up
+	source .local/env && cargo run --quiet --locked --bin archiver -- events/archiver-audit.json
 
 dev:
 	infra/local/dev.sh

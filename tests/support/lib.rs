@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub mod archive;
+
 use eis_store::{aws, migrate, Db, DbConfig};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;

@@ -237,15 +237,27 @@ def check_archiver_permissions(t):
     assert len(put) == 1 and sub_text(put[0]).startswith("${ArchiveBucket.Arn}/"), put
     assert allowed(stmts, "s3:AbortMultipartUpload") == put
     assert allowed(stmts, "secretsmanager:GetSecretValue") == [{"Ref": "DbSecretArn"}]
-    for forbidden in ("s3:DeleteObject", "s3:GetObject", "s3:PutBucketPolicy", "sqs:DeleteQueue"):
+    # Compaction reads and deletes archive objects, only under the prefix.
+    assert allowed(stmts, "s3:GetObject") == put
+    assert allowed(stmts, "s3:DeleteObject") == put
+    assert allowed(stmts, "s3:ListBucket") == [{"Fn::GetAtt": ["ArchiveBucket", "Arn"]}]
+    for forbidden in ("s3:DeleteBucket", "s3:PutBucketPolicy", "s3:PutLifecycleConfiguration",
+                      "s3:BypassGovernanceRetention", "s3:DeleteObjectVersion", "sqs:DeleteQueue"):
         assert not allowed(stmts, forbidden), forbidden
 
 
 def check_schedule(t):
     events = props(t, "ArchiverFunction")["Events"]
     schedules = [e for e in events.values() if e["Type"] == "Schedule"]
-    assert len(schedules) == 1, "the archiver runs on an EventBridge schedule"
-    sched = schedules[0]["Properties"]
+    runs = [e for e in schedules if "Input" not in e["Properties"]]
+    audits = [e for e in schedules if "Input" in e["Properties"]]
+    assert len(runs) == 1, "the archiver runs on an EventBridge schedule"
+    assert len(audits) == 1, "the audit runs on a schedule of its own"
+    audit = audits[0]["Properties"]
+    assert json.loads(audit["Input"]) == {"action": "audit"}
+    assert audit["Schedule"] == {"Ref": "AuditSchedule"}
+    assert audit.get("State", "ENABLED") == "ENABLED"
+    sched = runs[0]["Properties"]
     assert sched["Schedule"] == {"Ref": "ArchiverSchedule"}
     assert sched.get("State", "ENABLED") == "ENABLED" and sched.get("Enabled", True) is True
     assert re.match(r"^(rate|cron)\(", t["Parameters"]["ArchiverSchedule"]["Default"])
@@ -420,6 +432,9 @@ def check_alarms(t):
     assert age and props(t, age[0])["Threshold"] == {"Ref": "QueueAgeAlarmSeconds"}
     assert metric_alarms("Errors", "ArchiverFunction"), "archiver errors"
     assert metric_alarms("5xx", "IngestApi"), "ingest 5xx"
+    audit = props(t, "AuditFindingsAlarm")
+    assert (audit["Namespace"], audit["MetricName"]) == ("EIS", "AuditFindings")
+    assert audit["Threshold"] == 0 and audit["ComparisonOperator"] == "GreaterThanThreshold"
     for name, a in alarms.items():
         assert {"Ref": "AlarmTopic"} in a["Properties"].get("AlarmActions", []), name
     assert t["Resources"]["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
@@ -539,7 +554,7 @@ MUTATIONS = [
                                            Action=["sqs:SendMessage", "sqs:ReceiveMessage"])),
     ("archiver_permissions", _edit_statement("ArchiverRole", "WriteArchive",
                                              Action=["s3:PutObject", "s3:AbortMultipartUpload",
-                                                     "s3:DeleteObject"])),
+                                                     "s3:DeleteBucket"])),
     ("archiver_permissions", _edit_statement("ArchiverRole", "DrainQueue",
                                              Action=["sqs:ReceiveMessage", "sqs:GetQueueAttributes"])),
     ("schedule", _set([R, "ArchiverFunction", P, "Events"], {})),
@@ -578,6 +593,8 @@ MUTATIONS = [
     ("alarms", _set([R, "QueueBacklogAgeAlarm", P, "Threshold"], 3600)),
     ("alarms", _set([R, "ArchiverErrorsAlarm", P, "AlarmActions"], [])),
     ("alarms", _delete([R, "Ingest5xxRateAlarm"])),
+    ("alarms", _set([R, "AuditFindingsAlarm", P, "MetricName"], "AuditMissing")),
+    ("schedule", _delete([R, "ArchiverFunction", P, "Events", "Audit"])),
     ("outputs", _delete(["Outputs", "QueueUrl"])),
 ]
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use eis_store::{aws, migrate, Db, PgEventStore};
+use eis_store::{aws, migrate, ArchiveHours, Db, PgEventStore};
 use tokio::time::Instant;
 
 use crate::config::Config;
@@ -22,6 +22,8 @@ pub struct Archiver {
     pub sqs: aws_sdk_sqs::Client,
     pub s3: aws_sdk_s3::Client,
     pub store: PgEventStore,
+    /// Which hours hold files still to compact (`exp.archive_hours`), and the audit's queries.
+    pub hours: ArchiveHours,
 }
 
 impl Archiver {
@@ -32,6 +34,7 @@ impl Archiver {
         Ok(Self {
             sqs: aws::sqs_client(&sdk),
             s3: aws::s3_client(&sdk),
+            hours: ArchiveHours::new(Arc::clone(&db)),
             store: PgEventStore::new(db),
             config,
         })

@@ -9,6 +9,7 @@ use eis_store::config::{millis, or_default, required};
 use eis_store::maintenance::MaintenancePolicy;
 use eis_store::{DbConfig, EnvError};
 
+use crate::compact::CompactionPolicy;
 use crate::group::BufferLimits;
 
 const MIB: usize = 1024 * 1024;
@@ -45,6 +46,10 @@ pub struct Config {
     /// Outside Lambda there is no invocation deadline: a local run gets this long
     /// (`EIS_LOCAL_DEADLINE_SECS`, 60).
     pub local_deadline: Duration,
+    /// `EIS_COMPACT_AFTER_SECS` (7200), `EIS_COMPACT_SHARD_EVENTS` (400 000),
+    /// `EIS_COMPACT_SHARD_BYTES` (64 MiB), `EIS_COMPACT_MAX_HOURS` (48),
+    /// `EIS_RAW_WRITE_WINDOW_SECS` (900) and `EIS_AUDIT_DAYS` (`EIS_RETENTION_DAYS`).
+    pub compaction: CompactionPolicy,
 }
 
 impl Config {
@@ -60,6 +65,16 @@ impl Config {
                 usize::MAX,
             )?,
         };
+        let retention_days = within("EIS_RETENTION_DAYS", 90, 1, 36_500)?;
+        let d = CompactionPolicy::default();
+        let compaction = CompactionPolicy {
+            after: Duration::from_secs(within("EIS_COMPACT_AFTER_SECS", 7200, 0, 30 * 86_400)?),
+            shard_events: within("EIS_COMPACT_SHARD_EVENTS", d.shard_events, 1, u64::MAX)?,
+            shard_bytes: within("EIS_COMPACT_SHARD_BYTES", d.shard_bytes, 1, u64::MAX)?,
+            max_hours: within("EIS_COMPACT_MAX_HOURS", d.max_hours, 0, 100_000)?,
+            write_window: Duration::from_secs(within("EIS_RAW_WRITE_WINDOW_SECS", 900, 0, 86_400)?),
+            audit_days: within("EIS_AUDIT_DAYS", retention_days, 1, 36_500)?,
+        };
         Ok(Self {
             db: DbConfig::from_env()?,
             queue_url: required("EIS_QUEUE_URL")?,
@@ -69,7 +84,7 @@ impl Config {
             sweep_grace: Duration::from_secs(or_default("EIS_SWEEP_GRACE_SECS", 300)?),
             sweep_limit: within("EIS_SWEEP_LIMIT", 10_000, 1, 1_000_000)?,
             maintenance: MaintenancePolicy {
-                retention_days: within("EIS_RETENTION_DAYS", 90, 1, 36_500)?,
+                retention_days,
                 days_ahead: within("EIS_PARTITIONS_AHEAD_DAYS", 7, 0, 366)?,
             },
             limits,
@@ -77,6 +92,7 @@ impl Config {
             receive_wait: Duration::from_secs(within("EIS_RECEIVE_WAIT_SECS", 2, 1, 20)?),
             upload_concurrency: within("EIS_UPLOAD_CONCURRENCY", 2, 1, 16)?,
             local_deadline: Duration::from_secs(within("EIS_LOCAL_DEADLINE_SECS", 60, 1, 86_400)?),
+            compaction,
         })
     }
 }

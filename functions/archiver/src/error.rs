@@ -12,7 +12,7 @@ use crate::format::FormatError;
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     /// The invocation input is neither a scheduled event nor a known action.
-    #[error("input is neither an EventBridge Scheduled Event nor {{\"action\":\"migrate\"}}: {0}")]
+    #[error("input is neither an EventBridge Scheduled Event nor {{\"action\":\"migrate\"}} / {{\"action\":\"audit\"}}: {0}")]
     InvalidInput(String),
     #[error("database unavailable: {0}")]
     DatabaseUnavailable(String),

@@ -29,6 +29,14 @@ impl HourPartition {
         }
     }
 
+    /// The first instant of the hour.
+    pub fn start(&self) -> DateTime<Utc> {
+        self.date
+            .and_hms_opt(self.hour, 0, 0)
+            .map(|t| t.and_utc())
+            .unwrap_or_default()
+    }
+
     /// `YYYY/MM/DD/HH/`: the layout the Glue table's partition projection expects.
     pub fn folder(&self) -> String {
         format!(

@@ -1,5 +1,6 @@
 //! The invocation: which input it is, what it does, what it answers. The same function serves
-//! the EventBridge schedule (one archive run) and the deploy's `{"action":"migrate"}`.
+//! the EventBridge schedule (one archive run), the audit's schedule (`{"action":"audit"}`)
+//! and the deploy's `{"action":"migrate"}`.
 
 use std::time::SystemTime;
 
@@ -9,6 +10,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::app::Archiver;
+use crate::audit::{self, AuditSummary};
 use crate::error::ArchiveError;
 use crate::summary::Summary;
 
@@ -18,6 +20,8 @@ pub enum Input {
     Scheduled,
     /// `{"action":"migrate"}`: apply the database migrations.
     Migrate,
+    /// `{"action":"audit"}`: compare the archive with PostgreSQL, hour by settled hour.
+    Audit,
 }
 
 #[derive(Deserialize)]
@@ -30,6 +34,7 @@ struct ActionInput {
 #[serde(rename_all = "snake_case")]
 enum Action {
     Migrate,
+    Audit,
 }
 
 /// Only the field that tells a scheduled event apart; EventBridge may add others.
@@ -44,6 +49,7 @@ impl Input {
         if let Ok(ActionInput { action }) = ActionInput::deserialize(value) {
             return Ok(match action {
                 Action::Migrate => Input::Migrate,
+                Action::Audit => Input::Audit,
             });
         }
         match EventBridgeInput::deserialize(value) {
@@ -76,6 +82,7 @@ fn kind(value: &Value) -> &'static str {
 #[serde(untagged)]
 pub enum Output {
     Run(Summary),
+    Audit(AuditSummary),
     Migrated {
         action: &'static str,
         applied: Vec<String>,
@@ -115,6 +122,14 @@ pub async fn handle(
             }
             outcome.into_result().map(Output::Run)
         }
+        Input::Audit => {
+            let outcome = audit::audit(archiver, Utc::now(), deadline).await;
+            outcome.summary.log();
+            if emf {
+                println!("{}", outcome.summary.emf());
+            }
+            outcome.into_result().map(Output::Audit)
+        }
     }
 }
 
@@ -137,6 +152,10 @@ mod tests {
         assert_eq!(
             Input::parse(&fixture("archiver-migrate.json")).ok(),
             Some(Input::Migrate)
+        );
+        assert_eq!(
+            Input::parse(&fixture("archiver-audit.json")).ok(),
+            Some(Input::Audit)
         );
     }
 

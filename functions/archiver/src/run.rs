@@ -1,6 +1,7 @@
 //! One scheduled run, following the data: sweep PostgreSQL, receive from SQS, group by hour,
 //! encode and upload the files, then delete the messages and mark the swept rows whose files
-//! are all stored; finally the partition maintenance.
+//! are all stored; then the compaction of settled hours and the partition maintenance.
+//! (Over 400 lines: one state machine, split only at the cost of passing its state around.)
 //!
 //! At-least-once: nothing is acknowledged before every object holding its events is stored,
 //! so a crash or timeout at any point loses nothing and at worst archives an event twice.
@@ -14,12 +15,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use eis_store::maintenance;
 use eis_store::message;
-use eis_store::EventKey;
+use eis_store::{EventKey, StoreError};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::app::Archiver;
+use crate::compact;
 use crate::delete::{self, Deleted};
 use crate::error::ArchiveError;
 use crate::format;
@@ -71,6 +73,8 @@ struct UploadDone {
     key: String,
     events: usize,
     earliest_received: Option<DateTime<Utc>>,
+    /// Recording the hour for compaction failed (the file was still written).
+    touch_error: Option<StoreError>,
     result: Result<usize, ArchiveError>,
 }
 
@@ -87,6 +91,8 @@ struct Run<'a> {
     to_mark: Vec<EventKey>,
     stop: Option<Stop>,
     partitions: BTreeSet<HourPartition>,
+    /// Hours recorded in `exp.archive_hours` by this run (before their first upload).
+    touched: BTreeSet<HourPartition>,
     earliest_received: Option<DateTime<Utc>>,
     summary: Summary,
     errors: Vec<ArchiveError>,
@@ -109,6 +115,7 @@ pub async fn run(archiver: &Archiver, now: DateTime<Utc>, deadline: Instant) -> 
         to_mark: Vec::new(),
         stop: None,
         partitions: BTreeSet::new(),
+        touched: BTreeSet::new(),
         earliest_received: None,
         summary: Summary {
             run_id: Uuid::now_v7(),
@@ -119,6 +126,7 @@ pub async fn run(archiver: &Archiver, now: DateTime<Utc>, deadline: Instant) -> 
     run.sweep().await;
     run.drain().await;
     run.finish().await;
+    run.compact().await;
     run.maintain().await;
     run.outcome(started)
 }
@@ -339,7 +347,18 @@ impl Run<'_> {
         let s3 = self.archiver.s3.clone();
         let bucket = config.bucket.clone();
         let run_id = self.summary.run_id;
+        // The hour is recorded before its first file: a run killed after the upload still
+        // leaves the hour to compact. A failed record does not stop the upload (the audit
+        // records any hour it finds raw files in).
+        let hours = self
+            .touched
+            .insert(partition)
+            .then(|| self.archiver.hours.clone());
         self.uploads.spawn(async move {
+            let touch_error = match hours {
+                Some(hours) => hours.touch(partition.start()).await.err(),
+                None => None,
+            };
             let result = async {
                 let body = tokio::task::spawn_blocking(move || format::encode(columns))
                     .await
@@ -355,6 +374,7 @@ impl Run<'_> {
                 key,
                 events,
                 earliest_received,
+                touch_error,
                 result,
             }
         });
@@ -366,6 +386,10 @@ impl Run<'_> {
             // The chunk's sources stay pending: never acknowledged, archived again next run.
             Err(e) => return self.fail(ArchiveError::Internal(e.to_string())),
         };
+        if let Some(e) = done.touch_error {
+            self.touched.remove(&done.partition);
+            self.errors.push(log_error(e.into()));
+        }
         match done.result {
             Ok(bytes) => {
                 tracing::info!(key = %done.key, events = done.events, bytes, "stored");
@@ -425,6 +449,20 @@ impl Run<'_> {
                 // They stay unmarked: the next sweep archives them again (duplicates only).
                 Err(e) => self.errors.push(log_error(e.into())),
             }
+        }
+    }
+
+    /// Settled hours rewritten to hold each event once, while time remains before the margin.
+    async fn compact(&mut self) {
+        if self.receive_budget().is_none() {
+            return;
+        }
+        let (summary, errors) =
+            compact::compact_settled(self.archiver, self.now, self.deadline, self.summary.run_id)
+                .await;
+        self.summary.compaction = summary;
+        for e in errors {
+            self.errors.push(log_error(e));
         }
     }
 

@@ -6,6 +6,8 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::compact::CompactionSummary;
+
 /// Why the run stopped receiving.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -63,6 +65,8 @@ pub struct Summary {
     pub oldest_event_age_seconds: Option<f64>,
     pub seconds: f64,
     pub stopped: Stop,
+    /// Settled hours rewritten to hold each event once.
+    pub compaction: CompactionSummary,
     /// Codes of the errors met, in order (see `ArchiveError::code`).
     pub errors: Vec<&'static str>,
 }
@@ -88,6 +92,13 @@ impl Summary {
             oldest_event_age_seconds = self.oldest_event_age_seconds,
             seconds = self.seconds,
             stopped = self.stopped.as_str(),
+            compacted_hours = self.compaction.hours,
+            compaction_files_in = self.compaction.files_in,
+            compaction_files_out = self.compaction.files_out,
+            compaction_events_in = self.compaction.events_in,
+            compaction_events_out = self.compaction.events_out,
+            duplicates_dropped = self.compaction.duplicates_dropped,
+            compaction_hours_aborted = self.compaction.hours_aborted,
             errors = ?self.errors,
             "archive run"
         );
@@ -108,6 +119,14 @@ impl Summary {
         emf.metric("FailedDeletes", self.failed_deletes, "Count");
         emf.metric("RunErrors", self.errors.len(), "Count");
         emf.metric("Duration", self.seconds, "Seconds");
+        emf.metric("CompactedHours", self.compaction.hours, "Count");
+        emf.metric("CompactionFilesIn", self.compaction.files_in, "Count");
+        emf.metric("CompactionFilesOut", self.compaction.files_out, "Count");
+        emf.metric(
+            "DuplicatesDropped",
+            self.compaction.duplicates_dropped,
+            "Count",
+        );
         if let Some(age) = self.oldest_event_age_seconds {
             emf.metric("OldestEventAge", age, "Seconds");
         }

@@ -2,6 +2,7 @@
 //! maintenance, the SQS archive hand-off, and AWS client construction and telemetry shared by
 //! both functions.
 
+pub mod audit;
 pub mod aws;
 pub mod config;
 pub mod db;
@@ -13,6 +14,7 @@ pub mod migrate;
 pub mod publish;
 pub mod telemetry;
 
+pub use audit::{ArchiveHours, IdDigest, PendingHour};
 pub use config::{DbConfig, EnvError};
 pub use db::Db;
 pub use error::StoreError;

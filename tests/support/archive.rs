@@ -1,0 +1,273 @@
+//! For the compaction and audit tests: one test's stack (database, queue, bucket) removed
+//! when the test ends, pass or fail; raw archive files written exactly as a run writes them;
+//! and the archive read back.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use archiver::app::Archiver;
+use archiver::compact::CompactionPolicy;
+use archiver::config::Config;
+use archiver::format::{self, EventColumns};
+use archiver::group::{BufferLimits, HourPartition};
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::TimestampMicrosecondType;
+use chrono::{DateTime, Utc};
+use eis_contract::Event;
+use eis_store::maintenance::MaintenancePolicy;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::{test_bucket, TestDb, TestQueue};
+
+/// A test's database, queue and bucket. Dropping it (also when the test panics) deletes them.
+pub struct Stack {
+    pub db: Option<TestDb>,
+    pub queue: Option<TestQueue>,
+    pub s3: aws_sdk_s3::Client,
+    pub bucket: String,
+}
+
+impl Stack {
+    pub async fn create() -> Stack {
+        let db = TestDb::create().await;
+        let queue = TestQueue::create(5, 30).await;
+        let (s3, bucket) = test_bucket().await;
+        Stack {
+            db: Some(db),
+            queue: Some(queue),
+            s3,
+            bucket,
+        }
+    }
+
+    pub fn db(&self) -> &TestDb {
+        self.db.as_ref().expect("database until drop")
+    }
+
+    pub fn queue(&self) -> &TestQueue {
+        self.queue.as_ref().expect("queue until drop")
+    }
+
+    /// The archiver's configuration for this stack, with `compaction` as given.
+    pub fn config(&self, compaction: CompactionPolicy) -> Config {
+        Config {
+            db: self.db().config(),
+            queue_url: self.queue().url.clone(),
+            bucket: self.bucket.clone(),
+            prefix: String::new(),
+            safety_margin: Duration::from_secs(2),
+            sweep_grace: Duration::from_secs(300),
+            sweep_limit: 10_000,
+            maintenance: MaintenancePolicy::default(),
+            limits: BufferLimits {
+                max_file_events: 100_000,
+                max_file_bytes: 64 * 1024 * 1024,
+                max_held_bytes: 192 * 1024 * 1024,
+            },
+            receive_concurrency: 4,
+            receive_wait: Duration::from_secs(1),
+            upload_concurrency: 2,
+            local_deadline: Duration::from_secs(60),
+            compaction,
+        }
+    }
+
+    pub async fn archiver(&self, compaction: CompactionPolicy) -> Archiver {
+        Archiver::from_config(self.config(compaction))
+            .await
+            .expect("archiver")
+    }
+
+    /// Every archive object: key and rows.
+    pub async fn objects(&self) -> Vec<(String, RecordBatch)> {
+        let mut out = Vec::new();
+        for key in keys(&self.s3, &self.bucket).await {
+            let body = get(&self.s3, &self.bucket, &key).await;
+            let batches: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(body)
+                .expect("a parquet file")
+                .build()
+                .expect("reader")
+                .collect::<Result<_, _>>()
+                .expect("batches");
+            let rows = arrow::compute::concat_batches(&format::schema(), &batches).expect("rows");
+            out.push((key, rows));
+        }
+        out
+    }
+
+    /// Asserts that the archive holds each of `events` exactly once, and nothing else.
+    pub async fn assert_each_once(&self, events: &[Event]) {
+        let archived = self.archived_ids().await;
+        let expected: std::collections::BTreeSet<String> =
+            events.iter().map(|e| e.event_id.to_string()).collect();
+        let found: std::collections::BTreeSet<String> = archived.keys().cloned().collect();
+        assert_eq!(found, expected);
+        let repeated: Vec<&String> = archived
+            .iter()
+            .filter(|(_, (n, _))| *n != 1)
+            .map(|(id, _)| id)
+            .collect();
+        assert!(repeated.is_empty(), "archived more than once: {repeated:?}");
+    }
+
+    /// How often each id is archived, and the `unit_id` of its (last read) copy.
+    pub async fn archived_ids(&self) -> BTreeMap<String, (usize, String)> {
+        let mut ids: BTreeMap<String, (usize, String)> = BTreeMap::new();
+        for (_, rows) in self.objects().await {
+            for (id, unit) in ids_and_units(&rows) {
+                let entry = ids.entry(id).or_insert((0, String::new()));
+                entry.0 += 1;
+                entry.1 = unit;
+            }
+        }
+        ids
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let (db, queue) = (self.db.take(), self.queue.take());
+        let (s3, bucket) = (self.s3.clone(), self.bucket.clone());
+        // A runtime of its own: Drop cannot await, and the test's runtime may be unwinding.
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                for key in keys(&s3, &bucket).await {
+                    let _ = s3.delete_object().bucket(&bucket).key(key).send().await;
+                }
+                let _ = s3.delete_bucket().bucket(&bucket).send().await;
+                if let Some(q) = queue {
+                    q.delete().await;
+                }
+                if let Some(db) = db {
+                    db.drop_database().await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+pub async fn keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let Ok(listed) = s3.list_objects_v2().bucket(bucket).send().await else {
+        return Vec::new();
+    };
+    let mut keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect();
+    keys.sort();
+    keys
+}
+
+pub async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bytes::Bytes {
+    s3.get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("get object")
+        .body
+        .collect()
+        .await
+        .expect("object body")
+        .into_bytes()
+}
+
+pub fn ids_and_units(rows: &RecordBatch) -> Vec<(String, String)> {
+    let ids = rows.column_by_name("event_id").expect("event_id");
+    let units = rows.column_by_name("unit_id").expect("unit_id");
+    ids.as_string::<i32>()
+        .iter()
+        .zip(units.as_string::<i32>().iter())
+        .map(|(i, u)| {
+            (
+                i.unwrap_or_default().to_string(),
+                u.unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+pub fn received_at(rows: &RecordBatch) -> Vec<i64> {
+    rows.column_by_name("received_at")
+        .expect("received_at")
+        .as_primitive::<TimestampMicrosecondType>()
+        .values()
+        .to_vec()
+}
+
+/// Copies of `events` as one raw file of their hour, written and recorded as a run does it
+/// (the hour recorded first, then the upload). Each copy gets `received_at` and `unit_id`.
+pub async fn write_raw(
+    archiver: &Archiver,
+    events: &[Event],
+    received_at: DateTime<Utc>,
+    unit_id: &str,
+) -> String {
+    let hour = HourPartition::of(events.first().expect("some events").timestamp);
+    let mut columns = EventColumns::new();
+    for e in events {
+        let mut copy = e.clone();
+        copy.received_at = received_at;
+        copy.unit_id = unit_id.to_string();
+        assert_eq!(HourPartition::of(copy.timestamp), hour, "one hour per file");
+        columns.push(&copy).expect("push");
+    }
+    archiver
+        .hours
+        .touch(hour.start())
+        .await
+        .expect("record hour");
+    let key = hour.object_key(&archiver.config.prefix, uuid::Uuid::now_v7());
+    let body = format::encode(columns).expect("encode");
+    archiver::upload::put(
+        &archiver.s3,
+        &archiver.config.bucket,
+        &key,
+        body,
+        uuid::Uuid::now_v7(),
+        events.len(),
+    )
+    .await
+    .expect("put");
+    key
+}
+
+/// `n` distinct events at `timestamp`.
+pub fn distinct_events(n: usize, timestamp: DateTime<Utc>) -> Vec<Event> {
+    (0..n)
+        .map(|i| crate::event(Utc::now(), timestamp, &format!("user-{i}")))
+        .collect()
+}
+
+/// The start of the hour `hours_ago` hours before now, plus `minutes`.
+pub fn hour_ago(hours_ago: i64, minutes: i64) -> DateTime<Utc> {
+    let hour = HourPartition::of(Utc::now() - chrono::Duration::hours(hours_ago));
+    hour.start() + chrono::Duration::minutes(minutes)
+}
+
+/// The compaction settings of the tests: settled after 2 h, records cleared at once.
+pub fn policy() -> CompactionPolicy {
+    CompactionPolicy {
+        write_window: Duration::ZERO,
+        ..CompactionPolicy::default()
+    }
+}
+
+/// Small messages, so that a few events make several messages.
+pub const SMALL_MESSAGES: usize = 8 * 1024;
+
+/// Publishes through the ingest function's publisher (all must be accepted).
+pub async fn publish_all(queue: &TestQueue, events: &[Event], message_bytes: usize) {
+    let publisher =
+        eis_store::SqsPublisher::new(queue.client.clone(), queue.url.clone(), message_bytes);
+    let out = publisher.publish(events).await;
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+}

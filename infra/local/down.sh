@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Stops what infra/local/up.sh started, and nothing else.
+# Stops what infra/local/up.sh started, and nothing else. The cluster's data stays in $PGDIR
+# for the next `make up`; `down.sh --purge` removes it as well (before deleting a clone).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+purge=0
+[ "${1:-}" = --purge ] && purge=1
+retire_old_pgdir
 
 if pid_alive "$LOCAL/moto.pid" moto_server; then
   log "stopping moto"
@@ -14,3 +18,7 @@ if [ -f "$PGDIR/data/PG_VERSION" ] && bin=$(pg_bindir) \
   as_pg "$bin/pg_ctl" -D "$PGDIR/data" -m fast -w stop >/dev/null
 fi
 rm -f "$PGDIR/port" "$ENV_FILE"
+if [ "$purge" = 1 ]; then
+  log "removing the cluster's data ($PGDIR)"
+  rm -rf "$PGDIR" "$LOCAL/pg"
+fi

@@ -17,7 +17,8 @@ ensure_venv() {
   cp "$req" "$stamp"
 }
 
-# --- PostgreSQL: DATABASE_URL when set and reachable, else a private cluster in .local/pg.
+# --- PostgreSQL: DATABASE_URL when set and reachable, else a private cluster in $PGDIR (outside
+# the clone, see lib.sh; .local/pg links to it).
 pg_reachable() { psql "$1" -Atqc 'select 1' >/dev/null 2>&1; }
 # True when $1 points at the private cluster (a sourced .local/env exports it): not external.
 is_private_url() { [ -f "$PGDIR/port" ] && [[ "$1" == *"@127.0.0.1:$(cat "$PGDIR/port")/"* ]]; }
@@ -30,8 +31,8 @@ ensure_private_pg() {
     bin=$(pg_bindir) || die "no initdb/pg_ctl after installing postgresql"
   fi
   command -v psql >/dev/null || die "psql not found"
-  mkdir -p "$PGDIR/run"
-  [ "$(id -u)" = 0 ] && chown -R postgres: "$PGDIR"
+  ensure_pgdir
+  as_pg mkdir -p "$PGDIR/run"
   if [ ! -f "$PGDIR/data/PG_VERSION" ]; then
     log "initdb into $PGDIR/data"
     rm -rf "$PGDIR/data"
@@ -50,7 +51,7 @@ ensure_private_pg() {
     port=${EIS_PG_PORT:-$(free_port)}
     log "starting PostgreSQL on 127.0.0.1:$port"
     as_pg "$bin/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/server.log" -w -t 60 start \
-      -o "-p $port -k $PGDIR/run -c listen_addresses=127.0.0.1 -c ssl=on -c max_connections=200 -c fsync=off" >/dev/null \
+      -o "-p $port -k '$PGDIR/run' -c listen_addresses=127.0.0.1 -c ssl=on -c max_connections=200 -c fsync=off" >/dev/null \
       || { tail -20 "$PGDIR/server.log" >&2; die "PostgreSQL did not start"; }
     echo "$port" >"$PGDIR/port"
   fi

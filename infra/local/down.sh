@@ -8,7 +8,11 @@ retire_old_pgdir
 
 if pid_alive "$LOCAL/moto.pid" moto_server; then
   log "stopping moto"
-  kill "$(cat "$LOCAL/moto.pid")" 2>/dev/null || true
+  pid=$(cat "$LOCAL/moto.pid")
+  kill "$pid" 2>/dev/null || true
+  # Return only once it is gone (a port or a later `make up` must not find it still there).
+  for _ in $(seq 1 50); do pid_alive "$LOCAL/moto.pid" moto_server || break; sleep 0.1; done
+  if pid_alive "$LOCAL/moto.pid" moto_server; then kill -9 "$pid" 2>/dev/null || true; fi
 fi
 rm -f "$LOCAL/moto.pid" "$LOCAL/moto.port"
 

@@ -22,6 +22,15 @@ ensure_venv() {
 pg_reachable() { psql "$1" -Atqc 'select 1' >/dev/null 2>&1; }
 # True when $1 points at the private cluster (a sourced .local/env exports it): not external.
 is_private_url() { [ -f "$PGDIR/port" ] && [[ "$1" == *"@127.0.0.1:$(cat "$PGDIR/port")/"* ]]; }
+# True when $1 points at another clone's private cluster (its .local/env sourced in this shell):
+# not external either; this clone starts its own rather than share that one.
+is_other_clone_url() {
+  local f
+  for f in "$PG_STATE_PARENT"/eis-pg-*/port; do
+    [ -r "$f" ] && [ "$f" != "$PGDIR/port" ] && [[ "$1" == *"@127.0.0.1:$(cat "$f")/"* ]] && return 0
+  done
+  return 1
+}
 
 ensure_private_pg() {
   local bin port
@@ -84,7 +93,8 @@ ensure_moto() {
 }
 
 ensure_venv
-if [ -n "${DATABASE_URL:-}" ] && ! is_private_url "$DATABASE_URL" && pg_reachable "$DATABASE_URL"; then
+if [ -n "${DATABASE_URL:-}" ] && ! is_private_url "$DATABASE_URL" \
+  && ! is_other_clone_url "$DATABASE_URL" && pg_reachable "$DATABASE_URL"; then
   log "using DATABASE_URL from the environment"
   EIS_PG_CA_FILE=${EIS_PG_CA_FILE:-}
   rm -f "$PGDIR/port"

@@ -64,6 +64,9 @@ def test_stack_from_a_clone_in_a_private_directory_with_a_space():
     own_postmaster = postmaster_pid(own_pgdir) if own_pgdir else None
 
     env = {k: v for k, v in os.environ.items() if k not in STACK_VARS}
+    if own_pgdir and os.environ.get("DATABASE_URL"):
+        # This clone's .local/env is sourced: the other clone must still start its own cluster.
+        env["DATABASE_URL"] = os.environ["DATABASE_URL"]
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p != str(VENV_BIN))
     # The same target directory as the caller (Makefile default otherwise): no cold build.
     env.setdefault("CARGO_TARGET_DIR", str(Path.home() / ".cache" / "eis" / "target"))

@@ -1,11 +1,18 @@
 # Shared by the infra/local scripts: paths and small helpers. Sourced, not run.
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 LOCAL="$ROOT/.local"
 VENV="$LOCAL/venv"
-PGDIR="$LOCAL/pg"
 ENV_FILE="$LOCAL/env"
 mkdir -p "$LOCAL"
+
+# The private PostgreSQL cluster lives outside the clone: as root it runs as `postgres`, which
+# cannot enter a clone under a 0700 directory (root's home, a `mktemp -d`). One directory per
+# clone, named after a hash of the clone's absolute path, so that two clones never share a
+# cluster and `make down` finds exactly the one `make up` started. /var/tmp is world-traversable
+# and survives reboots; EIS_PG_STATE_DIR moves the parent elsewhere.
+PG_STATE_PARENT=${EIS_PG_STATE_DIR:-/var/tmp}
+PGDIR="$PG_STATE_PARENT/eis-pg-$(id -u)-$(printf '%s' "$ROOT" | sha256sum | cut -c1-16)"
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
@@ -26,6 +33,44 @@ pid_alive() {
 # Run a command as the postgres user when we are root (PostgreSQL refuses to run as root).
 as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# The user the private cluster runs as (who owns $PGDIR).
+pg_owner() { if [ "$(id -u)" = 0 ]; then echo postgres; else id -un; fi; }
+
+# Creates $PGDIR (0700, owned by the cluster's user) or checks that an existing one is a real
+# directory of that user: the parent is shared, so a planted symlink or foreign directory is
+# refused rather than used.
+ensure_pgdir() {
+  local owner
+  retire_old_pgdir
+  owner=$(pg_owner)
+  if [ -L "$PGDIR" ] || { [ -e "$PGDIR" ] && [ ! -d "$PGDIR" ]; }; then
+    die "$PGDIR exists and is not a directory: remove it"
+  fi
+  if [ ! -d "$PGDIR" ]; then
+    mkdir -m 0700 "$PGDIR"
+    [ "$(id -u)" = 0 ] && chown "$owner": "$PGDIR"
+  fi
+  [ "$(stat -c %U "$PGDIR")" = "$owner" ] || die "$PGDIR is not owned by $owner: remove it"
+  # For people: which clone this cluster belongs to; .local/pg is a shortcut to it.
+  printf '%s\n' "$ROOT" >"$PGDIR/clone"
+  ln -sfn "$PGDIR" "$LOCAL/pg"
+}
+
+# Clones from before the cluster moved out kept it in .local/pg itself: stop that cluster if it
+# runs and set its directory aside (.local/pg.old), so that .local/pg can become the link.
+retire_old_pgdir() {
+  local old="$LOCAL/pg" bin
+  [ -d "$old" ] && [ ! -L "$old" ] || return 0
+  if [ -f "$old/data/PG_VERSION" ] && bin=$(pg_bindir) \
+    && as_pg "$bin/pg_ctl" -D "$old/data" status >/dev/null 2>&1; then
+    log "stopping the cluster of the old layout in $old"
+    as_pg "$bin/pg_ctl" -D "$old/data" -m fast -w stop >/dev/null
+  fi
+  rm -rf "$LOCAL/pg.old"
+  mv "$old" "$LOCAL/pg.old"
+  log "moved the old cluster directory to $LOCAL/pg.old (the cluster now lives in $PGDIR)"
 }
 
 pg_bindir() {

@@ -32,4 +32,5 @@ step "deployment templates (cfn-lint, sam validate --lint, checkov, template tes
 infra/tools/check-templates.sh
 
 step "sam build (arm64) and bootstrap sizes"
-infra/tools/sam-build.sh
+# A machine that cannot download the RDS bundle still builds (not deployably; see sam-build.sh).
+EIS_CA_BUNDLE_OPTIONAL=${EIS_CA_BUNDLE_OPTIONAL:-1} infra/tools/sam-build.sh

@@ -17,10 +17,20 @@ ensure_venv() {
   cp "$req" "$stamp"
 }
 
-# --- PostgreSQL: DATABASE_URL when set and reachable, else a private cluster in .local/pg.
+# --- PostgreSQL: DATABASE_URL when set and reachable, else a private cluster in $PGDIR (outside
+# the clone, see lib.sh; .local/pg links to it).
 pg_reachable() { psql "$1" -Atqc 'select 1' >/dev/null 2>&1; }
 # True when $1 points at the private cluster (a sourced .local/env exports it): not external.
 is_private_url() { [ -f "$PGDIR/port" ] && [[ "$1" == *"@127.0.0.1:$(cat "$PGDIR/port")/"* ]]; }
+# True when $1 points at another clone's private cluster (its .local/env sourced in this shell):
+# not external either; this clone starts its own rather than share that one.
+is_other_clone_url() {
+  local f
+  for f in "$PG_STATE_PARENT"/eis-pg-*/port; do
+    [ -r "$f" ] && [ "$f" != "$PGDIR/port" ] && [[ "$1" == *"@127.0.0.1:$(cat "$f")/"* ]] && return 0
+  done
+  return 1
+}
 
 ensure_private_pg() {
   local bin port
@@ -30,8 +40,8 @@ ensure_private_pg() {
     bin=$(pg_bindir) || die "no initdb/pg_ctl after installing postgresql"
   fi
   command -v psql >/dev/null || die "psql not found"
-  mkdir -p "$PGDIR/run"
-  [ "$(id -u)" = 0 ] && chown -R postgres: "$PGDIR"
+  ensure_pgdir
+  as_pg mkdir -p "$PGDIR/run"
   if [ ! -f "$PGDIR/data/PG_VERSION" ]; then
     log "initdb into $PGDIR/data"
     rm -rf "$PGDIR/data"
@@ -50,7 +60,7 @@ ensure_private_pg() {
     port=${EIS_PG_PORT:-$(free_port)}
     log "starting PostgreSQL on 127.0.0.1:$port"
     as_pg "$bin/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/server.log" -w -t 60 start \
-      -o "-p $port -k $PGDIR/run -c listen_addresses=127.0.0.1 -c ssl=on -c max_connections=200 -c fsync=off" >/dev/null \
+      -o "-p $port -k '$PGDIR/run' -c listen_addresses=127.0.0.1 -c ssl=on -c max_connections=200 -c fsync=off" >/dev/null \
       || { tail -20 "$PGDIR/server.log" >&2; die "PostgreSQL did not start"; }
     echo "$port" >"$PGDIR/port"
   fi
@@ -83,7 +93,8 @@ ensure_moto() {
 }
 
 ensure_venv
-if [ -n "${DATABASE_URL:-}" ] && ! is_private_url "$DATABASE_URL" && pg_reachable "$DATABASE_URL"; then
+if [ -n "${DATABASE_URL:-}" ] && ! is_private_url "$DATABASE_URL" \
+  && ! is_other_clone_url "$DATABASE_URL" && pg_reachable "$DATABASE_URL"; then
   log "using DATABASE_URL from the environment"
   EIS_PG_CA_FILE=${EIS_PG_CA_FILE:-}
   rm -f "$PGDIR/port"

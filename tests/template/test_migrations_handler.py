@@ -115,3 +115,84 @@ def test_physical_id_is_stable(handler_env):
     module.handler(event("Create"), None)
     module.handler(event("Update"), None)
     assert len({s["physical_id"] for s in sent}) == 1
+
+
+class Throttled(Exception):
+    """What botocore raises when the archiver's reserved concurrency is in use."""
+
+    def __init__(self, code="TooManyRequestsException"):
+        super().__init__(f"An error occurred ({code}) when calling the Invoke operation: Rate Exceeded.")
+        self.response = {"Error": {"Code": code}}
+
+
+class ThrottledThen(FakeLambda):
+    def __init__(self, times, code="TooManyRequestsException"):
+        super().__init__()
+        self.times, self.code = times, code
+
+    def invoke(self, **kwargs):
+        if self.times > 0:
+            self.times -= 1
+            self.calls.append(kwargs)
+            raise Throttled(self.code)
+        return super().invoke(**kwargs)
+
+
+@pytest.fixture()
+def fake_clock(monkeypatch, handler_env):
+    """time.sleep advances time.monotonic instead of waiting."""
+    module, _, _ = handler_env
+    now = [1000.0]
+    slept = []
+    monkeypatch.setattr(module.time, "monotonic", lambda: now[0])
+
+    def sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(module.time, "sleep", sleep)
+    return slept
+
+
+def test_throttled_invoke_is_retried_until_the_scheduled_run_ends(handler_env, fake_clock, monkeypatch):
+    """A scheduled archiver run holds the reserved concurrency (1) for up to 300 s."""
+    module, sent, _ = handler_env
+    client = ThrottledThen(times=12)
+    monkeypatch.setattr(module.boto3, "client", lambda service, config=None: client)
+    module.handler(event("Update"), None)
+    assert [s["status"] for s in sent] == [SUCCESS]
+    assert len(client.calls) == 13
+    assert sum(fake_clock) >= 300, "waits out a whole scheduled run"
+    assert max(fake_clock) <= 30
+
+
+def test_throttling_beyond_the_retry_window_fails_the_deploy(handler_env, fake_clock, monkeypatch):
+    module, sent, _ = handler_env
+    client = ThrottledThen(times=10_000)
+    monkeypatch.setattr(module.boto3, "client", lambda service, config=None: client)
+    module.handler(event("Create"), None)
+    assert [s["status"] for s in sent] == [FAILED]
+    assert "TooManyRequests" in sent[0]["reason"]
+    assert sum(fake_clock) <= int(module.os.environ["RETRY_THROTTLED_SECONDS"])
+
+
+def test_other_errors_are_not_retried(handler_env, fake_clock, monkeypatch):
+    module, sent, _ = handler_env
+    client = ThrottledThen(times=1, code="ResourceNotFoundException")
+    monkeypatch.setattr(module.boto3, "client", lambda service, config=None: client)
+    module.handler(event("Create"), None)
+    assert [s["status"] for s in sent] == [FAILED]
+    assert len(client.calls) == 1 and fake_clock == []
+
+
+def test_timeouts_leave_room_for_retries_and_one_run(template):
+    """Retry window + one archiver run + a margin fit in the function's and the resource's timeouts."""
+    r = template["Resources"]
+    fn = r["MigrationsFunction"]["Properties"]
+    env = fn["Environment"]["Variables"]
+    retry, read = int(env["RETRY_THROTTLED_SECONDS"]), int(env["READ_TIMEOUT_SECONDS"])
+    archiver_timeout = r["ArchiverFunction"]["Properties"]["Timeout"]
+    assert retry >= archiver_timeout, "a scheduled run can hold the slot for its whole timeout"
+    assert read > archiver_timeout
+    assert retry + read + 20 <= fn["Timeout"] <= 900
+    assert r["Migrations"]["Properties"]["ServiceTimeout"] > fn["Timeout"]

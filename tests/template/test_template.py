@@ -692,7 +692,7 @@ def test_database_outputs_feed_the_main_template(database_template, template):
     outputs = set(database_template["Outputs"]) - {"VpcId"}
     db_params = {
         "DbSubnetIds", "LambdaSecurityGroupId", "DbSecretArn", "DbHost", "DbProxyEndpoint",
-        "DbPort", "DbName", "DbUser",
+        "DbPort", "DbName", "DbUser", "DbInstanceIdentifier",
     }
     assert outputs == db_params
     assert db_params <= set(template["Parameters"])

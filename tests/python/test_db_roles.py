@@ -1,0 +1,118 @@
+"""The database roles of migrations/V4__roles.sql, on the local PostgreSQL.
+
+The migrations run as a user with the rights of the RDS master user (LOGIN CREATEROLE, owner of
+its database, not a superuser), through the project's own runner (eis-migrate). A login user in
+eis_app must then be able to do what ingest and the archiver do, and nothing that changes or
+destroys the schema: no DROP, TRUNCATE, ALTER, DELETE, CREATE, and no UPDATE but handed_off_at.
+"""
+
+import os
+import subprocess
+import urllib.parse as u
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+DENIED = ("permission denied", "must be owner")
+
+
+def url_for(base: str, user: str, db: str) -> str:
+    p = u.urlsplit(base)
+    netloc = f"{user}@{p.hostname}:{p.port}"
+    return u.urlunsplit(p._replace(netloc=netloc, path=f"/{db}"))
+
+
+def psql(url: str, sql: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["psql", url, "-X", "-Atq", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                          capture_output=True, text=True, timeout=60)
+
+
+def ok(url: str, sql: str) -> str:
+    r = psql(url, sql)
+    assert r.returncode == 0, f"{sql}\n{r.stderr}"
+    return r.stdout.strip()
+
+
+@pytest.fixture()
+def migrated(env):
+    """A database migrated by an RDS-master-like user; yields (admin url, db, app user url)."""
+    suffix = uuid.uuid4().hex[:10]
+    db, master, app = f"eis_roles_{suffix}", f"eis_master_{suffix}", f"eis_app_{suffix}"
+    admin = url_for(env["DATABASE_URL"], "postgres", "postgres")
+    ok(admin, f"CREATE ROLE {master} LOGIN CREATEROLE")
+    try:
+        ok(admin, f"CREATE DATABASE {db} OWNER {master}")
+        target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+        migrate = target / "debug" / "eis-migrate"
+        assert migrate.exists(), f"{migrate} missing: `make up` builds it"
+        run = subprocess.run([str(migrate)], env={**env, "DATABASE_URL": url_for(
+            env["DATABASE_URL"], master, db)}, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        ok(admin, f"CREATE ROLE {app} LOGIN IN ROLE eis_app")
+        yield admin, db, url_for(env["DATABASE_URL"], app, db)
+    finally:
+        psql(admin, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        psql(admin, f"DROP ROLE IF EXISTS {app}")
+        psql(admin, f"DROP ROLE IF EXISTS {master}")
+
+
+INSERT = """INSERT INTO exp.events (event_id, event_type, unit_type, unit_id, "timestamp")
+            VALUES (gen_random_uuid(), 'exposure', 'user', 'u1', now() - interval '1 day')
+            ON CONFLICT DO NOTHING RETURNING event_id"""
+
+
+def test_the_application_role_does_what_ingest_and_the_archiver_do(migrated):
+    _, _, app = migrated
+    assert ok(app, INSERT)
+    assert ok(app, "SELECT count(*) FROM exp.events WHERE handed_off_at IS NULL") == "1"
+    ok(app, "UPDATE exp.events SET handed_off_at = now() WHERE handed_off_at IS NULL")
+    # Maintenance through the SECURITY DEFINER functions: a partition appears, the row moves in.
+    assert ok(app, "SELECT exp.ensure_day_partition((now() - interval '1 day')::date)") == "t"
+    ok(app, "SELECT * FROM exp.drop_expired_partitions(90)")
+    assert ok(app, "SELECT count(*) FROM exp.events") == "1"
+    if ok(app, "SELECT to_regclass('exp.event_ids') IS NOT NULL") == "t":
+        ok(app, "SELECT count(*) FROM exp.event_ids")
+
+
+@pytest.mark.parametrize("sql", [
+    "DROP TABLE exp.events",
+    "DROP TABLE exp.events_default",
+    "DROP SCHEMA exp CASCADE",
+    "DROP FUNCTION exp.ensure_day_partition(date)",
+    "TRUNCATE exp.events",
+    "TRUNCATE exp.events_default",
+    "ALTER TABLE exp.events ADD COLUMN x integer",
+    "ALTER TABLE exp.events DETACH PARTITION exp.events_default",
+    "ALTER FUNCTION exp.drop_expired_partitions(integer, timestamptz) SECURITY INVOKER",
+    "DELETE FROM exp.events",
+    "UPDATE exp.events SET event_type = 'x'",
+    "CREATE TABLE exp.scratch (x integer)",
+    "CREATE INDEX ON exp.events (unit_id)",
+])
+def test_the_application_role_cannot_change_or_destroy_the_schema(migrated, sql):
+    _, _, app = migrated
+    ok(app, INSERT)
+    r = psql(app, sql)
+    assert r.returncode != 0, f"{sql} was allowed"
+    assert any(d in r.stderr for d in DENIED), r.stderr
+    assert ok(app, "SELECT count(*) FROM exp.events") == "1"
+
+
+def test_the_migrator_owns_everything_and_later_tables_are_covered(migrated):
+    admin, db, app = migrated
+    db_admin = url_for(admin, "postgres", db)
+    owners = ok(db_admin, """SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class
+                             WHERE relnamespace = 'exp'::regnamespace AND relkind IN ('r', 'p')""")
+    assert owners == "eis_migrator"
+    assert ok(db_admin, "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'exp'") == "eis_migrator"
+    definer = ok(db_admin, """SELECT string_agg(proname || ':' || prosecdef, ',' ORDER BY proname)
+                              FROM pg_proc WHERE pronamespace = 'exp'::regnamespace""")
+    assert definer == "drop_expired_partitions:true,ensure_day_partition:true"
+    # A table a later migration creates (as the migrator) is readable and writable by the app.
+    ok(db_admin, "SET ROLE eis_migrator; CREATE TABLE exp.later (x integer)")
+    ok(app, "INSERT INTO exp.later VALUES (1)")
+    assert ok(app, "SELECT count(*) FROM exp.later") == "1"
+    assert psql(app, "DROP TABLE exp.later").returncode != 0

@@ -4,7 +4,8 @@
 --                 run with its rights.
 --   eis_app       what the ingest function and the archiver need, and nothing more:
 --                 SELECT/INSERT on the tables of exp (exp.events, exp.event_ids, and tables
---                 added later), UPDATE of exp.events.handed_off_at only (the hand-off), and
+--                 added later), UPDATE of exp.events.handed_off_at only (the hand-off),
+--                 UPDATE/DELETE of exp.archive_hours (the archiver's bookkeeping), and
 --                 EXECUTE on the two partition functions, which run as their owner
 --                 (SECURITY DEFINER): the app can create and drop day partitions only
 --                 through them, never DROP, TRUNCATE, ALTER or DELETE itself.
@@ -74,14 +75,9 @@ REVOKE ALL ON SCHEMA exp FROM PUBLIC;
 GRANT USAGE ON SCHEMA exp TO eis_app;
 GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA exp TO eis_app;
 GRANT UPDATE (handed_off_at) ON exp.events TO eis_app;
--- exp.event_ids (V2, event identity) is one of ALL TABLES above; named again here, guarded so
--- that this file also applies to a schema without it.
-DO $$
-BEGIN
-    IF to_regclass('exp.event_ids') IS NOT NULL THEN
-        GRANT SELECT, INSERT ON exp.event_ids TO eis_app;
-    END IF;
-END $$;
+-- exp.archive_hours (V3) is the archiver's bookkeeping: it records hours (an upsert) and
+-- clears them once compacted.
+GRANT UPDATE, DELETE ON exp.archive_hours TO eis_app;
 
 -- Tables created later, by eis_migrator (partitions made by the functions above, migrations
 -- that SET ROLE eis_migrator) or by the user running the migrations, get the same rights.

@@ -73,8 +73,15 @@ def test_the_application_role_does_what_ingest_and_the_archiver_do(migrated):
     assert ok(app, "SELECT exp.ensure_day_partition((now() - interval '1 day')::date)") == "t"
     ok(app, "SELECT * FROM exp.drop_expired_partitions(90)")
     assert ok(app, "SELECT count(*) FROM exp.events") == "1"
-    if ok(app, "SELECT to_regclass('exp.event_ids') IS NOT NULL") == "t":
-        ok(app, "SELECT count(*) FROM exp.event_ids")
+    ok(app, "INSERT INTO exp.event_ids VALUES (gen_random_uuid(), now(), '\\x00')")
+    assert ok(app, "SELECT count(*) FROM exp.event_ids") == "1"
+    # The archiver's bookkeeping of hours: record (upsert), then clear.
+    upsert = """INSERT INTO exp.archive_hours (hour) VALUES (date_trunc('hour', now()))
+                ON CONFLICT (hour) DO UPDATE SET version = exp.archive_hours.version + 1"""
+    ok(app, upsert)
+    ok(app, upsert)
+    assert ok(app, "SELECT version FROM exp.archive_hours") == "2"
+    ok(app, "DELETE FROM exp.archive_hours")
 
 
 @pytest.mark.parametrize("sql", [
@@ -88,6 +95,8 @@ def test_the_application_role_does_what_ingest_and_the_archiver_do(migrated):
     "ALTER TABLE exp.events DETACH PARTITION exp.events_default",
     "ALTER FUNCTION exp.drop_expired_partitions(integer, timestamptz) SECURITY INVOKER",
     "DELETE FROM exp.events",
+    "DELETE FROM exp.event_ids",
+    "UPDATE exp.event_ids SET digest = ''",
     "UPDATE exp.events SET event_type = 'x'",
     "CREATE TABLE exp.scratch (x integer)",
     "CREATE INDEX ON exp.events (unit_id)",

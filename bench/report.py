@@ -316,6 +316,28 @@ moto (a Python emulator): the rate is moto's, not the archiver's.
 """
 
 
+def compaction_md(c, goals):
+    if failed(c):
+        goals.append(("Compaction events/s per core (§6, reported)", "n/a", None))
+        return error_note("The compaction", c)
+    runs = c["runs"]
+    eps = stats([r["events_per_cpu_second"] for r in runs])
+    rows = [[num(r["events_in"]), num(r["events_out"]), num(r["duplicates_dropped"]),
+             f"{r['cpu_seconds']:.2f}", num(r["events_per_cpu_second"]),
+             f"{r['before']['files']} → {r['after']['files']}",
+             f"{r['before']['bytes_per_event']:.0f} → {r['after']['bytes_per_event']:.0f}"] for r in runs]
+    goals.append(("Compaction events/s per core (§6, reported)", span(eps), None))
+    return f"""`eis-bench compact`: one hour of {num(runs[0]['events'])} generated events written as the
+scheduled runs write it (one raw file per run, {runs[0]['before']['files']} files, 2% of the events
+in two files), then `archiver::compact::compact_hour` on it through moto. CPU is the bench
+process's user + system time (`/proc/self/stat`, all threads: reading, deduplicating, sorting,
+encoding and the S3 client), not wall time; moto's CPU is not in it. {len(runs)} round(s):
+events per CPU-second {span(eps)}.
+
+{table(["events in", "events out", "duplicates dropped", "CPU s", "events per CPU-second", "files per hour", "bytes per event"], rows)}
+"""
+
+
 def cold_md(cs, h):
     if failed(cs):
         return error_note("Cold start", cs)
@@ -614,7 +636,8 @@ def main():
         ("3. Ingest end to end over HTTP", http_md(data.get("ingest_http"), goals, rel_png, m["nproc"])),
         ("4. Archive encoding", encoding_md(data.get("encoding"), goals)),
         ("5. Archive drain end to end", drain_md(data.get("drain"))),
-        ("6. Cold start, size, memory", cold_md(data.get("cold_start"), data.get("ingest_http") or {})),
+        ("6. Archive compaction", compaction_md(data.get("compaction"), goals)),
+        ("7. Cold start, size, memory", cold_md(data.get("cold_start"), data.get("ingest_http") or {})),
     ]
     plot(data.get("ingest_http"), png_path)
     v = data["versions"]

@@ -21,11 +21,15 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/eis/target}
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
   ROUNDS=1 HTTP_SECONDS=3 PG_EVENTS=5000 ENCODE_EVENTS=10000 DRAIN_EVENTS=10000 DRAIN_RUNS=1
+  COMPACT_EVENTS=10000
   COLD_RUNS=5 PROFILE_EVENTS=1000 PROFILE_REQUESTS="50 1" CRITERION_ARGS=(--warm-up-time 0.5 --measurement-time 1)
 else
   ROUNDS=3 HTTP_SECONDS=10 PG_EVENTS=50000 ENCODE_EVENTS=100000 DRAIN_EVENTS=100000 DRAIN_RUNS=3
+  COMPACT_EVENTS=100000
   COLD_RUNS=20 PROFILE_EVENTS=5000 PROFILE_REQUESTS="200 4" CRITERION_ARGS=()
 fi
+# An hour as the scheduled runs leave it: one raw file per 5-minute run, 2% of the events twice.
+COMPACT_FILES=12 COMPACT_DUPLICATE_PCT=2
 RESULTS=$ROOT/bench/results
 BENCH_VENV=$LOCAL/bench-venv
 WORK=$(mktemp -d)
@@ -141,6 +145,15 @@ drain() {
   done | jq -s '{runs: .}'
 }
 
+compaction() {
+  local i
+  for i in $(seq 1 "$ROUNDS"); do
+    log "compaction round $i of $ROUNDS"
+    DATABASE_URL=$BENCH_DB_URL EIS_QUEUE_URL=$QUEUE_URL EIS_BUCKET=$NAME \
+      "$EIS_BENCH" compact "$COMPACT_EVENTS" "$COMPACT_FILES" "$COMPACT_DUPLICATE_PCT"
+  done | jq -s '{runs: .}'
+}
+
 cold_start() {
   local sizes
   sizes=$(
@@ -178,6 +191,7 @@ section pg_write pg_write
 section ingest_http ingest_http
 section encoding encoding
 section drain drain
+section compaction compaction
 section cold_start cold_start
 section profile profile
 
@@ -196,22 +210,23 @@ jq -n \
   --arg moto "$($PY -c 'import moto; print(moto.__version__)')" \
   --arg python "$(version "$PY" --version)" \
   --arg matplotlib "$("$BENCH_VENV/bin/python" -c 'import matplotlib; print(matplotlib.__version__)')" \
-  --arg sizes "rounds=$ROUNDS http_seconds=$HTTP_SECONDS pg_events=$PG_EVENTS encode_events=$ENCODE_EVENTS drain_events=$DRAIN_EVENTS drain_runs=$DRAIN_RUNS cold_runs=$COLD_RUNS profile_events=$PROFILE_EVENTS profile_requests=$PROFILE_REQUESTS" \
+  --arg sizes "rounds=$ROUNDS http_seconds=$HTTP_SECONDS pg_events=$PG_EVENTS encode_events=$ENCODE_EVENTS drain_events=$DRAIN_EVENTS drain_runs=$DRAIN_RUNS compact_events=$COMPACT_EVENTS compact_files=$COMPACT_FILES cold_runs=$COLD_RUNS profile_events=$PROFILE_EVENTS profile_requests=$PROFILE_REQUESTS" \
   '{started_at: $started, quick: ($quick == 1), total_seconds: $seconds, sizes: $sizes, commit: $commit,
     machine: {nproc: ($nproc | tonumber), cpu: $cpu, memory: $mem, kernel: $kernel,
               load_average_start: $load_start, load_average_end: $load_end},
     versions: {rustc: $rustc, cargo: $cargo, wrk: $wrk, valgrind: $valgrind, postgres: $postgres,
                moto: $moto, python: $python, matplotlib: $matplotlib}}' >"$WORK/meta.json"
-for key in validation pg_write ingest_http encoding drain cold_start profile; do
+for key in validation pg_write ingest_http encoding drain compaction cold_start profile; do
   jq --argjson s "$(cat "$WORK/$key.seconds")" '. + {section_seconds: $s}' "$WORK/$key.json" >"$WORK/$key.final.json"
 done
 jq -n --slurpfile meta "$WORK/meta.json" \
   --slurpfile validation "$WORK/validation.final.json" --slurpfile pg_write "$WORK/pg_write.final.json" \
   --slurpfile ingest_http "$WORK/ingest_http.final.json" --slurpfile encoding "$WORK/encoding.final.json" \
-  --slurpfile drain "$WORK/drain.final.json" --slurpfile cold_start "$WORK/cold_start.final.json" \
+  --slurpfile drain "$WORK/drain.final.json" --slurpfile compaction "$WORK/compaction.final.json" \
+  --slurpfile cold_start "$WORK/cold_start.final.json" \
   --slurpfile profile "$WORK/profile.final.json" \
   '$meta[0] + {validation: $validation[0], pg_write: $pg_write[0], ingest_http: $ingest_http[0],
-    encoding: $encoding[0], drain: $drain[0], cold_start: $cold_start[0], profile: $profile[0]}' \
+    encoding: $encoding[0], drain: $drain[0], compaction: $compaction[0], cold_start: $cold_start[0], profile: $profile[0]}' \
   >"$RESULTS/latest.json"
 "$BENCH_VENV/bin/python" bench/report.py "$RESULTS/latest.json" BENCHMARKS.md "$RESULTS/ingest-throughput-p99.png"
 log "done in $((SECONDS - T0)) s: $RESULTS/latest.json, BENCHMARKS.md"

@@ -4,10 +4,12 @@
 //!   eis-bench bodies OUT_DIR                 request bodies for the HTTP load generator
 //!   eis-bench pg-write EVENTS ROUNDS         PgEventStore::insert vs \copy vs INSERT per row
 //!   eis-bench encode EVENTS ROUNDS OUT_DIR   queue message bodies → zstd Parquet
+//!   eis-bench compact EVENTS FILES DUP_PCT   one hour of FILES raw files compacted
 //!   eis-bench cpu-path ingest|archive EVENTS the pure-CPU work of one path, for callgrind
 //!   eis-bench sqs-stub PORT                  an SQS stand-in that accepts everything
 //!   eis-bench serve-ingest                   the ingest function's local server, for callgrind
 
+mod compaction;
 mod cpu_path;
 mod encode;
 mod pg_write;
@@ -46,10 +48,15 @@ fn main() -> anyhow::Result<()> {
         ["encode", events, rounds, out] => {
             encode::run(number(events)?, number(rounds)?, out.as_ref())?
         }
+        ["compact", events, files, duplicates] => runtime()?.block_on(compaction::run(
+            number(events)?,
+            number(files)?,
+            number(duplicates)?,
+        ))?,
         ["cpu-path", path, events] => cpu_path::run(path, number(events)?)?,
         _ => bail!(
             "usage: eis-bench bodies OUT_DIR | pg-write EVENTS ROUNDS | \
-             encode EVENTS ROUNDS OUT_DIR | cpu-path ingest|archive EVENTS | sqs-stub PORT | serve-ingest"
+             encode EVENTS ROUNDS OUT_DIR | compact EVENTS FILES DUP_PCT | cpu-path ingest|archive EVENTS | sqs-stub PORT | serve-ingest"
         ),
     };
     println!("{report}");

@@ -106,6 +106,9 @@ pub async fn run(n: usize, rounds: usize) -> anyhow::Result<Value> {
                 Method::RowByRow => row_by_row(&admin, rows).await?,
             }
             let seconds = started.elapsed().as_secs_f64();
+            // COPY's backend is psql's and ends with it: wait until the postmaster has reaped
+            // it, so that its CPU shows in the postmaster's children's times.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
             let cpu = cluster_cpu_seconds(postmaster)? - cpu_before;
             let stored: i64 = admin
                 .query_one("SELECT count(*) FROM exp.events", &[])

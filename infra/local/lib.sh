@@ -32,7 +32,9 @@ pid_alive() {
 
 # Run a command as the postgres user when we are root (PostgreSQL refuses to run as root).
 as_pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  # From /: the postgres user may not be allowed into the clone's directory (a 0700 home);
+  # every path handed to it is absolute.
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 # The user the private cluster runs as (who owns $PGDIR).

@@ -153,6 +153,11 @@ impl<'a> Decimal<'a> {
         self.negative == other.negative && a_mag == b_mag && a.eq(b)
     }
 
+    /// How many significant digits the value has (none for zero).
+    fn significant_digits(&self) -> usize {
+        self.significant().1.count()
+    }
+
     /// The position of the first significant digit relative to the
     /// decimal point, and the digits without leading or trailing zeros.
     fn significant(&self) -> (i64, impl Iterator<Item = &u8> + '_) {
@@ -178,10 +183,13 @@ impl<'a> Decimal<'a> {
 #[derive(Debug)]
 pub(crate) struct TooLong;
 
-/// True when the decimal value of the JSON number `text` is the value of
-/// `parsed` either as f64 prints it (shortest round-trip digits) or as its
-/// exact binary value, so storing the f64 loses nothing: `0.1`, `1e2` and
-/// `18446744073709551616` pass, `9007199254740993` does not.
+/// True when the JSON number `text`, which parses to `parsed`, names that
+/// f64 without loss: its decimal value is a shortest round-trip form of
+/// `parsed` (no decimal with fewer significant digits parses to it; where
+/// two such forms tie, as 1256137158978403.2 and .3 for ...403.25, either
+/// one), or the exact binary value. `0.1`, `1e2` and `18446744073709551616`
+/// pass, `9007199254740993` and `0.10000000000000001` (which reads back as
+/// `0.1`) do not.
 pub(crate) fn is_exact_f64(text: &str, parsed: f64) -> bool {
     let Some(given) = Decimal::parse(text) else {
         return false;
@@ -189,8 +197,22 @@ pub(crate) fn is_exact_f64(text: &str, parsed: f64) -> bool {
     // Display of a finite f64 never uses an exponent and fits the buffer
     // (at most 327 bytes: `-0.` + 323 zeros + a digit).
     let mut buf = StackText::<400>::default();
-    if write!(buf, "{parsed}").is_ok() && buf.same_value(&given) {
-        return true;
+    if write!(buf, "{parsed}").is_ok() {
+        if buf.same_value(&given) {
+            return true;
+        }
+        // Another shortest form: as many digits at most, and the exact value
+        // correctly rounded to them (`{:e}` rounds half to even, Display may
+        // take the other side of a tie).
+        let shortest = buf.decimal().map_or(0, |d| d.significant_digits());
+        let digits = given.significant_digits().max(1);
+        let mut rounded = StackText::<400>::default();
+        if digits <= shortest
+            && write!(rounded, "{parsed:.*e}", digits - 1).is_ok()
+            && rounded.same_value(&given)
+        {
+            return true;
+        }
     }
     // The exact binary value has at most 1074 fractional digits; only
     // texts that already failed the common check pay for writing them.
@@ -214,9 +236,12 @@ impl<const N: usize> Default for StackText<N> {
 }
 
 impl<const N: usize> StackText<N> {
+    fn decimal(&self) -> Option<Decimal<'_>> {
+        Decimal::parse(std::str::from_utf8(&self.bytes[..self.len]).ok()?)
+    }
+
     fn same_value(&self, other: &Decimal<'_>) -> bool {
-        let text = std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("");
-        Decimal::parse(text).is_some_and(|d| d.same_value(other))
+        self.decimal().is_some_and(|d| d.same_value(other))
     }
 }
 
@@ -296,6 +321,9 @@ mod tests {
             "18446744073709551616",
             "18446744073709552000",
             "0.1000000000000000055511151231257827021181583404541015625",
+            // Both shortest forms of 1256137158978403.25 (found by the property test).
+            "1256137158978403.2",
+            "1256137158978403.3",
         ] {
             let parsed: f64 = ok.parse().expect("a number");
             assert!(is_exact_f64(ok, parsed), "{ok}");

@@ -16,6 +16,11 @@ ensure_venv() {
   local req="$ROOT/infra/tools/requirements-$name.txt" venv="$TOOLS_DIR/$name"
   local stamp="$venv/.requirements"
   [ -f "$req" ] || die "missing $req"
+  # Two clones (or worktrees) sharing EIS_TOOLS_DIR must not install into one venv at once:
+  # one would delete the other's half-made venv and leave a stamped, broken one. The lock is
+  # released when this function's caller, a $(...) subshell, exits.
+  exec {lock}>"$TOOLS_DIR/.$name.lock"
+  flock "$lock"
   if [ -x "$venv/bin/python" ] && cmp -s "$req" "$stamp"; then
     printf '%s\n' "$venv"
     return 0

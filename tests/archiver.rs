@@ -37,6 +37,7 @@ fn config(db: &TestDb, queue: &TestQueue, bucket: &str) -> Config {
 fn config_for(db: eis_store::DbConfig, queue: &TestQueue, bucket: &str) -> Config {
     Config {
         db,
+        roles: None,
         queue_url: queue.url.clone(),
         bucket: bucket.to_string(),
         prefix: String::new(),

@@ -48,7 +48,7 @@ if [ -z "$partial_bundle" ]; then
 fi
 
 printf '\nbootstrap binaries (arm64):\n'
-for fn in IngestFunction ArchiverFunction; do
+for fn in IngestFunction ArchiverFunction MigratorFunction; do
   bin="$BUILD_DIR/$fn/bootstrap"
   [ -f "$bin" ] || die "$bin was not built"
   bytes=$(stat -c %s "$bin")

@@ -1,17 +1,19 @@
 """The database roles of migrations/V4__roles.sql, on the local PostgreSQL.
 
-The migrations run as a user with the rights of the RDS master user (LOGIN CREATEROLE, owner of
-its database, not a superuser), through the project's own runner (eis-migrate). A login user in
-eis_app must then be able to do what ingest and the archiver do, and nothing that changes or
-destroys the schema: no DROP, TRUNCATE, ALTER, DELETE, CREATE, and no UPDATE but handed_off_at.
+The migrations run through the project's own runner (eis-migrate), both ways the fixture
+`migrated` describes. A login user in eis_app must then be able to do what ingest and the
+archiver do, and nothing that changes or destroys the schema: no DROP, TRUNCATE, ALTER, DELETE,
+CREATE, and no UPDATE but handed_off_at.
 """
 
+import json
 import os
 import subprocess
 import urllib.parse as u
 import uuid
 from pathlib import Path
 
+import boto3
 import pytest
 
 from conftest import ROOT
@@ -36,27 +38,62 @@ def ok(url: str, sql: str) -> str:
     return r.stdout.strip()
 
 
-@pytest.fixture()
-def migrated(env):
-    """A database migrated by an RDS-master-like user; yields (admin url, db, app user url)."""
+def secret(env: dict, name: str, user: str, password: str) -> str:
+    """A secret on moto shaped like RDS's (username, password); returns its ARN."""
+    client = boto3.client("secretsmanager", endpoint_url=env["AWS_ENDPOINT_URL"],
+                          region_name=env.get("AWS_REGION", "us-east-1"),
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    answer = client.create_secret(Name=name, SecretString=json.dumps(
+        {"username": user, "password": password}))
+    return answer["ARN"]
+
+
+def eis_migrate(env: dict, url: str, extra: dict) -> str:
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    migrate = target / "debug" / "eis-migrate"
+    assert migrate.exists(), f"{migrate} missing: `make up` builds it"
+    run = subprocess.run([str(migrate)], env={**env, "DATABASE_URL": url, **extra},
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
+@pytest.fixture(params=["as-master", "deploy"])
+def migrated(env, request):
+    """A database migrated the two ways EIS does it; yields (admin url, db, app user url).
+
+    as-master: `make migrate` as an RDS-master-like user (LOGIN CREATEROLE, owner of its
+    database, not a superuser), then a login user joins eis_app by hand.
+    deploy: what the deploy's migrator function does (eis_store::migrate::deploy), with three
+    secrets on moto: the master user's creates the application and migrator login users, and
+    the migrator applies the migrations.
+    """
     suffix = uuid.uuid4().hex[:10]
     db, master, app = f"eis_roles_{suffix}", f"eis_master_{suffix}", f"eis_app_{suffix}"
+    migrator = f"eis_deploy_{suffix}"
     admin = url_for(env["DATABASE_URL"], "postgres", "postgres")
     ok(admin, f"CREATE ROLE {master} LOGIN CREATEROLE")
     try:
         ok(admin, f"CREATE DATABASE {db} OWNER {master}")
-        target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-        migrate = target / "debug" / "eis-migrate"
-        assert migrate.exists(), f"{migrate} missing: `make up` builds it"
-        run = subprocess.run([str(migrate)], env={**env, "DATABASE_URL": url_for(
-            env["DATABASE_URL"], master, db)}, capture_output=True, text=True, timeout=120)
-        assert run.returncode == 0, run.stderr
-        ok(admin, f"CREATE ROLE {app} LOGIN IN ROLE eis_app")
+        if request.param == "as-master":
+            eis_migrate(env, url_for(env["DATABASE_URL"], master, db), {})
+            ok(admin, f"CREATE ROLE {app} LOGIN IN ROLE eis_app")
+        else:
+            secrets = {
+                "EIS_DB_ADMIN_SECRET_ARN": secret(env, f"master-{suffix}", master, "m-pw"),
+                "EIS_DB_MIGRATOR_SECRET_ARN": secret(env, f"migrator-{suffix}", migrator, "d-pw"),
+                "EIS_DB_SECRET_ARN": secret(env, f"app-{suffix}", app, "a-pw"),
+            }
+            # As in the template: the URL names no user; each step's secret does.
+            p = u.urlsplit(env["DATABASE_URL"])
+            url = u.urlunsplit(p._replace(netloc=f"{p.hostname}:{p.port}", path=f"/{db}"))
+            eis_migrate(env, url, secrets)
+            request.node.deploy = (url, secrets, migrator)
         yield admin, db, url_for(env["DATABASE_URL"], app, db)
     finally:
         psql(admin, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        psql(admin, f"DROP ROLE IF EXISTS {app}")
-        psql(admin, f"DROP ROLE IF EXISTS {master}")
+        for role in (app, migrator, master):
+            psql(admin, f"DROP ROLE IF EXISTS {role}")
 
 
 INSERT = """INSERT INTO exp.events (event_id, event_type, unit_type, unit_id, "timestamp")
@@ -125,3 +162,27 @@ def test_the_migrator_owns_everything_and_later_tables_are_covered(migrated):
     ok(app, "INSERT INTO exp.later VALUES (1)")
     assert ok(app, "SELECT count(*) FROM exp.later") == "1"
     assert psql(app, "DROP TABLE exp.later").returncode != 0
+
+
+@pytest.mark.parametrize("migrated", ["deploy"], indirect=True)
+def test_the_deploy_runs_the_migrations_as_the_migrator_and_is_repeatable(migrated, env, request):
+    admin, db, app = migrated
+    url, secrets, migrator = request.node.deploy
+    db_admin = url_for(admin, "postgres", db)
+    # The migration history, like the schema, belongs to the group role, not to the login
+    # user or the master; the master user owns nothing the migrations made.
+    assert ok(db_admin, "SELECT pg_get_userbyid(relowner) FROM pg_class "
+                        "WHERE oid = 'public.eis_schema_history'::regclass") == "eis_migrator"
+    app_user = u.urlsplit(app).username
+    members = ok(db_admin, f"""SELECT string_agg(r.rolname || '>' || m.rolname, ',' ORDER BY r.rolname)
+                              FROM pg_auth_members am JOIN pg_roles r ON r.oid = am.member
+                              JOIN pg_roles m ON m.oid = am.roleid
+                              WHERE r.rolname IN ('{app_user}', '{migrator}')""")
+    assert members == f"{app_user}>eis_app,{migrator}>eis_migrator"
+    before = ok(db_admin, f"SELECT rolpassword FROM pg_authid WHERE rolname = '{app_user}'")
+    assert before.startswith("SCRAM-SHA-256$")
+    # A second deploy applies nothing and sets the passwords afresh (a rotated secret).
+    assert "up to date" in eis_migrate(env, url, secrets)
+    after = ok(db_admin, f"SELECT rolpassword FROM pg_authid WHERE rolname = '{app_user}'")
+    assert after.startswith("SCRAM-SHA-256$") and after != before
+    ok(app, INSERT)

@@ -52,6 +52,7 @@ impl Stack {
     pub fn config(&self, compaction: CompactionPolicy) -> Config {
         Config {
             db: self.db().config(),
+            roles: None,
             queue_url: self.queue().url.clone(),
             bucket: self.bucket.clone(),
             prefix: String::new(),

@@ -1,6 +1,6 @@
 """The migrations custom resource's inline handler (template.yaml, MigrationsFunction), run
 against stand-ins for boto3 and cfnresponse: it must always answer CloudFormation, invoke the
-archiver with {"action": "migrate"} on Create and Update, and do nothing on Delete."""
+migrator with {"action": "migrate"} on Create and Update, and do nothing on Delete."""
 
 import io
 import json
@@ -57,7 +57,7 @@ def handler_env(template, monkeypatch):
     }.items():
         monkeypatch.setitem(sys.modules, name, module)
     for key, value in fn["Environment"]["Variables"].items():
-        monkeypatch.setenv(key, value if isinstance(value, str) else "arn:aws:lambda:archiver:live")
+        monkeypatch.setenv(key, value if isinstance(value, str) else "arn:aws:lambda:migrator:live")
     module = types.ModuleType("index")
     exec(compile(fn["Code"]["ZipFile"], "index.py", "exec"), module.__dict__)  # noqa: S102
     return module, sent, client
@@ -70,7 +70,7 @@ def event(request_type):
         "StackId": "stack",
         "RequestId": "request",
         "LogicalResourceId": "Migrations",
-        "ResourceProperties": {"ArchiverVersion": "arn:aws:lambda:archiver:7"},
+        "ResourceProperties": {"MigratorVersion": "arn:aws:lambda:migrator:7"},
     }
 
 
@@ -118,7 +118,7 @@ def test_physical_id_is_stable(handler_env):
 
 
 class Throttled(Exception):
-    """What botocore raises when the archiver's reserved concurrency is in use."""
+    """What botocore raises when the account's concurrency is exhausted."""
 
     def __init__(self, code="TooManyRequestsException"):
         super().__init__(f"An error occurred ({code}) when calling the Invoke operation: Rate Exceeded.")
@@ -154,15 +154,15 @@ def fake_clock(monkeypatch, handler_env):
     return slept
 
 
-def test_throttled_invoke_is_retried_until_the_scheduled_run_ends(handler_env, fake_clock, monkeypatch):
-    """A scheduled archiver run holds the reserved concurrency (1) for up to 300 s."""
+def test_throttled_invoke_is_retried_for_minutes(handler_env, fake_clock, monkeypatch):
+    """A burst of ingest traffic can hold the account's concurrency for a few minutes."""
     module, sent, _ = handler_env
     client = ThrottledThen(times=12)
     monkeypatch.setattr(module.boto3, "client", lambda service, config=None: client)
     module.handler(event("Update"), None)
     assert [s["status"] for s in sent] == [SUCCESS]
     assert len(client.calls) == 13
-    assert sum(fake_clock) >= 300, "waits out a whole scheduled run"
+    assert sum(fake_clock) >= 300, "waits out a burst of five minutes"
     assert max(fake_clock) <= 30
 
 
@@ -186,13 +186,24 @@ def test_other_errors_are_not_retried(handler_env, fake_clock, monkeypatch):
 
 
 def test_timeouts_leave_room_for_retries_and_one_run(template):
-    """Retry window + one archiver run + a margin fit in the function's and the resource's timeouts."""
+    """Retry window + one migrator run + a margin fit in the function's and the resource's timeouts."""
     r = template["Resources"]
     fn = r["MigrationsFunction"]["Properties"]
     env = fn["Environment"]["Variables"]
     retry, read = int(env["RETRY_THROTTLED_SECONDS"]), int(env["READ_TIMEOUT_SECONDS"])
-    archiver_timeout = r["ArchiverFunction"]["Properties"]["Timeout"]
-    assert retry >= archiver_timeout, "a scheduled run can hold the slot for its whole timeout"
-    assert read > archiver_timeout
+    migrator_timeout = r["MigratorFunction"]["Properties"]["Timeout"]
+    assert retry >= 300
+    assert read > migrator_timeout
     assert retry + read + 20 <= fn["Timeout"] <= 900
     assert r["Migrations"]["Properties"]["ServiceTimeout"] > fn["Timeout"]
+
+
+def test_no_scheduled_run_can_hold_the_migrator(template):
+    """The deploy's invoke goes to a function of its own: no schedule, no reserved slot that
+    an archiver run could take (the archiver's ArchiverReservedConcurrency is 1 in prod)."""
+    r = template["Resources"]
+    migrator = r["MigratorFunction"]["Properties"]
+    assert not migrator.get("Events")
+    assert "ReservedConcurrentExecutions" not in migrator
+    env = r["MigrationsFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["MIGRATOR_FUNCTION"] == {"Ref": "MigratorFunction.Alias"}

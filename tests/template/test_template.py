@@ -13,7 +13,8 @@ import pytest
 
 from conftest import ROOT, load_cfn
 
-FUNCTIONS = {"IngestFunction": "ingest", "ArchiverFunction": "archiver"}
+# The migrator runs the archiver's binary ({"action": "migrate"}) with other secrets and rights.
+FUNCTIONS = {"IngestFunction": "ingest", "ArchiverFunction": "archiver", "MigratorFunction": "archiver"}
 COMMON_ENV = {"DATABASE_URL", "EIS_DB_SECRET_ARN", "EIS_PG_CA_FILE", "EIS_QUEUE_URL", "RUST_LOG"}
 ARCHIVER_ENV = {
     "EIS_BUCKET",
@@ -23,6 +24,12 @@ ARCHIVER_ENV = {
     "EIS_SWEEP_GRACE_SECS",
 }
 INGEST_ENV = {"EIS_MAX_BODY_BYTES", "EIS_MAX_BATCH_EVENTS", "EIS_MAX_EVENT_BYTES"}
+# Only the migrator holds the master user's and the migrator user's secrets.
+DEPLOY_SECRETS_ENV = {"EIS_DB_ADMIN_SECRET_ARN": "DbAdminSecretArn",
+                      "EIS_DB_MIGRATOR_SECRET_ARN": "DbMigratorSecretArn"}
+MIGRATOR_ENV = set(DEPLOY_SECRETS_ENV) | {"EIS_BUCKET"}
+FUNCTION_ENV = {"IngestFunction": INGEST_ENV, "ArchiverFunction": ARCHIVER_ENV,
+                "MigratorFunction": MIGRATOR_ENV}
 ROUTES = {("post", "/events"), ("post", "/events/batch"), ("get", "/health")}
 # The only actions allowed on Resource "*": IAM cannot scope these Describe calls, and Lambda
 # needs them to manage the functions' network interfaces in the VPC.
@@ -143,23 +150,27 @@ def check_functions(t):
         assert res["Metadata"]["BuildMethod"] == "rust-cargolambda", name
         assert res["Metadata"]["BuildProperties"]["Binary"] == binary, name
         binaries.append(binary)
-    assert len(set(binaries)) == len(binaries), "each function needs its own binary"
+    assert sorted(binaries) == ["archiver", "archiver", "ingest"], binaries
 
 
 def check_environment(t):
     for name in FUNCTIONS:
         env = props(t, name)["Environment"]["Variables"]
-        expected = COMMON_ENV | (ARCHIVER_ENV if name == "ArchiverFunction" else INGEST_ENV)
+        expected = COMMON_ENV | FUNCTION_ENV[name]
         missing = expected - set(env)
         assert not missing, f"{name} lacks {sorted(missing)}"
+        for key, param in DEPLOY_SECRETS_ENV.items():
+            if name == "MigratorFunction":
+                assert env[key] == {"Ref": param}, key
+            else:
+                assert key not in env, f"{name} must not hold {key}"
         for key, value in env.items():
             assert "PASSWORD" not in key.upper(), f"{name}.{key}: no password in the environment"
             assert "password" not in json.dumps(value).lower(), f"{name}.{key}"
         url = sub_text(env["DATABASE_URL"])
         assert url.startswith("postgres://"), url
         assert "sslmode=verify-full" in url, "TLS to the database must verify the server"
-        userinfo = url[len("postgres://") :].split("@", 1)[0]
-        assert ":" not in userinfo, "DATABASE_URL must not carry a password"
+        assert "@" not in url, "DATABASE_URL names no user: each function's secret does"
         assert env["EIS_DB_SECRET_ARN"] == {"Ref": "DbSecretArn"}
         assert env["EIS_QUEUE_URL"] == {"Ref": "EventsQueue"}
     ingest = props(t, "IngestFunction")["Environment"]["Variables"]
@@ -244,6 +255,21 @@ def check_archiver_permissions(t):
     for forbidden in ("s3:DeleteBucket", "s3:PutBucketPolicy", "s3:PutLifecycleConfiguration",
                       "s3:BypassGovernanceRetention", "s3:DeleteObjectVersion", "sqs:DeleteQueue"):
         assert not allowed(stmts, forbidden), forbidden
+
+
+def check_migrator_permissions(t):
+    """The migrator reads the three database secrets and touches nothing else; no other role
+    may read the master's or the migrator's secret."""
+    stmts = role_statements(t, "MigratorFunction")
+    secrets = [{"Ref": "DbAdminSecretArn"}, {"Ref": "DbMigratorSecretArn"}, {"Ref": "DbSecretArn"}]
+    assert allowed(stmts, "secretsmanager:GetSecretValue") == secrets
+    actions = {a for s in stmts for a in as_list(s["Action"])}
+    assert not {a for a in actions if a.split(":")[0] in ("s3", "sqs", "lambda", "glue")}, actions
+    role = ref_target(props(t, "MigratorFunction")["Role"])
+    for name, s in identity_statements(t):
+        if name != role:
+            for resource in as_list(s.get("Resource", [])):
+                assert resource not in secrets[:2], f"{name} may read {resource}"
 
 
 def check_schedule(t):
@@ -400,14 +426,15 @@ def check_migrations(t):
     assert cr["Type"].startswith("Custom::")
     p = cr["Properties"]
     assert p["ServiceToken"] == {"Fn::GetAtt": ["MigrationsFunction", "Arn"]}
-    assert {"Ref": "ArchiverFunction.Version"} in p.values(), "re-run on each new archiver version"
+    assert {"Ref": "MigratorFunction.Version"} in p.values(), "re-run on each new migrator version"
     fn = props(t, "MigrationsFunction")
-    assert fn["Environment"]["Variables"]["ARCHIVER_FUNCTION"] == {"Ref": "ArchiverFunction.Alias"}
+    assert fn["Environment"]["Variables"]["MIGRATOR_FUNCTION"] == {"Ref": "MigratorFunction.Alias"}
     code = fn["Code"]["ZipFile"]
     assert "cfnresponse" in code and '"migrate"' in code
     migrations_role = [s for _, s in identity_statements(t) if _ == ref_target(fn["Role"])]
-    assert allowed(migrations_role, "lambda:InvokeFunction") == [{"Ref": "ArchiverFunction.Alias"}]
-    assert "Migrations" in as_list(t["Resources"]["IngestFunction"].get("DependsOn", []))
+    assert allowed(migrations_role, "lambda:InvokeFunction") == [{"Ref": "MigratorFunction.Alias"}]
+    for name in ("IngestFunction", "ArchiverFunction"):
+        assert "Migrations" in as_list(t["Resources"][name].get("DependsOn", [])), name
 
 
 def check_alarms(t):
@@ -456,6 +483,7 @@ CHECKS = {f.__name__[len("check_") :]: f for f in [
     check_roles_are_explicit,
     check_ingest_permissions,
     check_archiver_permissions,
+    check_migrator_permissions,
     check_schedule,
     check_queues,
     check_timeouts,
@@ -586,9 +614,18 @@ MUTATIONS = [
     ("api_stage_and_throttling", _set([R, "IngestApi", P, "StageName"], "prod")),
     ("api_stage_and_throttling", _set([R, "IngestApi", P, "DefaultRouteSettings", "ThrottlingRateLimit"],
                                       10000)),
-    ("migrations", _set([R, "Migrations", P, "ArchiverVersion"], "1")),
-    ("migrations", _edit_statement("MigrationsRole", "InvokeArchiver", Resource="*")),
+    ("migrations", _set([R, "Migrations", P, "MigratorVersion"], "1")),
+    ("migrations", _edit_statement("MigrationsRole", "InvokeMigrator", Resource="*")),
     ("migrations", _delete([R, "IngestFunction", "DependsOn"])),
+    ("migrations", _delete([R, "ArchiverFunction", "DependsOn"])),
+    ("migrator_permissions", _edit_statement("ArchiverRole", "DatabaseSecret",
+                                             Resource={"Ref": "DbAdminSecretArn"})),
+    ("migrator_permissions", _edit_statement("MigratorRole", "DatabaseSecrets",
+                                             Action=["secretsmanager:GetSecretValue", "sqs:SendMessage"])),
+    ("environment", _set([R, "IngestFunction", P, "Environment", "Variables",
+                          "EIS_DB_ADMIN_SECRET_ARN"], {"Ref": "DbAdminSecretArn"})),
+    ("environment", _delete([R, "MigratorFunction", P, "Environment", "Variables",
+                             "EIS_DB_MIGRATOR_SECRET_ARN"])),
     ("alarms", _delete([R, "DeadLetterQueueNotEmptyAlarm"])),
     ("alarms", _set([R, "QueueBacklogAgeAlarm", P, "Threshold"], 3600)),
     ("alarms", _set([R, "ArchiverErrorsAlarm", P, "AlarmActions"], [])),
@@ -691,8 +728,8 @@ def test_database_outputs_feed_the_main_template(database_template, template):
     """Every database output but VpcId is a parameter of template.yaml of the same name."""
     outputs = set(database_template["Outputs"]) - {"VpcId"}
     db_params = {
-        "DbSubnetIds", "LambdaSecurityGroupId", "DbSecretArn", "DbHost", "DbProxyEndpoint",
-        "DbPort", "DbName", "DbUser", "DbInstanceIdentifier",
+        "DbSubnetIds", "LambdaSecurityGroupId", "DbSecretArn", "DbMigratorSecretArn",
+        "DbAdminSecretArn", "DbHost", "DbProxyEndpoint", "DbPort", "DbName", "DbInstanceIdentifier",
     }
     assert outputs == db_params
     assert db_params <= set(template["Parameters"])

@@ -47,6 +47,6 @@ impl Archiver {
 
     /// Applies pending migrations; returns the names of those applied now.
     pub async fn migrate(&self) -> Result<Vec<String>, ArchiveError> {
-        Ok(migrate::run(self.store.db()).await?)
+        Ok(migrate::deploy(&self.config.db, self.config.roles.as_ref()).await?)
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use eis_store::config::{millis, or_default, required};
 use eis_store::maintenance::MaintenancePolicy;
-use eis_store::{DbConfig, EnvError};
+use eis_store::{DbConfig, EnvError, RoleSecrets};
 
 use crate::compact::CompactionPolicy;
 use crate::group::BufferLimits;
@@ -17,6 +17,9 @@ const MIB: usize = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub db: DbConfig,
+    /// The `{"action":"migrate"}` step's role secrets (`EIS_DB_ADMIN_SECRET_ARN`,
+    /// `EIS_DB_MIGRATOR_SECRET_ARN`): set only on the deploy's migrator function.
+    pub roles: Option<RoleSecrets>,
     /// The archive queue (`EIS_QUEUE_URL`).
     pub queue_url: String,
     /// The archive bucket (`EIS_BUCKET`).
@@ -77,6 +80,7 @@ impl Config {
         };
         Ok(Self {
             db: DbConfig::from_env()?,
+            roles: RoleSecrets::from_env()?,
             queue_url: required("EIS_QUEUE_URL")?,
             bucket: required("EIS_BUCKET")?,
             prefix: prefix(or_default("EIS_ARCHIVE_PREFIX", String::new())?)?,

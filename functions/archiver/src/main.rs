@@ -1,6 +1,9 @@
 //! Entry point. Under Lambda (AWS_LAMBDA_RUNTIME_API set) it serves invocations; otherwise it
 //! runs ONE input now, from the JSON file given as argument (default: a scheduled run), with
 //! a deadline of EIS_LOCAL_DEADLINE_SECS, and prints the answer as JSON on stdout.
+// The migrate action's futures (three Secrets Manager reads, refinery) nest deeper than
+// rustc's default layout depth of 128.
+#![recursion_limit = "256"]
 
 use anyhow::Context;
 use archiver::app::Archiver;

@@ -84,3 +84,32 @@ impl DbConfig {
         })
     }
 }
+
+/// The secrets of a least-privilege migration step (docs/deploy.md, "Database roles"): the
+/// master user's (`EIS_DB_ADMIN_SECRET_ARN`), used only to create the two login users and set
+/// their passwords, and the migrator's (`EIS_DB_MIGRATOR_SECRET_ARN`), which then applies the
+/// migrations; the application user's is `EIS_DB_SECRET_ARN`. Unset (locally), the
+/// migrations run as DATABASE_URL's user.
+#[derive(Debug, Clone)]
+pub struct RoleSecrets {
+    pub admin_arn: String,
+    pub migrator_arn: String,
+    pub app_arn: String,
+}
+
+impl RoleSecrets {
+    pub fn from_env() -> Result<Option<Self>, EnvError> {
+        let admin = optional::<String>("EIS_DB_ADMIN_SECRET_ARN")?;
+        let migrator = optional::<String>("EIS_DB_MIGRATOR_SECRET_ARN")?;
+        match (admin, migrator) {
+            (None, None) => Ok(None),
+            (Some(admin_arn), Some(migrator_arn)) => Ok(Some(Self {
+                admin_arn,
+                migrator_arn,
+                app_arn: required("EIS_DB_SECRET_ARN")?,
+            })),
+            (Some(_), None) => Err(EnvError::Missing("EIS_DB_MIGRATOR_SECRET_ARN")),
+            (None, Some(_)) => Err(EnvError::Missing("EIS_DB_ADMIN_SECRET_ARN")),
+        }
+    }
+}

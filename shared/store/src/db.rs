@@ -35,10 +35,44 @@ pub struct Db {
     credentials: Mutex<Option<Credentials>>,
 }
 
+/// A database user's name and password, as a Secrets Manager secret holds them (RDS's own
+/// secrets and those of infra/database.yaml share this shape).
 #[derive(Clone, serde::Deserialize)]
-struct Credentials {
-    username: String,
-    password: String,
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+/// Reads credentials from a secret. A service answer (not found, access denied, a secret of
+/// another shape) is a configuration fault; no answer at all is an outage.
+pub async fn read_secret(arn: &str) -> Result<Credentials, StoreError> {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let answer = aws_sdk_secretsmanager::Client::new(&sdk)
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            let text = format!(
+                "reading secret {arn}: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+            );
+            if e.as_service_error().is_some() {
+                StoreError::Config(text)
+            } else {
+                StoreError::Unavailable(text)
+            }
+        })?;
+    let text = answer
+        .secret_string()
+        .ok_or_else(|| StoreError::Config(format!("secret {arn} holds no string")))?;
+    serde_json::from_str(text).map_err(|e| {
+        StoreError::Config(format!(
+            "secret {arn} is not JSON with username and password: {e}"
+        ))
+    })
 }
 
 impl Db {
@@ -121,34 +155,7 @@ impl Db {
         if let Some(c) = cached.as_ref() {
             return Ok(c.clone());
         }
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
-        let answer = aws_sdk_secretsmanager::Client::new(&sdk)
-            .get_secret_value()
-            .secret_id(arn)
-            .send()
-            .await
-            .map_err(|e| {
-                let text = format!(
-                    "reading secret {arn}: {}",
-                    aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-                );
-                // The service answered (not found, access denied): a configuration fault.
-                if e.as_service_error().is_some() {
-                    StoreError::Config(text)
-                } else {
-                    StoreError::Unavailable(text)
-                }
-            })?;
-        let text = answer
-            .secret_string()
-            .ok_or_else(|| StoreError::Config(format!("secret {arn} holds no string")))?;
-        let credentials: Credentials = serde_json::from_str(text).map_err(|e| {
-            StoreError::Config(format!(
-                "secret {arn} is not JSON with username and password: {e}"
-            ))
-        })?;
+        let credentials = read_secret(arn).await?;
         *cached = Some(credentials.clone());
         Ok(credentials)
     }

@@ -12,10 +12,11 @@ pub mod maintenance;
 pub mod message;
 pub mod migrate;
 pub mod publish;
+pub mod roles;
 pub mod telemetry;
 
 pub use audit::{ArchiveHours, IdDigest, PendingHour};
-pub use config::{DbConfig, EnvError};
+pub use config::{DbConfig, EnvError, RoleSecrets};
 pub use db::Db;
 pub use error::StoreError;
 pub use events::{EventKey, InsertOutcome, PgEventStore};

@@ -2,8 +2,10 @@
 //! recorded in its history table. refinery itself does not lock, so the run holds a
 //! session-level advisory lock: two processes migrating at once apply each file once.
 
-use crate::db::Db;
+use crate::config::{DbConfig, RoleSecrets};
+use crate::db::{read_secret, Db};
 use crate::error::StoreError;
+use crate::roles::{self, LoginUsers};
 
 mod embedded {
     refinery::embed_migrations!("../../migrations");
@@ -11,6 +13,30 @@ mod embedded {
 
 /// Arbitrary but fixed: the advisory lock key that serialises migration runs.
 const MIGRATION_LOCK: i64 = 0x0045_4953_5f6d_6967; // "EIS_mig"
+
+/// The deploy's migration step. With role secrets (in AWS) the master user creates the login
+/// users from their secrets, then the migrator applies the migrations; the master user does
+/// nothing else. Without them (locally) DATABASE_URL's user applies the migrations.
+pub async fn deploy(
+    db: &DbConfig,
+    secrets: Option<&RoleSecrets>,
+) -> Result<Vec<String>, StoreError> {
+    let Some(secrets) = secrets else {
+        return run(&Db::new(db)?).await;
+    };
+    let as_user = |arn: &str| {
+        Db::new(&DbConfig {
+            secret_arn: Some(arn.to_string()),
+            ..db.clone()
+        })
+    };
+    let users = LoginUsers {
+        app: read_secret(&secrets.app_arn).await?,
+        migrator: read_secret(&secrets.migrator_arn).await?,
+    };
+    roles::provision(&as_user(&secrets.admin_arn)?.connect().await?, &users).await?;
+    run(&as_user(&secrets.migrator_arn)?).await
+}
 
 /// Applies the pending migrations; returns the names of those applied by this call.
 pub async fn run(db: &Db) -> Result<Vec<String>, StoreError> {

@@ -14,8 +14,8 @@ use eis_store::{message, Db, PgEventStore, SqsPublisher};
 use eis_tests::api::answer;
 use eis_tests::archive::{hour_ago, policy, Stack};
 use eis_tests::*;
-use ingest::ingest::Ingestor;
 use ingest::routes::{router, AppState};
+use ingest::storage::Storage;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -28,7 +28,7 @@ async fn api(stack: &Stack, sqs: aws_sdk_sqs::Client) -> (String, tokio::task::J
         message::SQS_MAX_MESSAGE_BYTES,
     );
     let state = AppState {
-        ingestor: Arc::new(Ingestor::new(
+        storage: Arc::new(Storage::new(
             PgEventStore::new(Arc::new(Db::new(&stack.db().config()).expect("db"))),
             publisher,
         )),

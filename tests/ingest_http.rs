@@ -9,8 +9,8 @@ use chrono::{Duration, Utc};
 use eis_store::{message, Db, PgEventStore, SqsPublisher};
 use eis_tests::api::*;
 use eis_tests::*;
-use ingest::ingest::Ingestor;
 use ingest::routes::{router, AppState};
+use ingest::storage::Storage;
 use serde_json::{json, Value};
 
 fn gzip(data: &[u8]) -> Vec<u8> {
@@ -406,7 +406,7 @@ async fn queue_unreachable_still_accepts_and_leaves_events_for_the_sweep() {
         message::SQS_MAX_MESSAGE_BYTES,
     );
     let state = AppState {
-        ingestor: Arc::new(Ingestor::new(
+        storage: Arc::new(Storage::new(
             PgEventStore::new(Arc::new(Db::new(&db.config()).expect("db"))),
             publisher,
         )),

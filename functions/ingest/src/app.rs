@@ -8,8 +8,8 @@ use chrono::Utc;
 use eis_store::{aws, Db, PgEventStore, SqsPublisher};
 
 use crate::config::Config;
-use crate::ingest::Ingestor;
 use crate::routes::AppState;
+use crate::storage::Storage;
 
 /// SQS calls: the SDK retries up to this many attempts (standard mode, backoff with jitter).
 const SQS_MAX_ATTEMPTS: u32 = 3;
@@ -24,7 +24,7 @@ pub async fn state(config: &Config) -> Result<AppState, eis_store::StoreError> {
         config.sqs_max_message_bytes,
     );
     Ok(AppState {
-        ingestor: Arc::new(Ingestor::new(PgEventStore::new(db), publisher)),
+        storage: Arc::new(Storage::new(PgEventStore::new(db), publisher)),
         limits: config.limits.clone(),
         max_body_bytes: config.max_body_bytes,
         now: Utc::now,

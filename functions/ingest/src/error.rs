@@ -4,7 +4,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse, Response};
 use axum::Json;
 use eis_contract::{Code, Rejection};
-use serde_json::json;
+use serde::Serialize;
+
+use crate::storage::Refusal;
 
 /// Seconds a client should wait before retrying when storage is unavailable.
 const RETRY_AFTER_SECS: &str = "5";
@@ -24,12 +26,9 @@ pub enum ApiError {
     InvalidGzip,
     #[error("the request body could not be read")]
     UnreadableBody,
-    /// The database refused an event that the contract accepted.
-    #[error("storage refused the event: {0}")]
-    StorageRejected(String),
-    /// The event_id is already stored with other content; the stored event is kept.
-    #[error("event_id {0} is already stored with other content; the stored event is kept")]
-    EventIdConflict(uuid::Uuid),
+    /// Storage did not take an event that the contract accepted.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     #[error("storage is unavailable, retry later")]
     StorageUnavailable,
     #[error("internal error")]
@@ -50,8 +49,7 @@ impl ApiError {
             ApiError::UnsupportedEncoding(_) => "unsupported_content_encoding",
             ApiError::InvalidGzip => "invalid_gzip",
             ApiError::UnreadableBody => "unreadable_body",
-            ApiError::StorageRejected(_) => "storage_rejected",
-            ApiError::EventIdConflict(_) => "event_id_conflict",
+            ApiError::Refused(r) => r.code(),
             ApiError::StorageUnavailable => "storage_unavailable",
             ApiError::Internal => "internal_error",
             ApiError::NotFound => "not_found",
@@ -66,10 +64,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType | ApiError::UnsupportedEncoding(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            ApiError::InvalidGzip | ApiError::UnreadableBody | ApiError::StorageRejected(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            ApiError::EventIdConflict(_) => StatusCode::CONFLICT,
+            ApiError::InvalidGzip
+            | ApiError::UnreadableBody
+            | ApiError::Refused(Refusal::Rejected(_)) => StatusCode::BAD_REQUEST,
+            ApiError::Refused(Refusal::Conflict(_)) => StatusCode::CONFLICT,
             ApiError::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -81,7 +79,7 @@ impl ApiError {
     pub fn message(&self) -> String {
         match self {
             ApiError::Invalid(r) => r.message.clone(),
-            ApiError::StorageRejected(_) => "storage refused the event".into(),
+            ApiError::Refused(r) => r.message(),
             other => other.to_string(),
         }
     }
@@ -107,9 +105,25 @@ impl From<eis_store::StoreError> for ApiError {
     }
 }
 
+/// The body of every error answer (the batch route adds its counts around it).
+#[derive(Serialize)]
+pub struct ErrorBody {
+    pub error: &'static str,
+    pub message: String,
+}
+
+impl From<&ApiError> for ErrorBody {
+    fn from(err: &ApiError) -> Self {
+        ErrorBody {
+            error: err.code(),
+            message: err.message(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": self.code(), "message": self.message() });
+        let body = ErrorBody::from(&self);
         (self.status(), AppendHeaders(self.headers()), Json(body)).into_response()
     }
 }
@@ -142,8 +156,8 @@ mod tests {
             ApiError::UnsupportedEncoding("br".into()),
             ApiError::InvalidGzip,
             ApiError::UnreadableBody,
-            ApiError::StorageRejected(String::new()),
-            ApiError::EventIdConflict(uuid::Uuid::nil()),
+            ApiError::Refused(Refusal::Rejected(String::new())),
+            ApiError::Refused(Refusal::Conflict(uuid::Uuid::nil())),
             ApiError::StorageUnavailable,
             ApiError::Internal,
             ApiError::NotFound,
@@ -157,8 +171,8 @@ mod tests {
                 | ApiError::UnsupportedEncoding(_)
                 | ApiError::InvalidGzip
                 | ApiError::UnreadableBody
-                | ApiError::StorageRejected(_)
-                | ApiError::EventIdConflict(_)
+                | ApiError::Refused(Refusal::Rejected(_))
+                | ApiError::Refused(Refusal::Conflict(_))
                 | ApiError::StorageUnavailable
                 | ApiError::Internal
                 | ApiError::NotFound
@@ -206,7 +220,8 @@ mod tests {
         assert_eq!(status(invalid(Code::BatchTooLarge)), 413);
         assert_eq!(status(ApiError::PayloadTooLarge { limit: 1 }), 413);
         assert_eq!(status(ApiError::UnsupportedMediaType), 415);
-        assert_eq!(status(ApiError::EventIdConflict(uuid::Uuid::nil())), 409);
+        assert_eq!(status(Refusal::Conflict(uuid::Uuid::nil()).into()), 409);
+        assert_eq!(status(Refusal::Rejected("22P05".into()).into()), 400);
         assert_eq!(status(ApiError::StorageUnavailable), 503);
         assert_eq!(status(ApiError::NotFound), 404);
         assert_eq!(status(ApiError::MethodNotAllowed), 405);

@@ -1,11 +1,12 @@
 //! The ingest function: validates events, commits them to PostgreSQL and hands them to SQS
 //! for archival. `main.rs` wires it; this library is what tests drive.
 
+pub mod answer;
 pub mod app;
 pub mod body;
 pub mod config;
 pub mod error;
-pub mod ingest;
 pub mod local;
 pub mod routes;
+pub mod storage;
 pub mod telemetry;

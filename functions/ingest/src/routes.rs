@@ -1,29 +1,26 @@
-//! The HTTP API: POST /events, POST /events/batch, GET /health. Handlers turn requests into
-//! domain calls and answers; statuses come from `ApiError` and the batch rules below.
+//! The HTTP API: POST /events, POST /events/batch, GET /health. Handlers turn a request into
+//! domain calls (validate, then `Storage`) and an answer; answers own their statuses
+//! (answer.rs, error.rs) and `telemetry::log_requests` logs every request once.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{middleware, Router};
 use chrono::{DateTime, Utc};
-use eis_contract::{parse_batch, validate_event, Event, Flag, Limits};
+use eis_contract::{parse_batch, validate_event, Event, Limits};
 use eis_store::InsertOutcome;
-use serde::Serialize;
-use serde_json::json;
-use uuid::Uuid;
 
+use crate::answer::{BatchAnswer, BatchError, BatchRefused, BatchWarning, EventAccepted, Healthy};
 use crate::body;
 use crate::error::ApiError;
-use crate::ingest::{Ingestor, StoreReport};
-use crate::telemetry::RequestLog;
+use crate::storage::{Refusal, Storage};
+use crate::telemetry::{log_requests, RequestLog};
 
 #[derive(Clone)]
 pub struct AppState {
-    pub ingestor: Arc<Ingestor>,
+    pub storage: Arc<Storage>,
     pub limits: Limits,
     pub max_body_bytes: usize,
     /// The clock, injectable so that tests of time rules neither sleep nor race midnight.
@@ -35,142 +32,71 @@ pub fn router(state: AppState) -> Router {
         .route("/events", post(post_event))
         .route("/events/batch", post(post_batch))
         .route("/health", get(health))
-        .fallback(|| async { ApiError::NotFound })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .fallback(|| async { failed(RequestLog::new("unmatched"), ApiError::NotFound) })
+        .method_not_allowed_fallback(|| async {
+            failed(RequestLog::new("unmatched"), ApiError::MethodNotAllowed)
+        })
+        .layer(middleware::from_fn(log_requests))
         .with_state(state)
 }
 
-#[derive(Serialize)]
-struct Accepted<'a> {
-    event_id: Uuid,
-    status: &'static str,
-    /// Present (true) when this event_id was already stored with the same content.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    duplicate: bool,
-    #[serde(skip_serializing_if = "<[Flag]>::is_empty")]
-    warnings: &'a [Flag],
+/// An answer with what its request did attached, for `log_requests`.
+fn logged(answer: impl IntoResponse, log: RequestLog) -> Response {
+    let mut response = answer.into_response();
+    response.extensions_mut().insert(log);
+    response
+}
+
+fn failed(mut log: RequestLog, err: ApiError) -> Response {
+    log.failed(&err);
+    logged(err, log)
 }
 
 async fn post_event(State(state): State<AppState>, request: Request) -> Response {
-    let started = Instant::now();
-    let mut log = RequestLog {
-        request_id: request_id(&request),
-        route: "POST /events",
-        ..Default::default()
-    };
-    let response = match one_event(&state, request, &mut log).await {
-        Ok(response) => response,
-        Err(err) => {
-            log.error = Some(err.code());
-            if let ApiError::Invalid(r) = &err {
-                log.reject(r.code.as_str());
-            }
-            err.into_response()
-        }
-    };
-    log.status = response.status().as_u16();
-    log.finish(started.elapsed());
-    response
+    let mut log = RequestLog::new("POST /events");
+    match one_event(&state, request, &mut log).await {
+        Ok(answer) => logged(answer, log),
+        Err(err) => failed(log, err),
+    }
 }
 
 async fn one_event(
     state: &AppState,
     request: Request,
     log: &mut RequestLog,
-) -> Result<Response, ApiError> {
+) -> Result<EventAccepted, ApiError> {
     let (parts, body) = request.into_parts();
     let bytes = body::read_json(&parts.headers, body, state.max_body_bytes).await?;
     let event = validate_event(&bytes, (state.now)(), &state.limits)?;
-    let report = state.ingestor.ingest(std::slice::from_ref(&event)).await?;
+    let report = state.storage.save(std::slice::from_ref(&event)).await?;
     log.record(&report);
-    let duplicate = match report.outcomes.first() {
-        Some(InsertOutcome::Rejected(reason)) => {
-            return Err(ApiError::StorageRejected(reason.clone()))
-        }
-        Some(InsertOutcome::Conflict) => return Err(ApiError::EventIdConflict(event.event_id)),
-        Some(InsertOutcome::Duplicate) => true,
-        Some(InsertOutcome::Inserted) | None => false,
-    };
+    let outcome = report.outcomes.first().unwrap_or(&InsertOutcome::Inserted);
+    if let Some(refusal) = Refusal::of(outcome, event.event_id) {
+        return Err(refusal.into());
+    }
+    let duplicate = *outcome == InsertOutcome::Duplicate;
     log.accepted = 1;
     log.duplicates = usize::from(duplicate);
     for flag in event.warnings() {
         log.flag(flag.as_str());
     }
-    let body = Accepted {
+    Ok(EventAccepted {
         event_id: event.event_id,
         status: "accepted",
         duplicate,
-        warnings: event.warnings(),
-    };
-    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
-}
-
-#[derive(Serialize, Default)]
-struct BatchAnswer {
-    accepted: usize,
-    rejected: usize,
-    errors: Vec<BatchError>,
-    event_ids: Vec<Option<Uuid>>,
-    /// Indexes of accepted events whose event_id was already stored with the same content
-    /// (by an earlier request or earlier in this batch): stored once, not again.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    duplicates: Vec<usize>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    warnings: Vec<BatchWarning>,
-}
-
-#[derive(Serialize)]
-struct BatchError {
-    index: usize,
-    error: &'static str,
-    message: String,
-}
-
-#[derive(Serialize)]
-struct BatchWarning {
-    index: usize,
-    warnings: Vec<Flag>,
+        warnings: event.warnings().to_vec(),
+    })
 }
 
 async fn post_batch(State(state): State<AppState>, request: Request) -> Response {
-    let started = Instant::now();
-    let mut log = RequestLog {
-        request_id: request_id(&request),
-        route: "POST /events/batch",
-        ..Default::default()
-    };
-    let response = match batch(&state, request, &mut log).await {
-        Ok(answer) => {
-            let status = if answer.accepted > 0 && answer.rejected == 0 {
-                StatusCode::OK
-            } else if answer.accepted > 0 {
-                StatusCode::MULTI_STATUS
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            (status, Json(answer)).into_response()
-        }
+    let mut log = RequestLog::new("POST /events/batch");
+    match batch(&state, request, &mut log).await {
+        Ok(answer) => logged(answer, log),
         Err(err) => {
-            log.error = Some(err.code());
-            batch_failure(err)
+            log.failed_whole(&err);
+            logged(BatchRefused(err), log)
         }
-    };
-    log.status = response.status().as_u16();
-    log.finish(started.elapsed());
-    response
-}
-
-/// A batch refused as a whole. 4xx answers keep the batch shape (with zero counts) next to
-/// `error` and `message`, so batch clients parse one shape; 5xx are the plain error body.
-fn batch_failure(err: ApiError) -> Response {
-    if err.status().is_server_error() {
-        return err.into_response();
     }
-    let body = json!({
-        "accepted": 0, "rejected": 0, "errors": [], "event_ids": [],
-        "error": err.code(), "message": err.message(),
-    });
-    (err.status(), Json(body)).into_response()
 }
 
 async fn batch(
@@ -204,28 +130,22 @@ async fn batch(
     }
 
     if !valid.is_empty() {
-        let report = state.ingestor.ingest(&valid).await?;
+        let report = state.storage.save(&valid).await?;
         log.record(&report);
         for ((event, index), outcome) in valid.iter().zip(positions).zip(&report.outcomes) {
-            let refused = match outcome {
-                InsertOutcome::Rejected(reason) => {
+            if let Some(refusal) = Refusal::of(outcome, event.event_id) {
+                if let Refusal::Rejected(reason) = &refusal {
                     tracing::warn!(index, %reason, "storage refused an event of a batch");
-                    Some(ApiError::StorageRejected(reason.clone()))
                 }
-                InsertOutcome::Conflict => Some(ApiError::EventIdConflict(event.event_id)),
-                InsertOutcome::Duplicate => {
-                    answer.duplicates.push(index);
-                    None
-                }
-                InsertOutcome::Inserted => None,
-            };
-            if let Some(err) = refused {
                 answer.errors.push(BatchError {
                     index,
-                    error: err.code(),
-                    message: err.message(),
+                    error: refusal.code(),
+                    message: refusal.message(),
                 });
                 continue;
+            }
+            if *outcome == InsertOutcome::Duplicate {
+                answer.duplicates.push(index);
             }
             answer.event_ids[index] = Some(event.event_id);
             if !event.warnings().is_empty() {
@@ -254,25 +174,155 @@ async fn batch(
 }
 
 async fn health(State(state): State<AppState>) -> Response {
-    match state.ingestor.store().db().ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response(),
-        Err(err) => ApiError::from(err).into_response(),
+    let log = RequestLog::new("GET /health");
+    match state.storage.ping().await {
+        Ok(()) => logged(Healthy, log),
+        Err(err) => failed(log, err.into()),
     }
 }
 
-/// API Gateway's request id when running in Lambda; a fresh id locally.
-fn request_id(request: &Request) -> String {
-    use lambda_http::RequestExt;
-    request
-        .lambda_context_ref()
-        .map(|ctx| ctx.request_id.clone())
-        .unwrap_or_else(|| Uuid::now_v7().to_string())
-}
+/// The router with no stack behind it: every case here is decided before storage (the
+/// database address refuses connections, and no case reaches SQS).
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
 
-impl RequestLog {
-    fn record(&mut self, report: &StoreReport) {
-        self.pg_latency = Some(report.pg_latency);
-        self.sqs_latency = Some(report.sqs_latency);
-        self.publish_failures = report.publish_failures;
+    use axum::body::Body;
+    use axum::http::{header, Request, StatusCode};
+    use eis_store::{Db, DbConfig, PgEventStore, SqsPublisher};
+    use http_body_util::BodyExt;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn stackless() -> Router {
+        let db = Db::new(&DbConfig {
+            url: "postgres://eis@127.0.0.1:1/eis?sslmode=disable".into(),
+            ca_file: None,
+            secret_arn: None,
+            connect_timeout: Duration::from_secs(1),
+            query_timeout: Duration::from_secs(1),
+        })
+        .expect("valid config");
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::Config::builder()
+                .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+                .region(aws_sdk_sqs::config::Region::from_static("us-east-1"))
+                .endpoint_url("http://127.0.0.1:1")
+                .build(),
+        );
+        router(AppState {
+            storage: Arc::new(Storage::new(
+                PgEventStore::new(Arc::new(db)),
+                SqsPublisher::new(sqs, "http://127.0.0.1:1/queue".into(), 256 * 1024),
+            )),
+            limits: Limits::default(),
+            max_body_bytes: 1024 * 1024,
+            now: Utc::now,
+        })
+    }
+
+    async fn send(
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &str,
+    ) -> (StatusCode, Value, bool) {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body.to_string()))
+            .expect("valid request");
+        let response = stackless().oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let retry_after = response.headers().contains_key(header::RETRY_AFTER);
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).expect("JSON answer"),
+            retry_after,
+        )
+    }
+
+    #[tokio::test]
+    async fn requests_decided_before_storage() {
+        let json = "application/json";
+        let cases = [
+            ("POST", "/events", json, "{not json", 400, "invalid_json"),
+            (
+                "POST",
+                "/events",
+                "text/plain",
+                "{}",
+                415,
+                "unsupported_media_type",
+            ),
+            (
+                "POST",
+                "/events",
+                json,
+                r#"{"unit_type":"user"}"#,
+                400,
+                "missing_event_type",
+            ),
+            ("POST", "/events/batch", json, "[]", 400, "missing_events"),
+            (
+                "POST",
+                "/events/batch",
+                json,
+                r#"{"events":[]}"#,
+                400,
+                "empty_batch",
+            ),
+            ("GET", "/nowhere", json, "", 404, "not_found"),
+            ("GET", "/events", json, "", 405, "method_not_allowed"),
+            ("GET", "/health", json, "", 503, "storage_unavailable"),
+        ];
+        for (method, path, content_type, body, status, code) in cases {
+            let (got, answer, retry_after) = send(method, path, content_type, body).await;
+            assert_eq!(got.as_u16(), status, "{method} {path} {body}: {answer}");
+            assert_eq!(answer["error"], code, "{method} {path} {body}");
+            assert_eq!(
+                retry_after,
+                status == 503,
+                "{method} {path}: Retry-After only on 503"
+            );
+            // Batch clients parse one shape, even when the batch is refused as a whole.
+            if path == "/events/batch" {
+                assert_eq!(
+                    (answer["accepted"].as_u64(), answer["rejected"].as_u64()),
+                    (Some(0), Some(0))
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_only_invalid_events_is_judged_per_event_without_storage() {
+        let body = r#"{"events":[{"unit_type":"user"},{not an event}]}"#;
+        let (status, answer, _) = send("POST", "/events/batch", "application/json", body).await;
+        // The second element is not JSON at all, so the whole body is.
+        assert_eq!(
+            (status.as_u16(), answer["error"].as_str()),
+            (400, Some("invalid_json"))
+        );
+        let body = r#"{"events":[{"unit_type":"user"},17]}"#;
+        let (status, answer, _) = send("POST", "/events/batch", "application/json", body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            (answer["accepted"].as_u64(), answer["rejected"].as_u64()),
+            (Some(0), Some(2))
+        );
+        assert_eq!(answer["errors"][0]["index"], 0);
+        assert_eq!(answer["errors"][0]["error"], "missing_event_type");
+        assert_eq!(answer["errors"][1]["index"], 1);
+        assert_eq!(answer["event_ids"], serde_json::json!([null, null]));
     }
 }

@@ -5,18 +5,17 @@
 use std::time::{Duration, Instant};
 
 use eis_contract::Event;
-use eis_store::{EventKey, InsertOutcome, PgEventStore, SqsPublisher};
+use eis_store::{EventKey, InsertOutcome, PgEventStore, SqsPublisher, StoreError};
+use uuid::Uuid;
 
-use crate::error::ApiError;
-
-pub struct Ingestor {
+pub struct Storage {
     store: PgEventStore,
     publisher: SqsPublisher,
 }
 
 /// What happened to a set of valid events, for the response and the metrics.
 #[derive(Debug)]
-pub struct StoreReport {
+pub struct SaveReport {
     /// Per input event, in order.
     pub outcomes: Vec<InsertOutcome>,
     pub pg_latency: Duration,
@@ -25,18 +24,57 @@ pub struct StoreReport {
     pub publish_failures: usize,
 }
 
-impl Ingestor {
+/// Why storage did not take an event the contract accepted (its stable codes are in
+/// docs/api.md).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The database refused the data itself (the detail is logged, not answered).
+    #[error("storage refused the event: {0}")]
+    Rejected(String),
+    /// The event_id is already stored with other content; the stored event is kept.
+    #[error("event_id {0} is already stored with other content; the stored event is kept")]
+    Conflict(Uuid),
+}
+
+impl Refusal {
+    /// The refusal an insert outcome stands for, if any.
+    pub fn of(outcome: &InsertOutcome, event_id: Uuid) -> Option<Refusal> {
+        match outcome {
+            InsertOutcome::Rejected(reason) => Some(Refusal::Rejected(reason.clone())),
+            InsertOutcome::Conflict => Some(Refusal::Conflict(event_id)),
+            InsertOutcome::Inserted | InsertOutcome::Duplicate => None,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::Rejected(_) => "storage_rejected",
+            Refusal::Conflict(_) => "event_id_conflict",
+        }
+    }
+
+    /// The sentence for the client: the database's own words stay in the log.
+    pub fn message(&self) -> String {
+        match self {
+            Refusal::Rejected(_) => "storage refused the event".into(),
+            Refusal::Conflict(_) => self.to_string(),
+        }
+    }
+}
+
+impl Storage {
     pub fn new(store: PgEventStore, publisher: SqsPublisher) -> Self {
         Self { store, publisher }
     }
 
-    pub fn store(&self) -> &PgEventStore {
-        &self.store
+    /// A cheap database round trip, for health checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.store.db().ping().await
     }
 
     /// Commits the events (one transaction), then publishes those that were new: a client
     /// retry of an already stored event is never published twice.
-    pub async fn ingest(&self, events: &[Event]) -> Result<StoreReport, ApiError> {
+    pub async fn save(&self, events: &[Event]) -> Result<SaveReport, StoreError> {
         let started = Instant::now();
         let outcomes = self.store.insert(events).await?;
         let pg_latency = started.elapsed();
@@ -49,7 +87,7 @@ impl Ingestor {
             .collect();
         let started = Instant::now();
         let publish_failures = self.publish(&new).await;
-        Ok(StoreReport {
+        Ok(SaveReport {
             outcomes,
             pg_latency,
             sqs_latency: started.elapsed(),

@@ -1,14 +1,46 @@
-//! One structured log line and one CloudWatch Embedded Metric Format (EMF) line per request.
-//! Neither ever carries payloads or unit ids.
+//! One structured log line and one CloudWatch Embedded Metric Format (EMF) line per request,
+//! written by one middleware for every route. Neither ever carries payloads or unit ids.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
 use eis_store::telemetry::Emf;
 use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::storage::SaveReport;
+
+/// Times every request and writes its log line and metrics from the [`RequestLog`] that the
+/// handler attached to the response (a response without one is logged as `unmatched`).
+pub async fn log_requests(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = request_id(&request);
+    let mut response = next.run(request).await;
+    let mut log = response
+        .extensions_mut()
+        .remove::<RequestLog>()
+        .unwrap_or_else(|| RequestLog::new("unmatched"));
+    log.request_id = request_id;
+    log.status = response.status().as_u16();
+    log.finish(started.elapsed());
+    response
+}
+
+/// API Gateway's request id when running in Lambda; a fresh id locally.
+fn request_id(request: &Request) -> String {
+    use lambda_http::RequestExt;
+    request
+        .lambda_context_ref()
+        .map(|ctx| ctx.request_id.clone())
+        .unwrap_or_else(|| Uuid::now_v7().to_string())
+}
 
 /// What one request did; logged and turned into metrics once, when the response is ready.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct RequestLog {
     pub request_id: String,
     pub route: &'static str,
@@ -25,6 +57,32 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
+    pub fn new(route: &'static str) -> Self {
+        RequestLog {
+            route,
+            ..Default::default()
+        }
+    }
+
+    /// A request that failed with `err`; an invalid single event also counts as rejected.
+    pub fn failed(&mut self, err: &ApiError) {
+        self.error = Some(err.code());
+        if let ApiError::Invalid(r) = err {
+            self.reject(r.code.as_str());
+        }
+    }
+
+    /// A batch refused as a whole: its events were never judged one by one.
+    pub fn failed_whole(&mut self, err: &ApiError) {
+        self.error = Some(err.code());
+    }
+
+    pub fn record(&mut self, report: &SaveReport) {
+        self.pg_latency = Some(report.pg_latency);
+        self.sqs_latency = Some(report.sqs_latency);
+        self.publish_failures = report.publish_failures;
+    }
+
     pub fn reject(&mut self, code: &'static str) {
         *self.rejected.entry(code).or_default() += 1;
     }
@@ -33,7 +91,7 @@ impl RequestLog {
         *self.flagged.entry(flag).or_default() += 1;
     }
 
-    pub fn finish(&self, latency: Duration) {
+    fn finish(&self, latency: Duration) {
         let rejected: usize = self.rejected.values().sum();
         tracing::info!(
             request_id = %self.request_id,

@@ -6,7 +6,7 @@ use serde_json::value::RawValue;
 use crate::code::Code;
 use crate::json::{self, is_null, quoted, Elements, Shape};
 use crate::limits::Limits;
-use crate::validate::Rejection;
+use crate::rejection::Rejection;
 
 /// Parses a batch body into the raw JSON of each element of `events`,
 /// borrowed from `body`.

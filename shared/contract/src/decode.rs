@@ -26,8 +26,8 @@ use serde_json::value::RawValue;
 use crate::code::Code;
 use crate::json::{self, contains_nul, is_null, quoted, Shape, Str};
 use crate::json_object::JsonObject;
+use crate::rejection::Rejection;
 use crate::split::{self, Split};
-use crate::validate::Rejection;
 
 /// A string field: `None` when absent or `null`.
 pub(crate) type Text<'a> = Option<Cow<'a, str>>;

@@ -50,36 +50,6 @@ pub struct Event {
 }
 
 impl Event {
-    /// The request-body form of this event, as JSON text: what a client
-    /// would POST to get it. Validating it again with the same `now` yields
-    /// an equal `Event` (numbers in `context` / `payload` are kept exactly).
-    pub fn to_request_json(&self) -> Result<String, serde_json::Error> {
-        #[derive(Serialize)]
-        struct Request<'a> {
-            event_id: &'a Uuid,
-            event_type: &'a str,
-            unit_type: &'a str,
-            unit_id: &'a str,
-            experiments: &'a [ExperimentRef],
-            context: &'a JsonObject,
-            // Finite by construction, so none is written as null.
-            metrics: &'a BTreeMap<String, f64>,
-            payload: &'a JsonObject,
-            timestamp: String,
-        }
-        serde_json::to_string(&Request {
-            event_id: &self.event_id,
-            event_type: &self.event_type,
-            unit_type: &self.unit_type,
-            unit_id: &self.unit_id,
-            experiments: &self.experiments,
-            context: &self.context,
-            metrics: &self.metrics,
-            payload: &self.payload,
-            timestamp: record_time::format(&self.timestamp),
-        })
-    }
-
     /// The warnings to return to the caller (the stored flags).
     pub fn warnings(&self) -> &[Flag] {
         &self.flags

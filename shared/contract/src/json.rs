@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -18,22 +18,12 @@ pub(crate) enum Shape<'a> {
     NotObject,
 }
 
-impl<'de> Deserialize<'de> for Shape<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ShapeVisitor)
-    }
-}
+struct ShapeReader;
 
-struct ShapeVisitor;
-
-impl<'de> Visitor<'de> for ShapeVisitor {
+impl<'de> OneLevel<'de> for ShapeReader {
     type Value = Shape<'de>;
 
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+    fn object<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut entries = Vec::new();
         while let Some(Str(key)) = map.next_key()? {
             entries.push((key, map.next_value::<&'de RawValue>()?));
@@ -41,30 +31,75 @@ impl<'de> Visitor<'de> for ShapeVisitor {
         Ok(Shape::Object(entries))
     }
 
-    // Non-objects are consumed to the end, so that a syntax error anywhere in
-    // the text is still reported as such (syntax comes before shape).
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Shape::NotObject)
+    fn other(self) -> Self::Value {
+        Shape::NotObject
+    }
+}
+
+/// What to make of one JSON value split one level deep, by its kind: the one visitor of
+/// this crate ([`one_level`]) reads objects and arrays through these, and the default
+/// methods consume them to the end, so that a syntax error anywhere in the text is still
+/// reported as such (syntax comes before shape).
+pub(crate) trait OneLevel<'de>: Sized {
+    type Value;
+
+    fn object<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(self.other())
     }
 
+    fn array<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(self.other())
+    }
+
+    /// A scalar, or a kind the implementation does not read.
+    fn other(self) -> Self::Value;
+}
+
+/// Parses `text` as exactly one JSON value, handed to `reader` by its kind.
+pub(crate) fn one_level<'de, R: OneLevel<'de>>(
+    text: &'de str,
+    reader: R,
+) -> Result<R::Value, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = (&mut de).deserialize_any(OneLevelVisitor(reader))?;
+    de.end()?;
+    Ok(value)
+}
+
+struct OneLevelVisitor<R>(R);
+
+impl<'de, R: OneLevel<'de>> Visitor<'de> for OneLevelVisitor<R> {
+    type Value = R::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        self.0.object(map)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        self.0.array(seq)
+    }
     fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Shape::NotObject)
+        Ok(self.0.other())
     }
     fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Shape::NotObject)
+        Ok(self.0.other())
     }
     fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Shape::NotObject)
+        Ok(self.0.other())
     }
     fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Shape::NotObject)
+        Ok(self.0.other())
     }
     fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Shape::NotObject)
+        Ok(self.0.other())
     }
     fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Shape::NotObject)
+        Ok(self.0.other())
     }
 }
 
@@ -103,7 +138,7 @@ impl<'de: 'a, 'a> Visitor<'de> for StrVisitor<'a> {
 
 /// Parses `text` (already known to be one JSON value) as a [`Shape`].
 pub(crate) fn shape(text: &str) -> Result<Shape<'_>, serde_json::Error> {
-    serde_json::from_str(text)
+    one_level(text, ShapeReader)
 }
 
 /// The elements of a JSON array, keeping at most `cap` of them but counting
@@ -118,32 +153,17 @@ pub(crate) enum Elements<'a> {
 
 /// Parses `text` (already known to be one JSON value) as [`Elements`].
 pub(crate) fn elements(text: &str, cap: usize) -> Result<Elements<'_>, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let parsed = CappedArray { cap }.deserialize(&mut de)?;
-    de.end()?;
-    Ok(parsed)
+    one_level(text, CappedArray { cap })
 }
 
 struct CappedArray {
     cap: usize,
 }
 
-impl<'de> DeserializeSeed<'de> for CappedArray {
+impl<'de> OneLevel<'de> for CappedArray {
     type Value = Elements<'de>;
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for CappedArray {
-    type Value = Elements<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+    fn array<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut kept = Vec::new();
         let mut total = 0usize;
         while let Some(item) = seq.next_element::<&'de RawValue>()? {
@@ -155,28 +175,8 @@ impl<'de> Visitor<'de> for CappedArray {
         Ok(Elements::Array { kept, total })
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Elements::NotArray)
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Elements::NotArray)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Elements::NotArray)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Elements::NotArray)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Elements::NotArray)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Elements::NotArray)
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Elements::NotArray)
+    fn other(self) -> Self::Value {
+        Elements::NotArray
     }
 }
 

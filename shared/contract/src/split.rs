@@ -3,12 +3,11 @@
 //! can be decoded on its own and blamed for its own problems.
 
 use std::borrow::Cow;
-use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::MapAccess;
 use serde_json::value::RawValue;
 
-use crate::json::Str;
+use crate::json::{self, OneLevel, Str};
 
 /// The top-level fields of an event. A JSON `null` is still present here.
 #[derive(Default)]
@@ -38,30 +37,15 @@ pub(crate) enum Split<'a> {
 
 /// Splits `text`; `Err` is a JSON syntax error.
 pub(crate) fn split(text: &str) -> Result<Split<'_>, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let split = SplitVisitor.deserialize(&mut de)?;
-    de.end()?;
-    Ok(split)
+    json::one_level(text, Splitter)
 }
 
-struct SplitVisitor;
+struct Splitter;
 
-impl<'de> DeserializeSeed<'de> for SplitVisitor {
+impl<'de> OneLevel<'de> for Splitter {
     type Value = Split<'de>;
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for SplitVisitor {
-    type Value = Split<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+    fn object<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut fields = Fields::default();
         let mut repeated = None;
         let mut unknown = None;
@@ -84,30 +68,8 @@ impl<'de> Visitor<'de> for SplitVisitor {
         })
     }
 
-    // Non-objects are consumed to the end so that a syntax error anywhere in
-    // the text is still reported as such.
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<&'de RawValue>()?.is_some() {}
-        Ok(Split::NotObject)
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Split::NotObject)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Split::NotObject)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Split::NotObject)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Split::NotObject)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Split::NotObject)
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Split::NotObject)
+    fn other(self) -> Self::Value {
+        Split::NotObject
     }
 }
 

@@ -8,7 +8,6 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::value::RawValue;
 use uuid::{NoContext, Timestamp, Uuid};
 
@@ -18,26 +17,8 @@ use crate::event::{Event, ExperimentRef};
 use crate::json::{is_null, quoted};
 use crate::json_object::JsonObject;
 use crate::limits::Limits;
+use crate::rejection::Rejection;
 use crate::{number, standard, timestamp};
-
-/// Why an event (or a batch) was not accepted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("{message}")]
-pub struct Rejection {
-    /// What clients code against.
-    pub code: Code,
-    /// A human sentence; may name a field or key, never echoes long input.
-    pub message: String,
-}
-
-impl Rejection {
-    pub(crate) fn new(code: Code, message: impl Into<String>) -> Self {
-        Rejection {
-            code,
-            message: message.into(),
-        }
-    }
-}
 
 /// Metrics that count or time something, so a negative value is a bug.
 const NON_NEGATIVE_METRICS: &[&str] = &["latency_ms", "token_count", "edit_count"];

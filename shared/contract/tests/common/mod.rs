@@ -2,9 +2,13 @@
 //! event to mutate, and shorthands for "validate this and give me the code".
 #![allow(dead_code)] // each test crate uses a different subset
 
-use chrono::{DateTime, Utc};
-use eis_contract::{validate_event, Code, Event, Limits, Rejection};
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use eis_contract::{validate_event, Code, Event, ExperimentRef, JsonObject, Limits, Rejection};
+use serde::Serialize;
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 /// The realistic ~1 KiB event shared with the benchmark.
 pub const FIXTURE: &[u8] = include_bytes!("../fixtures/plan_generated.json");
@@ -96,4 +100,35 @@ pub fn canonical(value: &Value) -> String {
         .expect("an object")
         .as_str()
         .to_owned()
+}
+
+/// The request-body form of an event, as JSON text: what a client would POST to get it.
+/// Validating it again with the same `now` yields an equal `Event` (numbers in `context` and
+/// `payload` are kept exactly).
+pub fn request_json(ev: &Event) -> String {
+    #[derive(Serialize)]
+    struct Request<'a> {
+        event_id: &'a Uuid,
+        event_type: &'a str,
+        unit_type: &'a str,
+        unit_id: &'a str,
+        experiments: &'a [ExperimentRef],
+        context: &'a JsonObject,
+        // Finite by construction, so none is written as null.
+        metrics: &'a BTreeMap<String, f64>,
+        payload: &'a JsonObject,
+        timestamp: String,
+    }
+    serde_json::to_string(&Request {
+        event_id: &ev.event_id,
+        event_type: &ev.event_type,
+        unit_type: &ev.unit_type,
+        unit_id: &ev.unit_id,
+        experiments: &ev.experiments,
+        context: &ev.context,
+        metrics: &ev.metrics,
+        payload: &ev.payload,
+        timestamp: ev.timestamp.to_rfc3339_opts(SecondsFormat::Micros, true),
+    })
+    .expect("an accepted event serialises")
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use archiver::app::Archiver;
+use archiver::bucket::ArchiveBucket;
 use archiver::config::Config;
 use archiver::format;
 use archiver::group::{BufferLimits, HourPartition};
@@ -422,11 +423,15 @@ async fn with_s3_unreachable_nothing_is_deleted_and_the_next_run_archives_everyt
     let proxy = FaultyProxy::start(moto_addr()).await;
     let mut archiver = archiver(config(&db, &queue, &bucket)).await;
     let sdk = eis_store::aws::sdk_config(2, Duration::from_secs(5)).await;
-    archiver.s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .endpoint_url(format!("http://{}", proxy.addr))
-            .force_path_style(true)
-            .build(),
+    archiver.bucket = ArchiveBucket::new(
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .endpoint_url(format!("http://{}", proxy.addr))
+                .force_path_style(true)
+                .build(),
+        ),
+        bucket.clone(),
+        String::new(),
     );
 
     proxy.cut();

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeSet;
 
+use archiver::bucket::{self, Kind};
 use archiver::compact::{self, HourOutcome, DIGEST_KEY};
 use archiver::digest;
 use archiver::group::HourPartition;
-use archiver::objects::{self, Kind};
 use archiver::summary::Summary;
 use eis_tests::archive::*;
 use tokio::time::Instant;
@@ -30,10 +30,8 @@ async fn compact_now(archiver: &archiver::app::Archiver) -> compact::CompactionS
 }
 
 /// The hour's files, and whether they still need compacting.
-async fn folder(stack: &Stack, hour: HourPartition) -> (Vec<objects::ArchiveFile>, bool) {
-    let files = objects::list(&stack.s3, &stack.bucket, &hour.folder())
-        .await
-        .expect("list");
+async fn folder(stack: &Stack, hour: HourPartition) -> (Vec<bucket::ArchiveFile>, bool) {
+    let files = stack.archive().list(&hour.folder()).await.expect("list");
     let needs = compact::needs_compaction(&files);
     (files, needs)
 }
@@ -215,11 +213,13 @@ async fn sharded_compaction_keeps_the_same_ids_with_bounded_files() {
     assert!(!needs && files.len() == 8);
     let mut total = digest::IdDigest::default();
     for f in &files {
-        let meta = objects::footer(&stack.s3, &stack.bucket, f)
+        let meta = stack
+            .archive()
+            .footer(f)
             .await
             .expect("footer")
             .expect("exists");
-        let text = objects::metadata_value(&meta, DIGEST_KEY).expect("digest recorded");
+        let text = bucket::metadata_value(&meta, DIGEST_KEY).expect("digest recorded");
         total = digest::merge(total, digest::from_text(text).expect("digest"));
     }
     let mut expected = digest::IdDigest::default();

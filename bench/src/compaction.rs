@@ -8,11 +8,11 @@
 
 use anyhow::Context;
 use archiver::app::Archiver;
+use archiver::bucket::ArchiveFile;
 use archiver::compact::{self, HourOutcome};
 use archiver::config::Config;
 use archiver::format::{self, EventColumns};
 use archiver::group::HourPartition;
-use archiver::objects;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
@@ -22,7 +22,7 @@ pub async fn run(events: usize, files: usize, duplicate_percent: usize) -> anyho
     let archiver = Archiver::from_config(Config::from_env()?).await?;
     let all = workload::events(events)?;
     let hour = HourPartition::of(all.first().context("no events")?.timestamp);
-    let folder = format!("{}{}", archiver.config.prefix, hour.folder());
+    let folder = archiver.bucket.folder(hour);
     let per_file = events.div_ceil(files.max(1));
     let duplicates = events * duplicate_percent / 100;
     for (n, chunk) in all.chunks(per_file).enumerate() {
@@ -37,7 +37,7 @@ pub async fn run(events: usize, files: usize, duplicate_percent: usize) -> anyho
         }
         write(&archiver, hour, columns, chunk.len() + copies).await?;
     }
-    let before = objects::list(&archiver.s3, &archiver.config.bucket, &folder).await?;
+    let before = archiver.bucket.list(&folder).await?;
 
     let cpu = process_cpu_seconds()?;
     let started = std::time::Instant::now();
@@ -59,14 +59,12 @@ pub async fn run(events: usize, files: usize, duplicate_percent: usize) -> anyho
     else {
         anyhow::bail!("the hour was not compacted: {outcome:?}");
     };
-    let after = objects::list(&archiver.s3, &archiver.config.bucket, &folder).await?;
-    objects::delete(
-        &archiver.s3,
-        &archiver.config.bucket,
-        &after.iter().map(|f| f.key.clone()).collect::<Vec<_>>(),
-    )
-    .await?;
-    let bytes = |files: &[objects::ArchiveFile]| files.iter().map(|f| f.size).sum::<u64>();
+    let after = archiver.bucket.list(&folder).await?;
+    archiver
+        .bucket
+        .delete(&after.iter().map(|f| f.key.clone()).collect::<Vec<_>>())
+        .await?;
+    let bytes = |files: &[ArchiveFile]| files.iter().map(|f| f.size).sum::<u64>();
     Ok(json!({
         "events": events,
         "events_in": events_in,
@@ -90,17 +88,12 @@ async fn write(
     events: usize,
 ) -> anyhow::Result<()> {
     archiver.hours.touch(hour.start()).await?;
-    let key = hour.object_key(&archiver.config.prefix, uuid::Uuid::now_v7());
+    let key = archiver.bucket.raw_key(hour, uuid::Uuid::now_v7());
     let body = format::encode(columns)?;
-    archiver::upload::put(
-        &archiver.s3,
-        &archiver.config.bucket,
-        &key,
-        body,
-        uuid::Uuid::now_v7(),
-        events,
-    )
-    .await?;
+    archiver
+        .bucket
+        .put(&key, body, uuid::Uuid::now_v7(), events)
+        .await?;
     Ok(())
 }
 

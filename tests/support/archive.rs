@@ -44,6 +44,11 @@ impl Stack {
         self.db.as_ref().expect("database until drop")
     }
 
+    /// The stack's bucket as the archiver sees it (no prefix).
+    pub fn archive(&self) -> archiver::bucket::ArchiveBucket {
+        archiver::bucket::ArchiveBucket::new(self.s3.clone(), self.bucket.clone(), String::new())
+    }
+
     pub fn queue(&self) -> &TestQueue {
         self.queue.as_ref().expect("queue until drop")
     }
@@ -226,18 +231,13 @@ pub async fn write_raw(
         .touch(hour.start())
         .await
         .expect("record hour");
-    let key = hour.object_key(&archiver.config.prefix, uuid::Uuid::now_v7());
+    let key = archiver.bucket.raw_key(hour, uuid::Uuid::now_v7());
     let body = format::encode(columns).expect("encode");
-    archiver::upload::put(
-        &archiver.s3,
-        &archiver.config.bucket,
-        &key,
-        body,
-        uuid::Uuid::now_v7(),
-        events.len(),
-    )
-    .await
-    .expect("put");
+    archiver
+        .bucket
+        .put(&key, body, uuid::Uuid::now_v7(), events.len())
+        .await
+        .expect("put");
     key
 }
 

@@ -4,13 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use eis_store::{aws, migrate, ArchiveHours, Db, PgEventStore};
-use tokio::time::Instant;
 
+use crate::bucket::ArchiveBucket;
 use crate::config::Config;
 use crate::error::ArchiveError;
-use crate::run::{self, RunOutcome};
+use crate::queue::ArchiveQueue;
 
 /// AWS calls: the SDK retries up to this many attempts (standard mode, backoff with jitter).
 const AWS_MAX_ATTEMPTS: u32 = 3;
@@ -19,8 +18,8 @@ const AWS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Archiver {
     pub config: Config,
-    pub sqs: aws_sdk_sqs::Client,
-    pub s3: aws_sdk_s3::Client,
+    pub queue: ArchiveQueue,
+    pub bucket: ArchiveBucket,
     pub store: PgEventStore,
     /// Which hours hold files still to compact (`exp.archive_hours`), and the audit's queries.
     pub hours: ArchiveHours,
@@ -32,17 +31,16 @@ impl Archiver {
         let db = Arc::new(Db::new(&config.db)?);
         let sdk = aws::sdk_config(AWS_MAX_ATTEMPTS, AWS_ATTEMPT_TIMEOUT).await;
         Ok(Self {
-            sqs: aws::sqs_client(&sdk),
-            s3: aws::s3_client(&sdk),
+            queue: ArchiveQueue::new(aws::sqs_client(&sdk), config.queue_url.clone()),
+            bucket: ArchiveBucket::new(
+                aws::s3_client(&sdk),
+                config.bucket.clone(),
+                config.prefix.clone(),
+            ),
             hours: ArchiveHours::new(Arc::clone(&db)),
             store: PgEventStore::new(db),
             config,
         })
-    }
-
-    /// One scheduled run (see [`run::run`]).
-    pub async fn run(&self, now: DateTime<Utc>, deadline: Instant) -> RunOutcome {
-        run::run(self, now, deadline).await
     }
 
     /// Applies pending migrations; returns the names of those applied now.

@@ -18,12 +18,12 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::app::Archiver;
+use crate::bucket::{self, ArchiveFile};
 use crate::compact::{self, DIGEST_KEY};
 use crate::digest::{self, IdDigest};
 use crate::error::ArchiveError;
 use crate::format::FormatError;
 use crate::group::HourPartition;
-use crate::objects::{self, ArchiveFile};
 
 /// Hours with a finding listed in the answer at most (the counts cover all).
 const MAX_FINDINGS: usize = 50;
@@ -199,9 +199,7 @@ async fn archive_ids(
     for file in files {
         // A file compacted away meanwhile: its rows are in the new generation, which this
         // listing lacks; the hour is simply checked again by the next audit.
-        let Some(body) =
-            objects::get(&archiver.s3, &archiver.config.bucket, &file.key, None).await?
-        else {
+        let Some(body) = archiver.bucket.get(&file.key, None).await? else {
             return Err(ArchiveError::StorageUnavailable(format!(
                 "{} vanished during the audit",
                 file.key
@@ -238,10 +236,10 @@ async fn footer_digest(
 ) -> Result<Option<IdDigest>, ArchiveError> {
     let mut total = IdDigest::default();
     for file in files {
-        let meta = objects::footer(&archiver.s3, &archiver.config.bucket, file).await?;
+        let meta = archiver.bucket.footer(file).await?;
         let Some(d) = meta
             .as_ref()
-            .and_then(|m| objects::metadata_value(m, DIGEST_KEY))
+            .and_then(|m| bucket::metadata_value(m, DIGEST_KEY))
             .and_then(digest::from_text)
         else {
             return Ok(None);
@@ -260,8 +258,7 @@ async fn audit_hour(
     let mut report = HourReport::default();
     report.finding.hour = hour.folder();
     let pg = archiver.hours.digest(from, to).await?;
-    let folder = format!("{}{}", archiver.config.prefix, hour.folder());
-    let files = objects::list(&archiver.s3, &archiver.config.bucket, &folder).await?;
+    let files = archiver.bucket.list(&archiver.bucket.folder(hour)).await?;
     if files.is_empty() && pg.count == 0 {
         return Ok(report);
     }

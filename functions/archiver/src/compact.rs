@@ -21,12 +21,11 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::app::Archiver;
+use crate::bucket;
 use crate::digest;
 use crate::error::ArchiveError;
 use crate::format::FormatError;
 use crate::group::HourPartition;
-use crate::objects;
-use crate::upload;
 
 pub use crate::dedupe::{
     dedupe, generation, needs_compaction, DIGEST_KEY, DROPPED_KEY, GENERATION_KEY, INPUTS_KEY,
@@ -126,15 +125,15 @@ pub async fn compact_hour(
     run_id: Uuid,
 ) -> Result<HourOutcome, ArchiveError> {
     let config = &archiver.config;
-    let (s3, bucket) = (&archiver.s3, config.bucket.as_str());
-    let folder = format!("{}{}", config.prefix, hour.folder());
-    let files = objects::list(s3, bucket, &folder).await?;
+    let archive = &archiver.bucket;
+    let folder = archive.folder(hour);
+    let files = archive.list(&folder).await?;
     if !needs_compaction(&files) {
         return Ok(HourOutcome::AlreadyCompact);
     }
     let mut rows_in = 0u64;
     for file in &files {
-        let Some(meta) = objects::footer(s3, bucket, file).await? else {
+        let Some(meta) = archive.footer(file).await? else {
             return Ok(HourOutcome::Aborted("an input vanished"));
         };
         rows_in += u64::try_from(meta.file_metadata().num_rows()).unwrap_or_default();
@@ -150,7 +149,7 @@ pub async fn compact_hour(
         }
         let mut parts = Vec::new();
         for file in &files {
-            let Some(body) = objects::get(s3, bucket, &file.key, None).await? else {
+            let Some(body) = archive.get(&file.key, None).await? else {
                 return Ok(HourOutcome::Aborted("an input vanished"));
             };
             let batches = tokio::task::spawn_blocking(move || -> Result<_, FormatError> {
@@ -163,7 +162,7 @@ pub async fn compact_hour(
             .map_err(|e| ArchiveError::Internal(e.to_string()))??;
             parts.extend(batches);
         }
-        let key = objects::compacted_key(&folder, &generation, shard, shards);
+        let key = bucket::compacted_key(&folder, &generation, shard, shards);
         let inputs = files.len();
         let gen = generation.clone();
         let (body, deduped_rows, shard_dropped) =
@@ -184,7 +183,7 @@ pub async fn compact_hour(
             })
             .await
             .map_err(|e| ArchiveError::Internal(e.to_string()))??;
-        upload::put(s3, bucket, &key, body, run_id, deduped_rows).await?;
+        archive.put(&key, body, run_id, deduped_rows).await?;
         events_out += deduped_rows as u64;
         dropped += shard_dropped;
         outputs.push(key);
@@ -196,7 +195,7 @@ pub async fn compact_hour(
         .map(|f| f.key.clone())
         .filter(|k| !outputs.contains(k))
         .collect();
-    objects::delete(s3, bucket, &doomed).await?;
+    archive.delete(&doomed).await?;
     tracing::info!(
         folder = %folder,
         files_in = files.len(),

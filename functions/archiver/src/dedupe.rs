@@ -11,9 +11,9 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
 
+use crate::bucket::{ArchiveFile, Kind};
 use crate::digest::{self, IdDigest};
 use crate::format::{self, FormatError};
-use crate::objects::{ArchiveFile, Kind};
 
 pub const GENERATION_KEY: &str = "eis.compaction.generation";
 pub const SHARD_KEY: &str = "eis.compaction.shard";
@@ -261,7 +261,7 @@ mod tests {
         let file = |name: &str| ArchiveFile {
             key: format!("2026/01/05/09/{name}"),
             size: 1,
-            kind: crate::objects::kind_of(name).expect("archive name"),
+            kind: crate::bucket::kind_of(name).expect("archive name"),
         };
         let done = [
             file("events_cab_0-2.parquet"),

@@ -1,7 +1,7 @@
 //! One scheduled run, following the data: sweep PostgreSQL, receive from SQS, group by hour,
 //! encode and upload the files, then delete the messages and mark the swept rows whose files
-//! are all stored; then the compaction of settled hours and the partition maintenance.
-//! (Over 400 lines: one state machine, split only at the cost of passing its state around.)
+//! are all stored (the `Ledger`); then the compaction of settled hours and the partition
+//! maintenance. The counts go to the `Tally`.
 //!
 //! At-least-once: nothing is acknowledged before every object holding its events is stored,
 //! so a crash or timeout at any point loses nothing and at worst archives an event twice.
@@ -9,26 +9,25 @@
 //! and receiving pauses while the bytes held reach `max_held_bytes` or files wait for an
 //! upload slot.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use eis_store::maintenance;
 use eis_store::message;
-use eis_store::{EventKey, StoreError};
+use eis_store::StoreError;
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::app::Archiver;
 use crate::compact;
-use crate::delete::{self, Deleted};
 use crate::error::ArchiveError;
 use crate::format;
 use crate::group::{by_partition, Batcher, Chunk, ChunkId, HourPartition, SourceId};
-use crate::receive::{self, Received};
-use crate::summary::{Stop, Summary};
-use crate::upload;
+use crate::ledger::{Ledger, Origin, Seen};
+use crate::queue::{Deleted, Received};
+use crate::summary::{Stop, Summary, Tally};
 
 /// SQS's long-polling wait is counted in whole seconds: a shorter budget cannot receive.
 const MIN_RECEIVE_BUDGET: Duration = Duration::from_secs(1);
@@ -50,23 +49,6 @@ impl RunOutcome {
     }
 }
 
-/// Where a buffered event came from: what acknowledging it takes.
-enum Source {
-    Message {
-        message_id: String,
-        receipt_handle: String,
-    },
-    Swept(Vec<EventKey>),
-}
-
-/// Messages already met in this run. A message can come back within a run when its
-/// visibility timeout is shorter than the run: it is then neither buffered nor counted again.
-enum Seen {
-    Pending(SourceId),
-    Done,
-    Ignored,
-}
-
 struct UploadDone {
     chunk: ChunkId,
     partition: HourPartition,
@@ -78,57 +60,52 @@ struct UploadDone {
     result: Result<usize, ArchiveError>,
 }
 
+/// The calls in flight.
+#[derive(Default)]
+struct InFlight {
+    receives: JoinSet<Result<Vec<Received>, ArchiveError>>,
+    uploads: JoinSet<UploadDone>,
+    deletes: JoinSet<Deleted>,
+}
+
 struct Run<'a> {
     archiver: &'a Archiver,
     now: DateTime<Utc>,
     deadline: Instant,
-    batcher: Batcher<Source>,
-    seen: HashMap<String, Seen>,
-    receives: JoinSet<Result<Vec<Received>, ArchiveError>>,
-    uploads: JoinSet<UploadDone>,
-    deletes: JoinSet<Deleted>,
-    to_delete: Vec<String>,
-    to_mark: Vec<EventKey>,
+    batcher: Batcher<Origin>,
+    ledger: Ledger,
+    in_flight: InFlight,
     stop: Option<Stop>,
-    partitions: BTreeSet<HourPartition>,
     /// Hours recorded in `exp.archive_hours` by this run (before their first upload).
     touched: BTreeSet<HourPartition>,
-    earliest_received: Option<DateTime<Utc>>,
-    summary: Summary,
+    tally: Tally,
     errors: Vec<ArchiveError>,
 }
 
-/// One run: `now` is the run's clock (sweep grace, maintenance, lag metric); no receive
-/// starts once less than the safety margin remains before `deadline`.
-pub async fn run(archiver: &Archiver, now: DateTime<Utc>, deadline: Instant) -> RunOutcome {
-    let started = Instant::now();
-    let mut run = Run {
-        archiver,
-        now,
-        deadline,
-        batcher: Batcher::new(archiver.config.limits),
-        seen: HashMap::new(),
-        receives: JoinSet::new(),
-        uploads: JoinSet::new(),
-        deletes: JoinSet::new(),
-        to_delete: Vec::new(),
-        to_mark: Vec::new(),
-        stop: None,
-        partitions: BTreeSet::new(),
-        touched: BTreeSet::new(),
-        earliest_received: None,
-        summary: Summary {
-            run_id: Uuid::now_v7(),
-            ..Summary::default()
-        },
-        errors: Vec::new(),
-    };
-    run.sweep().await;
-    run.drain().await;
-    run.finish().await;
-    run.compact().await;
-    run.maintain().await;
-    run.outcome(started)
+impl Archiver {
+    /// One run: `now` is the run's clock (sweep grace, maintenance, lag metric); no receive
+    /// starts once less than the safety margin remains before `deadline`.
+    pub async fn run(&self, now: DateTime<Utc>, deadline: Instant) -> RunOutcome {
+        let started = Instant::now();
+        let mut run = Run {
+            archiver: self,
+            now,
+            deadline,
+            batcher: Batcher::new(self.config.limits),
+            ledger: Ledger::default(),
+            in_flight: InFlight::default(),
+            stop: None,
+            touched: BTreeSet::new(),
+            tally: Tally::new(Uuid::now_v7()),
+            errors: Vec::new(),
+        };
+        run.sweep().await;
+        run.drain().await;
+        run.finish().await;
+        run.compact().await;
+        run.maintain().await;
+        run.outcome(started)
+    }
 }
 
 impl Run<'_> {
@@ -160,10 +137,10 @@ impl Run<'_> {
             .await;
         match swept {
             Ok(events) => {
-                self.summary.swept = events.len();
+                self.tally.summary.swept = events.len();
                 for (_, events) in by_partition(events) {
                     let keys = events.iter().map(|e| (e.event_id, e.timestamp)).collect();
-                    self.add(Source::Swept(keys), &events);
+                    self.add(Origin::Swept(keys), &events);
                 }
             }
             // The queue does not need the database: the run goes on without the sweep.
@@ -171,8 +148,8 @@ impl Run<'_> {
         }
     }
 
-    fn add(&mut self, source: Source, events: &[eis_contract::Event]) -> Option<SourceId> {
-        let added = self.batcher.add(source, events);
+    fn add(&mut self, origin: Origin, events: &[eis_contract::Event]) -> Option<SourceId> {
+        let added = self.batcher.add(origin, events);
         self.acknowledge_completed();
         match added {
             Ok(id) => Some(id),
@@ -187,13 +164,13 @@ impl Run<'_> {
         loop {
             self.start_uploads();
             self.start_receives();
-            if self.stop.is_some() && self.receives.is_empty() {
+            if self.stop.is_some() && self.in_flight.receives.is_empty() {
                 return;
             }
             tokio::select! {
-                Some(joined) = self.receives.join_next() => self.received(joined),
-                Some(joined) = self.uploads.join_next() => self.uploaded(joined),
-                Some(joined) = self.deletes.join_next() => self.deleted(joined),
+                Some(joined) = self.in_flight.receives.join_next() => self.received(joined),
+                Some(joined) = self.in_flight.uploads.join_next() => self.uploaded(joined),
+                Some(joined) = self.in_flight.deletes.join_next() => self.deleted(joined),
                 // Nothing in flight and nothing startable: only a panicked upload (whose
                 // bytes stay held) leads here; that error already stopped the run.
                 else => return,
@@ -210,18 +187,17 @@ impl Run<'_> {
     fn start_receives(&mut self) {
         let config = &self.archiver.config;
         while self.stop.is_none()
-            && self.receives.len() < config.receive_concurrency
+            && self.in_flight.receives.len() < config.receive_concurrency
             && !self.paused()
         {
             let Some(budget) = self.receive_budget() else {
                 self.stop = Some(Stop::Deadline);
                 return;
             };
-            self.receives.spawn(receive::receive(
-                self.archiver.sqs.clone(),
-                config.queue_url.clone(),
-                config.receive_wait.min(budget),
-            ));
+            let queue = self.archiver.queue.clone();
+            self.in_flight
+                .receives
+                .spawn(queue.receive(config.receive_wait.min(budget)));
         }
     }
 
@@ -243,10 +219,10 @@ impl Run<'_> {
 
     /// Buffers a message's events; true when the message is new to this run.
     fn accept(&mut self, m: Received) -> bool {
-        match self.seen.get(&m.message_id) {
+        match self.ledger.seen(&m.message_id) {
             Some(Seen::Pending(id)) => {
                 // A re-delivery: only its newest receipt handle can delete it.
-                if let Some(Source::Message { receipt_handle, .. }) =
+                if let Some(Origin::Message { receipt_handle, .. }) =
                     self.batcher.pending_payload(*id)
                 {
                     *receipt_handle = m.receipt_handle;
@@ -254,7 +230,7 @@ impl Run<'_> {
                 false
             }
             Some(Seen::Done) => {
-                self.to_delete.push(m.receipt_handle);
+                self.ledger.delete_again(m.receipt_handle);
                 self.start_deletes(false);
                 false
             }
@@ -269,60 +245,44 @@ impl Run<'_> {
                             error = %e,
                             "undecodable message left for the dead-letter queue"
                         );
-                        self.summary.dead_lettered += 1;
+                        self.tally.summary.dead_lettered += 1;
                         Seen::Ignored
                     }
                     Ok(events) => {
-                        self.summary.messages += 1;
-                        let source = Source::Message {
+                        self.tally.summary.messages += 1;
+                        let origin = Origin::Message {
                             message_id: m.message_id.clone(),
                             receipt_handle: m.receipt_handle,
                         };
-                        match self.add(source, &events) {
+                        match self.add(origin, &events) {
                             Some(id) => Seen::Pending(id),
                             None => Seen::Ignored,
                         }
                     }
                 };
-                // A source that completed inside `add` (no events) is already Done.
-                self.seen.entry(m.message_id).or_insert(seen);
+                self.ledger.met(m.message_id, seen);
                 true
             }
         }
     }
 
-    /// Sources whose files are all stored: delete their messages, mark their rows.
+    /// Origins whose files are all stored: delete their messages, mark their rows.
     fn acknowledge_completed(&mut self) {
-        for source in self.batcher.take_completed() {
-            match source {
-                Source::Message {
-                    message_id,
-                    receipt_handle,
-                } => {
-                    self.to_delete.push(receipt_handle);
-                    self.seen.insert(message_id, Seen::Done);
-                }
-                Source::Swept(keys) => self.to_mark.extend(keys),
-            }
+        for origin in self.batcher.take_completed() {
+            self.ledger.completed(origin);
         }
         self.start_deletes(false);
     }
 
-    /// Full batches only, unless `all`: deletes are cheapest 10 at a time.
     fn start_deletes(&mut self, all: bool) {
-        while self.to_delete.len() >= delete::MAX_BATCH || (all && !self.to_delete.is_empty()) {
-            let n = self.to_delete.len().min(delete::MAX_BATCH);
-            let handles: Vec<String> = self.to_delete.drain(..n).collect();
-            self.deletes.spawn(delete::delete(
-                self.archiver.sqs.clone(),
-                self.archiver.config.queue_url.clone(),
-                handles,
-            ));
+        while let Some(handles) = self.ledger.next_deletes(all) {
+            let queue = self.archiver.queue.clone();
+            self.in_flight.deletes.spawn(queue.delete(handles));
         }
     }
 
     fn start_uploads(&mut self) {
-        while self.uploads.len() < self.archiver.config.upload_concurrency {
+        while self.in_flight.uploads.len() < self.archiver.config.upload_concurrency {
             if !self.batcher.has_ready() && self.batcher.under_pressure() {
                 self.batcher.cut_largest();
             }
@@ -340,13 +300,11 @@ impl Run<'_> {
             partition,
             columns,
         } = chunk;
-        let config = &self.archiver.config;
-        let key = partition.object_key(&config.prefix, Uuid::now_v7());
+        let bucket = self.archiver.bucket.clone();
+        let key = bucket.raw_key(partition, Uuid::now_v7());
         let events = columns.len();
         let earliest_received = columns.earliest_received();
-        let s3 = self.archiver.s3.clone();
-        let bucket = config.bucket.clone();
-        let run_id = self.summary.run_id;
+        let run_id = self.tally.summary.run_id;
         // The hour is recorded before its first file: a run killed after the upload still
         // leaves the hour to compact. A failed record does not stop the upload (the audit
         // records any hour it finds raw files in).
@@ -354,7 +312,7 @@ impl Run<'_> {
             .touched
             .insert(partition)
             .then(|| self.archiver.hours.clone());
-        self.uploads.spawn(async move {
+        self.in_flight.uploads.spawn(async move {
             let touch_error = match hours {
                 Some(hours) => hours.touch(partition.start()).await.err(),
                 None => None,
@@ -364,7 +322,7 @@ impl Run<'_> {
                     .await
                     .map_err(|e| ArchiveError::Internal(e.to_string()))??;
                 let bytes = body.len();
-                upload::put(&s3, &bucket, &key, body, run_id, events).await?;
+                bucket.put(&key, body, run_id, events).await?;
                 Ok(bytes)
             }
             .await;
@@ -394,19 +352,13 @@ impl Run<'_> {
             Ok(bytes) => {
                 tracing::info!(key = %done.key, events = done.events, bytes, "stored");
                 self.batcher.stored(done.chunk);
-                self.summary.files += 1;
-                self.summary.bytes += bytes as u64;
-                self.summary.events += done.events;
-                self.partitions.insert(done.partition);
-                self.earliest_received = match (self.earliest_received, done.earliest_received) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                self.tally
+                    .stored(done.partition, done.events, bytes, done.earliest_received);
             }
             Err(e) => {
                 tracing::warn!(key = %done.key, events = done.events, "not stored");
                 self.batcher.failed(done.chunk);
-                self.summary.failed_files += 1;
+                self.tally.summary.failed_files += 1;
                 self.fail(e);
             }
         }
@@ -416,8 +368,7 @@ impl Run<'_> {
     fn deleted(&mut self, joined: Result<Deleted, JoinError>) {
         match joined {
             Ok(d) => {
-                self.summary.deleted += d.deleted;
-                self.summary.failed_deletes += d.failed;
+                self.tally.deleted(&d);
                 if let Some(e) = d.error {
                     self.errors.push(log_error(e));
                 }
@@ -434,18 +385,19 @@ impl Run<'_> {
         loop {
             self.start_uploads();
             tokio::select! {
-                Some(joined) = self.uploads.join_next() => self.uploaded(joined),
-                Some(joined) = self.deletes.join_next() => self.deleted(joined),
+                Some(joined) = self.in_flight.uploads.join_next() => self.uploaded(joined),
+                Some(joined) = self.in_flight.deletes.join_next() => self.deleted(joined),
                 else => break,
             }
         }
         self.start_deletes(true);
-        while let Some(joined) = self.deletes.join_next().await {
+        while let Some(joined) = self.in_flight.deletes.join_next().await {
             self.deleted(joined);
         }
-        if !self.to_mark.is_empty() {
-            match self.archiver.store.mark_handed_off(&self.to_mark).await {
-                Ok(marked) => self.summary.marked = marked,
+        let marks = self.ledger.take_marks();
+        if !marks.is_empty() {
+            match self.archiver.store.mark_handed_off(&marks).await {
+                Ok(marked) => self.tally.summary.marked = marked,
                 // They stay unmarked: the next sweep archives them again (duplicates only).
                 Err(e) => self.errors.push(log_error(e.into())),
             }
@@ -457,10 +409,14 @@ impl Run<'_> {
         if self.receive_budget().is_none() {
             return;
         }
-        let (summary, errors) =
-            compact::compact_settled(self.archiver, self.now, self.deadline, self.summary.run_id)
-                .await;
-        self.summary.compaction = summary;
+        let (summary, errors) = compact::compact_settled(
+            self.archiver,
+            self.now,
+            self.deadline,
+            self.tally.summary.run_id,
+        )
+        .await;
+        self.tally.summary.compaction = summary;
         for e in errors {
             self.errors.push(log_error(e));
         }
@@ -478,23 +434,23 @@ impl Run<'_> {
                         "partition maintenance"
                     );
                 }
-                self.summary.partitions_created = report.partitions_created.len();
-                self.summary.partitions_dropped = report.partitions_dropped.len();
+                self.tally.summary.partitions_created = report.partitions_created.len();
+                self.tally.summary.partitions_dropped = report.partitions_dropped.len();
             }
             Err(e) => self.errors.push(log_error(e.into())),
         }
     }
 
-    fn outcome(mut self, started: Instant) -> RunOutcome {
-        self.summary.partitions = self.partitions.len();
-        self.summary.oldest_event_age_seconds = self
-            .earliest_received
-            .map(|t| ((self.now - t).num_milliseconds() as f64 / 1000.0).max(0.0));
-        self.summary.seconds = started.elapsed().as_secs_f64();
-        self.summary.stopped = self.stop.unwrap_or_default();
-        self.summary.errors = self.errors.iter().map(ArchiveError::code).collect();
+    fn outcome(self, started: Instant) -> RunOutcome {
+        let codes = self.errors.iter().map(ArchiveError::code).collect();
+        let summary = self.tally.finish(
+            self.now,
+            started.elapsed().as_secs_f64(),
+            self.stop.unwrap_or_default(),
+            codes,
+        );
         RunOutcome {
-            summary: self.summary,
+            summary,
             errors: self.errors,
         }
     }

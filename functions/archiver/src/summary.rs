@@ -1,12 +1,17 @@
 //! What one run did: returned to the caller, logged as one JSON line, and turned into
 //! CloudWatch metrics (Embedded Metric Format) once, when the run ends.
 
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
 use eis_store::telemetry::Emf;
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::compact::CompactionSummary;
+use crate::group::HourPartition;
+use crate::queue::Deleted;
 
 /// Why the run stopped receiving.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -69,6 +74,68 @@ pub struct Summary {
     pub compaction: CompactionSummary,
     /// Codes of the errors met, in order (see `ArchiveError::code`).
     pub errors: Vec<&'static str>,
+}
+
+/// A run's counts as it goes; the summary once it ends.
+pub struct Tally {
+    pub summary: Summary,
+    partitions: BTreeSet<HourPartition>,
+    earliest_received: Option<DateTime<Utc>>,
+}
+
+impl Tally {
+    pub fn new(run_id: Uuid) -> Self {
+        Tally {
+            summary: Summary {
+                run_id,
+                ..Summary::default()
+            },
+            partitions: BTreeSet::new(),
+            earliest_received: None,
+        }
+    }
+
+    /// A file stored: `earliest_received` is its earliest event's.
+    pub fn stored(
+        &mut self,
+        partition: HourPartition,
+        events: usize,
+        bytes: usize,
+        earliest_received: Option<DateTime<Utc>>,
+    ) {
+        self.summary.files += 1;
+        self.summary.bytes += bytes as u64;
+        self.summary.events += events;
+        self.partitions.insert(partition);
+        self.earliest_received = match (self.earliest_received, earliest_received) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    pub fn deleted(&mut self, deleted: &Deleted) {
+        self.summary.deleted += deleted.deleted;
+        self.summary.failed_deletes += deleted.failed;
+    }
+
+    /// The summary at the end of a run of `seconds` at `now`, stopped for `stopped`, with
+    /// the codes of the errors it met.
+    pub fn finish(
+        mut self,
+        now: DateTime<Utc>,
+        seconds: f64,
+        stopped: Stop,
+        errors: Vec<&'static str>,
+    ) -> Summary {
+        self.summary.partitions = self.partitions.len();
+        self.summary.oldest_event_age_seconds = self
+            .earliest_received
+            .map(|t| ((now - t).num_milliseconds() as f64 / 1000.0).max(0.0));
+        self.summary.seconds = seconds;
+        self.summary.stopped = stopped;
+        self.summary.errors = errors;
+        self.summary
+    }
 }
 
 impl Summary {

@@ -304,7 +304,7 @@ def drain_md(d):
              r["cpu_seconds"], num(r["peak_rss_mib"], 1)] for r in runs]
     eps = stats([r["events_per_s"] for r in runs])
     rss = stats([r["peak_rss_mib"] for r in runs])
-    return f"""`functions/archiver/scripts/memory-drain.sh`: one release archiver run (`events/archiver-scheduled.json`)
+    return f"""`bench/memory-drain.sh`: one release archiver run (`events/archiver-scheduled.json`)
 drains a queue of its own filled with {num(runs[0]['events'])} packed events (spread over two hours:
 three hour partitions) into a bucket of its own on moto; peak RSS from `/usr/bin/time -v`.
 {len(runs)} run(s): events/s {span(eps)}, peak RSS {span(rss, 1)} MiB.

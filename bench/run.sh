@@ -12,8 +12,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # lib.sh: stack paths, stack_running, db_url_named, remove_scratch (shared with infra/local).
-# shellcheck source=../infra/local/lib.sh
-source "$ROOT/infra/local/lib.sh"
+# shellcheck source=../infra/lib.sh
+source "$ROOT/infra/lib.sh"
 cd "$ROOT"
 log() { printf '[bench] %s\n' "$*" >&2; }
 
@@ -141,7 +141,7 @@ drain() {
   local i
   for i in $(seq 1 "$DRAIN_RUNS"); do
     log "drain run $i of $DRAIN_RUNS"
-    functions/archiver/scripts/memory-drain.sh "$DRAIN_EVENTS"
+    bench/memory-drain.sh "$DRAIN_EVENTS"
   done | jq -s '{runs: .}'
 }
 

@@ -1,7 +1,7 @@
 //! The archiver against the real local stack: events posted to the ingest API end up in the
 //! right hour folders of a bucket exactly once; faults (S3 gone, a deadline, a crash, a poison
 //! message, events the ingest never published) lose nothing. Files are read back with the
-//! parquet crate and checked against `archiver::format::schema()`.
+//! parquet crate and checked against `archiver::parquet_encoder::schema()`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use archiver::app::Archiver;
+use archiver::batcher::BufferLimits;
 use archiver::bucket::ArchiveBucket;
 use archiver::config::Config;
-use archiver::format;
-use archiver::group::{BufferLimits, HourPartition};
 use archiver::handler::{self, Input, Output};
+use archiver::parquet_encoder;
+use archiver::partition::HourPartition;
 use archiver::summary::Stop;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::TimestampMicrosecondType;
@@ -182,8 +183,9 @@ async fn archived(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<Object> {
             .build()
             .expect("reader");
         let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().expect("batches");
-        let rows = arrow::compute::concat_batches(&format::schema(), &batches).expect("rows");
-        assert_eq!(rows.schema(), format::schema(), "{key}");
+        let rows =
+            arrow::compute::concat_batches(&parquet_encoder::schema(), &batches).expect("rows");
+        assert_eq!(rows.schema(), parquet_encoder::schema(), "{key}");
         objects.push(Object { key, rows });
     }
     objects

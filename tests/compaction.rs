@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use archiver::bucket::{self, Kind};
 use archiver::compact::{self, HourOutcome, DIGEST_KEY};
 use archiver::digest;
-use archiver::group::HourPartition;
+use archiver::partition::HourPartition;
 use archiver::summary::Summary;
 use eis_tests::archive::*;
 use tokio::time::Instant;

@@ -35,7 +35,7 @@ async fn count(db: &TestDb, sql: &str) -> i64 {
 async fn migrations_run_concurrently_apply_once() {
     let db = TestDb::create().await; // already migrated once
     let (a, b) = (db.db(), db.db());
-    let (ra, rb) = tokio::join!(migrate::run(&a), migrate::run(&b));
+    let (ra, rb) = tokio::join!(migrate::apply(&a), migrate::apply(&b));
     assert!(ra.expect("first run").is_empty(), "nothing left to apply");
     assert!(rb.expect("second run").is_empty());
     let applied = count(&db, "SELECT count(*) FROM eis_schema_history").await;
@@ -63,7 +63,7 @@ async fn concurrent_first_migrations_on_an_empty_database() {
         Db::new(&db_config(url.clone())).expect("a"),
         Db::new(&db_config(url.clone())).expect("b"),
     );
-    let (ra, rb) = tokio::join!(migrate::run(&a), migrate::run(&b));
+    let (ra, rb) = tokio::join!(migrate::apply(&a), migrate::apply(&b));
     let (ra, rb) = (ra.expect("run a"), rb.expect("run b"));
     let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"))
         .expect("migrations dir")
@@ -208,7 +208,7 @@ async fn maintenance_creates_partitions_ahead_and_moves_early_rows_out_of_defaul
         retention_days: 90,
         days_ahead: 7,
     };
-    let report = maintenance::run(&db.db(), at, policy)
+    let report = maintenance::upkeep(&db.db(), at, policy)
         .await
         .expect("maintenance");
     assert_eq!(
@@ -227,7 +227,7 @@ async fn maintenance_creates_partitions_ahead_and_moves_early_rows_out_of_defaul
     let today = format!("events_p{}", at.format("%Y%m%d"));
     let before = count(&db, &format!("SELECT count(*) FROM exp.{today}")).await;
 
-    let again = maintenance::run(&db.db(), at, policy)
+    let again = maintenance::upkeep(&db.db(), at, policy)
         .await
         .expect("maintenance again");
     assert!(again.partitions_created.is_empty() && again.partitions_dropped.is_empty());
@@ -276,7 +276,7 @@ async fn retention_drops_old_days_but_never_events_not_yet_archived() {
         retention_days: 90,
         days_ahead: 0,
     };
-    let report = maintenance::run(&db.db(), at, policy)
+    let report = maintenance::upkeep(&db.db(), at, policy)
         .await
         .expect("maintenance");
     let dropped_92 = format!("events_p{}", day(92).format("%Y%m%d"));
@@ -301,7 +301,7 @@ async fn retention_drops_old_days_but_never_events_not_yet_archived() {
         .map(|e| (e.event_id, e.timestamp))
         .collect();
     store.mark_handed_off(&pending).await.expect("mark");
-    let report = maintenance::run(&db.db(), at, policy)
+    let report = maintenance::upkeep(&db.db(), at, policy)
         .await
         .expect("maintenance");
     assert_eq!(report.partitions_dropped.len(), 1);

@@ -11,14 +11,18 @@ use archiver::app::Archiver;
 use archiver::bucket::ArchiveFile;
 use archiver::compact::{self, HourOutcome};
 use archiver::config::Config;
-use archiver::format::{self, EventColumns};
-use archiver::group::HourPartition;
+use archiver::parquet_encoder::{self, EventColumns};
+use archiver::partition::HourPartition;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use crate::workload;
 
-pub async fn run(events: usize, files: usize, duplicate_percent: usize) -> anyhow::Result<Value> {
+pub async fn measure(
+    events: usize,
+    files: usize,
+    duplicate_percent: usize,
+) -> anyhow::Result<Value> {
     let archiver = Archiver::from_config(Config::from_env()?).await?;
     let all = workload::events(events)?;
     let hour = HourPartition::of(all.first().context("no events")?.timestamp);
@@ -89,7 +93,7 @@ async fn write(
 ) -> anyhow::Result<()> {
     archiver.hours.touch(hour.start()).await?;
     let key = archiver.bucket.raw_key(hour, uuid::Uuid::now_v7());
-    let body = format::encode(columns)?;
+    let body = parquet_encoder::encode(columns)?;
     archiver
         .bucket
         .put(&key, body, uuid::Uuid::now_v7(), events)

@@ -18,7 +18,7 @@ use crate::{encode, workload};
 /// The largest batch the API takes per request by default.
 const BATCH: usize = 500;
 
-pub fn run(path: &str, n: usize) -> anyhow::Result<Value> {
+pub fn measure(path: &str, n: usize) -> anyhow::Result<Value> {
     match path {
         "ingest" => {
             let body = workload::batch_body(BATCH, Utc::now() - chrono::TimeDelta::minutes(1));

@@ -8,14 +8,14 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use archiver::format;
-use archiver::group::{Batcher, BufferLimits};
+use archiver::batcher::{Batcher, BufferLimits};
+use archiver::parquet_encoder;
 use eis_store::message;
 use serde_json::{json, Value};
 
 use crate::{thread_cpu_seconds, workload};
 
-pub fn run(n: usize, rounds: usize, out: &Path) -> anyhow::Result<Value> {
+pub fn measure(n: usize, rounds: usize, out: &Path) -> anyhow::Result<Value> {
     let events = workload::events(n)?;
     let bodies = workload::queue_bodies(&events)?;
     let jsonl = out.join("events.jsonl");
@@ -69,6 +69,6 @@ pub fn encode(bodies: &[String]) -> anyhow::Result<Vec<Vec<u8>>> {
     }
     batcher.cut_all();
     std::iter::from_fn(|| batcher.next_ready())
-        .map(|chunk| Ok(format::encode(chunk.columns)?))
+        .map(|chunk| Ok(parquet_encoder::encode(chunk.columns)?))
         .collect()
 }

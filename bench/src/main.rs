@@ -6,12 +6,14 @@
 //!   eis-bench encode EVENTS ROUNDS OUT_DIR   queue message bodies → zstd Parquet
 //!   eis-bench compact EVENTS FILES DUP_PCT   one hour of FILES raw files compacted
 //!   eis-bench cpu-path ingest|archive EVENTS the pure-CPU work of one path, for callgrind
+//!   eis-bench fill-queue QUEUE_URL EVENTS    a deep archive queue, for bench/memory-drain.sh
 //!   eis-bench sqs-stub PORT                  an SQS stand-in that accepts everything
 //!   eis-bench serve-ingest                   the ingest function's local server, for callgrind
 
 mod compaction;
 mod cpu_path;
 mod encode;
+mod fill_queue;
 mod pg_write;
 mod serve_ingest;
 mod sqs_stub;
@@ -33,7 +35,7 @@ fn main() -> anyhow::Result<()> {
     {
         ["bodies", out] => workload::write_bodies(out.as_ref())?,
         ["pg-write", events, rounds] => {
-            runtime()?.block_on(pg_write::run(number(events)?, number(rounds)?))?
+            runtime()?.block_on(pg_write::measure(number(events)?, number(rounds)?))?
         }
         ["serve-ingest"] => {
             // Multi-threaded, as the ingest binary's #[tokio::main].
@@ -46,17 +48,20 @@ fn main() -> anyhow::Result<()> {
             return runtime()?.block_on(sqs_stub::serve(port));
         }
         ["encode", events, rounds, out] => {
-            encode::run(number(events)?, number(rounds)?, out.as_ref())?
+            encode::measure(number(events)?, number(rounds)?, out.as_ref())?
         }
-        ["compact", events, files, duplicates] => runtime()?.block_on(compaction::run(
+        ["compact", events, files, duplicates] => runtime()?.block_on(compaction::measure(
             number(events)?,
             number(files)?,
             number(duplicates)?,
         ))?,
-        ["cpu-path", path, events] => cpu_path::run(path, number(events)?)?,
+        ["cpu-path", path, events] => cpu_path::measure(path, number(events)?)?,
+        ["fill-queue", queue_url, events] => {
+            runtime()?.block_on(fill_queue::fill(queue_url, number(events)?))?
+        }
         _ => bail!(
             "usage: eis-bench bodies OUT_DIR | pg-write EVENTS ROUNDS | \
-             encode EVENTS ROUNDS OUT_DIR | compact EVENTS FILES DUP_PCT | cpu-path ingest|archive EVENTS | sqs-stub PORT | serve-ingest"
+             encode EVENTS ROUNDS OUT_DIR | compact EVENTS FILES DUP_PCT | cpu-path ingest|archive EVENTS | fill-queue QUEUE_URL EVENTS | sqs-stub PORT | serve-ingest"
         ),
     };
     println!("{report}");

@@ -55,7 +55,7 @@ impl Method {
     }
 }
 
-pub async fn run(n: usize, rounds: usize) -> anyhow::Result<Value> {
+pub async fn measure(n: usize, rounds: usize) -> anyhow::Result<Value> {
     let config = DbConfig::from_env().context("DATABASE_URL")?;
     let url = config.url.clone();
     let db = Arc::new(Db::new(&config)?);

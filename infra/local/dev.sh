@@ -2,7 +2,8 @@
 # `make dev`: the local stack, the migrations, the ingest API on 127.0.0.1:$EIS_PORT and the
 # archiver every $EIS_ARCHIVE_EVERY seconds (the local stand-in for the EventBridge schedule).
 # Ctrl-C stops everything this script started, and nothing else.
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+LOG_TAG=stack
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 cd "$ROOT"
 
 PORT=${EIS_PORT:-3000}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stops what infra/local/up.sh started, and nothing else. The cluster's data stays in $PGDIR
 # for the next `make up`; `down.sh --purge` removes it as well (before deleting a clone).
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+LOG_TAG=stack
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 purge=0
 [ "${1:-}" = --purge ] && purge=1
 retire_old_pgdir

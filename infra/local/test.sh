@@ -2,7 +2,8 @@
 # `make test`: formatting, lints, every test against the local stack, the deployment template
 # checks and `sam build`. Brings the stack up itself and, when it was not already running,
 # stops it again at the end.
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+LOG_TAG=stack
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 cd "$ROOT"
 
 step() { printf '\n== %s\n' "$*" >&2; }

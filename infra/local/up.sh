@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Brings the local stack up: PostgreSQL, moto (S3 + SQS), the queue, its DLQ, the bucket,
 # the migrations; writes .local/env. Idempotent: safe to run twice or after a crash.
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+LOG_TAG=stack
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 : "${EIS_BUCKET:=events}"
 : "${EIS_QUEUE_NAME:=eis-events}"

@@ -12,7 +12,8 @@
 # cannot download) or the RDS trust store URL; Amazon Root CA 1 from the system trust store or
 # the Amazon Trust Services URL. Both are public certificates; the result is not committed.
 # Exits non-zero, saying which CA is missing, when the bundle cannot be made complete.
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+LOG_TAG=tools
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 RDS_BUNDLE_URL=https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
 AMAZON_ROOT_CA1_URL=https://www.amazontrust.com/repository/AmazonRootCA1.pem

@@ -4,7 +4,8 @@
 #   of tests/template/. Runs every check, prints a summary, exits non-zero if any failed.
 # Tools live in virtualenvs under .local/tools/, (re)installed from the pinned
 # infra/tools/requirements-*.txt only when those files change.
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+LOG_TAG=tools
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 cd "$ROOT"
 
 TEMPLATES=(template.yaml infra/database.yaml)

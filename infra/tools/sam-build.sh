@@ -3,7 +3,8 @@
 # sizes of the two bootstrap binaries. Extra arguments go to `sam build` (e.g. --config-env prod).
 # Needs Rust (rustup); installs the aarch64 target and, in .local/tools/sam, SAM CLI and
 # cargo-lambda (which brings zig). Honours CARGO_TARGET_DIR, as cargo-lambda does.
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+LOG_TAG=tools
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 cd "$ROOT"
 
 SAM_VENV=$(ensure_venv sam)

@@ -1,7 +1,7 @@
 """`make up` / `make down` from a fresh clone inside a 0700 directory, with a space in its path.
 
 As root the private PostgreSQL cluster runs as `postgres`, which cannot enter such a directory
-(root's home is one); the cluster therefore lives outside the clone (infra/local/lib.sh). This
+(root's home is one); the cluster therefore lives outside the clone (infra/lib.sh). This
 test clones the committed HEAD into `mktemp -d`/"my clone", brings the stack up there, checks
 that PostgreSQL and moto answer, brings it down and asserts that nothing it started still runs,
 and that the stack of the clone running the test (if any) was left alone.

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use archiver::app::Archiver;
+use archiver::batcher::BufferLimits;
 use archiver::compact::CompactionPolicy;
 use archiver::config::Config;
-use archiver::format::{self, EventColumns};
-use archiver::group::{BufferLimits, HourPartition};
+use archiver::parquet_encoder::{self, EventColumns};
+use archiver::partition::HourPartition;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::TimestampMicrosecondType;
 use chrono::{DateTime, Utc};
@@ -95,7 +96,8 @@ impl Stack {
                 .expect("reader")
                 .collect::<Result<_, _>>()
                 .expect("batches");
-            let rows = arrow::compute::concat_batches(&format::schema(), &batches).expect("rows");
+            let rows =
+                arrow::compute::concat_batches(&parquet_encoder::schema(), &batches).expect("rows");
             out.push((key, rows));
         }
         out
@@ -232,7 +234,7 @@ pub async fn write_raw(
         .await
         .expect("record hour");
     let key = archiver.bucket.raw_key(hour, uuid::Uuid::now_v7());
-    let body = format::encode(columns).expect("encode");
+    let body = parquet_encoder::encode(columns).expect("encode");
     archiver
         .bucket
         .put(&key, body, uuid::Uuid::now_v7(), events.len())

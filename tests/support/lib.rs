@@ -83,7 +83,7 @@ impl TestDb {
             .expect("create test database");
         let url = with_database(&admin_url, &name);
         let db = Db::new(&db_config(url.clone())).expect("db config");
-        migrate::run(&db).await.expect("migrations apply");
+        migrate::apply(&db).await.expect("migrations apply");
         TestDb {
             name,
             url,

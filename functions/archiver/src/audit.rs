@@ -22,8 +22,8 @@ use crate::bucket::{self, ArchiveFile};
 use crate::compact::{self, DIGEST_KEY};
 use crate::digest::{self, IdDigest};
 use crate::error::ArchiveError;
-use crate::format::FormatError;
-use crate::group::HourPartition;
+use crate::parquet_encoder::FormatError;
+use crate::partition::HourPartition;
 
 /// Hours with a finding listed in the answer at most (the counts cover all).
 const MAX_FINDINGS: usize = 50;

@@ -10,8 +10,8 @@ use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use uuid::Uuid;
 
 use crate::error::ArchiveError;
-use crate::format::FormatError;
-use crate::group::HourPartition;
+use crate::parquet_encoder::FormatError;
+use crate::partition::HourPartition;
 
 /// Bytes fetched from the end of a file in the hope that they hold the whole footer.
 const FOOTER_GUESS: u64 = 64 * 1024;

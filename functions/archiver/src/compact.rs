@@ -24,8 +24,8 @@ use crate::app::Archiver;
 use crate::bucket;
 use crate::digest;
 use crate::error::ArchiveError;
-use crate::format::FormatError;
-use crate::group::HourPartition;
+use crate::parquet_encoder::FormatError;
+use crate::partition::HourPartition;
 
 pub use crate::dedupe::{
     dedupe, generation, needs_compaction, DIGEST_KEY, DROPPED_KEY, GENERATION_KEY, INPUTS_KEY,

@@ -9,8 +9,8 @@ use eis_store::config::{millis, or_default, required};
 use eis_store::maintenance::MaintenancePolicy;
 use eis_store::{DbConfig, EnvError, RoleSecrets};
 
+use crate::batcher::BufferLimits;
 use crate::compact::CompactionPolicy;
-use crate::group::BufferLimits;
 
 const MIB: usize = 1024 * 1024;
 

@@ -13,7 +13,7 @@ use parquet::file::metadata::KeyValue;
 
 use crate::bucket::{ArchiveFile, Kind};
 use crate::digest::{self, IdDigest};
-use crate::format::{self, FormatError};
+use crate::parquet_encoder::{self, FormatError};
 
 pub const GENERATION_KEY: &str = "eis.compaction.generation";
 pub const SHARD_KEY: &str = "eis.compaction.shard";
@@ -75,7 +75,7 @@ pub struct Deduped {
 /// row order): smallest `received_at`, then earliest part, then earliest row. The survivors
 /// come out sorted by (`timestamp`, `event_id`), so the same inputs give the same file.
 pub fn dedupe(parts: &[RecordBatch]) -> Result<Deduped, FormatError> {
-    let all = arrow::compute::concat_batches(&format::schema(), parts)?;
+    let all = arrow::compute::concat_batches(&parquet_encoder::schema(), parts)?;
     let ids = column(&all, "event_id")?
         .as_string_opt::<i32>()
         .ok_or_else(|| bad("event_id"))?;
@@ -115,7 +115,7 @@ pub fn dedupe(parts: &[RecordBatch]) -> Result<Deduped, FormatError> {
         .iter()
         .map(|c| arrow::compute::take(c.as_ref(), &indices, None))
         .collect::<Result<Vec<_>, _>>()?;
-    let rows = RecordBatch::try_new(format::schema(), columns)?;
+    let rows = RecordBatch::try_new(parquet_encoder::schema(), columns)?;
     let dropped = (all.num_rows() - rows.num_rows()) as u64;
     Ok(Deduped {
         rows,
@@ -140,7 +140,7 @@ fn bad(name: &str) -> FormatError {
 /// The rows of one Parquet file, as batches of the archive schema.
 pub fn read_rows(body: Bytes) -> Result<Vec<RecordBatch>, FormatError> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(body)?
-        .with_batch_size(format::ROW_GROUP_ROWS)
+        .with_batch_size(parquet_encoder::ROW_GROUP_ROWS)
         .build()?;
     Ok(reader.collect::<Result<Vec<_>, _>>()?)
 }
@@ -164,8 +164,8 @@ pub fn shard_rows(batch: RecordBatch, shard: u32, shards: u32) -> Result<RecordB
 pub fn encode_shard(rows: &RecordBatch, metadata: Vec<KeyValue>) -> Result<Vec<u8>, FormatError> {
     let mut writer = ArrowWriter::try_new(
         Vec::new(),
-        format::schema(),
-        Some(format::writer_properties()?),
+        parquet_encoder::schema(),
+        Some(parquet_encoder::writer_properties()?),
     )?;
     for kv in metadata {
         writer.append_key_value_metadata(kv);
@@ -179,9 +179,8 @@ mod tests {
     use super::*;
     use chrono::{DateTime, TimeZone, Utc};
     use eis_contract::Event;
-    use uuid::Uuid;
 
-    use crate::format::EventColumns;
+    use crate::parquet_encoder::EventColumns;
 
     fn at(minute: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 1, 5, 9, minute, 0)
@@ -191,17 +190,9 @@ mod tests {
 
     fn event(n: u128, received: u32, unit: &str) -> Event {
         Event {
-            event_id: Uuid::from_u128(n),
-            event_type: "plan_generated".into(),
-            unit_type: "user".into(),
             unit_id: unit.into(),
-            experiments: vec![],
-            context: Default::default(),
-            metrics: Default::default(),
-            payload: Default::default(),
-            timestamp: at(59 - n as u32),
             received_at: at(received),
-            flags: vec![],
+            ..crate::test_events::bare(n, at(59 - n as u32))
         }
     }
 
@@ -237,7 +228,7 @@ mod tests {
                 ("000000000001".into(), "a".into()),
             ]
         );
-        assert_eq!(d.rows.schema(), format::schema());
+        assert_eq!(d.rows.schema(), parquet_encoder::schema());
     }
 
     #[test]

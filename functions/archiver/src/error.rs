@@ -7,7 +7,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use eis_store::StoreError;
 use lambda_runtime::Diagnostic;
 
-use crate::format::FormatError;
+use crate::parquet_encoder::FormatError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {

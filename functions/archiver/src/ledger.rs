@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use eis_store::EventKey;
 
-use crate::group::SourceId;
+use crate::batcher::SourceId;
 use crate::queue::MAX_DELETE_BATCH;
 
 /// Where a buffered event came from: what acknowledging it takes.

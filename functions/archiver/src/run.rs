@@ -21,11 +21,12 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::app::Archiver;
+use crate::batcher::{Batcher, Chunk, ChunkId, SourceId};
 use crate::compact;
 use crate::error::ArchiveError;
-use crate::format;
-use crate::group::{by_partition, Batcher, Chunk, ChunkId, HourPartition, SourceId};
 use crate::ledger::{Ledger, Origin, Seen};
+use crate::parquet_encoder;
+use crate::partition::{by_partition, HourPartition};
 use crate::queue::{Deleted, Received};
 use crate::summary::{Stop, Summary, Tally};
 
@@ -318,7 +319,7 @@ impl Run<'_> {
                 None => None,
             };
             let result = async {
-                let body = tokio::task::spawn_blocking(move || format::encode(columns))
+                let body = tokio::task::spawn_blocking(move || parquet_encoder::encode(columns))
                     .await
                     .map_err(|e| ArchiveError::Internal(e.to_string()))??;
                 let bytes = body.len();
@@ -425,7 +426,7 @@ impl Run<'_> {
     /// Partition upkeep: idempotent, so a failure here is simply redone next run.
     async fn maintain(&mut self) {
         let policy = self.archiver.config.maintenance;
-        match maintenance::run(self.archiver.store.db(), self.now, policy).await {
+        match maintenance::upkeep(self.archiver.store.db(), self.now, policy).await {
             Ok(report) => {
                 if !report.partitions_created.is_empty() || !report.partitions_dropped.is_empty() {
                     tracing::info!(

@@ -10,7 +10,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::compact::CompactionSummary;
-use crate::group::HourPartition;
+use crate::partition::HourPartition;
 use crate::queue::Deleted;
 
 /// Why the run stopped receiving.

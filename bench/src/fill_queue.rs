@@ -1,33 +1,26 @@
-//! Queues N valid events on an archive queue, packed as the ingest function packs them: the
-//! load for `scripts/memory-drain.sh`.
-//!
-//! Usage: fill-queue QUEUE_URL N
-//! Events look like the contract's example (about 700 bytes each) and spread over the last
-//! two hours, so a drain writes to three hour partitions. Endpoint and credentials come from
-//! the usual AWS_* variables.
+//! `eis-bench fill-queue QUEUE_URL N`: queues N valid events on an archive queue, packed as
+//! the ingest function packs them: the load of bench/memory-drain.sh. Events look like the
+//! contract's example (about 700 bytes each) and spread over the last two hours, so a drain
+//! writes to three hour partitions. Endpoint and credentials come from the usual AWS_*
+//! variables.
 
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use chrono::Utc;
 use eis_store::{aws, message::SQS_MAX_MESSAGE_BYTES, SqsPublisher};
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// Events validated and published per round: bounds this program's own memory.
 const ROUND: usize = 5_000;
 const TWO_HOURS_MS: f64 = 7_200_000.0;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let [queue_url, n] = args.as_slice() else {
-        bail!("usage: fill-queue QUEUE_URL N");
-    };
-    let n: usize = n.parse().context("N is a number")?;
+/// Publishes `n` events to `queue_url`; reports the events and messages.
+pub async fn fill(queue_url: &str, n: usize) -> anyhow::Result<Value> {
     let sdk = aws::sdk_config(3, Duration::from_secs(10)).await;
     let publisher = SqsPublisher::new(
         aws::sqs_client(&sdk),
-        queue_url.clone(),
+        queue_url.to_string(),
         SQS_MAX_MESSAGE_BYTES,
     );
     let limits = eis_contract::Limits::default();
@@ -63,6 +56,5 @@ async fn main() -> anyhow::Result<()> {
         published += round;
         messages += out.messages;
     }
-    println!("{published} events in {messages} messages");
-    Ok(())
+    Ok(json!({"events": published, "messages": messages}))
 }

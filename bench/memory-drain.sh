@@ -3,18 +3,19 @@
 # (default 100 000) from a queue of its own on the local stack, measured with /usr/bin/time -v.
 # Not part of `make test` (minutes, and a release build); `make bench` runs it (bench/run.sh, §5):
 #
-#   functions/archiver/scripts/memory-drain.sh [N]
+#   bench/memory-drain.sh [N]
 #
 # Uses a database, queue and bucket of its own (removed at the end), so the local stack's
 # queue, bucket and database are left alone. Extra EIS_* variables (e.g. EIS_MAX_FILE_EVENTS)
 # are passed to the archiver. Prints one JSON line: events, files, peak_rss_mib, events_per_s,
 # cpu_seconds (the archiver's user + system time: how much of the wall time it was busy).
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 # lib.sh: db_url_named, remove_scratch (shared with bench/run.sh).
-# shellcheck source=../../../infra/local/lib.sh
-source infra/local/lib.sh
+# shellcheck source=../infra/lib.sh
+LOG_TAG=memory-drain
+source infra/lib.sh
 N=${1:-100000}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/eis/target}
 log() { printf '[memory-drain] %s\n' "$*" >&2; }
@@ -39,7 +40,7 @@ export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-$AWS_REGION}  # boto3 reads this
 
 log "building (release archiver, debug load generator)"
 cargo build --quiet --release --locked -p archiver --bin archiver
-cargo build --quiet --locked -p archiver --example fill-queue
+cargo build --quiet --locked -p eis-bench
 ARCHIVER="$CARGO_TARGET_DIR/release/archiver"
 
 NAME="eis-bench-$(date +%s)-$$"
@@ -63,7 +64,7 @@ export EIS_LOCAL_DEADLINE_SECS=${EIS_LOCAL_DEADLINE_SECS:-900}
 "$ARCHIVER" events/archiver-migrate.json >/dev/null
 
 log "queueing $N events"
-"$CARGO_TARGET_DIR/debug/examples/fill-queue" "$QUEUE_URL" "$N" >&2
+"$CARGO_TARGET_DIR/debug/eis-bench" fill-queue "$QUEUE_URL" "$N" >&2
 
 log "draining with $ARCHIVER"
 /usr/bin/time -v -o "$WORK/time.txt" "$ARCHIVER" events/archiver-scheduled.json >"$WORK/summary.json" 2>"$WORK/archiver.log" \

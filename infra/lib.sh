@@ -1,10 +1,15 @@
-# Shared by the infra/local scripts: paths and small helpers. Sourced, not run.
+# Shared by the scripts of infra/local (the stack), infra/tools (template checks, builds) and
+# bench/: paths, logging, the Python tool virtualenvs and the stack's helpers. Sourced, not
+# run. A script may set LOG_TAG (its log prefix) before sourcing.
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 LOCAL="$ROOT/.local"
 VENV="$LOCAL/venv"
 ENV_FILE="$LOCAL/env"
 mkdir -p "$LOCAL"
+# EIS_TOOLS_DIR may move the tool venvs out of the clone (e.g. to survive between CI clones).
+TOOLS_DIR="${EIS_TOOLS_DIR:-$LOCAL/tools}"
+mkdir -p "$TOOLS_DIR"
 
 # The private PostgreSQL cluster lives outside the clone: as root it runs as `postgres`, which
 # cannot enter a clone under a 0700 directory (root's home, a `mktemp -d`). One directory per
@@ -14,8 +19,47 @@ mkdir -p "$LOCAL"
 PG_STATE_PARENT=${EIS_PG_STATE_DIR:-/var/tmp}
 PGDIR="$PG_STATE_PARENT/eis-pg-$(id -u)-$(printf '%s' "$ROOT" | sha256sum | cut -c1-16)"
 
-log() { printf '[stack] %s\n' "$*" >&2; }
-die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
+log() { printf '[%s] %s\n' "${LOG_TAG:-eis}" "$*" >&2; }
+die() { printf '[%s] error: %s\n' "${LOG_TAG:-eis}" "$*" >&2; exit 1; }
+
+# --- Python tool virtualenvs (infra/tools) ---------------------------------------------------
+
+# ensure_venv NAME: a virtualenv at .local/tools/NAME holding infra/tools/requirements-NAME.txt,
+# (re)created only when that file differs from the copy stamped into the venv at install time.
+# Prints the venv's path.
+ensure_venv() {
+  local name=$1
+  local req="$ROOT/infra/tools/requirements-$name.txt" venv="$TOOLS_DIR/$name"
+  local stamp="$venv/.requirements"
+  [ -f "$req" ] || die "missing $req"
+  # Two clones (or worktrees) sharing EIS_TOOLS_DIR must not install into one venv at once:
+  # one would delete the other's half-made venv and leave a stamped, broken one. The lock is
+  # released when this function's caller, a $(...) subshell, exits.
+  exec {lock}>"$TOOLS_DIR/.$name.lock"
+  flock "$lock"
+  if [ -x "$venv/bin/python" ] && cmp -s "$req" "$stamp"; then
+    printf '%s\n' "$venv"
+    return 0
+  fi
+  command -v python3 >/dev/null || die "python3 not found"
+  log "installing $name tools into $venv (requirements changed or venv missing)"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req" >&2 \
+    || { rm -rf "$venv"; die "pip install -r $req failed"; }
+  cp "$req" "$stamp"
+  printf '%s\n' "$venv"
+}
+
+# Offline-friendly settings for SAM CLI: no telemetry, a region for the translator (it
+# refuses to run without one). No credentials are needed for validation or build.
+sam_env() {
+  export SAM_CLI_TELEMETRY=0
+  export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+  export AWS_REGION="${AWS_REGION:-$AWS_DEFAULT_REGION}"
+}
+
+# --- The local stack (infra/local, bench) -----------------------------------------------------
 
 # A TCP port on 127.0.0.1 that nothing listens on now.
 free_port() {

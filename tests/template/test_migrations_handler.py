@@ -1,13 +1,17 @@
-"""The migrations custom resource's inline handler (template.yaml, MigrationsFunction), run
-against stand-ins for boto3 and cfnresponse: it must always answer CloudFormation, invoke the
-migrator with {"action": "migrate"} on Create and Update, and do nothing on Delete."""
+"""The migrations custom resource's handler (infra/migrations-resource/index.py, template.yaml's
+MigrationsFunction), run against stand-ins for boto3 and CloudFormation's response URL: it must
+always answer CloudFormation, invoke the migrator with {"action": "migrate"} on Create and
+Update, and do nothing on Delete."""
 
+import importlib.util
 import io
 import json
 import sys
 import types
 
 import pytest
+
+from conftest import ROOT
 
 SUCCESS, FAILED = "SUCCESS", "FAILED"
 
@@ -29,37 +33,50 @@ class FakeLambda:
         return out
 
 
+class FakeAnswer:
+    status = 200
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 @pytest.fixture()
 def handler_env(template, monkeypatch):
-    """Loads the inline code with fake modules; returns (module, sent responses, fake client)."""
+    """Loads infra/migrations-resource/index.py with a fake boto3 and a response URL that
+    records what is PUT to it; returns (module, sent responses, fake client)."""
     fn = template["Resources"]["MigrationsFunction"]["Properties"]
     sent = []
     client = FakeLambda()
 
-    cfnresponse = types.ModuleType("cfnresponse")
-    cfnresponse.SUCCESS, cfnresponse.FAILED = SUCCESS, FAILED
-
-    def send(event, context, status, data, physical_id=None, noEcho=False, reason=None):  # noqa: N803
-        sent.append({"status": status, "data": data, "physical_id": physical_id, "reason": reason})
-
-    cfnresponse.send = send
     boto3 = types.ModuleType("boto3")
     boto3.client = lambda service, config=None: client if service == "lambda" else None
     botocore = types.ModuleType("botocore")
     botocore_config = types.ModuleType("botocore.config")
     botocore_config.Config = lambda **kwargs: kwargs
     botocore.config = botocore_config
-    for name, module in {
-        "cfnresponse": cfnresponse,
-        "boto3": boto3,
-        "botocore": botocore,
-        "botocore.config": botocore_config,
-    }.items():
+    for name, module in {"boto3": boto3, "botocore": botocore, "botocore.config": botocore_config}.items():
         monkeypatch.setitem(sys.modules, name, module)
     for key, value in fn["Environment"]["Variables"].items():
         monkeypatch.setenv(key, value if isinstance(value, str) else "arn:aws:lambda:migrator:live")
-    module = types.ModuleType("index")
-    exec(compile(fn["Code"]["ZipFile"], "index.py", "exec"), module.__dict__)  # noqa: S102
+    path = ROOT / fn["CodeUri"] / "index.py"
+    spec = importlib.util.spec_from_file_location("migrations_resource", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def urlopen(request, timeout):
+        assert request.method == "PUT" and request.full_url == "https://example.invalid/response"
+        assert request.get_header("Content-type") == "", "the presigned URL is signed for no type"
+        body = json.loads(request.data)
+        assert {body["StackId"], body["RequestId"], body["LogicalResourceId"]} == {
+            "stack", "request", "Migrations"}
+        sent.append({"status": body["Status"], "physical_id": body["PhysicalResourceId"],
+                     "reason": body["Reason"]})
+        return FakeAnswer()
+
+    monkeypatch.setattr(module.urllib.request, "urlopen", urlopen)
     return module, sent, client
 
 

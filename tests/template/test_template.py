@@ -429,8 +429,8 @@ def check_migrations(t):
     assert {"Ref": "MigratorFunction.Version"} in p.values(), "re-run on each new migrator version"
     fn = props(t, "MigrationsFunction")
     assert fn["Environment"]["Variables"]["MIGRATOR_FUNCTION"] == {"Ref": "MigratorFunction.Alias"}
-    code = fn["Code"]["ZipFile"]
-    assert "cfnresponse" in code and '"migrate"' in code
+    code = (ROOT / fn["CodeUri"] / "index.py").read_text()
+    assert "def respond(" in code and '"migrate"' in code
     migrations_role = [s for _, s in identity_statements(t) if _ == ref_target(fn["Role"])]
     assert allowed(migrations_role, "lambda:InvokeFunction") == [{"Ref": "MigratorFunction.Alias"}]
     for name in ("IngestFunction", "ArchiverFunction"):

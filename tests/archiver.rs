@@ -21,8 +21,9 @@ use arrow::datatypes::TimestampMicrosecondType;
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{DateTime, SecondsFormat, Utc};
 use eis_contract::Event;
+use eis_runtime::SqsPublisher;
 use eis_store::maintenance::MaintenancePolicy;
-use eis_store::{InsertOutcome, PgEventStore, SqsPublisher};
+use eis_store::{InsertOutcome, PgEventStore};
 use eis_tests::*;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{json, Value};
@@ -424,7 +425,7 @@ async fn with_s3_unreachable_nothing_is_deleted_and_the_next_run_archives_everyt
 
     let proxy = FaultyProxy::start(moto_addr()).await;
     let mut archiver = archiver(config(&db, &queue, &bucket)).await;
-    let sdk = eis_store::aws::sdk_config(2, Duration::from_secs(5)).await;
+    let sdk = eis_runtime::aws::sdk_config(2, Duration::from_secs(5)).await;
     archiver.bucket = ArchiveBucket::new(
         aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&sdk)

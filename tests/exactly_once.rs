@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use archiver::compact::CompactionPolicy;
 use chrono::Utc;
-use eis_store::{message, Db, PgEventStore, SqsPublisher};
+use eis_runtime::{handoff, SqsPublisher};
+use eis_store::{Db, PgEventStore};
 use eis_tests::api::answer;
 use eis_tests::archive::{hour_ago, policy, Stack};
 use eis_tests::*;
@@ -25,7 +26,7 @@ async fn api(stack: &Stack, sqs: aws_sdk_sqs::Client) -> (String, tokio::task::J
     let publisher = SqsPublisher::new(
         sqs,
         stack.queue().url.clone(),
-        message::SQS_MAX_MESSAGE_BYTES,
+        handoff::SQS_MAX_MESSAGE_BYTES,
     );
     let state = AppState {
         storage: Arc::new(Storage::new(
@@ -92,7 +93,7 @@ async fn an_sqs_call_that_timed_out_but_arrived_is_archived_once() {
         .expect("moto address");
     let proxy = FaultyProxy::start(moto).await;
     // The ingest function's SDK settings, with a short attempt timeout, through the proxy.
-    let sdk = eis_store::aws::sdk_config(2, Duration::from_millis(400)).await;
+    let sdk = eis_runtime::aws::sdk_config(2, Duration::from_millis(400)).await;
     let sqs = aws_sdk_sqs::Client::from_conf(
         aws_sdk_sqs::config::Builder::from(&sdk)
             .endpoint_url(format!("http://{}", proxy.addr))

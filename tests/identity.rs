@@ -73,7 +73,7 @@ async fn a_resend_is_a_duplicate_or_a_conflict_and_the_first_stays() {
     }
 
     let (status, body) = app
-        .post("/events/batch", &json!({"events": [first, later]}))
+        .post("/events/batch", &json!({"events": [&first, &later]}))
         .await;
     assert_eq!(status, 207, "{body}");
     assert_eq!(
@@ -84,6 +84,17 @@ async fn a_resend_is_a_duplicate_or_a_conflict_and_the_first_stays() {
     assert_eq!(body["errors"][0]["index"], 1);
     assert_eq!(body["errors"][0]["error"], "event_id_conflict");
     assert_eq!(body["event_ids"], json!([ID, null]));
+
+    // The conflicting copy first, then the retry: the retry is judged against what is
+    // stored, not against the batch's first copy of its id.
+    let (status, body) = app
+        .post("/events/batch", &json!({"events": [later, first]}))
+        .await;
+    assert_eq!(status, 207, "{body}");
+    assert_eq!(body["duplicates"], json!([1]), "{body}");
+    assert_eq!(body["errors"][0]["index"], 0);
+    assert_eq!(body["errors"][0]["error"], "event_id_conflict");
+    assert_eq!(body["event_ids"], json!([null, ID]));
 
     assert_eq!(
         stored_payload(&app.db, ID).await,

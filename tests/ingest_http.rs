@@ -6,7 +6,8 @@ use std::io::Write;
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use eis_store::{message, Db, PgEventStore, SqsPublisher};
+use eis_runtime::{handoff, SqsPublisher};
+use eis_store::{Db, PgEventStore};
 use eis_tests::api::*;
 use eis_tests::*;
 use ingest::routes::{router, AppState};
@@ -401,9 +402,9 @@ async fn queue_unreachable_still_accepts_and_leaves_events_for_the_sweep() {
         ))
         .build();
     let publisher = SqsPublisher::new(
-        eis_store::aws::sqs_client(&unreachable),
+        eis_runtime::aws::sqs_client(&unreachable),
         "http://127.0.0.1:1/123456789012/nowhere".into(),
-        message::SQS_MAX_MESSAGE_BYTES,
+        handoff::SQS_MAX_MESSAGE_BYTES,
     );
     let state = AppState {
         storage: Arc::new(Storage::new(

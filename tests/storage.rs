@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Days, SubsecRound, TimeZone, Utc};
 use eis_contract::Event;
+use eis_runtime::{handoff, SqsPublisher};
 use eis_store::maintenance::{self, MaintenancePolicy};
-use eis_store::{message, migrate, Db, InsertOutcome, PgEventStore, SqsPublisher, StoreError};
+use eis_store::{migrate, Db, InsertOutcome, PgEventStore, StoreError};
 use eis_tests::*;
 
 #[path = "storage/exact_numbers.rs"]
@@ -384,7 +385,7 @@ async fn tls_connections_honour_sslmode() {
         .await
         .expect_err("an unknown CA must fail verification");
     assert!(
-        err.is_retryable() || matches!(err, StoreError::Other(_)),
+        err.is_retryable() || matches!(err, StoreError::Other(..)),
         "{err}"
     );
 
@@ -460,7 +461,7 @@ async fn sqs_packs_many_events_per_message_and_round_trips() {
     let publisher = SqsPublisher::new(
         queue.client.clone(),
         queue.url.clone(),
-        message::SQS_MAX_MESSAGE_BYTES,
+        handoff::SQS_MAX_MESSAGE_BYTES,
     );
     let batch = events(500, now());
     let outcome = publisher.publish(&batch).await;
@@ -474,7 +475,7 @@ async fn sqs_packs_many_events_per_message_and_round_trips() {
 
     let mut received = Vec::new();
     for m in queue.receive_all(&queue.url).await {
-        received.extend(message::decode(m.body().unwrap_or_default()).expect("decodes"));
+        received.extend(handoff::decode(m.body().unwrap_or_default()).expect("decodes"));
     }
     received.sort_by_key(|e| e.unit_id.clone());
     let mut sent = batch.clone();
@@ -494,9 +495,9 @@ async fn sqs_unreachable_reports_every_event_unpublished() {
         ))
         .build();
     let publisher = SqsPublisher::new(
-        eis_store::aws::sqs_client(&sdk),
+        eis_runtime::aws::sqs_client(&sdk),
         "http://127.0.0.1:1/123456789012/nowhere".into(),
-        message::SQS_MAX_MESSAGE_BYTES,
+        handoff::SQS_MAX_MESSAGE_BYTES,
     );
     let outcome = publisher.publish(&events(20, now())).await;
     assert!(outcome.published.is_empty());
@@ -585,7 +586,7 @@ async fn credentials_come_from_the_secret_when_one_is_named() {
         .ping()
         .await
         .expect_err("no such secret");
-    assert!(matches!(missing, StoreError::Config(_)), "{missing}");
+    assert!(matches!(missing, StoreError::Config(..)), "{missing}");
     admin
         .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
         .await

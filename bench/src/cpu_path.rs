@@ -10,7 +10,7 @@ use std::hint::black_box;
 use anyhow::{bail, Context};
 use chrono::Utc;
 use eis_contract::{parse_batch, validate_event, Limits};
-use eis_store::message::{self, SQS_MAX_MESSAGE_BYTES};
+use eis_runtime::handoff::{self, SQS_MAX_MESSAGE_BYTES};
 use serde_json::{json, Value};
 
 use crate::{encode, workload};
@@ -53,7 +53,7 @@ fn ingest_batches(body: &str, rounds: usize) -> anyhow::Result<(usize, usize)> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|r| anyhow::anyhow!("event refused: {}", r.message))?;
         events_seen += events.len();
-        messages += black_box(message::pack(&events, SQS_MAX_MESSAGE_BYTES)?).len();
+        messages += black_box(handoff::pack(&events, SQS_MAX_MESSAGE_BYTES)?).len();
     }
     Ok((events_seen, messages))
 }

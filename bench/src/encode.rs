@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use archiver::batcher::{Batcher, BufferLimits};
 use archiver::parquet_encoder;
-use eis_store::message;
+use eis_runtime::handoff;
 use serde_json::{json, Value};
 
 use crate::{thread_cpu_seconds, workload};
@@ -65,7 +65,7 @@ pub fn encode(bodies: &[String]) -> anyhow::Result<Vec<Vec<u8>>> {
         max_held_bytes: usize::MAX,
     });
     for (i, body) in bodies.iter().enumerate() {
-        batcher.add(i, &message::decode(body)?)?;
+        batcher.add(i, &handoff::decode(body)?)?;
     }
     batcher.cut_all();
     std::iter::from_fn(|| batcher.next_ready())

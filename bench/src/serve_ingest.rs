@@ -6,7 +6,7 @@ use anyhow::Context;
 use ingest::{app, config::Config, local, routes};
 
 pub async fn serve() -> anyhow::Result<()> {
-    eis_store::telemetry::init_logging(false);
+    eis_runtime::telemetry::init_logging(false);
     let config = Config::from_env()?;
     let router = routes::router(app::state(&config).await?);
     // SIGTERM ends it cleanly, so that callgrind writes its profile.

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::Context;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use eis_contract::{validate_event, Event, Limits};
-use eis_store::message::{self, SQS_MAX_MESSAGE_BYTES};
+use eis_runtime::handoff::{self, SQS_MAX_MESSAGE_BYTES};
 use serde_json::{json, Value};
 
 /// splitmix64: deterministic, dependency-free variety.
@@ -133,7 +133,7 @@ pub fn events(n: usize) -> anyhow::Result<Vec<Event>> {
 
 /// `events` packed into SQS message bodies, as the ingest function publishes them.
 pub fn queue_bodies(events: &[Event]) -> anyhow::Result<Vec<String>> {
-    Ok(message::pack(events, SQS_MAX_MESSAGE_BYTES)?
+    Ok(handoff::pack(events, SQS_MAX_MESSAGE_BYTES)?
         .into_iter()
         .map(|m| m.body)
         .collect())

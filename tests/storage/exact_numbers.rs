@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use eis_contract::{Event, JsonObject, Limits};
-use eis_store::{message, PgEventStore, SqsPublisher};
+use eis_runtime::{handoff, SqsPublisher};
+use eis_store::PgEventStore;
 use eis_tests::*;
 
 /// (number as sent, its canonical text: PostgreSQL numeric's output)
@@ -99,10 +100,10 @@ async fn numbers_are_exact_in_postgres_and_in_the_sweep() {
     assert_eq!(back, written);
     for (b, w) in back.iter().zip(&written) {
         assert_eq!(
-            message::pack(std::slice::from_ref(b), message::SQS_MAX_MESSAGE_BYTES).expect("pack")
+            handoff::pack(std::slice::from_ref(b), handoff::SQS_MAX_MESSAGE_BYTES).expect("pack")
                 [0]
             .body,
-            message::pack(std::slice::from_ref(w), message::SQS_MAX_MESSAGE_BYTES).expect("pack")
+            handoff::pack(std::slice::from_ref(w), handoff::SQS_MAX_MESSAGE_BYTES).expect("pack")
                 [0]
             .body,
         );
@@ -113,7 +114,7 @@ async fn numbers_are_exact_in_postgres_and_in_the_sweep() {
 #[tokio::test]
 async fn the_sqs_body_carries_the_exact_text() {
     let sent = events();
-    let packed = message::pack(&sent, message::SQS_MAX_MESSAGE_BYTES).expect("pack");
+    let packed = handoff::pack(&sent, handoff::SQS_MAX_MESSAGE_BYTES).expect("pack");
     let body: String = packed.iter().map(|m| m.body.as_str()).collect();
     for ((given, canonical), e) in cases().iter().zip(&sent) {
         let payload = format!(r#""payload":{}"#, expected_payload(canonical));
@@ -133,7 +134,7 @@ async fn the_sqs_body_carries_the_exact_text() {
     let publisher = SqsPublisher::new(
         queue.client.clone(),
         queue.url.clone(),
-        message::SQS_MAX_MESSAGE_BYTES,
+        handoff::SQS_MAX_MESSAGE_BYTES,
     );
     let outcome = publisher.publish(&sent).await;
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
@@ -142,7 +143,7 @@ async fn the_sqs_body_carries_the_exact_text() {
     for m in queue.receive_all(&queue.url).await {
         let body = m.body().unwrap_or_default();
         bodies.push_str(body);
-        received.extend(message::decode(body).expect("decodes"));
+        received.extend(handoff::decode(body).expect("decodes"));
     }
     assert!(bodies.contains(&expected_payload(CASES[0].1)));
     received.sort_by_key(|e| e.unit_id.clone());

@@ -270,7 +270,7 @@ pub const SMALL_MESSAGES: usize = 8 * 1024;
 /// Publishes through the ingest function's publisher (all must be accepted).
 pub async fn publish_all(queue: &TestQueue, events: &[Event], message_bytes: usize) {
     let publisher =
-        eis_store::SqsPublisher::new(queue.client.clone(), queue.url.clone(), message_bytes);
+        eis_runtime::SqsPublisher::new(queue.client.clone(), queue.url.clone(), message_bytes);
     let out = publisher.publish(events).await;
     assert!(out.errors.is_empty(), "{:?}", out.errors);
 }

@@ -13,7 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub mod archive;
 
-use eis_store::{aws, migrate, Db, DbConfig};
+use eis_runtime::aws;
+use eis_store::{migrate, Db, DbConfig};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -442,7 +443,7 @@ pub fn ingest_config(db: &TestDb, queue_url: &str) -> ingest::config::Config {
         queue_url: queue_url.to_string(),
         max_body_bytes: 5 * 1024 * 1024,
         limits: eis_contract::Limits::default(),
-        sqs_max_message_bytes: eis_store::message::SQS_MAX_MESSAGE_BYTES,
+        sqs_max_message_bytes: eis_runtime::handoff::SQS_MAX_MESSAGE_BYTES,
         port: 0,
     }
 }
@@ -475,7 +476,7 @@ pub async fn stored_counts(db: &TestDb) -> (i64, i64) {
 pub async fn queued_events(queue: &TestQueue, url: &str) -> Vec<eis_contract::Event> {
     let mut events = Vec::new();
     for m in queue.receive_all(url).await {
-        events.extend(eis_store::message::decode(m.body().unwrap_or_default()).expect("decodes"));
+        events.extend(eis_runtime::handoff::decode(m.body().unwrap_or_default()).expect("decodes"));
     }
     events
 }

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use eis_store::{aws, migrate, ArchiveHours, Db, PgEventStore};
+use eis_runtime::aws;
+use eis_store::{migrate, ArchiveHours, Db, PgEventStore};
 
 use crate::bucket::ArchiveBucket;
 use crate::config::Config;

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use arrow::array::AsArray;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use eis_store::telemetry::Emf;
+use eis_runtime::telemetry::Emf;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 use serde::Serialize;

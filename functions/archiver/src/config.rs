@@ -5,9 +5,10 @@ use std::fmt::Display;
 use std::str::FromStr;
 use std::time::Duration;
 
-use eis_store::config::{millis, or_default, required};
+use eis_runtime::config::{millis, or_default, required};
+use eis_runtime::EnvError;
 use eis_store::maintenance::MaintenancePolicy;
-use eis_store::{DbConfig, EnvError, RoleSecrets};
+use eis_store::{DbConfig, RoleSecrets};
 
 use crate::batcher::BufferLimits;
 use crate::compact::CompactionPolicy;

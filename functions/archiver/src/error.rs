@@ -2,8 +2,8 @@
 //! what is worth retrying. Lambda sees `error_type` Retryable or NonRetryable and a message
 //! that starts with the code.
 
-use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::error::DisplayErrorContext;
+use eis_runtime::aws::{is_transient, HttpResponse, SdkError};
 use eis_store::StoreError;
 use lambda_runtime::Diagnostic;
 
@@ -14,11 +14,10 @@ pub enum ArchiveError {
     /// The invocation input is neither a scheduled event nor a known action.
     #[error("input is neither an EventBridge Scheduled Event nor {{\"action\":\"migrate\"}} / {{\"action\":\"audit\"}}: {0}")]
     InvalidInput(String),
-    #[error("database unavailable: {0}")]
-    DatabaseUnavailable(String),
-    /// The database answered with an error that retrying will not fix (schema, data, config).
-    #[error("database error: {0}")]
-    Database(String),
+    /// The database was unavailable (retryable) or answered with an error that retrying will
+    /// not fix (schema, data, config): `StoreError` says which.
+    #[error(transparent)]
+    Database(#[from] StoreError),
     #[error("queue unavailable: {0}")]
     QueueUnavailable(String),
     /// SQS refused the request itself (permissions, a missing queue).
@@ -41,7 +40,7 @@ impl ArchiveError {
     pub fn code(&self) -> &'static str {
         match self {
             ArchiveError::InvalidInput(_) => "invalid_input",
-            ArchiveError::DatabaseUnavailable(_) => "database_unavailable",
+            ArchiveError::Database(e) if e.is_retryable() => "database_unavailable",
             ArchiveError::Database(_) => "database_error",
             ArchiveError::QueueUnavailable(_) => "queue_unavailable",
             ArchiveError::QueueRefused(_) => "queue_refused",
@@ -54,54 +53,30 @@ impl ArchiveError {
 
     /// Transient: the same run later (the next schedule) may well succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            ArchiveError::DatabaseUnavailable(_)
-                | ArchiveError::QueueUnavailable(_)
-                | ArchiveError::StorageUnavailable(_)
-        )
+        match self {
+            ArchiveError::Database(e) => e.is_retryable(),
+            ArchiveError::QueueUnavailable(_) | ArchiveError::StorageUnavailable(_) => true,
+            _ => false,
+        }
     }
 
-    /// An S3 failure (after the SDK's own retries), sorted by [`transient`].
+    /// An S3 failure (after the SDK's own retries), sorted by [`is_transient`].
     pub fn storage<E: std::error::Error + 'static>(err: &SdkError<E, HttpResponse>) -> Self {
         let text = DisplayErrorContext(err).to_string();
-        if transient(err) {
+        if is_transient(err) {
             ArchiveError::StorageUnavailable(text)
         } else {
             ArchiveError::StorageRefused(text)
         }
     }
 
-    /// An SQS failure (after the SDK's own retries), sorted by [`transient`].
+    /// An SQS failure (after the SDK's own retries), sorted by [`is_transient`].
     pub fn queue<E: std::error::Error + 'static>(err: &SdkError<E, HttpResponse>) -> Self {
         let text = DisplayErrorContext(err).to_string();
-        if transient(err) {
+        if is_transient(err) {
             ArchiveError::QueueUnavailable(text)
         } else {
             ArchiveError::QueueRefused(text)
-        }
-    }
-}
-
-/// No answer (connect, timeout, broken response), throttling or a server-side error is
-/// transient; any other answer from the service is about the request itself.
-fn transient<E>(err: &SdkError<E, HttpResponse>) -> bool {
-    match err {
-        SdkError::ServiceError(ctx) => {
-            let status = ctx.raw().status().as_u16();
-            status >= 500 || status == 429 || status == 408
-        }
-        SdkError::ConstructionFailure(_) => false,
-        _ => true,
-    }
-}
-
-impl From<StoreError> for ArchiveError {
-    fn from(err: StoreError) -> Self {
-        if err.is_retryable() {
-            ArchiveError::DatabaseUnavailable(err.to_string())
-        } else {
-            ArchiveError::Database(err.to_string())
         }
     }
 }
@@ -115,7 +90,7 @@ impl From<ArchiveError> for Diagnostic {
                 "NonRetryable"
             }
             .into(),
-            error_message: format!("{}: {err}", err.code()),
+            error_message: format!("{}: {}", err.code(), eis_runtime::telemetry::chain(&err)),
         }
     }
 }
@@ -141,10 +116,10 @@ mod tests {
 
     #[test]
     fn store_errors_keep_their_class() {
-        let unavailable = ArchiveError::from(StoreError::Unavailable("timeout".into()));
+        let unavailable = ArchiveError::from(StoreError::unavailable("timeout"));
         assert_eq!(unavailable.code(), "database_unavailable");
         assert!(unavailable.is_retryable());
-        let other = ArchiveError::from(StoreError::Other("42P01: no such table".into()));
+        let other = ArchiveError::from(StoreError::other("42P01: no such table"));
         assert_eq!(other.code(), "database_error");
         assert!(!other.is_retryable());
     }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use archiver::app::Archiver;
 use archiver::config::Config;
 use archiver::handler::{self, Input};
-use eis_store::telemetry;
+use eis_runtime::telemetry;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 use tokio::time::Instant;

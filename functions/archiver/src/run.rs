@@ -13,8 +13,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use eis_runtime::handoff;
 use eis_store::maintenance;
-use eis_store::message;
 use eis_store::StoreError;
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
@@ -237,7 +237,7 @@ impl Run<'_> {
             }
             Some(Seen::Ignored) => false,
             None => {
-                let seen = match message::decode(&m.body) {
+                let seen = match handoff::decode(&m.body) {
                     Err(e) => {
                         // Left alone: the queue's redrive policy moves it to the DLQ.
                         tracing::warn!(
@@ -458,6 +458,7 @@ impl Run<'_> {
 }
 
 fn log_error(err: ArchiveError) -> ArchiveError {
-    tracing::warn!(code = err.code(), error = %err, "archive run error");
+    let error = eis_runtime::telemetry::chain(&err);
+    tracing::warn!(code = err.code(), %error, "archive run error");
     err
 }

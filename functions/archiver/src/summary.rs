@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use eis_store::telemetry::Emf;
+use eis_runtime::telemetry::Emf;
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use eis_store::{aws, Db, PgEventStore, SqsPublisher};
+use eis_runtime::{aws, SqsPublisher};
+use eis_store::{Db, PgEventStore};
 
 use crate::config::Config;
 use crate::routes::AppState;

@@ -1,9 +1,10 @@
 //! The ingest function's settings, read once at start from the environment.
 
 use eis_contract::Limits;
-use eis_store::config::{optional, or_default, required};
-use eis_store::message::SQS_MAX_MESSAGE_BYTES;
-use eis_store::{DbConfig, EnvError};
+use eis_runtime::config::{optional, or_default, required};
+use eis_runtime::handoff::SQS_MAX_MESSAGE_BYTES;
+use eis_runtime::EnvError;
+use eis_store::DbConfig;
 
 #[derive(Debug, Clone)]
 pub struct Config {

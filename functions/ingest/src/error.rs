@@ -95,11 +95,13 @@ fn code_status(code: Code) -> StatusCode {
 
 impl From<eis_store::StoreError> for ApiError {
     fn from(err: eis_store::StoreError) -> Self {
+        // The boundary: the whole chain is logged here, once; the client gets the code.
+        let error = eis_runtime::telemetry::chain(&err);
         if err.is_retryable() {
-            tracing::warn!(error = %err, "storage unavailable");
+            tracing::warn!(%error, "storage unavailable");
             ApiError::StorageUnavailable
         } else {
-            tracing::error!(error = %err, "storage failed");
+            tracing::error!(%error, "storage failed");
             ApiError::Internal
         }
     }

@@ -2,7 +2,7 @@
 //! or as a plain HTTP server on 127.0.0.1:$EIS_PORT for local use.
 
 use anyhow::Context;
-use eis_store::telemetry;
+use eis_runtime::telemetry;
 use ingest::{app, config::Config, local, routes};
 
 #[tokio::main]

@@ -189,7 +189,8 @@ mod tests {
 
     use axum::body::Body;
     use axum::http::{header, Request, StatusCode};
-    use eis_store::{Db, DbConfig, PgEventStore, SqsPublisher};
+    use eis_runtime::SqsPublisher;
+    use eis_store::{Db, DbConfig, PgEventStore};
     use http_body_util::BodyExt;
     use serde_json::Value;
     use tower::ServiceExt;

@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use eis_contract::Event;
-use eis_store::{EventKey, InsertOutcome, PgEventStore, SqsPublisher, StoreError};
+use eis_runtime::SqsPublisher;
+use eis_store::{EventKey, InsertOutcome, PgEventStore, StoreError};
 use uuid::Uuid;
 
 pub struct Storage {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
-use eis_store::telemetry::Emf;
+use eis_runtime::telemetry::Emf;
 use serde_json::Value;
 use uuid::Uuid;
 

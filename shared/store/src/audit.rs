@@ -81,7 +81,9 @@ impl ArchiveHours {
     /// Records that a raw file is about to be written into the hour starting at `hour`.
     pub async fn touch(&self, hour: DateTime<Utc>) -> Result<(), StoreError> {
         let client = self.db.client().await?;
-        self.db.run(client.execute(TOUCH, &[&hour])).await?;
+        self.db
+            .within_timeout(client.execute(TOUCH, &[&hour]))
+            .await?;
         Ok(())
     }
 
@@ -99,7 +101,7 @@ impl ArchiveHours {
         let window = write_window.as_secs_f64();
         let rows = self
             .db
-            .run(client.query(PENDING, &[&before, &limit, &window]))
+            .within_timeout(client.query(PENDING, &[&before, &limit, &window]))
             .await?;
         Ok(rows
             .iter()
@@ -116,7 +118,7 @@ impl ArchiveHours {
         let client = self.db.client().await?;
         let n = self
             .db
-            .run(client.execute(CLEAR, &[&hour.hour, &hour.version]))
+            .within_timeout(client.execute(CLEAR, &[&hour.hour, &hour.version]))
             .await?;
         Ok(n > 0)
     }
@@ -128,7 +130,10 @@ impl ArchiveHours {
         to: DateTime<Utc>,
     ) -> Result<IdDigest, StoreError> {
         let client = self.db.client().await?;
-        let row = self.db.run(client.query_one(DIGEST, &[&from, &to])).await?;
+        let row = self
+            .db
+            .within_timeout(client.query_one(DIGEST, &[&from, &to]))
+            .await?;
         let count: i64 = row.get(0);
         let sum: i64 = row.get(1);
         Ok(IdDigest {
@@ -144,7 +149,10 @@ impl ArchiveHours {
         to: DateTime<Utc>,
     ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError> {
         let client = self.db.client().await?;
-        let rows = self.db.run(client.query(IDS, &[&from, &to])).await?;
+        let rows = self
+            .db
+            .within_timeout(client.query(IDS, &[&from, &to]))
+            .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
@@ -161,7 +169,7 @@ impl ArchiveHours {
         }
         let client = self.db.client().await?;
         self.db
-            .run(client.execute(REQUEUE, &[&ids, &from, &to]))
+            .within_timeout(client.execute(REQUEUE, &[&ids, &from, &to]))
             .await
     }
 }

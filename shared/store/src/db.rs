@@ -12,6 +12,8 @@ use tokio::sync::Mutex;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, Config};
 
+use eis_runtime::aws::is_transient;
+
 use crate::config::DbConfig;
 use crate::error::StoreError;
 
@@ -43,8 +45,9 @@ pub struct Credentials {
     pub password: String,
 }
 
-/// Reads credentials from a secret. A service answer (not found, access denied, a secret of
-/// another shape) is a configuration fault; no answer at all is an outage.
+/// Reads credentials from a secret. A lasting refusal (not found, access denied) or a secret
+/// of another shape is a configuration fault; no answer, throttling or a server error is an
+/// outage (`eis_runtime::aws::is_transient`).
 pub async fn read_secret(arn: &str) -> Result<Credentials, StoreError> {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
@@ -59,19 +62,21 @@ pub async fn read_secret(arn: &str) -> Result<Credentials, StoreError> {
                 "reading secret {arn}: {}",
                 aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
             );
-            if e.as_service_error().is_some() {
-                StoreError::Config(text)
+            let error = if is_transient(&e) {
+                StoreError::unavailable(text)
             } else {
-                StoreError::Unavailable(text)
-            }
+                StoreError::config(text)
+            };
+            error.caused_by(e)
         })?;
     let text = answer
         .secret_string()
-        .ok_or_else(|| StoreError::Config(format!("secret {arn} holds no string")))?;
+        .ok_or_else(|| StoreError::config(format!("secret {arn} holds no string")))?;
     serde_json::from_str(text).map_err(|e| {
-        StoreError::Config(format!(
-            "secret {arn} is not JSON with username and password: {e}"
+        StoreError::config(format!(
+            "secret {arn} is not JSON with username and password"
         ))
+        .caused_by(e)
     })
 }
 
@@ -79,7 +84,8 @@ impl Db {
     /// Parses the configuration and prepares TLS; does no I/O (cold starts stay cheap).
     pub fn new(cfg: &DbConfig) -> Result<Self, StoreError> {
         let (url, mode, root_cert) = split_tls_params(&cfg.url)?;
-        let mut config = Config::from_str(&url).map_err(|e| StoreError::Config(e.to_string()))?;
+        let mut config = Config::from_str(&url)
+            .map_err(|e| StoreError::config("DATABASE_URL cannot be parsed").caused_by(e))?;
         config.connect_timeout(cfg.connect_timeout);
         config.ssl_mode(match mode {
             TlsMode::Disable => SslMode::Disable,
@@ -127,7 +133,7 @@ impl Db {
         let deadline = config.get_connect_timeout().copied();
         let connected = match deadline {
             Some(limit) => tokio::time::timeout(limit, connecting).await.map_err(|_| {
-                StoreError::Unavailable(format!("connect timed out after {limit:?}"))
+                StoreError::unavailable(format!("connect timed out after {limit:?}"))
             })?,
             None => connecting.await,
         };
@@ -167,13 +173,13 @@ impl Db {
 
     /// Runs one database operation under the query timeout. On a timeout or a transient
     /// error the shared connection is dropped: it may be stuck or broken.
-    pub async fn run<T, F>(&self, op: F) -> Result<T, StoreError>
+    pub async fn within_timeout<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         F: Future<Output = Result<T, tokio_postgres::Error>>,
     {
         let result = match tokio::time::timeout(self.query_timeout, op).await {
             Ok(r) => r.map_err(StoreError::from_pg),
-            Err(_) => Err(StoreError::Unavailable(format!(
+            Err(_) => Err(StoreError::unavailable(format!(
                 "statement timed out after {:?}",
                 self.query_timeout
             ))),
@@ -187,7 +193,9 @@ impl Db {
     /// A cheap round trip, for health checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
-        self.run(client.simple_query("SELECT 1")).await.map(|_| ())
+        self.within_timeout(client.simple_query("SELECT 1"))
+            .await
+            .map(|_| ())
     }
 }
 
@@ -209,7 +217,7 @@ fn split_tls_params(url: &str) -> Result<(String, TlsMode, Option<String>), Stor
                     "require" => TlsMode::Require,
                     "verify-ca" => TlsMode::VerifyCa,
                     "verify-full" => TlsMode::VerifyFull,
-                    other => return Err(StoreError::Config(format!("unknown sslmode {other:?}"))),
+                    other => return Err(StoreError::config(format!("unknown sslmode {other:?}"))),
                 }
             }
             Some(("sslrootcert", v)) => root_cert = Some(v.to_string()),
@@ -242,17 +250,18 @@ fn tls_connector(mode: TlsMode, ca_file: Option<&str>) -> Result<MakeTlsConnecto
     if let Some(path) = ca_file.filter(|_| matches!(mode, TlsMode::VerifyCa | TlsMode::VerifyFull))
     {
         let pem = std::fs::read(path)
-            .map_err(|e| StoreError::Config(format!("cannot read CA file {path}: {e}")))?;
+            .map_err(|e| StoreError::config(format!("cannot read CA file {path}")).caused_by(e))?;
         // A bundle (like RDS's) holds many certificates: add each one.
         for cert in pem_certificates(&pem) {
-            let cert = Certificate::from_pem(cert)
-                .map_err(|e| StoreError::Config(format!("bad certificate in {path}: {e}")))?;
+            let cert = Certificate::from_pem(cert).map_err(|e| {
+                StoreError::config(format!("bad certificate in {path}")).caused_by(e)
+            })?;
             builder.add_root_certificate(cert);
         }
     }
     let connector = builder
         .build()
-        .map_err(|e| StoreError::Config(format!("TLS setup failed: {e}")))?;
+        .map_err(|e| StoreError::config("TLS setup failed").caused_by(e))?;
     Ok(MakeTlsConnector::new(connector))
 }
 
@@ -297,7 +306,7 @@ mod tests {
     fn unknown_sslmode_is_a_config_error() {
         assert!(matches!(
             split_tls_params("postgres://h/db?sslmode=sometimes"),
-            Err(StoreError::Config(_))
+            Err(StoreError::Config(..))
         ));
     }
 

@@ -98,8 +98,9 @@ impl<'e> Columns<'e> {
         events: impl ExactSizeIterator<Item = (&'e Event, &'e ContentDigest)>,
     ) -> Result<Self, StoreError> {
         let n = events.len();
-        let json =
-            |v: Result<String, serde_json::Error>| v.map_err(|e| StoreError::Other(e.to_string()));
+        let json = |v: Result<String, serde_json::Error>| {
+            v.map_err(|e| StoreError::other("cannot write JSON").caused_by(e))
+        };
         let mut c = Columns {
             ids: Vec::with_capacity(n),
             event_types: Vec::with_capacity(n),
@@ -188,6 +189,14 @@ impl PgEventStore {
         firsts.sort_unstable_by_key(|&i| keyed[i].0);
 
         let mut outcomes: Vec<Option<InsertOutcome>> = vec![None; events.len()];
+        // The digests of the ids that were stored before this batch.
+        let mut stored = HashMap::new();
+        // A stored digest that is empty was stored before digests were kept: a retry.
+        let is_stored_copy = |stored: &HashMap<Uuid, Vec<u8>>, i: usize| {
+            stored
+                .get(&keyed[i].0)
+                .is_some_and(|d: &Vec<u8>| d.is_empty() || d[..] == keyed[i].1[..])
+        };
         if !firsts.is_empty() {
             let written = self.write(events, &keyed, &firsts).await?;
             let claimed: Vec<Uuid> = firsts
@@ -196,23 +205,20 @@ impl PgEventStore {
                 .filter(|(_, w)| matches!(w, Written::Claimed))
                 .map(|(&i, _)| keyed[i].0)
                 .collect();
-            let stored = self.stored_digests(&claimed).await?;
+            stored = self.stored_digests(&claimed).await?;
             for (&i, w) in firsts.iter().zip(written) {
                 outcomes[i] = Some(match w {
                     Written::Inserted => InsertOutcome::Inserted,
                     Written::Rejected(reason) => InsertOutcome::Rejected(reason),
-                    Written::Claimed => match stored.get(&keyed[i].0) {
-                        // An empty digest: stored before digests were kept; a retry.
-                        Some(d) if d.is_empty() || d[..] == keyed[i].1[..] => {
-                            InsertOutcome::Duplicate
-                        }
-                        Some(_) => InsertOutcome::Conflict,
-                        // Claimed, then dropped by retention before we looked: the event
-                        // is older than what the database keeps.
-                        None => InsertOutcome::Rejected(
-                            "an event with this event_id expired from storage while this one was written".into(),
-                        ),
-                    },
+                    Written::Claimed if is_stored_copy(&stored, i) => InsertOutcome::Duplicate,
+                    Written::Claimed if stored.contains_key(&keyed[i].0) => {
+                        InsertOutcome::Conflict
+                    }
+                    // Claimed, then dropped by retention before we looked: the event is
+                    // older than what the database keeps.
+                    Written::Claimed => InsertOutcome::Rejected(
+                        "an event with this event_id expired from storage while this one was written".into(),
+                    ),
                 });
             }
         }
@@ -225,7 +231,17 @@ impl PgEventStore {
                     InsertOutcome::Inserted => InsertOutcome::Duplicate,
                     other => other,
                 }),
-                InBatch::ConflictsWith(_) => Some(InsertOutcome::Conflict),
+                // Other content than the batch's first of this id. When that id was stored
+                // before the batch, this one is judged against what is stored (it may be the
+                // retry); otherwise the batch's first wins.
+                InBatch::ConflictsWith(j) => Some(match outcomes[*j] {
+                    Some(InsertOutcome::Duplicate | InsertOutcome::Conflict)
+                        if is_stored_copy(&stored, i) =>
+                    {
+                        InsertOutcome::Duplicate
+                    }
+                    _ => InsertOutcome::Conflict,
+                }),
             })
             .map(|o| o.unwrap_or_else(|| InsertOutcome::Rejected("not written".into())))
             .collect())
@@ -242,7 +258,7 @@ impl PgEventStore {
         let client = self.db.client().await?;
         match self
             .db
-            .run(client.query(INSERT_BATCH, &columns.params()))
+            .within_timeout(client.query(INSERT_BATCH, &columns.params()))
             .await
         {
             Ok(rows) => {
@@ -258,7 +274,7 @@ impl PgEventStore {
                     })
                     .collect())
             }
-            Err(StoreError::Rejected(reason)) => {
+            Err(StoreError::Rejected(reason, _)) => {
                 tracing::warn!(%reason, events = order.len(), "batch refused; retrying event by event");
                 self.write_one_by_one(events, keyed, order).await
             }
@@ -273,17 +289,23 @@ impl PgEventStore {
         order: &[usize],
     ) -> Result<Vec<Written>, StoreError> {
         let mut client = self.db.connect().await?;
-        let tx = self.db.run(client.transaction()).await?;
+        let tx = self.db.within_timeout(client.transaction()).await?;
         let mut written = Vec::with_capacity(order.len());
         for &i in order {
             let columns = Columns::new(std::iter::once((&events[i], &keyed[i].1)))?;
-            self.db.run(tx.batch_execute("SAVEPOINT one_event")).await?;
-            let outcome = match self.db.run(tx.query(INSERT_BATCH, &columns.params())).await {
+            self.db
+                .within_timeout(tx.batch_execute("SAVEPOINT one_event"))
+                .await?;
+            let outcome = match self
+                .db
+                .within_timeout(tx.query(INSERT_BATCH, &columns.params()))
+                .await
+            {
                 Ok(rows) if rows.is_empty() => Written::Claimed,
                 Ok(_) => Written::Inserted,
-                Err(StoreError::Rejected(reason)) => {
+                Err(StoreError::Rejected(reason, _)) => {
                     self.db
-                        .run(tx.batch_execute("ROLLBACK TO SAVEPOINT one_event"))
+                        .within_timeout(tx.batch_execute("ROLLBACK TO SAVEPOINT one_event"))
                         .await?;
                     Written::Rejected(reason)
                 }
@@ -291,7 +313,7 @@ impl PgEventStore {
             };
             written.push(outcome);
         }
-        self.db.run(tx.commit()).await?;
+        self.db.within_timeout(tx.commit()).await?;
         Ok(written)
     }
 
@@ -301,7 +323,10 @@ impl PgEventStore {
             return Ok(HashMap::new());
         }
         let client = self.db.client().await?;
-        let rows = self.db.run(client.query(STORED_DIGESTS, &[&ids])).await?;
+        let rows = self
+            .db
+            .within_timeout(client.query(STORED_DIGESTS, &[&ids]))
+            .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
@@ -313,7 +338,7 @@ impl PgEventStore {
         let (ids, timestamps): (Vec<Uuid>, Vec<DateTime<Utc>>) = keys.iter().copied().unzip();
         let client = self.db.client().await?;
         self.db
-            .run(client.execute(MARK_HANDED_OFF, &[&ids, &timestamps]))
+            .within_timeout(client.execute(MARK_HANDED_OFF, &[&ids, &timestamps]))
             .await
     }
 
@@ -325,12 +350,12 @@ impl PgEventStore {
         grace: Duration,
         limit: i64,
     ) -> Result<Vec<Event>, StoreError> {
-        let grace =
-            chrono::Duration::from_std(grace).map_err(|e| StoreError::Config(e.to_string()))?;
+        let grace = chrono::Duration::from_std(grace)
+            .map_err(|e| StoreError::config("sweep grace out of range").caused_by(e))?;
         let client = self.db.client().await?;
         let rows = self
             .db
-            .run(client.query(NOT_HANDED_OFF, &[&(now - grace), &limit]))
+            .within_timeout(client.query(NOT_HANDED_OFF, &[&(now - grace), &limit]))
             .await?;
         rows.iter().map(event_from_row).collect()
     }
@@ -339,7 +364,7 @@ impl PgEventStore {
 fn event_from_row(row: &tokio_postgres::Row) -> Result<Event, StoreError> {
     fn json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
         serde_json::from_str(text)
-            .map_err(|e| StoreError::Other(format!("stored JSON unreadable: {e}")))
+            .map_err(|e| StoreError::other("stored JSON unreadable").caused_by(e))
     }
     let flags: Vec<String> = row.get(10);
     Ok(Event {
@@ -349,10 +374,10 @@ fn event_from_row(row: &tokio_postgres::Row) -> Result<Event, StoreError> {
         unit_id: row.get(3),
         experiments: json(row.get(4))?,
         context: eis_contract::JsonObject::parse(row.get(5))
-            .map_err(|e| StoreError::Other(format!("stored context unreadable: {e}")))?,
+            .map_err(|e| StoreError::other("stored context unreadable").caused_by(e))?,
         metrics: json(row.get(6))?,
         payload: eis_contract::JsonObject::parse(row.get(7))
-            .map_err(|e| StoreError::Other(format!("stored payload unreadable: {e}")))?,
+            .map_err(|e| StoreError::other("stored payload unreadable").caused_by(e))?,
         timestamp: row.get(8),
         received_at: row.get(9),
         flags: flags
@@ -362,7 +387,7 @@ fn event_from_row(row: &tokio_postgres::Row) -> Result<Event, StoreError> {
                     .iter()
                     .copied()
                     .find(|k| k.as_str() == f)
-                    .ok_or_else(|| StoreError::Other(format!("unknown stored flag {f:?}")))
+                    .ok_or_else(|| StoreError::other(format!("unknown stored flag {f:?}")))
             })
             .collect::<Result<_, _>>()?,
     })

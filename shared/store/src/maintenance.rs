@@ -32,7 +32,7 @@ pub struct MaintenanceReport {
 
 /// Ensures a partition for every day from yesterday (late events) to `days_ahead` days after
 /// `now`, then drops the days past retention.
-pub async fn run(
+pub async fn upkeep(
     db: &Db,
     now: DateTime<Utc>,
     policy: MaintenancePolicy,
@@ -45,7 +45,7 @@ pub async fn run(
         today + Days::new(policy.days_ahead.into()),
     ) {
         let created: bool = db
-            .run(client.query_one("SELECT exp.ensure_day_partition($1)", &[&day]))
+            .within_timeout(client.query_one("SELECT exp.ensure_day_partition($1)", &[&day]))
             .await?
             .get(0);
         if created {
@@ -55,9 +55,9 @@ pub async fn run(
         }
     }
     let retention = i32::try_from(policy.retention_days)
-        .map_err(|_| StoreError::Config("retention_days too large".into()))?;
+        .map_err(|_| StoreError::config("retention_days too large"))?;
     let rows = db
-        .run(client.query(
+        .within_timeout(client.query(
             "SELECT exp.drop_expired_partitions($1, $2)",
             &[&retention, &now],
         ))

@@ -22,7 +22,7 @@ pub async fn deploy(
     secrets: Option<&RoleSecrets>,
 ) -> Result<Vec<String>, StoreError> {
     let Some(secrets) = secrets else {
-        return run(&Db::new(db)?).await;
+        return apply(&Db::new(db)?).await;
     };
     let as_user = |arn: &str| {
         Db::new(&DbConfig {
@@ -35,11 +35,11 @@ pub async fn deploy(
         migrator: read_secret(&secrets.migrator_arn).await?,
     };
     roles::provision(&as_user(&secrets.admin_arn)?.connect().await?, &users).await?;
-    run(&as_user(&secrets.migrator_arn)?).await
+    apply(&as_user(&secrets.migrator_arn)?).await
 }
 
 /// Applies the pending migrations; returns the names of those applied by this call.
-pub async fn run(db: &Db) -> Result<Vec<String>, StoreError> {
+pub async fn apply(db: &Db) -> Result<Vec<String>, StoreError> {
     // A connection of its own: refinery needs `&mut Client` and the lock belongs to a session.
     let mut client = db.connect().await?;
     client
@@ -58,7 +58,7 @@ pub async fn run(db: &Db) -> Result<Vec<String>, StoreError> {
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(StoreError::from_pg);
-    let report = report.map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+    let report = report.map_err(|e| StoreError::other("migration failed").caused_by(e))?;
     unlocked?;
     Ok(report
         .applied_migrations()

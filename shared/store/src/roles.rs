@@ -28,7 +28,7 @@ fn provision_sql(users: &LoginUsers) -> Result<String, StoreError> {
     let app = user_name(&users.app.username)?;
     let migrator = user_name(&users.migrator.username)?;
     if app == migrator {
-        return Err(StoreError::Config(format!(
+        return Err(StoreError::config(format!(
             "the application and migrator secrets name the same user {app:?}"
         )));
     }
@@ -77,7 +77,7 @@ fn user_name(name: &str) -> Result<&str, StoreError> {
             .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !well_formed || name == "eis_app" || name == "eis_migrator" {
-        return Err(StoreError::Config(format!(
+        return Err(StoreError::config(format!(
             "database user name {name:?} in a secret must match [a-z_][a-z0-9_]{{0,62}} and not be eis_app or eis_migrator"
         )));
     }
@@ -128,7 +128,7 @@ mod tests {
             assert!(
                 matches!(
                     provision_sql(&users(app, migrator)),
-                    Err(StoreError::Config(_))
+                    Err(StoreError::Config(..))
                 ),
                 "{app} / {migrator}"
             );

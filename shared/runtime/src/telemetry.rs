@@ -22,6 +22,23 @@ pub fn init_logging(in_lambda: bool) {
     }
 }
 
+/// An error with every cause under it, `top: cause: cause`, for the one log line (or Lambda
+/// error message) that reports it.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let next = c.to_string();
+        // A wrapper that already quotes its cause (an SDK's display context) says it once.
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// One EMF document in the `EIS` namespace: metrics with their units, and the properties
 /// (dimensions among them) that say where they came from.
 #[derive(Debug, Default)]
@@ -93,5 +110,21 @@ mod tests {
         );
         assert_eq!(doc["Function"], "ingest");
         assert!(doc["_aws"]["Timestamp"].as_u64().unwrap_or_default() > 0);
+    }
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn the_chain_names_every_cause_once() {
+        let err = Outer(std::io::Error::other("disk full"));
+        assert_eq!(chain(&err), "outer: disk full");
+        assert_eq!(chain(&std::io::Error::other("alone")), "alone");
     }
 }

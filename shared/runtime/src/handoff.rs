@@ -1,5 +1,6 @@
-//! The SQS message format of the archive hand-off: many event records per message, so that a
-//! batch of 500 events costs a handful of requests, not 500.
+//! The SQS message format of the archive hand-off, written by [`crate::publish`] (the ingest
+//! function) and read by the archiver: many event records per message, so that a batch of 500
+//! events costs a handful of requests, not 500.
 //!
 //! Body: `{"v":1,"events":[<record>, ...]}` where a record is `eis_contract::Event`'s serde
 //! form. The archiver decodes with [`decode`]; a body it cannot decode is left for the DLQ.

@@ -7,7 +7,8 @@ use std::borrow::Borrow;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use eis_contract::Event;
 
-use crate::message::{self, PackedMessage};
+use crate::aws::is_transient;
+use crate::handoff::{self, MessageError, PackedMessage};
 
 /// SendMessageBatch takes at most 10 entries.
 const MAX_BATCH_ENTRIES: usize = 10;
@@ -24,8 +25,32 @@ pub struct PublishOutcome {
     pub published: Vec<usize>,
     pub messages: usize,
     pub requests: usize,
-    /// One line per failed request or entry; empty when everything was confirmed.
-    pub errors: Vec<String>,
+    /// One per failed request or entry; empty when everything was confirmed.
+    pub errors: Vec<PublishError>,
+}
+
+/// Why events were not handed over (they stay for the archiver's sweep either way).
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("cannot pack the events into messages")]
+    Pack(#[from] MessageError),
+    #[error("cannot build a SendMessageBatch entry")]
+    Entry(#[source] aws_sdk_sqs::error::BuildError),
+    /// SQS refused one entry of a batch that it otherwise took.
+    #[error("entry {id} failed: {code} {message}")]
+    Refused {
+        id: String,
+        code: String,
+        message: String,
+    },
+    /// The whole request failed; `transient` by `eis_runtime::aws::is_transient`.
+    #[error("SendMessageBatch failed ({}): {detail}", if *.transient { "transient" } else { "refused" })]
+    Request {
+        transient: bool,
+        detail: String,
+        #[source]
+        cause: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl SqsPublisher {
@@ -39,10 +64,10 @@ impl SqsPublisher {
 
     pub async fn publish<E: Borrow<Event>>(&self, events: &[E]) -> PublishOutcome {
         let mut outcome = PublishOutcome::default();
-        let messages = match message::pack(events, self.max_message_bytes) {
+        let messages = match handoff::pack(events, self.max_message_bytes) {
             Ok(m) => m,
             Err(e) => {
-                outcome.errors.push(e.to_string());
+                outcome.errors.push(e.into());
                 return outcome;
             }
         };
@@ -84,7 +109,7 @@ impl SqsPublisher {
             match entry {
                 Ok(entry) => request = request.entries(entry),
                 Err(e) => {
-                    outcome.errors.push(e.to_string());
+                    outcome.errors.push(PublishError::Entry(e));
                     return;
                 }
             }
@@ -97,17 +122,18 @@ impl SqsPublisher {
                     }
                 }
                 for failed in response.failed() {
-                    outcome.errors.push(format!(
-                        "entry {} failed: {} {}",
-                        failed.id(),
-                        failed.code(),
-                        failed.message().unwrap_or_default()
-                    ));
+                    outcome.errors.push(PublishError::Refused {
+                        id: failed.id().to_string(),
+                        code: failed.code().to_string(),
+                        message: failed.message().unwrap_or_default().to_string(),
+                    });
                 }
             }
-            Err(e) => outcome
-                .errors
-                .push(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string()),
+            Err(e) => outcome.errors.push(PublishError::Request {
+                transient: is_transient(&e),
+                detail: aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),
+                cause: e.into(),
+            }),
         }
     }
 }

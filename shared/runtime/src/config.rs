@@ -1,0 +1,58 @@
+//! Reading typed settings from the environment. Each function has one config struct built from
+//! these pieces once at start; every error names the variable at fault.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// The variable's value, or `None` when it is unset or empty.
+pub fn optional<T>(name: &'static str) -> Result<Option<T>, EnvError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => {
+            v.trim()
+                .parse()
+                .map(Some)
+                .map_err(|e: T::Err| EnvError::Invalid {
+                    name,
+                    reason: e.to_string(),
+                })
+        }
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(EnvError::Invalid {
+            name,
+            reason: "not valid UTF-8".into(),
+        }),
+    }
+}
+
+pub fn required<T>(name: &'static str) -> Result<T, EnvError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    optional(name)?.ok_or(EnvError::Missing(name))
+}
+
+pub fn or_default<T>(name: &'static str, default: T) -> Result<T, EnvError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    Ok(optional(name)?.unwrap_or(default))
+}
+
+/// A duration given in milliseconds.
+pub fn millis(name: &'static str, default_ms: u64) -> Result<Duration, EnvError> {
+    or_default(name, default_ms).map(Duration::from_millis)
+}

@@ -219,11 +219,9 @@ fn assert_archived_once(objects: &[Object], sent: &[Event]) {
     assert_in_their_hour_folder(objects, "");
 }
 
-/// The end of a test that drained its queue: nothing visible or in flight, then cleanup.
-async fn assert_drained_then_clean_up(queue: TestQueue, db: TestDb) {
-    assert_eq!(depth(&queue, &queue.url).await, (0, 0));
-    queue.delete().await;
-    db.drop_database().await;
+/// The end of a test that drained its queue: nothing visible or in flight.
+async fn assert_drained(queue: &TestQueue) {
+    assert_eq!(depth(queue, &queue.url).await, (0, 0));
 }
 
 /// `{prefix}YYYY/MM/DD/HH/events_{uuid v7}.parquet`, in the folder of every row's timestamp.
@@ -256,7 +254,7 @@ fn moto_addr() -> SocketAddr {
 async fn events_posted_to_the_api_land_once_in_their_hour_folders() {
     let db = TestDb::create().await;
     let queue = TestQueue::create(5, 30).await;
-    let (s3, bucket) = test_bucket().await;
+    let (s3, bucket, _bucket_guard) = test_bucket().await;
     let state = ingest::app::state(&ingest_config(&db, &queue.url))
         .await
         .expect("ingest state");
@@ -363,15 +361,13 @@ async fn events_posted_to_the_api_land_once_in_their_hour_folders() {
         "the queue is empty"
     );
     server.abort();
-    queue.delete().await;
-    db.drop_database().await;
 }
 
 #[tokio::test]
 async fn a_large_hour_rolls_over_into_files_within_the_limit() {
     let db = TestDb::create().await;
     let queue = TestQueue::create(5, 30).await;
-    let (s3, bucket) = test_bucket().await;
+    let (s3, bucket, _bucket_guard) = test_bucket().await;
     let sent = events(250, Utc::now());
     let messages = publish(&queue, &sent).await;
     assert!(messages > 10, "{messages} messages: more than one receive");
@@ -388,14 +384,14 @@ async fn a_large_hour_rolls_over_into_files_within_the_limit() {
     sizes.sort_unstable();
     assert_eq!(sizes, vec![50, 100, 100]);
     assert_archived_once(&objects, &sent);
-    assert_drained_then_clean_up(queue, db).await;
+    assert_drained(&queue).await;
 }
 
 #[tokio::test]
 async fn a_tiny_memory_bound_slows_the_drain_but_loses_and_repeats_nothing() {
     let db = TestDb::create().await;
     let queue = TestQueue::create(5, 30).await;
-    let (s3, bucket) = test_bucket().await;
+    let (s3, bucket, _bucket_guard) = test_bucket().await;
     let mut sent = events(120, Utc::now());
     sent.extend(events(80, Utc::now() - chrono::Duration::hours(5)));
     let messages = publish(&queue, &sent).await;
@@ -411,14 +407,14 @@ async fn a_tiny_memory_bound_slows_the_drain_but_loses_and_repeats_nothing() {
 
     let objects = archived(&s3, &bucket).await;
     assert_archived_once(&objects, &sent);
-    assert_drained_then_clean_up(queue, db).await;
+    assert_drained(&queue).await;
 }
 
 #[tokio::test]
 async fn with_s3_unreachable_nothing_is_deleted_and_the_next_run_archives_everything() {
     let db = TestDb::create().await;
     let queue = TestQueue::create(5, 2).await;
-    let (s3, bucket) = test_bucket().await;
+    let (s3, bucket, _bucket_guard) = test_bucket().await;
     let mut sent = events(40, Utc::now());
     sent.extend(events(20, Utc::now() - chrono::Duration::days(3)));
     let messages = publish(&queue, &sent).await as u64;
@@ -462,14 +458,14 @@ async fn with_s3_unreachable_nothing_is_deleted_and_the_next_run_archives_everyt
     assert_eq!(second.summary.deleted as u64, messages);
     let objects = archived(&s3, &bucket).await;
     assert_archived_once(&objects, &sent);
-    assert_drained_then_clean_up(queue, db).await;
+    assert_drained(&queue).await;
 }
 
 #[tokio::test]
 async fn a_run_at_its_deadline_takes_nothing_and_the_next_run_archives_everything() {
     let db = TestDb::create().await;
     let queue = TestQueue::create(5, 30).await;
-    let (s3, bucket) = test_bucket().await;
+    let (s3, bucket, _bucket_guard) = test_bucket().await;
     let sent = events(30, Utc::now());
     let messages = publish(&queue, &sent).await as u64;
 
@@ -489,14 +485,14 @@ async fn a_run_at_its_deadline_takes_nothing_and_the_next_run_archives_everythin
     let second = archiver.run(Utc::now(), deadline()).await;
     assert!(second.errors.is_empty(), "{:?}", second.errors);
     assert_each_once(&archived(&s3, &bucket).await, &ids_of(&sent));
-    assert_drained_then_clean_up(queue, db).await;
+    assert_drained(&queue).await;
 }
 
 #[tokio::test]
 async fn a_run_killed_mid_way_loses_nothing() {
     let db = TestDb::create().await;
     let queue = TestQueue::create(5, 2).await;
-    let (s3, bucket) = test_bucket().await;
+    let (s3, bucket, _bucket_guard) = test_bucket().await;
     let sent = events(600, Utc::now());
     publish(&queue, &sent).await;
 
@@ -528,14 +524,14 @@ async fn a_run_killed_mid_way_loses_nothing() {
         ids_of(&sent),
         "every event archived at least once"
     );
-    assert_drained_then_clean_up(queue, db).await;
+    assert_drained(&queue).await;
 }
 
 #[tokio::test]
 async fn a_poison_message_ends_in_the_dead_letter_queue_and_the_rest_is_archived() {
     let db = TestDb::create().await;
     let queue = TestQueue::create(2, 2).await;
-    let (s3, bucket) = test_bucket().await;
+    let (s3, bucket, _bucket_guard) = test_bucket().await;
     let poison = r#"{"v":1,"events":[{"event_id":"not a uuid"}]}"#;
     queue
         .client
@@ -576,14 +572,14 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_and_the_rest_is_archived
     let bodies: Vec<&str> = dlq.iter().filter_map(|m| m.body()).collect();
     assert_eq!(bodies, vec![poison]);
     assert_each_once(&archived(&s3, &bucket).await, &ids_of(&sent));
-    assert_drained_then_clean_up(queue, db).await;
+    assert_drained(&queue).await;
 }
 
 #[tokio::test]
 async fn events_the_ingest_never_published_are_swept_and_marked_handed_off() {
     let db = TestDb::create().await;
     let queue = TestQueue::create(5, 30).await;
-    let (s3, bucket) = test_bucket().await;
+    let (s3, bucket, _bucket_guard) = test_bucket().await;
     let store = PgEventStore::new(db.db());
     let mut stored = events(20, Utc::now());
     stored.extend(events(10, Utc::now() - chrono::Duration::days(3)));
@@ -606,15 +602,13 @@ async fn events_the_ingest_never_published_are_swept_and_marked_handed_off() {
 
     let second = archiver.run(Utc::now(), deadline()).await;
     assert_eq!((second.summary.swept, second.summary.files), (0, 0));
-    queue.delete().await;
-    db.drop_database().await;
 }
 
 #[tokio::test]
 async fn a_scheduled_run_keeps_the_partitions_ahead() {
     let db = TestDb::create().await;
     let queue = TestQueue::create(5, 30).await;
-    let (_, bucket) = test_bucket().await;
+    let (_, bucket, _bucket_guard) = test_bucket().await;
     let archiver = archiver(config(&db, &queue, &bucket)).await;
     let now = Utc::now();
     let first = archiver.run(now, deadline()).await;
@@ -637,8 +631,6 @@ async fn a_scheduled_run_keeps_the_partitions_ahead() {
     assert!(exists, "{ahead}");
     let second = archiver.run(now, deadline()).await;
     assert_eq!(second.summary.partitions_created, 0, "idempotent");
-    queue.delete().await;
-    db.drop_database().await;
 }
 
 #[tokio::test]
@@ -677,7 +669,6 @@ async fn the_migrate_input_applies_pending_migrations_once() {
     .expect("json");
     assert_eq!(again, json!({"action": "migrate", "applied": []}));
 
-    queue.delete().await;
     admin
         .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
         .await
@@ -689,7 +680,7 @@ async fn an_undecodable_body_is_never_deleted() {
     // The same poison, seen alone: received, counted, left in place.
     let db = TestDb::create().await;
     let queue = TestQueue::create(5, 30).await;
-    let (_, bucket) = test_bucket().await;
+    let (_, bucket, _bucket_guard) = test_bucket().await;
     queue
         .client
         .send_message()
@@ -710,6 +701,4 @@ async fn an_undecodable_body_is_never_deleted() {
         (0, 1),
         "in flight, not deleted"
     );
-    queue.delete().await;
-    db.drop_database().await;
 }

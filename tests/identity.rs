@@ -103,7 +103,6 @@ async fn a_resend_is_a_duplicate_or_a_conflict_and_the_first_stays() {
     );
     assert_eq!(stored_counts(&app.db).await, (1, 0));
     assert_eq!(queued_events(&app.queue, &app.queue.url).await.len(), 1);
-    app.stop().await;
 }
 
 #[tokio::test]
@@ -140,7 +139,6 @@ async fn a_batch_repeating_an_id_stores_and_publishes_it_once() {
         "meal-2",
         "the first content is the one kept"
     );
-    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -230,6 +228,4 @@ async fn concurrent_resends_from_several_instances_store_one_event() {
     for (_, server) in servers {
         server.abort();
     }
-    queue.delete().await;
-    db.drop_database().await;
 }

@@ -43,7 +43,6 @@ async fn the_seed_example_is_stored_and_handed_to_sqs() {
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].event_id.to_string(), id);
     assert_eq!(queued[0].experiments[0].variant_id.to_string(), VARIANT);
-    app.stop().await;
 }
 
 #[tokio::test]
@@ -79,7 +78,6 @@ async fn the_seed_batch_of_100_with_two_bad_events_is_a_207() {
     assert_eq!(stored_counts(&app.db).await, (98, 0));
     let queued = queued_events(&app.queue, &app.queue.url).await;
     assert_eq!(queued.len(), 98);
-    app.stop().await;
 }
 
 #[tokio::test]
@@ -121,7 +119,6 @@ async fn all_good_is_200_all_bad_or_empty_is_400() {
         assert_eq!(answer["accepted"], 0, "batch shape kept: {answer}");
     }
     assert_eq!(stored_counts(&app.db).await.0, 2);
-    app.stop().await;
 }
 
 #[tokio::test]
@@ -138,7 +135,6 @@ async fn a_retry_with_the_same_event_id_is_stored_and_published_once() {
     assert_eq!((status, body["event_ids"][0].as_str()), (200, Some(id)));
     assert_eq!(stored_counts(&app.db).await, (1, 0));
     assert_eq!(queued_events(&app.queue, &app.queue.url).await.len(), 1);
-    app.stop().await;
 }
 
 #[tokio::test]
@@ -171,7 +167,6 @@ async fn warnings_are_returned_and_stored() {
         body["warnings"],
         json!([{"index": 1, "warnings": ["old_timestamp", "no_experiment_context"]}])
     );
-    app.stop().await;
 }
 
 #[tokio::test]
@@ -217,7 +212,6 @@ async fn gzip_bodies_are_accepted_and_bombs_refused() {
         (400, Some("invalid_gzip"))
     );
     assert_eq!(stored_counts(&app.db).await.0, 50);
-    app.stop().await;
 }
 
 #[tokio::test]
@@ -256,7 +250,6 @@ async fn limits_answer_413_with_their_code() {
     assert_eq!(body["errors"][0]["index"], 1);
     assert_eq!(body["errors"][0]["error"], "event_too_large");
     assert_eq!(stored_counts(&app.db).await.0, 1);
-    app.stop().await;
 }
 
 #[tokio::test]
@@ -319,7 +312,6 @@ async fn bad_requests_get_json_errors() {
         0,
         "bad input stores nothing"
     );
-    app.stop().await;
 }
 
 #[tokio::test]
@@ -386,8 +378,6 @@ async fn database_gone_is_503_with_retry_after_and_recovers() {
     assert_eq!(stored_counts(&db).await.0, 2);
     server.abort();
     drop(proxy);
-    queue.delete().await;
-    db.drop_database().await;
 }
 
 #[tokio::test]
@@ -435,5 +425,4 @@ async fn queue_unreachable_still_accepts_and_leaves_events_for_the_sweep() {
         "all stored, none handed off"
     );
     server.abort();
-    db.drop_database().await;
 }

@@ -44,7 +44,6 @@ async fn migrations_run_concurrently_apply_once() {
         .expect("migrations dir")
         .count() as i64;
     assert_eq!(applied, files);
-    db.drop_database().await;
 }
 
 #[tokio::test]
@@ -90,7 +89,6 @@ async fn a_retried_event_is_stored_once() {
     let again = store.insert(&batch).await.expect("insert again");
     assert_eq!(again, vec![InsertOutcome::Duplicate; 3]);
     assert_eq!(count(&db, "SELECT count(*) FROM exp.events").await, 3);
-    db.drop_database().await;
 }
 
 #[tokio::test]
@@ -135,7 +133,6 @@ async fn stored_rows_hold_every_field() {
         .await
         .expect("read back");
     assert_eq!(back, vec![e]);
-    db.drop_database().await;
 }
 
 #[tokio::test]
@@ -147,7 +144,6 @@ async fn a_batch_of_1000_is_stored() {
     assert_eq!(outcomes.len(), 1000);
     assert!(outcomes.iter().all(|o| *o == InsertOutcome::Inserted));
     assert_eq!(count(&db, "SELECT count(*) FROM exp.events").await, 1000);
-    db.drop_database().await;
 }
 
 #[tokio::test]
@@ -166,7 +162,6 @@ async fn an_event_the_database_refuses_does_not_take_its_batch_down() {
     );
     assert_eq!(outcomes[2], InsertOutcome::Inserted);
     assert_eq!(count(&db, "SELECT count(*) FROM exp.events").await, 2);
-    db.drop_database().await;
 }
 
 #[tokio::test]
@@ -189,7 +184,6 @@ async fn no_insert_fails_for_want_of_a_partition() {
         count(&db, "SELECT count(*) FROM exp.events_default").await,
         3
     );
-    db.drop_database().await;
 }
 
 #[tokio::test]
@@ -236,7 +230,6 @@ async fn maintenance_creates_partitions_ahead_and_moves_early_rows_out_of_defaul
     store.insert(&events(1, at)).await.expect("insert");
     let after = count(&db, &format!("SELECT count(*) FROM exp.{today}")).await;
     assert_eq!(after, before + 1);
-    db.drop_database().await;
 }
 
 #[tokio::test]
@@ -311,7 +304,6 @@ async fn retention_drops_old_days_but_never_events_not_yet_archived() {
         .query_one("SELECT exp.drop_expired_partitions(0)", &[])
         .await;
     assert!(bad.is_err(), "retention of 0 days is refused");
-    db.drop_database().await;
 }
 
 #[tokio::test]
@@ -340,7 +332,6 @@ async fn the_sweep_sees_only_events_not_handed_off_after_the_grace_period() {
         within_grace.is_empty(),
         "fresh events are left to the ingest's own publish"
     );
-    db.drop_database().await;
 }
 
 fn tls_url(mode: &str) -> String {
@@ -452,7 +443,6 @@ async fn the_connection_is_reopened_after_the_database_comes_back() {
     assert_eq!(outcomes, vec![InsertOutcome::Inserted]);
     assert_eq!(count(&db, "SELECT count(*) FROM exp.events").await, 2);
     drop(proxy);
-    db.drop_database().await;
 }
 
 #[tokio::test]
@@ -481,7 +471,6 @@ async fn sqs_packs_many_events_per_message_and_round_trips() {
     let mut sent = batch.clone();
     sent.sort_by_key(|e| e.unit_id.clone());
     assert_eq!(received, sent);
-    queue.delete().await;
 }
 
 #[tokio::test]
@@ -506,7 +495,7 @@ async fn sqs_unreachable_reports_every_event_unpublished() {
 
 #[tokio::test]
 async fn s3_put_list_get() {
-    let (s3, bucket) = test_bucket().await;
+    let (s3, bucket, _bucket_guard) = test_bucket().await;
     let key = "2026/11/28/10/events_test.parquet";
     s3.put_object()
         .bucket(&bucket)
@@ -591,5 +580,4 @@ async fn credentials_come_from_the_secret_when_one_is_named() {
         .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
         .await
         .ok();
-    db.drop_database().await;
 }

@@ -108,7 +108,6 @@ async fn numbers_are_exact_in_postgres_and_in_the_sweep() {
             .body,
         );
     }
-    db.drop_database().await;
 }
 
 #[tokio::test]
@@ -150,5 +149,4 @@ async fn the_sqs_body_carries_the_exact_text() {
     let mut sent = sent;
     sent.sort_by_key(|e| e.unit_id.clone());
     assert_eq!(received, sent);
-    queue.delete().await;
 }

@@ -87,11 +87,12 @@ impl App {
         }
         answer(request.send().await.expect("request")).await
     }
+}
 
-    pub async fn stop(self) {
+/// The server stops with the app; its database and queue go with their own values.
+impl Drop for App {
+    fn drop(&mut self) {
         self.server.abort();
-        self.queue.delete().await;
-        self.db.drop_database().await;
     }
 }
 

@@ -18,31 +18,33 @@ use eis_contract::Event;
 use eis_store::maintenance::MaintenancePolicy;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::{test_bucket, TestDb, TestQueue};
+use crate::{test_bucket, BucketGuard, TestDb, TestQueue};
 
 /// A test's database, queue and bucket. Dropping it (also when the test panics) deletes them.
 pub struct Stack {
-    pub db: Option<TestDb>,
-    pub queue: Option<TestQueue>,
+    pub db: TestDb,
+    pub queue: TestQueue,
     pub s3: aws_sdk_s3::Client,
     pub bucket: String,
+    _bucket_guard: BucketGuard,
 }
 
 impl Stack {
     pub async fn create() -> Stack {
         let db = TestDb::create().await;
         let queue = TestQueue::create(5, 30).await;
-        let (s3, bucket) = test_bucket().await;
+        let (s3, bucket, guard) = test_bucket().await;
         Stack {
-            db: Some(db),
-            queue: Some(queue),
+            db,
+            queue,
             s3,
             bucket,
+            _bucket_guard: guard,
         }
     }
 
     pub fn db(&self) -> &TestDb {
-        self.db.as_ref().expect("database until drop")
+        &self.db
     }
 
     /// The stack's bucket as the archiver sees it (no prefix).
@@ -51,7 +53,7 @@ impl Stack {
     }
 
     pub fn queue(&self) -> &TestQueue {
-        self.queue.as_ref().expect("queue until drop")
+        &self.queue
     }
 
     /// The archiver's configuration for this stack, with `compaction` as given.
@@ -129,35 +131,6 @@ impl Stack {
             }
         }
         ids
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let (db, queue) = (self.db.take(), self.queue.take());
-        let (s3, bucket) = (self.s3.clone(), self.bucket.clone());
-        // A runtime of its own: Drop cannot await, and the test's runtime may be unwinding.
-        let cleanup = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                for key in keys(&s3, &bucket).await {
-                    let _ = s3.delete_object().bucket(&bucket).key(key).send().await;
-                }
-                let _ = s3.delete_bucket().bucket(&bucket).send().await;
-                if let Some(q) = queue {
-                    q.delete().await;
-                }
-                if let Some(db) = db {
-                    db.drop_database().await;
-                }
-            });
-        });
-        let _ = cleanup.join();
     }
 }
 

@@ -64,8 +64,22 @@ fn unique(prefix: &str) -> String {
     )
 }
 
-/// A fresh, migrated database of its own. Call `drop_database` at the end of the test;
-/// databases left by crashed runs are removed by later runs after an hour.
+/// Runs a test resource's cleanup from its `Drop`, also while the test panics: on a runtime of
+/// its own in another thread (Drop cannot await, and the test's runtime may be unwinding).
+fn clean_up(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    let worker = std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(work);
+        }
+    });
+    let _ = worker.join();
+}
+
+/// A fresh, migrated database of its own, dropped with this value (also when the test
+/// panics); databases left by killed runs are removed by later runs after an hour.
 pub struct TestDb {
     pub name: String,
     pub url: String,
@@ -104,16 +118,22 @@ impl TestDb {
     pub async fn client(&self) -> tokio_postgres::Client {
         connect(&self.url).await
     }
+}
 
-    pub async fn drop_database(self) {
-        let admin = connect(&self.admin_url).await;
-        admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await
-            .expect("drop test database");
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        clean_up(async move {
+            if let Ok((admin, connection)) =
+                tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await
+            {
+                tokio::spawn(connection);
+                let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                if let Err(e) = admin.batch_execute(&drop).await {
+                    eprintln!("could not drop test database {name}: {e}");
+                }
+            }
+        });
     }
 }
 
@@ -159,7 +179,8 @@ pub async fn sdk() -> aws_config::SdkConfig {
     aws::sdk_config(3, Duration::from_secs(5)).await
 }
 
-/// A queue of the test's own with a dead-letter queue after `max_receives` receives.
+/// A queue of the test's own with a dead-letter queue after `max_receives` receives; both are
+/// deleted with this value.
 pub struct TestQueue {
     pub client: aws_sdk_sqs::Client,
     pub url: String,
@@ -238,16 +259,45 @@ impl TestQueue {
             all.extend(messages);
         }
     }
+}
 
-    pub async fn delete(self) {
-        for url in [&self.url, &self.dlq_url] {
-            let _ = self.client.delete_queue().queue_url(url).send().await;
-        }
+impl Drop for TestQueue {
+    fn drop(&mut self) {
+        let (client, urls) = (
+            self.client.clone(),
+            [self.url.clone(), self.dlq_url.clone()],
+        );
+        clean_up(async move {
+            for url in urls {
+                let _ = client.delete_queue().queue_url(url).send().await;
+            }
+        });
     }
 }
 
-/// A bucket of the test's own.
-pub async fn test_bucket() -> (aws_sdk_s3::Client, String) {
+/// Empties and deletes a test's bucket when dropped.
+pub struct BucketGuard {
+    client: aws_sdk_s3::Client,
+    name: String,
+}
+
+impl Drop for BucketGuard {
+    fn drop(&mut self) {
+        let (s3, bucket) = (self.client.clone(), self.name.clone());
+        clean_up(async move {
+            let mut pages = s3.list_objects_v2().bucket(&bucket).into_paginator().send();
+            while let Some(Ok(page)) = pages.next().await {
+                for key in page.contents().iter().filter_map(|o| o.key()) {
+                    let _ = s3.delete_object().bucket(&bucket).key(key).send().await;
+                }
+            }
+            let _ = s3.delete_bucket().bucket(&bucket).send().await;
+        });
+    }
+}
+
+/// A bucket of the test's own: its client, its name, and the guard that removes it.
+pub async fn test_bucket() -> (aws_sdk_s3::Client, String, BucketGuard) {
     let client = aws::s3_client(&sdk().await);
     let name = unique("eis-t-").replace('_', "-");
     client
@@ -256,7 +306,11 @@ pub async fn test_bucket() -> (aws_sdk_s3::Client, String) {
         .send()
         .await
         .expect("create bucket");
-    (client, name)
+    let guard = BucketGuard {
+        client: client.clone(),
+        name: name.clone(),
+    };
+    (client, name, guard)
 }
 
 /// A TCP forwarder in front of a real server, for faults on demand: `cut()` drops every

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use archiver::app::Archiver;
-use archiver::batcher::BufferLimits;
 use archiver::bucket::ArchiveBucket;
 use archiver::config::Config;
 use archiver::handler::{self, Input, Output};
@@ -22,14 +21,13 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{DateTime, SecondsFormat, Utc};
 use eis_contract::Event;
 use eis_runtime::SqsPublisher;
-use eis_store::maintenance::MaintenancePolicy;
 use eis_store::{InsertOutcome, PgEventStore};
+use eis_tests::events::{event, EXPERIMENT, POLICY, VARIANT};
 use eis_tests::*;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-const MIB: usize = 1024 * 1024;
 /// Small messages, so that a few hundred events make many messages and many receives.
 const SMALL_MESSAGES: usize = 8 * 1024;
 
@@ -38,31 +36,12 @@ fn config(db: &TestDb, queue: &TestQueue, bucket: &str) -> Config {
 }
 
 fn config_for(db: eis_store::DbConfig, queue: &TestQueue, bucket: &str) -> Config {
-    Config {
-        db,
-        roles: None,
-        queue_url: queue.url.clone(),
-        bucket: bucket.to_string(),
-        prefix: String::new(),
-        safety_margin: Duration::from_secs(2),
-        sweep_grace: Duration::from_secs(300),
-        sweep_limit: 10_000,
-        maintenance: MaintenancePolicy::default(),
-        limits: BufferLimits {
-            max_file_events: 100_000,
-            max_file_bytes: 64 * MIB,
-            max_held_bytes: 192 * MIB,
-        },
-        receive_concurrency: 4,
-        receive_wait: Duration::from_secs(1),
-        upload_concurrency: 2,
-        local_deadline: Duration::from_secs(60),
-        // These tests look at the raw files a run writes: compaction off (tests/compaction.rs).
-        compaction: archiver::compact::CompactionPolicy {
-            max_hours: 0,
-            ..Default::default()
-        },
-    }
+    // These tests look at the raw files a run writes: compaction off (tests/compaction.rs).
+    let compaction = archiver::compact::CompactionPolicy {
+        max_hours: 0,
+        ..Default::default()
+    };
+    archive::archiver_config(db, &queue.url, bucket, compaction)
 }
 
 async fn archiver(config: Config) -> Archiver {
@@ -266,10 +245,7 @@ async fn events_posted_to_the_api_land_once_in_their_hour_folders() {
         .map(|i| {
             let ts = if i < 60 { now } else { three_days_ago };
             let (event_type, payload) = if i % 2 == 0 {
-                (
-                    "plan_generated",
-                    json!({"policy_version_id": "7d9f8e1c-3b2a-4c5d-8e6f-9a0b1c2d3e04"}),
-                )
+                ("plan_generated", json!({"policy_version_id": POLICY}))
             } else {
                 (
                     "meal_swapped",
@@ -281,8 +257,8 @@ async fn events_posted_to_the_api_land_once_in_their_hour_folders() {
                 "unit_type": "user",
                 "unit_id": format!("user-{i}"),
                 "experiments": [{
-                    "experiment_id": "0b7e6a43-2d1e-4f55-9d7c-6f6f6b1f0a01",
-                    "variant_id": "5c0c8f5e-8b4a-4a43-b7c5-0f2f0c0b9a02",
+                    "experiment_id": EXPERIMENT,
+                    "variant_id": VARIANT,
                 }],
                 "metrics": {"latency_ms": i},
                 "payload": payload,

@@ -14,6 +14,7 @@ use eis_runtime::{handoff, SqsPublisher};
 use eis_store::{Db, PgEventStore};
 use eis_tests::api::answer;
 use eis_tests::archive::{hour_ago, policy, Stack};
+use eis_tests::events::{EXPERIMENT, VARIANT};
 use eis_tests::*;
 use ingest::routes::{router, AppState};
 use ingest::storage::Storage;
@@ -65,13 +66,10 @@ fn event(id: &str, variant: usize, minute: i64) -> Value {
     json!({
         "event_id": id,
         "event_type": "pantry_updated", "unit_type": "user", "unit_id": format!("user-{variant}"),
-        "experiments": [{"experiment_id": EXPERIMENT_ID, "variant_id": VARIANT_ID}],
+        "experiments": [{"experiment_id": EXPERIMENT, "variant_id": VARIANT}],
         "timestamp": hour_ago(3, minute).to_rfc3339(),
     })
 }
-
-const EXPERIMENT_ID: &str = "0b7e6a43-2d1e-4f55-9d7c-6f6f6b1f0a01";
-const VARIANT_ID: &str = "5c0c8f5e-8b4a-4a43-b7c5-0f2f0c0b9a02";
 
 async fn post(http: &reqwest::Client, url: &str, events: &[Value]) -> (u16, Value) {
     let response = http

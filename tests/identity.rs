@@ -4,7 +4,8 @@
 //! instance with its own PostgreSQL connection, as Lambda containers have).
 
 use chrono::Duration;
-use eis_tests::api::{answer, seed_event, swap_event, ts, App};
+use eis_tests::api::{answer, App};
+use eis_tests::events::{seed_event, swap_event, ts};
 use eis_tests::*;
 use ingest::routes::router;
 use serde_json::{json, Value};

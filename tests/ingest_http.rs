@@ -6,9 +6,9 @@ use std::io::Write;
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use eis_runtime::{handoff, SqsPublisher};
 use eis_store::{Db, PgEventStore};
 use eis_tests::api::*;
+use eis_tests::events::*;
 use eis_tests::*;
 use ingest::routes::{router, AppState};
 use ingest::storage::Storage;
@@ -383,19 +383,7 @@ async fn database_gone_is_503_with_retry_after_and_recovers() {
 #[tokio::test]
 async fn queue_unreachable_still_accepts_and_leaves_events_for_the_sweep() {
     let db = TestDb::create().await;
-    let unreachable = aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url("http://127.0.0.1:1")
-        .credentials_provider(aws_sdk_sqs::config::SharedCredentialsProvider::new(
-            aws_sdk_sqs::config::Credentials::for_tests(),
-        ))
-        .build();
-    let publisher = SqsPublisher::new(
-        eis_runtime::aws::sqs_client(&unreachable),
-        "http://127.0.0.1:1/123456789012/nowhere".into(),
-        handoff::SQS_MAX_MESSAGE_BYTES,
-    );
+    let publisher = unreachable_publisher();
     let state = AppState {
         storage: Arc::new(Storage::new(
             PgEventStore::new(Arc::new(Db::new(&db.config()).expect("db"))),

@@ -8,6 +8,7 @@ use eis_contract::Event;
 use eis_runtime::{handoff, SqsPublisher};
 use eis_store::maintenance::{self, MaintenancePolicy};
 use eis_store::{migrate, Db, InsertOutcome, PgEventStore, StoreError};
+use eis_tests::events::event;
 use eis_tests::*;
 
 #[path = "storage/exact_numbers.rs"]
@@ -475,19 +476,7 @@ async fn sqs_packs_many_events_per_message_and_round_trips() {
 
 #[tokio::test]
 async fn sqs_unreachable_reports_every_event_unpublished() {
-    let sdk = aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url("http://127.0.0.1:1")
-        .credentials_provider(aws_sdk_sqs::config::SharedCredentialsProvider::new(
-            aws_sdk_sqs::config::Credentials::for_tests(),
-        ))
-        .build();
-    let publisher = SqsPublisher::new(
-        eis_runtime::aws::sqs_client(&sdk),
-        "http://127.0.0.1:1/123456789012/nowhere".into(),
-        handoff::SQS_MAX_MESSAGE_BYTES,
-    );
+    let publisher = unreachable_publisher();
     let outcome = publisher.publish(&events(20, now())).await;
     assert!(outcome.published.is_empty());
     assert!(!outcome.errors.is_empty());

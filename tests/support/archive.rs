@@ -16,9 +16,40 @@ use arrow::datatypes::TimestampMicrosecondType;
 use chrono::{DateTime, Utc};
 use eis_contract::Event;
 use eis_store::maintenance::MaintenancePolicy;
+use eis_store::DbConfig;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::{test_bucket, BucketGuard, TestDb, TestQueue};
+
+/// The archiver's configuration of the tests: small deadlines, generous buffers.
+pub fn archiver_config(
+    db: DbConfig,
+    queue_url: &str,
+    bucket: &str,
+    compaction: CompactionPolicy,
+) -> Config {
+    Config {
+        db,
+        roles: None,
+        queue_url: queue_url.to_string(),
+        bucket: bucket.to_string(),
+        prefix: String::new(),
+        safety_margin: Duration::from_secs(2),
+        sweep_grace: Duration::from_secs(300),
+        sweep_limit: 10_000,
+        maintenance: MaintenancePolicy::default(),
+        limits: BufferLimits {
+            max_file_events: 100_000,
+            max_file_bytes: 64 * 1024 * 1024,
+            max_held_bytes: 192 * 1024 * 1024,
+        },
+        receive_concurrency: 4,
+        receive_wait: Duration::from_secs(1),
+        upload_concurrency: 2,
+        local_deadline: Duration::from_secs(60),
+        compaction,
+    }
+}
 
 /// A test's database, queue and bucket. Dropping it (also when the test panics) deletes them.
 pub struct Stack {
@@ -58,27 +89,12 @@ impl Stack {
 
     /// The archiver's configuration for this stack, with `compaction` as given.
     pub fn config(&self, compaction: CompactionPolicy) -> Config {
-        Config {
-            db: self.db().config(),
-            roles: None,
-            queue_url: self.queue().url.clone(),
-            bucket: self.bucket.clone(),
-            prefix: String::new(),
-            safety_margin: Duration::from_secs(2),
-            sweep_grace: Duration::from_secs(300),
-            sweep_limit: 10_000,
-            maintenance: MaintenancePolicy::default(),
-            limits: BufferLimits {
-                max_file_events: 100_000,
-                max_file_bytes: 64 * 1024 * 1024,
-                max_held_bytes: 192 * 1024 * 1024,
-            },
-            receive_concurrency: 4,
-            receive_wait: Duration::from_secs(1),
-            upload_concurrency: 2,
-            local_deadline: Duration::from_secs(60),
+        archiver_config(
+            self.db().config(),
+            &self.queue().url,
+            &self.bucket,
             compaction,
-        }
+        )
     }
 
     pub async fn archiver(&self, compaction: CompactionPolicy) -> Archiver {
@@ -219,7 +235,7 @@ pub async fn write_raw(
 /// `n` distinct events at `timestamp`.
 pub fn distinct_events(n: usize, timestamp: DateTime<Utc>) -> Vec<Event> {
     (0..n)
-        .map(|i| crate::event(Utc::now(), timestamp, &format!("user-{i}")))
+        .map(|i| crate::events::event(Utc::now(), timestamp, &format!("user-{i}")))
         .collect()
 }
 

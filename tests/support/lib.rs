@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub mod archive;
+pub mod events;
 
 use eis_runtime::aws;
 use eis_store::{migrate, Db, DbConfig};
@@ -313,6 +314,23 @@ pub async fn test_bucket() -> (aws_sdk_s3::Client, String, BucketGuard) {
     (client, name, guard)
 }
 
+/// A publisher whose queue nothing answers for (connection refused on 127.0.0.1:1).
+pub fn unreachable_publisher() -> eis_runtime::SqsPublisher {
+    let unreachable = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url("http://127.0.0.1:1")
+        .credentials_provider(aws_sdk_sqs::config::SharedCredentialsProvider::new(
+            aws_sdk_sqs::config::Credentials::for_tests(),
+        ))
+        .build();
+    eis_runtime::SqsPublisher::new(
+        aws::sqs_client(&unreachable),
+        "http://127.0.0.1:1/123456789012/nowhere".into(),
+        eis_runtime::handoff::SQS_MAX_MESSAGE_BYTES,
+    )
+}
+
 /// A TCP forwarder in front of a real server, for faults on demand: `cut()` drops every
 /// connection and refuses new ones (the server "goes away"), `restore()` lets them in again;
 /// `delay_answers(d)` passes requests through at once but holds each answer for `d` (the
@@ -461,33 +479,6 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// A valid event through the real contract, with the given unit id and timestamp.
-pub fn event(
-    now: chrono::DateTime<chrono::Utc>,
-    timestamp: chrono::DateTime<chrono::Utc>,
-    unit_id: &str,
-) -> eis_contract::Event {
-    let body = serde_json::json!({
-        "event_type": "plan_generated",
-        "unit_type": "user",
-        "unit_id": unit_id,
-        "experiments": [{
-            "experiment_id": "0b7e6a43-2d1e-4f55-9d7c-6f6f6b1f0a01",
-            "variant_id": "5c0c8f5e-8b4a-4a43-b7c5-0f2f0c0b9a02",
-        }],
-        "context": {"policy_version_id": "7d9f8e1c-3b2a-4c5d-8e6f-9a0b1c2d3e04", "platform": "ios"},
-        "metrics": {"latency_ms": 450, "token_count": 1200},
-        "payload": {"plan_id": "plan-1", "meal_count": 7},
-        "timestamp": timestamp.to_rfc3339(),
-    });
-    eis_contract::validate_event(
-        body.to_string().as_bytes(),
-        now,
-        &eis_contract::Limits::default(),
-    )
-    .expect("test event is valid")
 }
 
 /// The ingest function's configuration for a test's own database and queue.

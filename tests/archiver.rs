@@ -37,7 +37,7 @@ fn config(db: &TestDb, queue: &TestQueue, bucket: &str) -> Config {
 
 fn config_for(db: eis_store::DbConfig, queue: &TestQueue, bucket: &str) -> Config {
     // These tests look at the raw files a run writes: compaction off (tests/compaction.rs).
-    let compaction = archiver::compact::CompactionPolicy {
+    let compaction = archiver::config::CompactionPolicy {
         max_hours: 0,
         ..Default::default()
     };

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use archiver::compact::CompactionPolicy;
+use archiver::config::CompactionPolicy;
 use chrono::Utc;
 use eis_runtime::{handoff, SqsPublisher};
 use eis_store::{Db, PgEventStore};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use archiver::app::Archiver;
 use archiver::batcher::BufferLimits;
-use archiver::compact::CompactionPolicy;
+use archiver::config::CompactionPolicy;
 use archiver::config::Config;
 use archiver::parquet_encoder::{self, EventColumns};
 use archiver::partition::HourPartition;

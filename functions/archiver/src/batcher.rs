@@ -251,15 +251,7 @@ impl<S> Batcher<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_events::{bare, utc};
-
-    fn event(n: u128, timestamp: &str) -> Event {
-        bare(n, utc(timestamp))
-    }
-
-    fn events(range: std::ops::Range<u128>, timestamp: &str) -> Vec<Event> {
-        range.map(|n| event(n, timestamp)).collect()
-    }
+    use crate::test_events::{event, events};
 
     fn limits(max_file_events: usize) -> BufferLimits {
         BufferLimits {

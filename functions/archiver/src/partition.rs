@@ -66,16 +66,8 @@ pub fn by_partition(events: Vec<Event>) -> BTreeMap<HourPartition, Vec<Event>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_events::{bare, utc};
+    use crate::test_events::{event, events, utc};
     use chrono::{FixedOffset, TimeZone};
-
-    fn event(n: u128, timestamp: &str) -> Event {
-        bare(n, utc(timestamp))
-    }
-
-    fn events(range: std::ops::Range<u128>, timestamp: &str) -> Vec<Event> {
-        range.map(|n| event(n, timestamp)).collect()
-    }
 
     #[test]
     fn paths_are_zero_padded_utc_hours() {

@@ -27,3 +27,13 @@ pub fn bare(n: u128, timestamp: DateTime<Utc>) -> Event {
         flags: vec![],
     }
 }
+
+/// Event `n` at the RFC 3339 `timestamp`.
+pub fn event(n: u128, timestamp: &str) -> Event {
+    bare(n, utc(timestamp))
+}
+
+/// Events `range` at the RFC 3339 `timestamp`.
+pub fn events(range: std::ops::Range<u128>, timestamp: &str) -> Vec<Event> {
+    range.map(|n| event(n, timestamp)).collect()
+}

@@ -1,8 +1,9 @@
 //! Exactly once in the archive, end to end through the ingest API and scheduled archiver runs
 //! on the real local stack: an SQS call that timed out although its message arrived (a proxy
 //! in front of moto holds SQS's answers past the SDK's timeout: the one fake here, for a
-//! fault moto cannot produce on demand), and a property test over any mix of retries,
-//! in-batch repeats and conflicting resends.
+//! fault moto cannot produce on demand), a partial publish (the scripted publisher refuses
+//! chosen entries, which SQS cannot be made to do), and a property test over any mix of
+//! retries, in-batch repeats and conflicting resends.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,11 +25,22 @@ use tokio::time::Instant;
 
 /// The ingest API on the stack's database, publishing through `sqs`.
 async fn api(stack: &Stack, sqs: aws_sdk_sqs::Client) -> (String, tokio::task::JoinHandle<()>) {
-    let publisher = SqsPublisher::new(
+    api_with(stack, sqs_publisher(stack, sqs)).await
+}
+
+fn sqs_publisher(stack: &Stack, sqs: aws_sdk_sqs::Client) -> SqsPublisher {
+    SqsPublisher::new(
         sqs,
         stack.queue().url.clone(),
         handoff::SQS_MAX_MESSAGE_BYTES,
-    );
+    )
+}
+
+/// The ingest API on the stack's database, publishing through `publisher`.
+async fn api_with(
+    stack: &Stack,
+    publisher: impl eis_runtime::Publish + 'static,
+) -> (String, tokio::task::JoinHandle<()>) {
     let state = AppState {
         storage: Arc::new(Storage::new(
             PgEventStore::new(Arc::new(Db::new(&stack.db().config()).expect("db"))),
@@ -170,6 +182,44 @@ fn sends() -> impl Strategy<Value = Vec<Vec<(usize, usize, i64)>>> {
         prop_oneof![Just(10i64), Just(20i64), Just(-50i64)],
     );
     prop::collection::vec(prop::collection::vec(pick, 1..5), 1..6)
+}
+
+/// Some entries of a SendMessageBatch refused: the request is still answered as accepted,
+/// the refused events stay unmarked in PostgreSQL and the sweep archives them; every event is
+/// archived once.
+#[tokio::test]
+async fn a_partial_publish_leaves_the_refused_events_to_the_sweep() {
+    let stack = Stack::create().await;
+    let publisher = ScriptedPublisher {
+        inner: sqs_publisher(&stack, stack.queue().client.clone()),
+        refuse: |i| i % 3 == 1,
+    };
+    let (url, server) = api_with(&stack, publisher).await;
+    let ids: Vec<String> = (0..6).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    let batch: Vec<Value> = ids.iter().map(|id| event(id, 0, 10)).collect();
+    let (status, body) = post(&reqwest::Client::new(), &url, &batch).await;
+    assert_eq!((status, &body["accepted"]), (200, &json!(6)), "{body}");
+    // Refused: indexes 1 and 4. They stay for the sweep; the other four are queued.
+    assert_eq!(stored_counts(stack.db()).await, (6, 2));
+
+    let summary = archive(&stack, no_compaction()).await;
+    assert_eq!((summary.swept, summary.marked), (2, 2), "{summary:?}");
+    assert_eq!(
+        summary.events, 6,
+        "four from the queue, two swept: {summary:?}"
+    );
+    assert_eq!(stored_counts(stack.db()).await, (6, 0));
+    let archived = stack.archived_ids().await;
+    let once: Vec<&String> = archived
+        .iter()
+        .filter(|(_, (n, _))| *n == 1)
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(once.len(), 6, "each archived once: {archived:?}");
+    for id in &ids {
+        assert!(archived.contains_key(id), "{id} archived");
+    }
+    server.abort();
 }
 
 proptest! {

@@ -331,6 +331,38 @@ pub fn unreachable_publisher() -> eis_runtime::SqsPublisher {
     )
 }
 
+/// The one fake publisher (SQS cannot be made to refuse chosen entries of one request on
+/// demand): it hands the events that `refuse` spares to the real publisher it wraps and
+/// reports the others as refused entries, as a partial SendMessageBatch failure does.
+pub struct ScriptedPublisher {
+    pub inner: eis_runtime::SqsPublisher,
+    /// By index in the call's events.
+    pub refuse: fn(usize) -> bool,
+}
+
+impl eis_runtime::Publish for ScriptedPublisher {
+    fn publish<'a>(
+        &'a self,
+        events: &'a [&'a eis_contract::Event],
+    ) -> std::pin::Pin<Box<dyn Future<Output = eis_runtime::PublishOutcome> + Send + 'a>> {
+        Box::pin(async move {
+            let (refused, kept): (Vec<usize>, Vec<usize>) =
+                (0..events.len()).partition(|&i| (self.refuse)(i));
+            let forwarded: Vec<&eis_contract::Event> = kept.iter().map(|&i| events[i]).collect();
+            let mut outcome = self.inner.publish(&forwarded).await;
+            outcome.published = outcome.published.iter().map(|&j| kept[j]).collect();
+            outcome
+                .errors
+                .extend(refused.iter().map(|i| eis_runtime::PublishError::Refused {
+                    id: i.to_string(),
+                    code: "InternalError".into(),
+                    message: "scripted".into(),
+                }));
+            outcome
+        })
+    }
+}
+
 /// A TCP forwarder in front of a real server, for faults on demand: `cut()` drops every
 /// connection and refuses new ones (the server "goes away"), `restore()` lets them in again;
 /// `delay_answers(d)` passes requests through at once but holds each answer for `d` (the

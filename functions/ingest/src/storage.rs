@@ -5,13 +5,13 @@
 use std::time::{Duration, Instant};
 
 use eis_contract::Event;
-use eis_runtime::SqsPublisher;
+use eis_runtime::Publish;
 use eis_store::{EventKey, InsertOutcome, PgEventStore, StoreError};
 use uuid::Uuid;
 
 pub struct Storage {
     store: PgEventStore,
-    publisher: SqsPublisher,
+    publisher: Box<dyn Publish>,
 }
 
 /// What happened to a set of valid events, for the response and the metrics.
@@ -64,8 +64,11 @@ impl Refusal {
 }
 
 impl Storage {
-    pub fn new(store: PgEventStore, publisher: SqsPublisher) -> Self {
-        Self { store, publisher }
+    pub fn new(store: PgEventStore, publisher: impl Publish + 'static) -> Self {
+        Self {
+            store,
+            publisher: Box::new(publisher),
+        }
     }
 
     /// A cheap database round trip, for health checks.

@@ -10,4 +10,4 @@ pub mod publish;
 pub mod telemetry;
 
 pub use config::EnvError;
-pub use publish::{PublishError, PublishOutcome, SqsPublisher};
+pub use publish::{Publish, PublishError, PublishOutcome, SqsPublisher};

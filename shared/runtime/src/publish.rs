@@ -3,6 +3,8 @@
 //! reported, so the caller leaves those events to the archiver's sweep.
 
 use std::borrow::Borrow;
+use std::future::Future;
+use std::pin::Pin;
 
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use eis_contract::Event;
@@ -51,6 +53,25 @@ pub enum PublishError {
         #[source]
         cause: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// Where the ingest function hands its new events: [`SqsPublisher`] in every deployment;
+/// the one other implementation is the tests' scripted publisher, for partial failures that
+/// SQS cannot be made to produce on demand.
+pub trait Publish: Send + Sync {
+    fn publish<'a>(
+        &'a self,
+        events: &'a [&'a Event],
+    ) -> Pin<Box<dyn Future<Output = PublishOutcome> + Send + 'a>>;
+}
+
+impl Publish for SqsPublisher {
+    fn publish<'a>(
+        &'a self,
+        events: &'a [&'a Event],
+    ) -> Pin<Box<dyn Future<Output = PublishOutcome> + Send + 'a>> {
+        Box::pin(SqsPublisher::publish(self, events))
+    }
 }
 
 impl SqsPublisher {

@@ -43,18 +43,8 @@ cargo build --quiet --release --locked -p archiver --bin archiver
 cargo build --quiet --locked -p eis-bench
 ARCHIVER="$CARGO_TARGET_DIR/release/archiver"
 
-NAME="eis-bench-$(date +%s)-$$"
-DB_NAME="eis_bench_$(date +%s)_$$"
-WORK=$(mktemp -d)
-ADMIN_DB_URL=$DATABASE_URL
-BENCH_DB_URL=$(db_url_named "$DB_NAME")
-
-cleanup() {
-  set +e
-  remove_scratch "$ADMIN_DB_URL" "$DB_NAME" "$NAME"
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_scratch "eis_bench_$(date +%s)_$$"
+trap 'set +e; remove_bench_scratch' EXIT
 
 psql "$ADMIN_DB_URL" -qc "CREATE DATABASE $DB_NAME" >/dev/null
 read -r QUEUE_URL _ < <($PY infra/local/resources.py --queue "$NAME" --bucket "$NAME")

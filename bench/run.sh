@@ -74,14 +74,10 @@ INGEST=$CARGO_TARGET_DIR/release/ingest
 EIS_BENCH=$CARGO_TARGET_DIR/release/eis-bench
 
 # --- Resources of the bench's own.
-NAME="eis-bench-$(date +%s)-$$"
-DB_NAME=eis_bench
-ADMIN_DB_URL=$DATABASE_URL
-BENCH_DB_URL=$(db_url_named "$DB_NAME")
+bench_scratch eis_bench
 cleanup() {
   set +e
-  remove_scratch "$ADMIN_DB_URL" "$DB_NAME" "$NAME"
-  rm -rf "$WORK"
+  remove_bench_scratch
   if [ "$STARTED_STACK" = 1 ]; then infra/local/down.sh; fi
 }
 trap cleanup EXIT

@@ -147,3 +147,18 @@ remove_scratch() {
   psql "$1" -qc "DROP DATABASE IF EXISTS $2 WITH (FORCE)" >/dev/null 2>&1
   "$VENV/bin/python" "$ROOT/infra/local/resources.py" --remove --queue "$3" --bucket "$3" >/dev/null 2>&1
 }
+
+# bench_scratch DB_NAME: a benchmark's own resources on the running stack: NAME (its queue and
+# bucket), DB_NAME at BENCH_DB_URL, WORK (a temporary folder); remove_bench_scratch removes
+# them all (call it from the script's EXIT trap).
+bench_scratch() {
+  NAME="eis-bench-$(date +%s)-$$"
+  DB_NAME=$1
+  ADMIN_DB_URL=$DATABASE_URL
+  BENCH_DB_URL=$(db_url_named "$DB_NAME")
+  WORK=${WORK:-$(mktemp -d)}
+}
+remove_bench_scratch() {
+  remove_scratch "$ADMIN_DB_URL" "$DB_NAME" "$NAME"
+  rm -rf "$WORK"
+}

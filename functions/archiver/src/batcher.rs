@@ -5,6 +5,7 @@
 //! every file holding one of its events is stored, so each source counts the files it is
 //! still waiting for. A file that fails to store fails its sources for the rest of the run:
 //! they are not acknowledged, and the next run archives them again.
+//! (Over 400 lines with its unit tests; the code is ~250.)
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 

@@ -5,6 +5,7 @@
 //! Events are appended to Arrow builders as they arrive, so a buffered event costs about its
 //! column bytes (no per-event allocations are kept), and a full buffer turns into a
 //! `RecordBatch` without copying.
+//! (Over 400 lines with its unit tests, which read every column back; the code is ~310.)
 
 use std::sync::Arc;
 

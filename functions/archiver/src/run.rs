@@ -2,6 +2,8 @@
 //! encode and upload the files, then delete the messages and mark the swept rows whose files
 //! are all stored (the `Ledger`); then the compaction of settled hours and the partition
 //! maintenance. The counts go to the `Tally`.
+//! (Over 400 lines: one state machine whose stages share the run's state; its parts with a
+//! job of their own are ledger.rs, summary.rs, queue.rs, bucket.rs and batcher.rs.)
 //!
 //! At-least-once: nothing is acknowledged before every object holding its events is stored,
 //! so a crash or timeout at any point loses nothing and at worst archives an event twice.

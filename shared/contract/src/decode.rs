@@ -14,6 +14,7 @@
 //! (the same serde_json parsers read the same text), so it is only a
 //! shortcut. It exists because splitting first and parsing each field again
 //! cost more than a plain `serde_json::Value` parse of the whole event.
+//! (Over 400 lines with its unit tests; the code is ~340.)
 
 use std::borrow::Cow;
 use std::fmt;

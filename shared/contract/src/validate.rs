@@ -3,6 +3,8 @@
 //!
 //! The event is decoded (see `decode.rs`), then each field is checked in the
 //! documented precedence order; the first failing check decides the code.
+//! (Over 400 lines: every rule of docs/contract.md in its precedence order, one small
+//! function each, kept together so that the order reads top to bottom.)
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;

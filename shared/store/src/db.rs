@@ -107,6 +107,16 @@ impl Db {
         })
     }
 
+    /// A database reached with credentials already read from `cfg.secret_arn` (the secret is
+    /// read again only if the server refuses them).
+    pub fn with_credentials(cfg: &DbConfig, credentials: Credentials) -> Result<Self, StoreError> {
+        let db = Self::new(cfg)?;
+        Ok(Self {
+            credentials: Mutex::new(Some(credentials)),
+            ..db
+        })
+    }
+
     /// The shared connection, opened (or re-opened) when needed.
     pub async fn client(&self) -> Result<Arc<Client>, StoreError> {
         let mut slot = self.client.lock().await;

@@ -24,18 +24,20 @@ pub async fn deploy(
     let Some(secrets) = secrets else {
         return apply(&Db::new(db)?).await;
     };
-    let as_user = |arn: &str| {
-        Db::new(&DbConfig {
-            secret_arn: Some(arn.to_string()),
-            ..db.clone()
-        })
+    let with_secret = |arn: &str| DbConfig {
+        secret_arn: Some(arn.to_string()),
+        ..db.clone()
     };
+    // Each secret is read once: the migrator's credentials serve both its provisioning and
+    // its connection.
     let users = LoginUsers {
         app: read_secret(&secrets.app_arn).await?,
         migrator: read_secret(&secrets.migrator_arn).await?,
     };
-    roles::provision(&as_user(&secrets.admin_arn)?.connect().await?, &users).await?;
-    apply(&as_user(&secrets.migrator_arn)?).await
+    let admin = Db::new(&with_secret(&secrets.admin_arn))?;
+    roles::provision(&admin.connect().await?, &users).await?;
+    let migrator = Db::with_credentials(&with_secret(&secrets.migrator_arn), users.migrator)?;
+    apply(&migrator).await
 }
 
 /// Applies the pending migrations; returns the names of those applied by this call.

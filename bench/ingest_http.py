@@ -94,7 +94,7 @@ def measure(binary, bodies, seconds, runs, env, sqs_pid, reset):
                 for name, body, connections, per_request in CONFIGS:
                     # Requests still in flight when wrk stopped finish first, not in this run.
                     time.sleep(1)
-                    psql("TRUNCATE exp.events")
+                    psql("TRUNCATE exp.events, exp.event_ids, exp.pending_handoffs")
                     reset()
                     before = {k: cpu_seconds(p) for k, p in procs}
                     figures, wrk_cpu = wrk(port, bodies / f"{body}.json", connections, seconds, out)
@@ -126,7 +126,7 @@ def measure(binary, bodies, seconds, runs, env, sqs_pid, reset):
     finally:
         server.terminate()
         server.wait(timeout=30)
-        psql("TRUNCATE exp.events")
+        psql("TRUNCATE exp.events, exp.event_ids, exp.pending_handoffs")
 
     configs = {}
     for name, body, connections, per_request in CONFIGS:

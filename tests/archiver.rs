@@ -559,7 +559,7 @@ async fn events_the_ingest_never_published_are_swept_and_marked_handed_off() {
     let store = PgEventStore::new(db.db());
     let mut stored = events(20, Utc::now());
     stored.extend(events(10, Utc::now() - chrono::Duration::days(3)));
-    let outcomes = store.insert(&stored).await.expect("insert");
+    let outcomes = store.insert(&stored).await.expect("insert").outcomes;
     assert!(outcomes.iter().all(|o| *o == InsertOutcome::Inserted));
     assert_eq!(stored_counts(&db).await, (30, 30));
 

@@ -28,7 +28,7 @@ async fn stored_and_archived(stack: &Stack, events: &mut [Event]) -> archiver::a
         .expect("archiver");
     let store = PgEventStore::new(stack.db().db());
     let stored = store.insert(events).await.expect("insert");
-    assert_eq!(stored.len(), events.len());
+    assert_eq!(stored.outcomes.len(), events.len());
     let summary = archiver
         .run(chrono::Utc::now(), deadline())
         .await

@@ -2,8 +2,9 @@
 //! on the real local stack: an SQS call that timed out although its message arrived (a proxy
 //! in front of moto holds SQS's answers past the SDK's timeout: the one fake here, for a
 //! fault moto cannot produce on demand), a partial publish (the scripted publisher refuses
-//! chosen entries, which SQS cannot be made to do), and a property test over any mix of
-//! retries, in-batch repeats and conflicting resends.
+//! chosen entries, which SQS cannot be made to do), a function killed between its commit and
+//! its publish (a publisher that never answers, then the server aborted), and a property test
+//! over any mix of retries, in-batch repeats and conflicting resends.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use archiver::config::CompactionPolicy;
 use chrono::Utc;
 use eis_runtime::{handoff, SqsPublisher};
-use eis_store::{Db, PgEventStore};
+use eis_store::Db;
 use eis_tests::api::answer;
 use eis_tests::archive::{hour_ago, policy, Stack};
 use eis_tests::events::{EXPERIMENT, VARIANT};
@@ -43,7 +44,7 @@ async fn api_with(
 ) -> (String, tokio::task::JoinHandle<()>) {
     let state = AppState {
         storage: Arc::new(Storage::new(
-            PgEventStore::new(Arc::new(Db::new(&stack.db().config()).expect("db"))),
+            Arc::new(Db::new(&stack.db().config()).expect("db")),
             publisher,
         )),
         limits: eis_contract::Limits::default(),
@@ -185,7 +186,7 @@ fn sends() -> impl Strategy<Value = Vec<Vec<(usize, usize, i64)>>> {
 }
 
 /// Some entries of a SendMessageBatch refused: the request is still answered as accepted,
-/// the refused events stay unmarked in PostgreSQL and the sweep archives them; every event is
+/// the refused events stay pending in PostgreSQL and the sweep archives them; every event is
 /// archived once.
 #[tokio::test]
 async fn a_partial_publish_leaves_the_refused_events_to_the_sweep() {
@@ -218,6 +219,72 @@ async fn a_partial_publish_leaves_the_refused_events_to_the_sweep() {
     assert_eq!(once.len(), 6, "each archived once: {archived:?}");
     for id in &ids {
         assert!(archived.contains_key(id), "{id} archived");
+    }
+    server.abort();
+}
+
+/// Stands for a function that dies after its commit and before SQS answers: its publish
+/// never returns (the one way to stop a request at exactly that point).
+struct NeverAnswers;
+
+impl eis_runtime::Publish for NeverAnswers {
+    fn publish<'a>(
+        &'a self,
+        _events: &'a [&'a eis_contract::Event],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = eis_runtime::PublishOutcome> + Send + 'a>>
+    {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// Killed between commit and publish: the client saw no answer and retries (a duplicate,
+/// which is never published again), and the sweep archives each event once.
+#[tokio::test]
+async fn a_function_killed_between_commit_and_publish_loses_nothing() {
+    let stack = Stack::create().await;
+    let (dying, server) = api_with(&stack, NeverAnswers).await;
+    let ids: Vec<String> = (0..5).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    let batch: Vec<Value> = ids.iter().map(|id| event(id, 0, 10)).collect();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("client");
+    let sent = http
+        .post(format!("{dying}/events/batch"))
+        .header("content-type", "application/json")
+        .body(json!({ "events": batch }).to_string())
+        .send()
+        .await;
+    assert!(
+        sent.is_err(),
+        "no answer from a function stuck in its publish"
+    );
+    server.abort();
+    assert_eq!(
+        stored_counts(stack.db()).await,
+        (5, 5),
+        "committed, pending"
+    );
+
+    let (url, server) = api(&stack, stack.queue().client.clone()).await;
+    let (status, body) = post(&reqwest::Client::new(), &url, &batch).await;
+    assert_eq!((status, &body["accepted"]), (200, &json!(5)), "{body}");
+    assert_eq!(
+        body["duplicates"].as_array().map(Vec::len),
+        Some(5),
+        "{body}"
+    );
+
+    let summary = archive(&stack, no_compaction()).await;
+    assert_eq!((summary.swept, summary.marked), (5, 5), "{summary:?}");
+    assert_eq!(stored_counts(stack.db()).await, (5, 0));
+    let archived = stack.archived_ids().await;
+    for id in &ids {
+        assert_eq!(
+            archived.get(id).map(|(n, _)| *n),
+            Some(1),
+            "{id} archived once"
+        );
     }
     server.abort();
 }

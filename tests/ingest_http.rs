@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use eis_store::{Db, PgEventStore};
+use eis_store::Db;
 use eis_tests::api::*;
 use eis_tests::events::*;
 use eis_tests::*;
@@ -386,7 +386,7 @@ async fn queue_unreachable_still_accepts_and_leaves_events_for_the_sweep() {
     let publisher = unreachable_publisher();
     let state = AppState {
         storage: Arc::new(Storage::new(
-            PgEventStore::new(Arc::new(Db::new(&db.config()).expect("db"))),
+            Arc::new(Db::new(&db.config()).expect("db")),
             publisher,
         )),
         limits: eis_contract::Limits::default(),

@@ -1,5 +1,5 @@
 //! The storage layer against the real local stack: PostgreSQL (exp.events, migrations,
-//! partitions, retention, TLS, faults) and moto (SQS packing, S3).
+//! partitions, retention, the pending hand-offs, TLS, faults) and moto (SQS packing, S3).
 
 use std::time::Duration;
 
@@ -7,12 +7,14 @@ use chrono::{DateTime, Days, SubsecRound, TimeZone, Utc};
 use eis_contract::Event;
 use eis_runtime::{handoff, SqsPublisher};
 use eis_store::maintenance::{self, MaintenancePolicy};
-use eis_store::{migrate, Db, InsertOutcome, PgEventStore, StoreError};
+use eis_store::{migrate, Db, InsertOutcome, PendingHandoffs, PgEventStore, StoreError};
 use eis_tests::events::event;
 use eis_tests::*;
 
 #[path = "storage/exact_numbers.rs"]
 mod exact_numbers;
+#[path = "storage/pending.rs"]
+mod pending;
 
 fn now() -> DateTime<Utc> {
     Utc::now()
@@ -86,9 +88,15 @@ async fn a_retried_event_is_stored_once() {
     let store = PgEventStore::new(db.db());
     let batch = events(3, now());
     let first = store.insert(&batch).await.expect("insert");
-    assert_eq!(first, vec![InsertOutcome::Inserted; 3]);
+    assert_eq!(first.outcomes, vec![InsertOutcome::Inserted; 3]);
+    assert_eq!(
+        first.pending.len(),
+        1,
+        "one pending hand-off row per insert"
+    );
     let again = store.insert(&batch).await.expect("insert again");
-    assert_eq!(again, vec![InsertOutcome::Duplicate; 3]);
+    assert_eq!(again.outcomes, vec![InsertOutcome::Duplicate; 3]);
+    assert!(again.pending.is_empty(), "nothing new to hand off");
     assert_eq!(count(&db, "SELECT count(*) FROM exp.events").await, 3);
 }
 
@@ -111,7 +119,8 @@ async fn stored_rows_hold_every_field() {
         .await
         .query_one(
             "SELECT event_type, unit_id, context->>'platform', (metrics->>'latency_ms')::float8,
-                    payload->>'plan_id', flags, \"timestamp\", handed_off_at IS NULL
+                    payload->>'plan_id', flags, \"timestamp\",
+                    EXISTS (SELECT 1 FROM exp.pending_handoffs WHERE event_id = ANY(event_ids))
              FROM exp.events WHERE event_id = $1",
             &[&e.event_id],
         )
@@ -129,11 +138,16 @@ async fn stored_rows_hold_every_field() {
     assert_eq!(row.get::<_, DateTime<Utc>>(6), e.timestamp);
     assert!(row.get::<_, bool>(7), "not handed off yet");
     // And it reads back as the same event (what the sweep hands to the archive).
-    let back = store
-        .not_handed_off(now() + chrono::Duration::hours(1), Duration::ZERO, 10)
+    let back = PendingHandoffs::new(db.db())
+        .sweep(
+            now() + chrono::Duration::hours(1),
+            Duration::ZERO,
+            10,
+            Duration::from_secs(60),
+        )
         .await
         .expect("read back");
-    assert_eq!(back, vec![e]);
+    assert_eq!(back.events, vec![e]);
 }
 
 #[tokio::test]
@@ -141,7 +155,7 @@ async fn a_batch_of_1000_is_stored() {
     let db = TestDb::create().await;
     let store = PgEventStore::new(db.db());
     let batch = events(1000, now());
-    let outcomes = store.insert(&batch).await.expect("insert");
+    let outcomes = store.insert(&batch).await.expect("insert").outcomes;
     assert_eq!(outcomes.len(), 1000);
     assert!(outcomes.iter().all(|o| *o == InsertOutcome::Inserted));
     assert_eq!(count(&db, "SELECT count(*) FROM exp.events").await, 1000);
@@ -154,7 +168,8 @@ async fn an_event_the_database_refuses_does_not_take_its_batch_down() {
     let mut batch = events(3, now());
     // The contract rejects U+0000; built by hand here to reach the database's own refusal.
     batch[1].unit_id = "bad\u{0}id".into();
-    let outcomes = store.insert(&batch).await.expect("insert");
+    let stored = store.insert(&batch).await.expect("insert");
+    let outcomes = &stored.outcomes;
     assert_eq!(outcomes[0], InsertOutcome::Inserted);
     assert!(
         matches!(outcomes[1], InsertOutcome::Rejected(_)),
@@ -163,6 +178,16 @@ async fn an_event_the_database_refuses_does_not_take_its_batch_down() {
     );
     assert_eq!(outcomes[2], InsertOutcome::Inserted);
     assert_eq!(count(&db, "SELECT count(*) FROM exp.events").await, 2);
+    // Event by event, each stored one has its pending row; the refused one has none.
+    assert_eq!(stored.pending.len(), 2);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT sum(cardinality(event_ids)) FROM exp.pending_handoffs"
+        )
+        .await,
+        2
+    );
 }
 
 #[tokio::test]
@@ -179,7 +204,7 @@ async fn no_insert_fails_for_want_of_a_partition() {
         .single()
         .expect("date");
     far[2].timestamp = (now() - chrono::Duration::days(400)).trunc_subsecs(6);
-    let outcomes = store.insert(&far).await.expect("insert");
+    let outcomes = store.insert(&far).await.expect("insert").outcomes;
     assert_eq!(outcomes, vec![InsertOutcome::Inserted; 3]);
     assert_eq!(
         count(&db, "SELECT count(*) FROM exp.events_default").await,
@@ -231,108 +256,6 @@ async fn maintenance_creates_partitions_ahead_and_moves_early_rows_out_of_defaul
     store.insert(&events(1, at)).await.expect("insert");
     let after = count(&db, &format!("SELECT count(*) FROM exp.{today}")).await;
     assert_eq!(after, before + 1);
-}
-
-#[tokio::test]
-async fn retention_drops_old_days_but_never_events_not_yet_archived() {
-    let db = TestDb::create().await;
-    let store = PgEventStore::new(db.db());
-    let client = db.client().await;
-    let at = now();
-    let day = |n: u64| {
-        at.date_naive()
-            .checked_sub_days(Days::new(n))
-            .expect("date")
-    };
-    for n in [91u64, 92, 89] {
-        let created: bool = client
-            .query_one("SELECT exp.ensure_day_partition($1)", &[&day(n)])
-            .await
-            .expect("partition")
-            .get(0);
-        assert!(created);
-    }
-    let old_archived = events(2, at - chrono::Duration::days(92));
-    let old_pending = events(1, at - chrono::Duration::days(91));
-    let recent = events(1, at - chrono::Duration::days(89));
-    let ancient = events(1, at - chrono::Duration::days(400)); // default partition
-    for batch in [&old_archived, &old_pending, &recent, &ancient] {
-        store.insert(batch).await.expect("insert");
-    }
-    let handed: Vec<_> = old_archived
-        .iter()
-        .chain(&recent)
-        .chain(&ancient)
-        .map(|e| (e.event_id, e.timestamp))
-        .collect();
-    assert_eq!(store.mark_handed_off(&handed).await.expect("mark"), 4);
-
-    let policy = MaintenancePolicy {
-        retention_days: 90,
-        days_ahead: 0,
-    };
-    let report = maintenance::upkeep(&db.db(), at, policy)
-        .await
-        .expect("maintenance");
-    let dropped_92 = format!("events_p{}", day(92).format("%Y%m%d"));
-    assert_eq!(
-        report.partitions_dropped,
-        vec![dropped_92],
-        "91 still holds a pending event"
-    );
-    assert_eq!(
-        count(&db, "SELECT count(*) FROM exp.events").await,
-        2,
-        "pending + recent"
-    );
-    assert_eq!(
-        count(&db, "SELECT count(*) FROM exp.events_default").await,
-        0
-    );
-
-    // Once archived, the pending day goes too.
-    let pending: Vec<_> = old_pending
-        .iter()
-        .map(|e| (e.event_id, e.timestamp))
-        .collect();
-    store.mark_handed_off(&pending).await.expect("mark");
-    let report = maintenance::upkeep(&db.db(), at, policy)
-        .await
-        .expect("maintenance");
-    assert_eq!(report.partitions_dropped.len(), 1);
-    assert_eq!(count(&db, "SELECT count(*) FROM exp.events").await, 1);
-    let bad = client
-        .query_one("SELECT exp.drop_expired_partitions(0)", &[])
-        .await;
-    assert!(bad.is_err(), "retention of 0 days is refused");
-}
-
-#[tokio::test]
-async fn the_sweep_sees_only_events_not_handed_off_after_the_grace_period() {
-    let db = TestDb::create().await;
-    let store = PgEventStore::new(db.db());
-    let batch = events(3, now());
-    store.insert(&batch).await.expect("insert");
-    store
-        .mark_handed_off(&[(batch[0].event_id, batch[0].timestamp)])
-        .await
-        .expect("mark");
-    let later = now() + chrono::Duration::minutes(10);
-    let pending = store
-        .not_handed_off(later, Duration::from_secs(300), 100)
-        .await
-        .expect("sweep query");
-    let ids: Vec<_> = pending.iter().map(|e| e.event_id).collect();
-    assert_eq!(ids.len(), 2);
-    assert!(ids.contains(&batch[1].event_id) && ids.contains(&batch[2].event_id));
-    let within_grace = store
-        .not_handed_off(now(), Duration::from_secs(300), 100)
-        .await
-        .expect("sweep query");
-    assert!(
-        within_grace.is_empty(),
-        "fresh events are left to the ingest's own publish"
-    );
 }
 
 fn tls_url(mode: &str) -> String {
@@ -440,8 +363,8 @@ async fn the_connection_is_reopened_after_the_database_comes_back() {
     assert!(err.is_retryable(), "{err}");
 
     proxy.restore();
-    let outcomes = store.insert(&events(1, now())).await.expect("reconnects");
-    assert_eq!(outcomes, vec![InsertOutcome::Inserted]);
+    let stored = store.insert(&events(1, now())).await.expect("reconnects");
+    assert_eq!(stored.outcomes, vec![InsertOutcome::Inserted]);
     assert_eq!(count(&db, "SELECT count(*) FROM exp.events").await, 2);
     drop(proxy);
 }

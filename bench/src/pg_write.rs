@@ -83,7 +83,7 @@ pub async fn measure(n: usize, rounds: usize) -> anyhow::Result<Value> {
                 _ => &events[..],
             };
             admin
-                .batch_execute("TRUNCATE exp.events, exp.event_ids")
+                .batch_execute("TRUNCATE exp.events, exp.event_ids, exp.pending_handoffs")
                 .await
                 .context("TRUNCATE")?;
             let cpu_before = cluster_cpu_seconds(postmaster)?;
@@ -91,7 +91,7 @@ pub async fn measure(n: usize, rounds: usize) -> anyhow::Result<Value> {
             match *method {
                 Method::Batch(size) => {
                     for chunk in rows.chunks(size) {
-                        let outcomes = store.insert(chunk).await?;
+                        let outcomes = store.insert(chunk).await?.outcomes;
                         if outcomes.iter().any(|o| *o != InsertOutcome::Inserted) {
                             bail!("batch writer did not insert every row");
                         }
@@ -128,7 +128,7 @@ pub async fn measure(n: usize, rounds: usize) -> anyhow::Result<Value> {
         }
     }
     admin
-        .batch_execute("TRUNCATE exp.events, exp.event_ids")
+        .batch_execute("TRUNCATE exp.events, exp.event_ids, exp.pending_handoffs")
         .await?;
     std::fs::remove_file(&csv).ok();
     let methods: serde_json::Map<String, Value> = results

@@ -1,9 +1,10 @@
-"""The database roles of migrations/V4__roles.sql, on the local PostgreSQL.
+"""The database roles of migrations/V4__roles.sql (and V5's pending hand-offs), on the local
+PostgreSQL.
 
 The migrations run through the project's own runner (eis-migrate), both ways the fixture
 `migrated` describes. A login user in eis_app must then be able to do what ingest and the
 archiver do, and nothing that changes or destroys the schema: no DROP, TRUNCATE, ALTER, DELETE,
-CREATE, and no UPDATE but handed_off_at.
+CREATE, and no UPDATE of exp.events at all (the hand-off lives in exp.pending_handoffs).
 """
 
 import json
@@ -104,8 +105,12 @@ INSERT = """INSERT INTO exp.events (event_id, event_type, unit_type, unit_id, "t
 def test_the_application_role_does_what_ingest_and_the_archiver_do(migrated):
     _, _, app = migrated
     assert ok(app, INSERT)
-    assert ok(app, "SELECT count(*) FROM exp.events WHERE handed_off_at IS NULL") == "1"
-    ok(app, "UPDATE exp.events SET handed_off_at = now() WHERE handed_off_at IS NULL")
+    # The hand-off: the insert's pending row, the sweep's claim and settle, the ingest's delete.
+    pending = ok(app, """INSERT INTO exp.pending_handoffs (event_ids, timestamps)
+                         SELECT array_agg(event_id), array_agg("timestamp") FROM exp.events
+                         RETURNING id""")
+    ok(app, f"UPDATE exp.pending_handoffs SET claimed_until = now() WHERE id = {pending}")
+    assert ok(app, f"DELETE FROM exp.pending_handoffs WHERE id = {pending} RETURNING id") == pending
     # Maintenance through the SECURITY DEFINER functions: a partition appears, the row moves in.
     assert ok(app, "SELECT exp.ensure_day_partition((now() - interval '1 day')::date)") == "t"
     ok(app, "SELECT * FROM exp.drop_expired_partitions(90)")
@@ -135,6 +140,9 @@ def test_the_application_role_does_what_ingest_and_the_archiver_do(migrated):
     "DELETE FROM exp.event_ids",
     "UPDATE exp.event_ids SET digest = ''",
     "UPDATE exp.events SET event_type = 'x'",
+    "UPDATE exp.events SET received_at = now()",
+    "TRUNCATE exp.pending_handoffs",
+    "DROP TABLE exp.pending_handoffs",
     "CREATE TABLE exp.scratch (x integer)",
     "CREATE INDEX ON exp.events (unit_id)",
 ])

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use eis_contract::{Event, JsonObject, Limits};
 use eis_runtime::{handoff, SqsPublisher};
-use eis_store::PgEventStore;
+use eis_store::{PendingHandoffs, PgEventStore};
 use eis_tests::*;
 
 /// (number as sent, its canonical text: PostgreSQL numeric's output)
@@ -86,14 +86,16 @@ async fn numbers_are_exact_in_postgres_and_in_the_sweep() {
         assert_eq!(printed.as_str(), e.context.as_str(), "{given}");
     }
     // (b) The sweep reads back the very events written: its copy equals the SQS copy.
-    let mut back = store
-        .not_handed_off(
+    let mut back = PendingHandoffs::new(db.db())
+        .sweep(
             chrono::Utc::now() + chrono::Duration::hours(1),
             Duration::ZERO,
             100,
+            Duration::from_secs(60),
         )
         .await
-        .expect("read back");
+        .expect("read back")
+        .events;
     back.sort_by_key(|e| e.unit_id.clone());
     let mut written = sent.clone();
     written.sort_by_key(|e| e.unit_id.clone());

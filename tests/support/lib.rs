@@ -535,13 +535,15 @@ pub async fn serve(router: axum::Router) -> (String, tokio::task::JoinHandle<()>
     (format!("http://{addr}"), task)
 }
 
-/// Rows of exp.events and how many are not handed off yet.
+/// Rows of exp.events and how many are not handed off yet (keys in exp.pending_handoffs).
 pub async fn stored_counts(db: &TestDb) -> (i64, i64) {
     let row = db
         .client()
         .await
         .query_one(
-            "SELECT count(*), count(*) FILTER (WHERE handed_off_at IS NULL) FROM exp.events",
+            "SELECT (SELECT count(*) FROM exp.events),
+                    (SELECT coalesce(sum(cardinality(event_ids)), 0)::bigint
+                     FROM exp.pending_handoffs)",
             &[],
         )
         .await

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eis_runtime::aws;
-use eis_store::{migrate, ArchiveHours, Db, PgEventStore};
+use eis_store::{migrate, ArchiveHours, Db, PendingHandoffs};
 
 use crate::bucket::ArchiveBucket;
 use crate::config::Config;
@@ -21,7 +21,10 @@ pub struct Archiver {
     pub config: Config,
     pub queue: ArchiveQueue,
     pub bucket: ArchiveBucket,
-    pub store: PgEventStore,
+    /// The database, for partition upkeep.
+    pub db: Arc<Db>,
+    /// Events stored but not confirmed by SQS: the sweep's input.
+    pub pending: PendingHandoffs,
     /// Which hours hold files still to compact (`exp.archive_hours`), and the audit's queries.
     pub hours: ArchiveHours,
 }
@@ -39,7 +42,8 @@ impl Archiver {
                 config.prefix.clone(),
             ),
             hours: ArchiveHours::new(Arc::clone(&db)),
-            store: PgEventStore::new(db),
+            pending: PendingHandoffs::new(Arc::clone(&db)),
+            db,
             config,
         })
     }

@@ -307,7 +307,7 @@ async fn audit_hour(
     }
     report.finding.missing = missing.len() as u64;
     report.finding.extra = archived.keys().filter(|id| !in_pg.contains(*id)).count() as u64;
-    report.requeued = archiver.hours.requeue(&missing, from, to).await?;
+    report.requeued = archiver.pending.requeue(&missing, from, to).await?;
     tracing::warn!(
         hour = %report.finding.hour,
         missing = report.finding.missing,

@@ -34,6 +34,8 @@ use crate::summary::{Stop, Summary, Tally};
 
 /// SQS's long-polling wait is counted in whole seconds: a shorter budget cannot receive.
 const MIN_RECEIVE_BUDGET: Duration = Duration::from_secs(1);
+/// How long after the run's deadline its sweep's claim lasts.
+const SWEEP_LEASE_MARGIN: Duration = Duration::from_secs(60);
 
 /// What a run did, and what went wrong on the way (a run goes on after most errors).
 #[derive(Debug)]
@@ -83,6 +85,8 @@ struct Run<'a> {
     touched: BTreeSet<HourPartition>,
     tally: Tally,
     errors: Vec<ArchiveError>,
+    /// The pending hand-off rows this run's sweep claimed, settled at the end.
+    swept_rows: Vec<eis_store::PendingId>,
 }
 
 impl Archiver {
@@ -101,6 +105,7 @@ impl Archiver {
             touched: BTreeSet::new(),
             tally: Tally::new(Uuid::now_v7()),
             errors: Vec::new(),
+            swept_rows: Vec::new(),
         };
         run.sweep().await;
         run.drain().await;
@@ -133,15 +138,20 @@ impl Run<'_> {
             return;
         }
         let config = &self.archiver.config;
+        // Claimed until shortly after this run's deadline: a run cut off by its timeout
+        // leaves what it took to the next one.
+        let lease = self.deadline.saturating_duration_since(Instant::now()) + SWEEP_LEASE_MARGIN;
         let swept = self
             .archiver
-            .store
-            .not_handed_off(self.now, config.sweep_grace, config.sweep_limit)
+            .pending
+            .sweep(self.now, config.sweep_grace, config.sweep_limit, lease)
             .await;
         match swept {
-            Ok(events) => {
-                self.tally.summary.swept = events.len();
-                for (_, events) in by_partition(events) {
+            Ok(swept) => {
+                self.tally.summary.swept = swept.events.len();
+                self.swept_rows = swept.rows;
+                self.ledger.completed(Origin::Swept(swept.gone));
+                for (_, events) in by_partition(swept.events) {
                     let keys = events.iter().map(|e| (e.event_id, e.timestamp)).collect();
                     self.add(Origin::Swept(keys), &events);
                 }
@@ -398,10 +408,10 @@ impl Run<'_> {
             self.deleted(joined);
         }
         let marks = self.ledger.take_marks();
-        if !marks.is_empty() {
-            match self.archiver.store.mark_handed_off(&marks).await {
-                Ok(marked) => self.tally.summary.marked = marked,
-                // They stay unmarked: the next sweep archives them again (duplicates only).
+        if !self.swept_rows.is_empty() {
+            match self.archiver.pending.settle(&self.swept_rows, &marks).await {
+                Ok(()) => self.tally.summary.marked = marks.len() as u64,
+                // They stay pending: a later sweep archives them again (duplicates only).
                 Err(e) => self.errors.push(log_error(e.into())),
             }
         }
@@ -428,7 +438,7 @@ impl Run<'_> {
     /// Partition upkeep: idempotent, so a failure here is simply redone next run.
     async fn maintain(&mut self) {
         let policy = self.archiver.config.maintenance;
-        match maintenance::upkeep(self.archiver.store.db(), self.now, policy).await {
+        match maintenance::upkeep(&self.archiver.db, self.now, policy).await {
             Ok(report) => {
                 if !report.partitions_created.is_empty() || !report.partitions_dropped.is_empty() {
                     tracing::info!(

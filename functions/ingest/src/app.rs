@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use eis_runtime::{aws, SqsPublisher};
-use eis_store::{Db, PgEventStore};
+use eis_store::Db;
 
 use crate::config::Config;
 use crate::routes::AppState;
@@ -25,7 +25,7 @@ pub async fn state(config: &Config) -> Result<AppState, eis_store::StoreError> {
         config.sqs_max_message_bytes,
     );
     Ok(AppState {
-        storage: Arc::new(Storage::new(PgEventStore::new(db), publisher)),
+        storage: Arc::new(Storage::new(db, publisher)),
         limits: config.limits.clone(),
         max_body_bytes: config.max_body_bytes,
         now: Utc::now,

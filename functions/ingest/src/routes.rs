@@ -190,7 +190,7 @@ mod tests {
     use axum::body::Body;
     use axum::http::{header, Request, StatusCode};
     use eis_runtime::SqsPublisher;
-    use eis_store::{Db, DbConfig, PgEventStore};
+    use eis_store::{Db, DbConfig};
     use http_body_util::BodyExt;
     use serde_json::Value;
     use tower::ServiceExt;
@@ -215,7 +215,7 @@ mod tests {
         );
         router(AppState {
             storage: Arc::new(Storage::new(
-                PgEventStore::new(Arc::new(db)),
+                Arc::new(db),
                 SqsPublisher::new(sqs, "http://127.0.0.1:1/queue".into(), 256 * 1024),
             )),
             limits: Limits::default(),

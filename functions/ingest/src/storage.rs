@@ -1,16 +1,21 @@
-//! The storage path of accepted events: commit to PostgreSQL, then hand the new ones to SQS
-//! and record the hand-off. Nothing acknowledged can be lost: what SQS did not confirm stays
-//! `handed_off_at IS NULL` in PostgreSQL, and the archiver's sweep archives it later.
+//! The storage path of accepted events: commit to PostgreSQL (the events and, in the same
+//! statement, their pending hand-off row), then hand the new ones to SQS and settle that row.
+//! Nothing acknowledged can be lost: what SQS did not confirm stays in
+//! exp.pending_handoffs, and the archiver's sweep archives it later.
 
 use std::time::{Duration, Instant};
 
 use eis_contract::Event;
 use eis_runtime::Publish;
-use eis_store::{EventKey, InsertOutcome, PgEventStore, StoreError};
+use eis_store::{
+    Db, EventKey, InsertOutcome, PendingHandoffs, PendingId, PgEventStore, StoreError,
+};
+use std::sync::Arc;
 use uuid::Uuid;
 
 pub struct Storage {
     store: PgEventStore,
+    pending: PendingHandoffs,
     publisher: Box<dyn Publish>,
 }
 
@@ -64,9 +69,10 @@ impl Refusal {
 }
 
 impl Storage {
-    pub fn new(store: PgEventStore, publisher: impl Publish + 'static) -> Self {
+    pub fn new(db: Arc<Db>, publisher: impl Publish + 'static) -> Self {
         Self {
-            store,
+            store: PgEventStore::new(db.clone()),
+            pending: PendingHandoffs::new(db),
             publisher: Box::new(publisher),
         }
     }
@@ -80,19 +86,19 @@ impl Storage {
     /// retry of an already stored event is never published twice.
     pub async fn save(&self, events: &[Event]) -> Result<SaveReport, StoreError> {
         let started = Instant::now();
-        let outcomes = self.store.insert(events).await?;
+        let stored = self.store.insert(events).await?;
         let pg_latency = started.elapsed();
 
         let new: Vec<&Event> = events
             .iter()
-            .zip(&outcomes)
+            .zip(&stored.outcomes)
             .filter(|(_, o)| **o == InsertOutcome::Inserted)
             .map(|(e, _)| e)
             .collect();
         let started = Instant::now();
-        let publish_failures = self.publish(&new).await;
+        let publish_failures = self.publish(&new, &stored.pending).await;
         Ok(SaveReport {
-            outcomes,
+            outcomes: stored.outcomes,
             pg_latency,
             sqs_latency: started.elapsed(),
             publish_failures,
@@ -101,7 +107,7 @@ impl Storage {
 
     /// Returns how many events were not handed over. Errors here never fail the request:
     /// the events are committed already, and the sweep covers what did not go through.
-    async fn publish(&self, events: &[&Event]) -> usize {
+    async fn publish(&self, events: &[&Event], pending: &[PendingId]) -> usize {
         if events.is_empty() {
             return 0;
         }
@@ -109,16 +115,22 @@ impl Storage {
         for error in &outcome.errors {
             tracing::warn!(%error, "publish to SQS failed; events left for the sweep");
         }
-        let keys: Vec<EventKey> = outcome
-            .published
-            .iter()
-            .filter_map(|&i| events.get(i))
-            .map(|e| (e.event_id, e.timestamp))
-            .collect();
-        if let Err(error) = self.store.mark_handed_off(&keys).await {
-            // SQS has them; the sweep will archive them once more and readers dedupe by id.
+        let unconfirmed = events.len() - outcome.published.len();
+        let settled = if unconfirmed == 0 {
+            self.pending.forget(pending).await.map(|_| ())
+        } else {
+            let keys: Vec<EventKey> = outcome
+                .published
+                .iter()
+                .filter_map(|&i| events.get(i))
+                .map(|e| (e.event_id, e.timestamp))
+                .collect();
+            self.pending.settle(pending, &keys).await
+        };
+        if let Err(error) = settled {
+            // SQS has them; the sweep will archive them once more and compaction keeps one.
             tracing::warn!(%error, "could not record the hand-off");
         }
-        events.len() - keys.len()
+        unconfirmed
     }
 }

@@ -1,6 +1,6 @@
 //! The archive's bookkeeping in PostgreSQL: which hours hold files that still need compacting
 //! (`exp.archive_hours`), and the audit's view of exp.events per hour (digests of the
-//! distinct event ids, the ids themselves, and re-queueing events the archive misses).
+//! distinct event ids, the ids themselves).
 //!
 //! The id digest is a count plus the sum, modulo 2^63, of a 60-bit hash of each distinct id
 //! (the first 15 hex digits of the md5 of its lowercase hyphenated text). Order-independent,
@@ -44,12 +44,6 @@ const IDS: &str = r#"
 SELECT event_id, min(received_at) FROM exp.events
 WHERE "timestamp" >= $1 AND "timestamp" < $2
 GROUP BY event_id
-"#;
-
-/// Makes the sweep archive these rows again (it takes rows not handed off).
-const REQUEUE: &str = r#"
-UPDATE exp.events SET handed_off_at = NULL
-WHERE event_id = ANY($1) AND "timestamp" >= $2 AND "timestamp" < $3 AND handed_off_at IS NOT NULL
 "#;
 
 /// One hour waiting for compaction.
@@ -154,22 +148,5 @@ impl ArchiveHours {
             .within_timeout(client.query(IDS, &[&from, &to]))
             .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-    }
-
-    /// Marks these events of `[from, to)` as not handed off, so that the next run's sweep
-    /// writes them to the archive again. Returns the rows changed.
-    pub async fn requeue(
-        &self,
-        ids: &[Uuid],
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let client = self.db.client().await?;
-        self.db
-            .within_timeout(client.execute(REQUEUE, &[&ids, &from, &to]))
-            .await
     }
 }

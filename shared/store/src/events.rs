@@ -1,16 +1,16 @@
-//! Writing events to exp.events and tracking their hand-off to the archive.
+//! Writing events to exp.events (their hand-off to the archive is crate::pending).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use eis_contract::{content_digest, in_batch, ContentDigest, Event, Flag, InBatch};
+use eis_contract::{content_digest, in_batch, ContentDigest, Event, InBatch};
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::db::Db;
 use crate::error::StoreError;
+use crate::pending::PendingId;
 
 /// The primary key of a stored event.
 pub type EventKey = (Uuid, DateTime<Utc>);
@@ -32,7 +32,8 @@ pub enum InsertOutcome {
 /// into rows, so N events cost one round trip. Each event first claims its id in
 /// exp.event_ids; only the claimed ones are inserted, so an id is stored once however many
 /// requests race on it (a racing claim waits for the first writer's commit, then yields).
-/// Flags travel comma-joined (they are fixed codes).
+/// Flags travel comma-joined (they are fixed codes). The stored events' keys become one row
+/// of exp.pending_handoffs (see crate::pending), whose id comes back with each stored event.
 const INSERT_BATCH: &str = r#"
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
@@ -44,33 +45,26 @@ WITH input AS (
     SELECT id, ts, dg FROM input
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
+), stored AS (
+    INSERT INTO exp.events (event_id, event_type, unit_type, unit_id, experiments, context,
+                            metrics, payload, "timestamp", received_at, flags)
+    SELECT id, et, ut, ui, ex::jsonb, cx::jsonb, mx::jsonb, pl::jsonb, ts, ra,
+           string_to_array(fl, ',')
+    FROM input JOIN claimed ON claimed.event_id = input.id
+    RETURNING event_id, "timestamp", received_at
+), pending AS (
+    INSERT INTO exp.pending_handoffs (received_at, event_ids, timestamps)
+    SELECT min(received_at), array_agg(event_id), array_agg("timestamp") FROM stored
+    HAVING count(*) > 0
+    RETURNING id
 )
-INSERT INTO exp.events (event_id, event_type, unit_type, unit_id, experiments, context,
-                        metrics, payload, "timestamp", received_at, flags)
-SELECT id, et, ut, ui, ex::jsonb, cx::jsonb, mx::jsonb, pl::jsonb, ts, ra, string_to_array(fl, ',')
-FROM input JOIN claimed ON claimed.event_id = input.id
-RETURNING event_id
+SELECT stored.event_id, pending.id FROM stored CROSS JOIN pending
 "#;
 
 /// The stored digests of ids that were already claimed (run after the claim, in a statement
 /// of its own: it must see what the racing writer committed).
 const STORED_DIGESTS: &str = r#"
 SELECT event_id, digest FROM exp.event_ids WHERE event_id = ANY($1)
-"#;
-
-const MARK_HANDED_OFF: &str = r#"
-UPDATE exp.events e SET handed_off_at = now()
-FROM unnest($1::uuid[], $2::timestamptz[]) AS k(id, ts)
-WHERE e.event_id = k.id AND e."timestamp" = k.ts AND e.handed_off_at IS NULL
-"#;
-
-const NOT_HANDED_OFF: &str = r#"
-SELECT event_id, event_type, unit_type, unit_id, experiments::text, context::text,
-       metrics::text, payload::text, "timestamp", received_at, flags
-FROM exp.events
-WHERE handed_off_at IS NULL AND received_at < $1
-ORDER BY received_at
-LIMIT $2
 "#;
 
 pub struct PgEventStore {
@@ -152,6 +146,14 @@ impl<'e> Columns<'e> {
     }
 }
 
+/// What [`PgEventStore::insert`] did: per input event, in order, and the pending hand-off
+/// rows that hold the keys of the events stored now (see crate::pending).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub outcomes: Vec<InsertOutcome>,
+    pub pending: Vec<PendingId>,
+}
+
 /// What the insert statement did with one event: stored it, found its id already claimed
 /// (retry or conflict: the stored digest tells), or had the database refuse it.
 enum Written {
@@ -175,7 +177,7 @@ impl PgEventStore {
     /// and nothing new is written. When the database refuses the data of some event, the
     /// batch is written again one event at a time inside one transaction, with a savepoint
     /// each, so that the bad events get their own answer and the good ones are still stored.
-    pub async fn insert(&self, events: &[Event]) -> Result<Vec<InsertOutcome>, StoreError> {
+    pub async fn insert(&self, events: &[Event]) -> Result<Stored, StoreError> {
         let keyed: Vec<(Uuid, ContentDigest)> = events
             .iter()
             .map(|e| (e.event_id, content_digest(e)))
@@ -191,6 +193,7 @@ impl PgEventStore {
         let mut outcomes: Vec<Option<InsertOutcome>> = vec![None; events.len()];
         // The digests of the ids that were stored before this batch.
         let mut stored = HashMap::new();
+        let mut pending = Vec::new();
         // A stored digest that is empty was stored before digests were kept: a retry.
         let is_stored_copy = |stored: &HashMap<Uuid, Vec<u8>>, i: usize| {
             stored
@@ -198,7 +201,8 @@ impl PgEventStore {
                 .is_some_and(|d: &Vec<u8>| d.is_empty() || d[..] == keyed[i].1[..])
         };
         if !firsts.is_empty() {
-            let written = self.write(events, &keyed, &firsts).await?;
+            let written;
+            (written, pending) = self.write(events, &keyed, &firsts).await?;
             let claimed: Vec<Uuid> = firsts
                 .iter()
                 .zip(&written)
@@ -222,7 +226,7 @@ impl PgEventStore {
                 });
             }
         }
-        Ok(places
+        let outcomes = places
             .iter()
             .enumerate()
             .map(|(i, place)| match place {
@@ -244,16 +248,18 @@ impl PgEventStore {
                 }),
             })
             .map(|o| o.unwrap_or_else(|| InsertOutcome::Rejected("not written".into())))
-            .collect())
+            .collect();
+        Ok(Stored { outcomes, pending })
     }
 
-    /// Runs the insert for `order` (indexes into `events`, unique ids); one answer per index.
+    /// Runs the insert for `order` (indexes into `events`, unique ids); one answer per index,
+    /// and the pending hand-off rows written.
     async fn write(
         &self,
         events: &[Event],
         keyed: &[(Uuid, ContentDigest)],
         order: &[usize],
-    ) -> Result<Vec<Written>, StoreError> {
+    ) -> Result<(Vec<Written>, Vec<PendingId>), StoreError> {
         let columns = Columns::new(order.iter().map(|&i| (&events[i], &keyed[i].1)))?;
         let client = self.db.client().await?;
         match self
@@ -263,7 +269,8 @@ impl PgEventStore {
         {
             Ok(rows) => {
                 let inserted: HashSet<Uuid> = rows.iter().map(|r| r.get(0)).collect();
-                Ok(order
+                let pending = rows.first().map(|r| r.get(1)).into_iter().collect();
+                let written = order
                     .iter()
                     .map(|&i| {
                         if inserted.contains(&keyed[i].0) {
@@ -272,7 +279,8 @@ impl PgEventStore {
                             Written::Claimed
                         }
                     })
-                    .collect())
+                    .collect();
+                Ok((written, pending))
             }
             Err(StoreError::Rejected(reason, _)) => {
                 tracing::warn!(%reason, events = order.len(), "batch refused; retrying event by event");
@@ -287,10 +295,11 @@ impl PgEventStore {
         events: &[Event],
         keyed: &[(Uuid, ContentDigest)],
         order: &[usize],
-    ) -> Result<Vec<Written>, StoreError> {
+    ) -> Result<(Vec<Written>, Vec<PendingId>), StoreError> {
         let mut client = self.db.connect().await?;
         let tx = self.db.within_timeout(client.transaction()).await?;
         let mut written = Vec::with_capacity(order.len());
+        let mut pending = Vec::new();
         for &i in order {
             let columns = Columns::new(std::iter::once((&events[i], &keyed[i].1)))?;
             self.db
@@ -301,8 +310,13 @@ impl PgEventStore {
                 .within_timeout(tx.query(INSERT_BATCH, &columns.params()))
                 .await
             {
-                Ok(rows) if rows.is_empty() => Written::Claimed,
-                Ok(_) => Written::Inserted,
+                Ok(rows) => match rows.first() {
+                    Some(row) => {
+                        pending.push(row.get(1));
+                        Written::Inserted
+                    }
+                    None => Written::Claimed,
+                },
                 Err(StoreError::Rejected(reason, _)) => {
                     self.db
                         .within_timeout(tx.batch_execute("ROLLBACK TO SAVEPOINT one_event"))
@@ -314,7 +328,7 @@ impl PgEventStore {
             written.push(outcome);
         }
         self.db.within_timeout(tx.commit()).await?;
-        Ok(written)
+        Ok((written, pending))
     }
 
     /// The stored digests of these ids (only those already claimed: retries and conflicts).
@@ -329,66 +343,4 @@ impl PgEventStore {
             .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
-
-    /// Records that SQS confirmed these events: one statement for the whole set.
-    pub async fn mark_handed_off(&self, keys: &[EventKey]) -> Result<u64, StoreError> {
-        if keys.is_empty() {
-            return Ok(0);
-        }
-        let (ids, timestamps): (Vec<Uuid>, Vec<DateTime<Utc>>) = keys.iter().copied().unzip();
-        let client = self.db.client().await?;
-        self.db
-            .within_timeout(client.execute(MARK_HANDED_OFF, &[&ids, &timestamps]))
-            .await
-    }
-
-    /// Events received more than `grace` ago and still not handed to the archive, oldest
-    /// first: those whose publish failed or whose function died before publishing.
-    pub async fn not_handed_off(
-        &self,
-        now: DateTime<Utc>,
-        grace: Duration,
-        limit: i64,
-    ) -> Result<Vec<Event>, StoreError> {
-        let grace = chrono::Duration::from_std(grace)
-            .map_err(|e| StoreError::config("sweep grace out of range").caused_by(e))?;
-        let client = self.db.client().await?;
-        let rows = self
-            .db
-            .within_timeout(client.query(NOT_HANDED_OFF, &[&(now - grace), &limit]))
-            .await?;
-        rows.iter().map(event_from_row).collect()
-    }
-}
-
-fn event_from_row(row: &tokio_postgres::Row) -> Result<Event, StoreError> {
-    fn json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-        serde_json::from_str(text)
-            .map_err(|e| StoreError::other("stored JSON unreadable").caused_by(e))
-    }
-    let flags: Vec<String> = row.get(10);
-    Ok(Event {
-        event_id: row.get(0),
-        event_type: row.get(1),
-        unit_type: row.get(2),
-        unit_id: row.get(3),
-        experiments: json(row.get(4))?,
-        context: eis_contract::JsonObject::parse(row.get(5))
-            .map_err(|e| StoreError::other("stored context unreadable").caused_by(e))?,
-        metrics: json(row.get(6))?,
-        payload: eis_contract::JsonObject::parse(row.get(7))
-            .map_err(|e| StoreError::other("stored payload unreadable").caused_by(e))?,
-        timestamp: row.get(8),
-        received_at: row.get(9),
-        flags: flags
-            .iter()
-            .map(|f| {
-                Flag::ALL
-                    .iter()
-                    .copied()
-                    .find(|k| k.as_str() == f)
-                    .ok_or_else(|| StoreError::other(format!("unknown stored flag {f:?}")))
-            })
-            .collect::<Result<_, _>>()?,
-    })
 }

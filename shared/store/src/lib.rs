@@ -1,4 +1,5 @@
-//! EIS storage: the PostgreSQL event store (events and their identity), the archiver's
+//! EIS storage: the PostgreSQL event store (events, their identity and their pending hand-off
+//! to the archive), the archiver's
 //! bookkeeping of hours, partition maintenance, the migrations and the login roles, and how
 //! to reach the database (eis_runtime has what is not PostgreSQL).
 
@@ -9,10 +10,12 @@ pub mod error;
 pub mod events;
 pub mod maintenance;
 pub mod migrate;
+pub mod pending;
 pub mod roles;
 
 pub use audit::{ArchiveHours, IdDigest, PendingHour};
 pub use config::{DbConfig, RoleSecrets};
 pub use db::Db;
 pub use error::StoreError;
-pub use events::{EventKey, InsertOutcome, PgEventStore};
+pub use events::{EventKey, InsertOutcome, PgEventStore, Stored};
+pub use pending::{PendingHandoffs, PendingId, Swept};

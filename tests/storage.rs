@@ -493,3 +493,24 @@ async fn credentials_come_from_the_secret_when_one_is_named() {
         .await
         .ok();
 }
+
+#[tokio::test]
+async fn a_db_with_several_connections_hands_them_out_in_turn() {
+    let db = TestDb::create().await;
+    let pooled = Db::with_connections(&db.config(), 3).expect("config");
+    let mut pids = Vec::new();
+    for _ in 0..6 {
+        let client = pooled.client().await.expect("connect");
+        let pid: i32 = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .expect("pid")
+            .get(0);
+        pids.push(pid);
+    }
+    let mut distinct = pids.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "three backends: {pids:?}");
+    assert_eq!(pids[..3], pids[3..], "taken in turn: {pids:?}");
+}

@@ -522,6 +522,7 @@ pub fn ingest_config(db: &TestDb, queue_url: &str) -> ingest::config::Config {
         limits: eis_contract::Limits::default(),
         sqs_max_message_bytes: eis_runtime::handoff::SQS_MAX_MESSAGE_BYTES,
         port: 0,
+        db_connections: 2,
     }
 }
 

@@ -17,7 +17,7 @@ const SQS_MAX_ATTEMPTS: u32 = 3;
 const SQS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub async fn state(config: &Config) -> Result<AppState, eis_store::StoreError> {
-    let db = Arc::new(Db::new(&config.db)?);
+    let db = Arc::new(Db::with_connections(&config.db, config.db_connections)?);
     let sdk = aws::sdk_config(SQS_MAX_ATTEMPTS, SQS_ATTEMPT_TIMEOUT).await;
     let publisher = SqsPublisher::new(
         aws::sqs_client(&sdk),

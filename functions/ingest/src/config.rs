@@ -1,7 +1,7 @@
 //! The ingest function's settings, read once at start from the environment.
 
 use eis_contract::Limits;
-use eis_runtime::config::{optional, or_default, required};
+use eis_runtime::config::{optional, or_default, required, within};
 use eis_runtime::handoff::SQS_MAX_MESSAGE_BYTES;
 use eis_runtime::EnvError;
 use eis_store::DbConfig;
@@ -19,6 +19,10 @@ pub struct Config {
     pub sqs_max_message_bytes: usize,
     /// Port of the local server (`EIS_PORT`, 3000); unused in Lambda.
     pub port: u16,
+    /// PostgreSQL connections of the local server (`EIS_DB_CONNECTIONS`, 4, at most 64), so
+    /// that concurrent requests do not queue on one backend. Always 1 in Lambda, where an
+    /// instance serves one request at a time and the instances are the pool.
+    pub db_connections: usize,
 }
 
 impl Config {
@@ -36,6 +40,11 @@ impl Config {
             limits,
             sqs_max_message_bytes: or_default("EIS_SQS_MAX_MESSAGE_BYTES", SQS_MAX_MESSAGE_BYTES)?,
             port: optional("EIS_PORT")?.unwrap_or(3000),
+            db_connections: if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+                1
+            } else {
+                within("EIS_DB_CONNECTIONS", 4, 1, 64)?
+            },
         })
     }
 }

@@ -56,3 +56,19 @@ where
 pub fn millis(name: &'static str, default_ms: u64) -> Result<Duration, EnvError> {
     or_default(name, default_ms).map(Duration::from_millis)
 }
+
+/// A number with a default that must lie in `lo..=hi`.
+pub fn within<T>(name: &'static str, default: T, lo: T, hi: T) -> Result<T, EnvError>
+where
+    T: FromStr + PartialOrd + std::fmt::Display + Copy,
+    T::Err: std::fmt::Display,
+{
+    let value = or_default(name, default)?;
+    if value < lo || value > hi {
+        return Err(EnvError::Invalid {
+            name,
+            reason: format!("{value} is outside {lo}..={hi}"),
+        });
+    }
+    Ok(value)
+}

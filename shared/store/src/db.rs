@@ -1,8 +1,11 @@
 //! One PostgreSQL connection per Lambda container: opened lazily on first use, reused across
-//! invocations, re-opened when it breaks. TLS through native-tls, honouring libpq's sslmode.
+//! invocations, re-opened when it breaks. Local mode may keep a few (`Db::with_connections`),
+//! taken in turn, so that concurrent requests are not serialised on one backend. TLS through
+//! native-tls, honouring libpq's sslmode.
 
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +34,10 @@ pub struct Db {
     config: Config,
     tls: MakeTlsConnector,
     query_timeout: Duration,
-    client: Mutex<Option<Arc<Client>>>,
+    /// The shared connections (one unless `with_connections`), each opened when first needed.
+    clients: Vec<Mutex<Option<Arc<Client>>>>,
+    /// Which connection the next `client()` call gets.
+    next: AtomicUsize,
     secret_arn: Option<String>,
     /// Credentials read from the secret, kept until the server refuses them (rotation).
     credentials: Mutex<Option<Credentials>>,
@@ -101,7 +107,8 @@ impl Db {
             config,
             tls,
             query_timeout: cfg.query_timeout,
-            client: Mutex::new(None),
+            clients: vec![Mutex::new(None)],
+            next: AtomicUsize::new(0),
             secret_arn: cfg.secret_arn.clone(),
             credentials: Mutex::new(None),
         })
@@ -117,9 +124,19 @@ impl Db {
         })
     }
 
-    /// The shared connection, opened (or re-opened) when needed.
+    /// A database with `n` shared connections (at least one), handed out in turn.
+    pub fn with_connections(cfg: &DbConfig, n: usize) -> Result<Self, StoreError> {
+        let db = Self::new(cfg)?;
+        Ok(Self {
+            clients: (0..n.max(1)).map(|_| Mutex::new(None)).collect(),
+            ..db
+        })
+    }
+
+    /// A shared connection (the next in turn), opened (or re-opened) when needed.
     pub async fn client(&self) -> Result<Arc<Client>, StoreError> {
-        let mut slot = self.client.lock().await;
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
+        let mut slot = self.clients[turn].lock().await;
         if let Some(client) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(Arc::clone(client));
         }
@@ -176,13 +193,16 @@ impl Db {
         Ok(credentials)
     }
 
-    /// Forgets the shared connection so that the next call opens a new one.
+    /// Forgets the shared connections so that the next calls open new ones.
     pub async fn reset(&self) {
-        *self.client.lock().await = None;
+        for slot in &self.clients {
+            *slot.lock().await = None;
+        }
     }
 
     /// Runs one database operation under the query timeout. On a timeout or a transient
-    /// error the shared connection is dropped: it may be stuck or broken.
+    /// error the shared connections are dropped: they may be stuck or broken (the one that
+    /// failed is not known here, and a database that went away broke them all).
     pub async fn within_timeout<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         F: Future<Output = Result<T, tokio_postgres::Error>>,

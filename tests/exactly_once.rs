@@ -230,7 +230,7 @@ struct NeverAnswers;
 impl eis_runtime::Publish for NeverAnswers {
     fn publish<'a>(
         &'a self,
-        _events: &'a [&'a eis_contract::Event],
+        _events: &'a [&'a eis_contract::Encoded],
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = eis_runtime::PublishOutcome> + Send + 'a>>
     {
         Box::pin(std::future::pending())

@@ -343,12 +343,12 @@ pub struct ScriptedPublisher {
 impl eis_runtime::Publish for ScriptedPublisher {
     fn publish<'a>(
         &'a self,
-        events: &'a [&'a eis_contract::Event],
+        events: &'a [&'a eis_contract::Encoded],
     ) -> std::pin::Pin<Box<dyn Future<Output = eis_runtime::PublishOutcome> + Send + 'a>> {
         Box::pin(async move {
             let (refused, kept): (Vec<usize>, Vec<usize>) =
                 (0..events.len()).partition(|&i| (self.refuse)(i));
-            let forwarded: Vec<&eis_contract::Event> = kept.iter().map(|&i| events[i]).collect();
+            let forwarded: Vec<&eis_contract::Encoded> = kept.iter().map(|&i| events[i]).collect();
             let mut outcome = self.inner.publish(&forwarded).await;
             outcome.published = outcome.published.iter().map(|&j| kept[j]).collect();
             outcome

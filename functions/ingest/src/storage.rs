@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use eis_contract::Event;
+use eis_contract::{Encoded, Event};
 use eis_runtime::Publish;
 use eis_store::{
     Db, EventKey, InsertOutcome, PendingHandoffs, PendingId, PgEventStore, StoreError,
@@ -83,17 +83,24 @@ impl Storage {
     }
 
     /// Commits the events (one transaction), then publishes those that were new: a client
-    /// retry of an already stored event is never published twice.
+    /// retry of an already stored event is never published twice. Each event is written
+    /// once (`Encoded`): its digest, its PostgreSQL columns and its SQS record.
     pub async fn save(&self, events: &[Event]) -> Result<SaveReport, StoreError> {
         let started = Instant::now();
-        let stored = self.store.insert(events).await?;
+        let encoded = events
+            .iter()
+            .map(Encoded::new)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::other("cannot write JSON").caused_by(e))?;
+        let stored = self.store.insert_encoded(events, &encoded).await?;
         let pg_latency = started.elapsed();
 
-        let new: Vec<&Event> = events
+        let new: Vec<(&Event, &Encoded)> = events
             .iter()
+            .zip(&encoded)
             .zip(&stored.outcomes)
             .filter(|(_, o)| **o == InsertOutcome::Inserted)
-            .map(|(e, _)| e)
+            .map(|(pair, _)| pair)
             .collect();
         let started = Instant::now();
         let publish_failures = self.publish(&new, &stored.pending).await;
@@ -107,11 +114,12 @@ impl Storage {
 
     /// Returns how many events were not handed over. Errors here never fail the request:
     /// the events are committed already, and the sweep covers what did not go through.
-    async fn publish(&self, events: &[&Event], pending: &[PendingId]) -> usize {
+    async fn publish(&self, events: &[(&Event, &Encoded)], pending: &[PendingId]) -> usize {
         if events.is_empty() {
             return 0;
         }
-        let outcome = self.publisher.publish(events).await;
+        let records: Vec<&Encoded> = events.iter().map(|(_, r)| *r).collect();
+        let outcome = self.publisher.publish(&records).await;
         for error in &outcome.errors {
             tracing::warn!(%error, "publish to SQS failed; events left for the sweep");
         }
@@ -123,7 +131,7 @@ impl Storage {
                 .published
                 .iter()
                 .filter_map(|&i| events.get(i))
-                .map(|e| (e.event_id, e.timestamp))
+                .map(|(e, _)| (e.event_id, e.timestamp))
                 .collect();
             self.pending.settle(pending, &keys).await
         };

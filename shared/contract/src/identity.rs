@@ -3,49 +3,23 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::event::{record_time, Event, ExperimentRef};
-use crate::json_object::JsonObject;
-
-/// What two sends of one event_id must agree on to be the same event: everything the client
-/// sent. Not `received_at` and `flags`, which depend on when the server saw it.
-#[derive(Serialize)]
-struct Content<'a> {
-    event_type: &'a str,
-    unit_type: &'a str,
-    unit_id: &'a str,
-    experiments: &'a [ExperimentRef],
-    context: &'a JsonObject,
-    metrics: &'a std::collections::BTreeMap<String, f64>,
-    payload: &'a JsonObject,
-    timestamp: String,
-}
+use crate::event::Event;
+use crate::record::Encoded;
 
 /// SHA-256 of the event's content in its canonical record form, truncated to 128 bits: far
 /// beyond accidental collisions, and a colliding resend could only mask the sender's own
 /// conflict. Stable across releases (it is stored in `exp.event_ids`).
 pub type ContentDigest = [u8; 16];
 
+/// The content is what two sends of one event_id must agree on to be the same event:
+/// everything the client sent, not `received_at` and `flags`, which depend on when the server
+/// saw it. Hashed as the JSON object of the record's fields `event_type` to `timestamp`
+/// (written by [`Encoded::new`], which the ingest calls once per event for the SQS record too).
 pub fn content_digest(event: &Event) -> ContentDigest {
-    let content = Content {
-        event_type: &event.event_type,
-        unit_type: &event.unit_type,
-        unit_id: &event.unit_id,
-        experiments: &event.experiments,
-        context: &event.context,
-        metrics: &event.metrics,
-        payload: &event.payload,
-        timestamp: record_time::format(&event.timestamp),
-    };
-    // Serialising this struct cannot fail: every key is a string and metrics are finite.
-    let bytes = serde_json::to_vec(&content).unwrap_or_default();
-    let hash = Sha256::digest(&bytes);
-    let mut digest = [0u8; 16];
-    digest.copy_from_slice(&hash[..16]);
-    digest
+    // Writing cannot fail: every key is a string and metrics are finite.
+    Encoded::new(event).map(|e| e.digest).unwrap_or_default()
 }
 
 /// Where an event of a batch stands against the earlier events of the same batch.

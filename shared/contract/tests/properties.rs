@@ -1,5 +1,6 @@
 //! Property tests: no input panics; every well-formed event is accepted and
-//! survives both the request and the record round trips.
+//! survives both the request and the record round trips, and its one-pass encoding (record and
+//! content digest) equals the serde form and the digest as stored since issue 11.
 
 mod common;
 
@@ -7,7 +8,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use common::*;
-use eis_contract::{parse_batch, validate_event, Event, Flag, Limits, STANDARD_EVENT_TYPES};
+use eis_contract::{
+    parse_batch, validate_event, Encoded, Event, ExperimentRef, Flag, JsonObject, Limits,
+    STANDARD_EVENT_TYPES,
+};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -69,8 +73,45 @@ fn arb_event_like() -> impl Strategy<Value = Value> {
     })
 }
 
+/// The content digest's definition, as stored in exp.event_ids since it was introduced: the
+/// SHA-256 (first 16 bytes) of this struct's JSON. `Encoded::new` must agree with it forever.
+#[derive(serde::Serialize)]
+struct Content<'a> {
+    event_type: &'a str,
+    unit_type: &'a str,
+    unit_id: &'a str,
+    experiments: &'a [ExperimentRef],
+    context: &'a JsonObject,
+    metrics: &'a BTreeMap<String, f64>,
+    payload: &'a JsonObject,
+    timestamp: String,
+}
+
+fn reference_digest(ev: &Event) -> [u8; 16] {
+    use sha2::Digest;
+    let content = Content {
+        event_type: &ev.event_type,
+        unit_type: &ev.unit_type,
+        unit_id: &ev.unit_id,
+        experiments: &ev.experiments,
+        context: &ev.context,
+        metrics: &ev.metrics,
+        payload: &ev.payload,
+        timestamp: ev
+            .timestamp
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    };
+    let hash = sha2::Sha256::digest(serde_json::to_vec(&content).expect("content"));
+    let mut digest = [0u8; 16];
+    digest.copy_from_slice(&hash[..16]);
+    digest
+}
+
 /// If an arbitrary input was accepted, it must round-trip like any other.
 fn check_round_trips(ev: &Event, now: DateTime<Utc>) -> Result<(), TestCaseError> {
+    let encoded = Encoded::new(ev).expect("encode");
+    prop_assert_eq!(&encoded.record, &serde_json::to_string(ev).expect("serde"));
+    prop_assert_eq!(encoded.digest, reference_digest(ev));
     let again = request_json(ev);
     let back = validate_event(again.as_bytes(), now, &Limits::default());
     prop_assert_eq!(back.as_ref().ok(), Some(ev));

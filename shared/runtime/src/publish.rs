@@ -2,12 +2,11 @@
 //! Transient failures are retried by the SDK (standard retry mode); what still fails is
 //! reported, so the caller leaves those events to the archiver's sweep.
 
-use std::borrow::Borrow;
 use std::future::Future;
 use std::pin::Pin;
 
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use eis_contract::Event;
+use eis_contract::{Encoded, ToRecord};
 
 use crate::aws::is_transient;
 use crate::handoff::{self, MessageError, PackedMessage};
@@ -61,14 +60,14 @@ pub enum PublishError {
 pub trait Publish: Send + Sync {
     fn publish<'a>(
         &'a self,
-        events: &'a [&'a Event],
+        events: &'a [&'a Encoded],
     ) -> Pin<Box<dyn Future<Output = PublishOutcome> + Send + 'a>>;
 }
 
 impl Publish for SqsPublisher {
     fn publish<'a>(
         &'a self,
-        events: &'a [&'a Event],
+        events: &'a [&'a Encoded],
     ) -> Pin<Box<dyn Future<Output = PublishOutcome> + Send + 'a>> {
         Box::pin(SqsPublisher::publish(self, events))
     }
@@ -83,7 +82,8 @@ impl SqsPublisher {
         }
     }
 
-    pub async fn publish<E: Borrow<Event>>(&self, events: &[E]) -> PublishOutcome {
+    /// Publishes events, or their records written already ([`Encoded`]).
+    pub async fn publish<E: ToRecord + Sync>(&self, events: &[E]) -> PublishOutcome {
         let mut outcome = PublishOutcome::default();
         let messages = match handoff::pack(events, self.max_message_bytes) {
             Ok(m) => m,

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use eis_contract::{content_digest, in_batch, ContentDigest, Event, InBatch};
+use eis_contract::{in_batch, ContentDigest, Encoded, Event, InBatch};
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
@@ -77,9 +77,9 @@ struct Columns<'e> {
     event_types: Vec<String>,
     unit_types: Vec<String>,
     unit_ids: Vec<String>,
-    experiments: Vec<String>,
+    experiments: Vec<&'e str>,
     contexts: Vec<&'e str>,
-    metrics: Vec<String>,
+    metrics: Vec<&'e str>,
     payloads: Vec<&'e str>,
     timestamps: Vec<DateTime<Utc>>,
     received: Vec<DateTime<Utc>>,
@@ -88,13 +88,8 @@ struct Columns<'e> {
 }
 
 impl<'e> Columns<'e> {
-    fn new(
-        events: impl ExactSizeIterator<Item = (&'e Event, &'e ContentDigest)>,
-    ) -> Result<Self, StoreError> {
+    fn new(events: impl ExactSizeIterator<Item = (&'e Event, &'e Encoded)>) -> Self {
         let n = events.len();
-        let json = |v: Result<String, serde_json::Error>| {
-            v.map_err(|e| StoreError::other("cannot write JSON").caused_by(e))
-        };
         let mut c = Columns {
             ids: Vec::with_capacity(n),
             event_types: Vec::with_capacity(n),
@@ -109,23 +104,22 @@ impl<'e> Columns<'e> {
             flags: Vec::with_capacity(n),
             digests: Vec::with_capacity(n),
         };
-        for (e, digest) in events {
+        for (e, encoded) in events {
             c.ids.push(e.event_id);
             c.event_types.push(e.event_type.clone());
             c.unit_types.push(e.unit_type.clone());
             c.unit_ids.push(e.unit_id.clone());
-            c.experiments
-                .push(json(serde_json::to_string(&e.experiments))?);
+            c.experiments.push(encoded.experiments_json());
             c.contexts.push(e.context.as_str());
-            c.metrics.push(json(serde_json::to_string(&e.metrics))?);
+            c.metrics.push(encoded.metrics_json());
             c.payloads.push(e.payload.as_str());
             c.timestamps.push(e.timestamp);
             c.received.push(e.received_at);
             let flags: Vec<&str> = e.flags.iter().map(|f| f.as_str()).collect();
             c.flags.push(flags.join(","));
-            c.digests.push(&digest[..]);
+            c.digests.push(&encoded.digest[..]);
         }
-        Ok(c)
+        c
     }
 
     fn params(&self) -> [&(dyn ToSql + Sync); 12] {
@@ -178,10 +172,26 @@ impl PgEventStore {
     /// batch is written again one event at a time inside one transaction, with a savepoint
     /// each, so that the bad events get their own answer and the good ones are still stored.
     pub async fn insert(&self, events: &[Event]) -> Result<Stored, StoreError> {
-        let keyed: Vec<(Uuid, ContentDigest)> = events
+        let encoded = events
             .iter()
-            .map(|e| (e.event_id, content_digest(e)))
-            .collect();
+            .map(Encoded::new)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::other("cannot write JSON").caused_by(e))?;
+        self.insert_encoded(events, &encoded).await
+    }
+
+    /// [`Self::insert`] of events already written once ([`Encoded::new`], whose record the
+    /// caller also hands to SQS): `encoded[i]` is `events[i]`'s.
+    pub async fn insert_encoded(
+        &self,
+        events: &[Event],
+        encoded: &[Encoded],
+    ) -> Result<Stored, StoreError> {
+        if encoded.len() != events.len() {
+            return Err(StoreError::other("one encoding per event is required"));
+        }
+        let keyed: Vec<(Uuid, ContentDigest)> =
+            encoded.iter().map(|e| (e.event_id, e.digest)).collect();
         let places = in_batch(&keyed);
         // The first event of each id, in id order: batches that race on the same ids claim
         // them in one order, so they wait on each other instead of deadlocking.
@@ -202,7 +212,7 @@ impl PgEventStore {
         };
         if !firsts.is_empty() {
             let written;
-            (written, pending) = self.write(events, &keyed, &firsts).await?;
+            (written, pending) = self.write(events, encoded, &firsts).await?;
             let claimed: Vec<Uuid> = firsts
                 .iter()
                 .zip(&written)
@@ -257,10 +267,10 @@ impl PgEventStore {
     async fn write(
         &self,
         events: &[Event],
-        keyed: &[(Uuid, ContentDigest)],
+        encoded: &[Encoded],
         order: &[usize],
     ) -> Result<(Vec<Written>, Vec<PendingId>), StoreError> {
-        let columns = Columns::new(order.iter().map(|&i| (&events[i], &keyed[i].1)))?;
+        let columns = Columns::new(order.iter().map(|&i| (&events[i], &encoded[i])));
         let client = self.db.client().await?;
         match self
             .db
@@ -273,7 +283,7 @@ impl PgEventStore {
                 let written = order
                     .iter()
                     .map(|&i| {
-                        if inserted.contains(&keyed[i].0) {
+                        if inserted.contains(&encoded[i].event_id) {
                             Written::Inserted
                         } else {
                             Written::Claimed
@@ -284,7 +294,7 @@ impl PgEventStore {
             }
             Err(StoreError::Rejected(reason, _)) => {
                 tracing::warn!(%reason, events = order.len(), "batch refused; retrying event by event");
-                self.write_one_by_one(events, keyed, order).await
+                self.write_one_by_one(events, encoded, order).await
             }
             Err(e) => Err(e),
         }
@@ -293,7 +303,7 @@ impl PgEventStore {
     async fn write_one_by_one(
         &self,
         events: &[Event],
-        keyed: &[(Uuid, ContentDigest)],
+        encoded: &[Encoded],
         order: &[usize],
     ) -> Result<(Vec<Written>, Vec<PendingId>), StoreError> {
         let mut client = self.db.connect().await?;
@@ -301,7 +311,7 @@ impl PgEventStore {
         let mut written = Vec::with_capacity(order.len());
         let mut pending = Vec::new();
         for &i in order {
-            let columns = Columns::new(std::iter::once((&events[i], &keyed[i].1)))?;
+            let columns = Columns::new(std::iter::once((&events[i], &encoded[i])));
             self.db
                 .within_timeout(tx.batch_execute("SAVEPOINT one_event"))
                 .await?;

@@ -1,0 +1,178 @@
+//! An accepted event's record text and content digest from one serialisation. The record
+//! (the event's serde form, byte for byte) is what the SQS hand-off carries; the content
+//! digest is the SHA-256 of the record's content fields (see `identity`); PostgreSQL's
+//! `experiments` and `metrics` columns are slices of it. Writing the event once instead of
+//! three times (digest, SQS body, column arrays) is most of what the ingest spends in serde
+//! per event after parsing.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use serde::ser::Error as _;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::event::{record_time, Event};
+use crate::identity::ContentDigest;
+
+/// An event written once: its record, its content digest, and where its columns sit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    pub event_id: Uuid,
+    /// Equal to `serde_json::to_string(&event)`.
+    pub record: String,
+    pub digest: ContentDigest,
+    experiments: Range<usize>,
+    metrics: Range<usize>,
+}
+
+/// Appends `,"key":value` (or `"key":value` after the opening brace) and returns where the
+/// value lies.
+fn field<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    key: &str,
+    value: &T,
+) -> Result<Range<usize>, serde_json::Error> {
+    if out.len() > 1 {
+        out.push(b',');
+    }
+    serde_json::to_writer(&mut *out, key)?;
+    out.push(b':');
+    let start = out.len();
+    serde_json::to_writer(&mut *out, value)?;
+    Ok(start..out.len())
+}
+
+impl Encoded {
+    /// Writes the event's fields in the order of `Event`'s serde form (its derive); the
+    /// content fields (`event_type` to `timestamp`) are contiguous there, and hashed as the
+    /// object `{…}` they form, which is exactly what `content_digest` has always hashed.
+    pub fn new(event: &Event) -> Result<Self, serde_json::Error> {
+        let mut out =
+            Vec::with_capacity(320 + event.context.as_str().len() + event.payload.as_str().len());
+        out.push(b'{');
+        field(&mut out, "event_id", &event.event_id)?;
+        let content_start = out.len() + 1; // after the comma
+        field(&mut out, "event_type", &event.event_type)?;
+        field(&mut out, "unit_type", &event.unit_type)?;
+        field(&mut out, "unit_id", &event.unit_id)?;
+        let experiments = field(&mut out, "experiments", &event.experiments)?;
+        field(&mut out, "context", &event.context)?;
+        let metrics = field(&mut out, "metrics", &event.metrics)?;
+        field(&mut out, "payload", &event.payload)?;
+        field(
+            &mut out,
+            "timestamp",
+            &record_time::format(&event.timestamp),
+        )?;
+        let content = content_start..out.len();
+        field(
+            &mut out,
+            "received_at",
+            &record_time::format(&event.received_at),
+        )?;
+        field(&mut out, "flags", &event.flags)?;
+        out.push(b'}');
+
+        let mut hasher = Sha256::new();
+        hasher.update(b"{");
+        hasher.update(&out[content]);
+        hasher.update(b"}");
+        let hash = hasher.finalize();
+        let mut digest = [0u8; 16];
+        digest.copy_from_slice(&hash[..16]);
+        // serde_json writes UTF-8 only; the check keeps that an error rather than a panic.
+        let record = String::from_utf8(out).map_err(serde_json::Error::custom)?;
+        Ok(Self {
+            event_id: event.event_id,
+            record,
+            digest,
+            experiments,
+            metrics,
+        })
+    }
+
+    /// The `experiments` array as JSON text.
+    pub fn experiments_json(&self) -> &str {
+        self.record.get(self.experiments.clone()).unwrap_or("[]")
+    }
+
+    /// The `metrics` object as JSON text.
+    pub fn metrics_json(&self) -> &str {
+        self.record.get(self.metrics.clone()).unwrap_or("{}")
+    }
+}
+
+/// What can be handed off as a record: an [`Encoded`] event (written already) or an
+/// [`Event`] (written on demand).
+pub trait ToRecord {
+    fn event_id(&self) -> Uuid;
+    fn record(&self) -> Result<Cow<'_, str>, serde_json::Error>;
+}
+
+impl ToRecord for Encoded {
+    fn event_id(&self) -> Uuid {
+        self.event_id
+    }
+    fn record(&self) -> Result<Cow<'_, str>, serde_json::Error> {
+        Ok(Cow::Borrowed(&self.record))
+    }
+}
+
+impl ToRecord for Event {
+    fn event_id(&self) -> Uuid {
+        self.event_id
+    }
+    fn record(&self) -> Result<Cow<'_, str>, serde_json::Error> {
+        serde_json::to_string(self).map(Cow::Owned)
+    }
+}
+
+impl<T: ToRecord + ?Sized> ToRecord for &T {
+    fn event_id(&self) -> Uuid {
+        (**self).event_id()
+    }
+    fn record(&self) -> Result<Cow<'_, str>, serde_json::Error> {
+        (**self).record()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{validate_event, Limits};
+    use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn the_record_is_the_serde_form_and_the_columns_are_its_slices() {
+        let now = Utc
+            .with_ymd_and_hms(2026, 12, 1, 12, 0, 0)
+            .single()
+            .expect("date");
+        let bodies = [
+            r#"{"event_type":"pantry_updated","unit_type":"user","unit_id":"u\"1\u00e9","timestamp":"2026-12-01T11:00:00.123456789+01:00"}"#,
+            r#"{"event_type":"plan_generated","unit_type":"user","unit_id":"u2","timestamp":"2026-12-01T11:59:00Z",
+                "experiments":[{"experiment_id":"0190a000-0000-7000-8000-000000000001","variant_id":"0190a000-0000-7000-8000-000000000002"}],
+                "context":{"policy_version_id":"0190a000-0000-7000-8000-000000000003","n":1.50},
+                "metrics":{"latency_ms":450,"token_count":1e3},"payload":{"plan_id":"p","x":[1,{"y":"\ufffe"}]}}"#,
+        ];
+        for body in bodies {
+            let event = validate_event(body.as_bytes(), now, &Limits::default()).expect(body);
+            let encoded = Encoded::new(&event).expect("encode");
+            assert_eq!(
+                encoded.record,
+                serde_json::to_string(&event).expect("serde")
+            );
+            assert_eq!(
+                encoded.experiments_json(),
+                serde_json::to_string(&event.experiments).expect("serde")
+            );
+            assert_eq!(
+                encoded.metrics_json(),
+                serde_json::to_string(&event.metrics).expect("serde")
+            );
+            assert_eq!(encoded.event_id, event.event_id);
+        }
+    }
+}

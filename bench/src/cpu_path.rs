@@ -1,15 +1,16 @@
 //! The pure-CPU part of each hot path, with no network, for `valgrind --tool=callgrind`
 //! (instruction counts: repeatable on a shared machine). bench/run.sh summarises the profile.
 //!
-//! ingest:  batch request body → parse_batch → validate_event each → pack into SQS bodies
-//!          (the request path minus PostgreSQL and SQS round trips)
+//! ingest:  batch request body → parse_batch → validate_event each → Encoded::new each (the
+//!          record, digest and column text) → pack the records into SQS bodies (the request
+//!          path minus the PostgreSQL and SQS round trips)
 //! archive: SQS bodies → decode → batcher → zstd Parquet (as `eis-bench encode`)
 
 use std::hint::black_box;
 
 use anyhow::{bail, Context};
 use chrono::Utc;
-use eis_contract::{parse_batch, validate_event, Limits};
+use eis_contract::{parse_batch, validate_event, Encoded, Limits};
 use eis_runtime::handoff::{self, SQS_MAX_MESSAGE_BYTES};
 use serde_json::{json, Value};
 
@@ -53,7 +54,11 @@ fn ingest_batches(body: &str, rounds: usize) -> anyhow::Result<(usize, usize)> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|r| anyhow::anyhow!("event refused: {}", r.message))?;
         events_seen += events.len();
-        messages += black_box(handoff::pack(&events, SQS_MAX_MESSAGE_BYTES)?).len();
+        let encoded = events
+            .iter()
+            .map(Encoded::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        messages += black_box(handoff::pack(&encoded, SQS_MAX_MESSAGE_BYTES)?).len();
     }
     Ok((events_seen, messages))
 }

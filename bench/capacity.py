@@ -1,0 +1,239 @@
+"""docs/capacity.md from the per-event costs of one `make bench` run (bench/results/latest.json).
+
+    python bench/capacity.py bench/results/latest.json docs/capacity.md
+
+Measured here (the run named at the top of the output): the function's CPU per event, single
+and in batches of 500; PostgreSQL's CPU per stored event; bytes per stored row with its
+indexes and its identity row; the record's size (events per SQS message); the archiver's CPU
+per event. Not measurable here, and therefore stated as inputs below with their source: AWS
+round-trip latencies, Lambda's CPU share per MB, service limits and list prices. Change an
+input and run the script again; nothing else in the document is typed by hand.
+"""
+
+import json
+import math
+import sys
+
+# --- Inputs that are not measurements (AWS documentation; us-east-1 list prices, 2026).
+LAMBDA_MB_PER_VCPU = 1769          # Lambda: one full vCPU at 1 769 MB, proportional below
+INGEST_MB, ARCHIVER_MB = 512, 1024  # template.yaml MemorySize
+WAIT_MS = {"pg_commit": 3.0, "sqs_send": 15.0}  # RDS commit round trip (Multi-AZ), SQS call
+ACCOUNT_CONCURRENCY = 1000         # default Lambda concurrency quota per region
+HTTP_API_RPS = 10_000              # default HTTP API throttle per account and region
+PG_TARGET_UTIL = 0.6               # keep the primary below 60% CPU
+RDS_MAX_STORAGE_TIB = 64
+RETENTION_DAYS = 90
+SQS_MAX_MESSAGE = 262_144
+SQS_BILLED_CHUNK = 65_536
+ARCHIVE_RUN_SECONDS = 300          # ArchiverSchedule rate(5 minutes)
+MAX_FILE_EVENTS = 100_000          # EIS_MAX_FILE_EVENTS
+RDS_CLASSES = [  # Graviton memory-optimised, vCPUs and on-demand $/h (PostgreSQL, Multi-AZ)
+    ("db.r6g.large", 2, 0.45), ("db.r6g.xlarge", 4, 0.90), ("db.r6g.2xlarge", 8, 1.80),
+    ("db.r6g.4xlarge", 16, 3.60), ("db.r6g.8xlarge", 32, 7.19), ("db.r6g.12xlarge", 48, 10.79),
+    ("db.r6g.16xlarge", 64, 14.39),
+]
+PRICE = {"lambda_gb_s": 0.0000133334, "lambda_request": 0.20e-6, "http_api_request": 1.00e-6,
+         "sqs_request": 0.40e-6, "s3_put": 0.005e-3, "rds_gb_month": 0.23}  # gp3, Multi-AZ
+RATES = [1_000, 10_000, 100_000]
+MODES = [("single events", "single_c8", 1), ("batches of 500", "batch500_c8", 500)]
+
+
+def median(x):
+    return x["median"] if isinstance(x, dict) else x
+
+
+def measured(run):
+    stub = run["ingest_http"]["backends"]["stub"]
+    configs = stub["configs"]
+    pg = run["pg_write"]
+    size = pg["sizes"][0]
+    b = size["bytes"]
+    scale = run.get("archiver_scale", {}).get("by_runs", {})
+    one = scale.get("1", {})
+    return {
+        "fn_cpu_us": {c: 1000 * median(configs[c]["cpu_ms_per_event"]["ingest"]) for _, c, _ in MODES},
+        # Single events: the ingest's backend (the commit per request dominates); batches: the
+        # whole cluster's CPU per stored event beside COPY (the goal's figure).
+        "pg_cpu_us": {
+            "single_c8": 1000 * median(configs["single_c8"]["cpu_ms_per_event"]["postgres"]),
+            "batch500_c8": median(stub["copy_beside"]["api_pg_cluster_cpu_us_per_event"]),
+        },
+        "copy_cpu_us": median(stub["copy_beside"]["pg_cluster_cpu_us_per_row"]),
+        "bytes_per_row": (b["events_total"] + b["event_ids_total"]) / size["rows"],
+        "record_bytes": configs["batch500_c8"]["body_bytes"] / 500,
+        "archiver_cpu_us": median(one.get("archiver_cpu_us_per_event")) if one else None,
+    }
+
+
+def rds_class(vcpus):
+    for name, n, price in RDS_CLASSES:
+        if n >= vcpus:
+            return name, n, price
+    return None
+
+
+def plan(m, rate, config, per_request):
+    req_s = rate / per_request
+    cpu_req_ms = m["fn_cpu_us"][config] * per_request / 1000
+    share = INGEST_MB / LAMBDA_MB_PER_VCPU
+    pg_req_ms = m["pg_cpu_us"][config] * per_request / 1000
+    duration_ms = cpu_req_ms / share + pg_req_ms + WAIT_MS["pg_commit"] + WAIT_MS["sqs_send"] + 1.0
+    concurrency = req_s * duration_ms / 1000
+    gb_s = concurrency * INGEST_MB / 1024
+    pg_vcpus = rate * m["pg_cpu_us"][config] / 1e6 / PG_TARGET_UTIL
+    rds = rds_class(pg_vcpus)
+    storage_tib = rate * 86_400 * RETENTION_DAYS * m["bytes_per_row"] / 2**40
+    per_message = max(1, min(per_request, SQS_MAX_MESSAGE // math.ceil(m["record_bytes"] + 1)))
+    messages_s = req_s * math.ceil(per_request / per_message)
+    # Ingest: one SendMessageBatch per request; the archiver receives and deletes 10 messages
+    # per call. SQS bills each 64 KiB of a call's payload as one request.
+    payload_s = rate * m["record_bytes"]
+    send_billed = req_s * max(1, math.ceil(per_request * m["record_bytes"] / SQS_BILLED_CHUNK))
+    receive_calls = messages_s / 10
+    sqs_calls = req_s + 2 * receive_calls
+    sqs_billed = send_billed + max(receive_calls, payload_s / SQS_BILLED_CHUNK) + receive_calls
+    partitions = 2  # a run usually spans the current and the previous hour
+    s3_puts = max(partitions / ARCHIVE_RUN_SECONDS, rate / MAX_FILE_EVENTS) + 1 / 3600
+    arch_cpu = m["archiver_cpu_us"]
+    workers = (rate * arch_cpu / 1e6 / (ARCHIVER_MB / LAMBDA_MB_PER_VCPU)) if arch_cpu else None
+    arch_gb_s = workers * ARCHIVER_MB / 1024 if workers else 0
+    month_events = rate * 86_400 * 30
+    cost = {
+        "lambda": (gb_s + arch_gb_s) * PRICE["lambda_gb_s"] * 1e6 / rate
+                  + PRICE["lambda_request"] * 1e6 / per_request,
+        "api": PRICE["http_api_request"] * 1e6 / per_request,
+        "sqs": sqs_billed * PRICE["sqs_request"] * 1e6 / rate,
+        "s3": s3_puts * PRICE["s3_put"] * 1e6 / rate,
+        "rds": (rds[2] * 24 * 30 / month_events * 1e6) if rds else None,
+        "storage": storage_tib * 1024 * PRICE["rds_gb_month"] / month_events * 1e6,
+    }
+    limits = [
+        ("Lambda concurrency (account quota)", concurrency / ACCOUNT_CONCURRENCY,
+         "a quota increase, or larger batches from the clients (fewer, longer requests)"),
+        ("API Gateway requests/s (account throttle)", req_s / HTTP_API_RPS,
+         "a quota increase, or client-side batching"),
+        ("PostgreSQL primary CPU", pg_vcpus / RDS_CLASSES[-1][1],
+         "the instance class; batching (per-request commit cost); past the largest class: sharding"),
+        ("PostgreSQL storage (RDS maximum)", storage_tib / RDS_MAX_STORAGE_TIB,
+         "EIS_RETENTION_DAYS (the archive is the system of record)"),
+    ]
+    first = max(limits, key=lambda x: x[1])
+    return {"req_s": req_s, "duration_ms": duration_ms, "concurrency": concurrency, "gb_s": gb_s,
+            "pg_vcpus": pg_vcpus, "rds": rds, "storage_tib": storage_tib, "messages_s": messages_s,
+            "sqs_calls": sqs_calls, "sqs_billed": sqs_billed, "s3_puts": s3_puts, "workers": workers,
+            "cost": cost, "first": first}
+
+
+def n(x, digits=0):
+    if x is None:
+        return "n/a"
+    return f"{x:,.{digits}f}".replace(",", " ")
+
+
+def render(run, m):
+    rows, notes = [], []
+    for rate in RATES:
+        for label, config, per_request in MODES:
+            p = plan(m, rate, config, per_request)
+            rds = f"{p['rds'][0]} ({n(p['pg_vcpus'], 1)} vCPU needed)" if p["rds"] else \
+                f"**none** ({n(p['pg_vcpus'])} vCPU needed > {RDS_CLASSES[-1][1]})"
+            total = sum(v for v in p["cost"].values() if v is not None)
+            rows.append([n(rate), label, n(p["concurrency"]), n(p["gb_s"], 1), rds,
+                         n(p["storage_tib"], 1), f"{n(p['sqs_calls'])} ({n(p['sqs_billed'])} billed)",
+                         n(p["s3_puts"], 2), n(p["workers"], 1),
+                         f"${total:,.2f}" + ("" if p["rds"] else " + sharded DB")])
+            name, used, knob = p["first"]
+            notes.append(f"- **{n(rate)}/s, {label}**: first to break is **{name}** "
+                         f"({used:.0%} of its limit); knob: {knob}.")
+    header = ["events/s", "sent as", "Lambda concurrency", "Lambda GB-s per s", "RDS class",
+              "storage at 90 days, TiB", "SQS calls/s", "S3 PUT/s", "archiver workers",
+              "cost per million events"]
+    table = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                      + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
+    return f"""# Capacity plan
+
+<!-- Generated by bench/capacity.py from bench/results/latest.json. Do not edit: change the
+inputs in bench/capacity.py, or run `make bench`, and generate again. -->
+
+Computed from the per-event costs measured by `make bench` on commit `{run.get('commit')}`
+({run.get('started_at')}, {run['machine']['cpu']}, {run['machine']['nproc']} shared cores,
+x86_64; the functions run on Graviton in AWS, where CPU per event differs by a factor to be
+measured there). The model is in `bench/capacity.py`; every other input is listed below.
+
+## Measured (this run)
+
+| input | value | from |
+|---|---|---|
+| ingest CPU per event, single events | {n(m['fn_cpu_us']['single_c8'])} µs | §3, single event, 8 connections, SQS stub |
+| ingest CPU per event, batches of 500 | {n(m['fn_cpu_us']['batch500_c8'], 1)} µs | §3, batch of 500, 8 connections, SQS stub |
+| PostgreSQL CPU per event, single events | {n(m['pg_cpu_us']['single_c8'])} µs | §3 (the commit of each request dominates) |
+| PostgreSQL CPU per event, batches of 500 | {n(m['pg_cpu_us']['batch500_c8'], 1)} µs | issue 14's goal row (cluster CPU) |
+| `\\copy` of the same rows (the floor) | {n(m['copy_cpu_us'], 1)} µs | same run |
+| bytes per stored event, indexes and identity row included | {n(m['bytes_per_row'])} B | pg_write's bytes per row |
+| record size (events per 256 KiB message) | {n(m['record_bytes'])} B ({n(SQS_MAX_MESSAGE // math.ceil(m['record_bytes'] + 1))}) | the batch-500 body |
+| archiver CPU per event | {n(m['archiver_cpu_us'], 1)} µs | §8, one run |
+
+## Inputs that are not measured here
+
+Lambda's CPU share: {LAMBDA_MB_PER_VCPU} MB per vCPU (ingest {INGEST_MB} MB, archiver
+{ARCHIVER_MB} MB, as in template.yaml). Round trips in AWS: PostgreSQL commit
+{WAIT_MS['pg_commit']} ms (Multi-AZ), SQS SendMessageBatch {WAIT_MS['sqs_send']} ms; the local
+stack has neither network nor durable commits (fsync off), so RDS's CPU per commit is higher
+than measured here: keep the {PG_TARGET_UTIL:.0%} utilisation target. Limits: Lambda
+concurrency {ACCOUNT_CONCURRENCY} per region (default quota), HTTP API {n(HTTP_API_RPS)}
+requests/s (default throttle), RDS storage {RDS_MAX_STORAGE_TIB} TiB. Prices (us-east-1 list,
+on demand; check the AWS calculator): Lambda arm64 ${PRICE['lambda_gb_s']}/GB-s and
+$0.20 per million requests, HTTP API $1.00 per million requests, SQS $0.40 per million
+requests (each 64 KiB of payload is one request), S3 PUT $0.005 per 1 000, RDS gp3
+${PRICE['rds_gb_month']}/GB-month, instance classes as listed in the script (Multi-AZ).
+
+## The plan
+
+Lambda concurrency = requests/s × duration, duration = CPU per request ÷ the function's vCPU
+share + PostgreSQL's time for the request + the two round trips. RDS class: the smallest whose
+vCPUs cover PostgreSQL CPU per event × events/s ÷ {PG_TARGET_UTIL}. Storage: events/s × 86 400
+× {RETENTION_DAYS} × bytes per stored event. SQS: the ingest's SendMessageBatch per request
+plus the archiver's receive and delete (10 messages per call). S3: one raw file per hour
+partition per run ({ARCHIVE_RUN_SECONDS} s), more when a run fills {n(MAX_FILE_EVENTS)}-event
+files, plus compaction. Archiver workers: events/s × its CPU per event ÷ its vCPU share (CPU
+bound; `MaxArchiverConcurrency` should be at least this, rounded up). Cost per million
+events: Lambda (both functions), API Gateway, SQS, S3, the RDS instance and its storage at 90
+days of that rate.
+
+{table}
+
+What breaks first, and the knob that moves it:
+
+{chr(10).join(notes)}
+
+## When one PostgreSQL primary is not enough
+
+At 100 000 events/s the 90-day window alone is about a petabyte: no single RDS instance holds
+it, and single events need more CPU than the largest class. Two existing engines take over,
+in this order:
+
+1. **Shorter retention in PostgreSQL, the archive as system of record.** Retention is one
+   setting (`EIS_RETENTION_DAYS`); identity (`exp.event_ids`) lasts as long as an event is in
+   PostgreSQL, so a client retry older than the retention would be stored again: the archive's
+   compaction already keeps one row per id per settled hour, and the audit compares per hour.
+   Dashboards read Athena (the Glue table) beyond the window. What changes in the code: the
+   Metabase queries over longer windows move to Athena; nothing in ingest.
+2. **A sharded PostgreSQL** (Citus, or Aurora Limitless Database), distributed by `event_id`
+   so that the identity claim and the insert of one event stay on one shard (a co-located
+   `exp.event_ids`), with `exp.pending_handoffs` distributed by its own id. What changes in the
+   code: the insert statement is per shard (the batch split by shard key, one statement each,
+   no cross-shard transaction needed because each event's claim and row are co-located);
+   partitions by day remain per shard; the per-experiment GIN index is replaced by the
+   assignments table of the experiment-health issue, sharded by `unit_id`.
+"""
+
+
+def main():
+    run = json.load(open(sys.argv[1]))
+    text = render(run, measured(run))
+    with open(sys.argv[2], "w") as out:
+        out.write(text)
+
+
+if __name__ == "__main__":
+    main()

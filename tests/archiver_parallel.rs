@@ -1,12 +1,17 @@
 //! Several archiver runs at once, against the real local stack (PostgreSQL, moto as S3 and
 //! SQS): what the fan-out starts when the queue is deep. Four runs drain one deep queue
 //! together; nothing is lost, and once the settled hours are compacted nothing is archived
-//! twice.
+//! twice. The fan-out itself reads the real queue's depth; its invocations go to a recording
+//! stand-in, as the local stack cannot run Lambda.
 
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use archiver::config::CompactionPolicy;
+use archiver::fanout::{FanoutError, FanoutSummary, StartWorker, DRAIN_INPUT};
 use chrono::Utc;
 use eis_tests::archive::{distinct_events, hour_ago, publish_all, Stack, SMALL_MESSAGES};
 use eis_tests::depth;
@@ -88,4 +93,89 @@ async fn four_runs_at_once_lose_nothing_and_compaction_leaves_each_event_once() 
         settled.len()
     );
     assert_eq!(settled.len(), 2700);
+}
+
+/// Records the drain workers a run starts, or refuses them (stands in for Lambda).
+#[derive(Clone, Default)]
+struct Workers {
+    started: Arc<Mutex<Vec<&'static str>>>,
+    refuse: bool,
+}
+
+impl StartWorker for Workers {
+    fn start<'a>(
+        &'a self,
+        input: &'static str,
+    ) -> Pin<Box<dyn Future<Output = Result<(), FanoutError>> + Send + 'a>> {
+        Box::pin(async move {
+            if self.refuse {
+                return Err(FanoutError::Invoke {
+                    function: "archiver:live".into(),
+                    cause: "TooManyRequestsException".into(),
+                });
+            }
+            self.started.lock().expect("lock").push(input);
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_deep_queue_starts_drain_workers_up_to_the_bound_and_workers_start_none() {
+    let stack = Stack::create().await;
+    let sent = distinct_events(400, Utc::now());
+    publish_all(stack.queue(), &sent, SMALL_MESSAGES).await;
+    let (queued, _) = depth(stack.queue(), &stack.queue().url).await;
+    assert!(queued > 20, "{queued} messages");
+
+    let recorded = Workers::default();
+    let mut archiver = stack.archiver(CompactionPolicy::default()).await;
+    // Every message a run's worth: a scheduled run would start the most workers allowed.
+    archiver.config.fanout.run_capacity_messages = 1;
+    archiver.config.fanout.max_concurrency = 3;
+    archiver.workers = Some(Box::new(recorded.clone()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+
+    // A drain worker never fans out, whatever the depth.
+    let worker = archiver.drain(Utc::now(), deadline).await;
+    assert!(worker.errors.is_empty(), "{:?}", worker.errors);
+    assert_eq!(worker.summary.fanout, FanoutSummary::default());
+    assert!(recorded.started.lock().expect("lock").is_empty());
+    assert_eq!(worker.summary.events, sent.len());
+
+    let more = distinct_events(400, Utc::now());
+    publish_all(stack.queue(), &more, SMALL_MESSAGES).await;
+    let (queued, _) = depth(stack.queue(), &stack.queue().url).await;
+    // Ten runs' worth, bounded by max_concurrency.
+    archiver.config.fanout.run_capacity_messages = queued / 10;
+    let run = archiver.run(Utc::now(), deadline).await;
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    let fanout = &run.summary.fanout;
+    assert_eq!(fanout.queue_depth, Some(queued));
+    assert_eq!((fanout.workers_started, fanout.workers_failed), (2, 0));
+    assert_eq!(
+        *recorded.started.lock().expect("lock"),
+        vec![DRAIN_INPUT; 2],
+        "max_concurrency 3: this run and two workers"
+    );
+    assert_eq!(run.summary.events, more.len(), "the run drains as well");
+
+    // Refused invocations are counted, and the run goes on without them.
+    let again = distinct_events(400, Utc::now());
+    publish_all(stack.queue(), &again, SMALL_MESSAGES).await;
+    archiver.workers = Some(Box::new(Workers {
+        refuse: true,
+        ..Workers::default()
+    }));
+    let run = archiver.run(Utc::now(), deadline).await;
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    assert_eq!(
+        (
+            run.summary.fanout.workers_started,
+            run.summary.fanout.workers_failed
+        ),
+        (0, 2)
+    );
+    assert_eq!(run.summary.events, again.len());
+    assert_eq!(depth(stack.queue(), &stack.queue().url).await, (0, 0));
 }

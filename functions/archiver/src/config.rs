@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use eis_runtime::config::{millis, or_default, required};
+use eis_runtime::config::{millis, optional, or_default, required};
 use eis_runtime::EnvError;
 use eis_store::maintenance::MaintenancePolicy;
 use eis_store::{DbConfig, RoleSecrets};
 
 use crate::batcher::BufferLimits;
+use crate::fanout::FanoutPolicy;
 
 const MIB: usize = 1024 * 1024;
 
@@ -55,6 +56,9 @@ pub struct Config {
     /// `EIS_COMPACT_SHARD_BYTES` (64 MiB), `EIS_COMPACT_MAX_HOURS` (48),
     /// `EIS_RAW_WRITE_WINDOW_SECS` (900) and `EIS_AUDIT_DAYS` (`EIS_RETENTION_DAYS`).
     pub compaction: CompactionPolicy,
+    /// `EIS_MAX_ARCHIVER_CONCURRENCY` (4), `EIS_RUN_CAPACITY_MESSAGES` (5000) and the
+    /// function to invoke (`AWS_LAMBDA_FUNCTION_NAME`, `EIS_FANOUT_QUALIFIER`).
+    pub fanout: FanoutPolicy,
 }
 
 impl Config {
@@ -99,6 +103,14 @@ impl Config {
             upload_concurrency: within("EIS_UPLOAD_CONCURRENCY", 2, 1, 16)?,
             local_deadline: Duration::from_secs(within("EIS_LOCAL_DEADLINE_SECS", 60, 1, 86_400)?),
             compaction,
+            fanout: FanoutPolicy {
+                max_concurrency: within("EIS_MAX_ARCHIVER_CONCURRENCY", 4, 1, 1000)?,
+                run_capacity_messages: within("EIS_RUN_CAPACITY_MESSAGES", 5000, 1, u64::MAX)?,
+                function: fanout_function(
+                    optional("AWS_LAMBDA_FUNCTION_NAME")?,
+                    optional("EIS_FANOUT_QUALIFIER")?,
+                ),
+            },
         })
     }
 }
@@ -119,6 +131,16 @@ where
     Ok(value)
 }
 
+/// The function a drain worker runs in: this one, under the alias the schedule invokes (its
+/// code and its no-retry invoke settings). Without a function name (outside Lambda), none.
+fn fanout_function(name: Option<String>, qualifier: Option<String>) -> Option<String> {
+    let name = name?;
+    Some(match qualifier {
+        Some(q) => format!("{name}:{q}"),
+        None => name,
+    })
+}
+
 /// Keys are `{prefix}YYYY/...`: the prefix is a folder (or nothing), never a leading slash.
 fn prefix(value: String) -> Result<String, EnvError> {
     let invalid = |reason: &str| EnvError::Invalid {
@@ -137,6 +159,20 @@ fn prefix(value: String) -> Result<String, EnvError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fanout_invokes_this_function_under_its_alias_and_only_in_lambda() {
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(fanout_function(None, some("live")), None);
+        assert_eq!(
+            fanout_function(some("eis-archiver"), None),
+            some("eis-archiver")
+        );
+        assert_eq!(
+            fanout_function(some("eis-archiver"), some("live")),
+            some("eis-archiver:live")
+        );
+    }
 
     #[test]
     fn the_prefix_is_a_folder_or_nothing() {

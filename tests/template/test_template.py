@@ -755,6 +755,8 @@ def test_archiver_fixtures(root):
     assert "action" not in scheduled
     migrate = json.loads((root / "events" / "archiver-migrate.json").read_text())
     assert migrate == {"action": "migrate"}
+    drain = json.loads((root / "events" / "archiver-drain.json").read_text())
+    assert drain == {"action": "drain"}
 
 
 def test_database_stack(database_template):

@@ -11,6 +11,8 @@ use std::pin::Pin;
 
 use serde::Serialize;
 
+use crate::app::Archiver;
+
 /// The input of a drain worker (events/archiver-drain.json).
 pub const DRAIN_INPUT: &str = r#"{"action":"drain"}"#;
 
@@ -99,6 +101,45 @@ pub struct FanoutSummary {
     pub workers_started: u32,
     /// Invocations refused or failed (logged; the queue waits for the next run).
     pub workers_failed: u32,
+}
+
+/// Reads the queue's depth and starts the drain workers it calls for. Never fails the
+/// run: a failed read or invoke is logged and counted, the queue waits for the next run.
+pub async fn fan_out(archiver: &Archiver) -> FanoutSummary {
+    let mut summary = FanoutSummary::default();
+    let Some(workers) = &archiver.workers else {
+        return summary;
+    };
+    let depth = match archiver.queue.depth().await {
+        Ok(depth) => depth,
+        Err(e) => {
+            let error = eis_runtime::telemetry::chain(&e);
+            tracing::warn!(code = e.code(), %error, "queue depth unread; no fan-out");
+            return summary;
+        }
+    };
+    summary.queue_depth = Some(depth);
+    let policy = &archiver.config.fanout;
+    let extra = extra_workers(depth, policy.max_concurrency, policy.run_capacity_messages);
+    for _ in 0..extra {
+        match workers.start(DRAIN_INPUT).await {
+            Ok(()) => summary.workers_started += 1,
+            Err(e) => {
+                let error = eis_runtime::telemetry::chain(&e);
+                tracing::warn!(%error, "drain worker not started");
+                summary.workers_failed += 1;
+            }
+        }
+    }
+    if extra > 0 {
+        tracing::info!(
+            depth,
+            started = summary.workers_started,
+            failed = summary.workers_failed,
+            "fan-out"
+        );
+    }
+    summary
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use crate::app::Archiver;
 use crate::batcher::{Batcher, Chunk, ChunkId, SourceId};
 use crate::compact;
 use crate::error::ArchiveError;
-use crate::fanout::{self, FanoutSummary};
+use crate::fanout;
 use crate::ledger::{Ledger, Origin, Seen};
 use crate::parquet_encoder;
 use crate::partition::{by_partition, HourPartition};
@@ -119,7 +119,7 @@ impl Archiver {
             swept_rows: Vec::new(),
         };
         if fan_out {
-            run.tally.summary.fanout = self.fan_out().await;
+            run.tally.summary.fanout = fanout::fan_out(self).await;
         }
         run.sweep().await;
         run.drain().await;
@@ -127,48 +127,6 @@ impl Archiver {
         run.compact().await;
         run.maintain().await;
         run.outcome(started)
-    }
-}
-
-impl Archiver {
-    /// Reads the queue's depth and starts the drain workers it calls for. Never fails the
-    /// run: a failed read or invoke is logged and counted, the queue waits for the next run.
-    async fn fan_out(&self) -> FanoutSummary {
-        let mut summary = FanoutSummary::default();
-        let Some(workers) = &self.workers else {
-            return summary;
-        };
-        let depth = match self.queue.depth().await {
-            Ok(depth) => depth,
-            Err(e) => {
-                let error = eis_runtime::telemetry::chain(&e);
-                tracing::warn!(code = e.code(), %error, "queue depth unread; no fan-out");
-                return summary;
-            }
-        };
-        summary.queue_depth = Some(depth);
-        let policy = &self.config.fanout;
-        let extra =
-            fanout::extra_workers(depth, policy.max_concurrency, policy.run_capacity_messages);
-        for _ in 0..extra {
-            match workers.start(fanout::DRAIN_INPUT).await {
-                Ok(()) => summary.workers_started += 1,
-                Err(e) => {
-                    let error = eis_runtime::telemetry::chain(&e);
-                    tracing::warn!(%error, "drain worker not started");
-                    summary.workers_failed += 1;
-                }
-            }
-        }
-        if extra > 0 {
-            tracing::info!(
-                depth,
-                started = summary.workers_started,
-                failed = summary.workers_failed,
-                "fan-out"
-            );
-        }
-        summary
     }
 }
 

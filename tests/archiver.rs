@@ -17,7 +17,6 @@ use archiver::partition::HourPartition;
 use archiver::summary::Stop;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::TimestampMicrosecondType;
-use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{DateTime, SecondsFormat, Utc};
 use eis_contract::Event;
 use eis_runtime::SqsPublisher;
@@ -64,31 +63,6 @@ async fn publish(queue: &TestQueue, events: &[Event]) -> usize {
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     assert_eq!(out.published.len(), events.len());
     out.messages
-}
-
-/// (visible, in flight) messages of a queue.
-async fn depth(queue: &TestQueue, url: &str) -> (u64, u64) {
-    let attrs = queue
-        .client
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .expect("queue attributes")
-        .attributes
-        .unwrap_or_default();
-    let get = |name: QueueAttributeName| {
-        attrs
-            .get(&name)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_default()
-    };
-    (
-        get(QueueAttributeName::ApproximateNumberOfMessages),
-        get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-    )
 }
 
 /// Waits until no message is in flight (each is deleted or visible again).

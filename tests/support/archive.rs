@@ -48,6 +48,12 @@ pub fn archiver_config(
         upload_concurrency: 2,
         local_deadline: Duration::from_secs(60),
         compaction,
+        // No function to invoke: the local stack cannot run Lambda.
+        fanout: archiver::fanout::FanoutPolicy {
+            max_concurrency: 4,
+            run_capacity_messages: 5000,
+            function: None,
+        },
     }
 }
 

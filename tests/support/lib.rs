@@ -552,6 +552,33 @@ pub async fn stored_counts(db: &TestDb) -> (i64, i64) {
     (row.get(0), row.get(1))
 }
 
+/// (visible, in flight) messages of a queue.
+pub async fn depth(queue: &TestQueue, url: &str) -> (u64, u64) {
+    let attrs = queue
+        .client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(
+            aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        )
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .unwrap_or_default();
+    let get = |name: aws_sdk_sqs::types::QueueAttributeName| {
+        attrs
+            .get(&name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default()
+    };
+    (
+        get(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages),
+        get(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+    )
+}
+
 /// Every event of every message on `url` (received, not deleted).
 pub async fn queued_events(queue: &TestQueue, url: &str) -> Vec<eis_contract::Event> {
     let mut events = Vec::new();

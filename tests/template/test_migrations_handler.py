@@ -217,7 +217,7 @@ def test_timeouts_leave_room_for_retries_and_one_run(template):
 
 def test_no_scheduled_run_can_hold_the_migrator(template):
     """The deploy's invoke goes to a function of its own: no schedule, no reserved slot that
-    an archiver run could take (the archiver's ArchiverReservedConcurrency is 1 in prod)."""
+    an archiver run could take (with ReserveArchiverConcurrency its runs can fill the archiver's slots)."""
     r = template["Resources"]
     migrator = r["MigratorFunction"]["Properties"]
     assert not migrator.get("Events")

@@ -22,6 +22,8 @@ ARCHIVER_ENV = {
     "EIS_SAFETY_MARGIN_MS",
     "EIS_RETENTION_DAYS",
     "EIS_SWEEP_GRACE_SECS",
+    "EIS_MAX_ARCHIVER_CONCURRENCY",
+    "EIS_FANOUT_QUALIFIER",
 }
 INGEST_ENV = {"EIS_MAX_BODY_BYTES", "EIS_MAX_BATCH_EVENTS", "EIS_MAX_EVENT_BYTES"}
 # Only the migrator holds the master user's and the migrator user's secrets.
@@ -105,9 +107,12 @@ def identity_statements(t):
 
 
 def role_statements(t, function):
+    """The statements of the function's role: its inline policies and the policies attached."""
     role = ref_target(props(t, function)["Role"])
     assert role in t["Resources"], f"{function} must use a role of this template"
-    return [s for _, s in identity_statements(t) if _ == role]
+    attached = {name for name, res in resources(t, "AWS::IAM::Policy").items()
+                if {"Ref": role} in res["Properties"].get("Roles", [])}
+    return [s for _, s in identity_statements(t) if _ == role or _ in attached]
 
 
 def allowed(stmts, action):
@@ -255,6 +260,28 @@ def check_archiver_permissions(t):
     for forbidden in ("s3:DeleteBucket", "s3:PutBucketPolicy", "s3:PutLifecycleConfiguration",
                       "s3:BypassGovernanceRetention", "s3:DeleteObjectVersion", "sqs:DeleteQueue"):
         assert not allowed(stmts, forbidden), forbidden
+    # The fan-out invokes this function (and its alias) only.
+    assert allowed(stmts, "lambda:InvokeFunction") == [
+        {"Fn::GetAtt": ["ArchiverFunction", "Arn"]}, {"Fn::Sub": "${ArchiverFunction.Arn}:*"}]
+
+
+def check_fanout(t):
+    """Drain workers: bounded by MaxArchiverConcurrency, invoked on the scheduled alias, and
+    the reservation (when asked for) is that bound plus one."""
+    param = t["Parameters"]["MaxArchiverConcurrency"]
+    assert param["Type"] == "Number" and param["MinValue"] == 1 and param["Default"] == 4
+    fn = t["Resources"]["ArchiverFunction"]["Properties"]
+    env = fn["Environment"]["Variables"]
+    assert env["EIS_MAX_ARCHIVER_CONCURRENCY"] == {"Ref": "MaxArchiverConcurrency"}
+    assert env["EIS_FANOUT_QUALIFIER"] == fn["AutoPublishAlias"], "workers run the live alias"
+    mapping = t["Mappings"]["ArchiverConcurrency"]
+    assert sorted(int(k) for k in mapping) == sorted(param["AllowedValues"])
+    for key, row in mapping.items():
+        assert row["Reserved"] == int(key) + 1, key
+    assert fn["ReservedConcurrentExecutions"] == {"Fn::If": [
+        "ReservesArchiverConcurrency",
+        {"Fn::FindInMap": ["ArchiverConcurrency", {"Ref": "MaxArchiverConcurrency"}, "Reserved"]},
+        {"Ref": "AWS::NoValue"}]}
 
 
 def check_migrator_permissions(t):
@@ -459,11 +486,25 @@ def check_alarms(t):
     assert age and props(t, age[0])["Threshold"] == {"Ref": "QueueAgeAlarmSeconds"}
     assert metric_alarms("Errors", "ArchiverFunction"), "archiver errors"
     assert metric_alarms("5xx", "IngestApi"), "ingest 5xx"
+    throttles = metric_alarms("Throttles", "ArchiverFunction")
+    assert throttles and props(t, throttles[0])["Threshold"] == 0, "archiver throttled"
+    at_max = metric_alarms("ConcurrentExecutions", "ArchiverFunction")
+    assert at_max and props(t, at_max[0])["Threshold"] == {"Ref": "MaxArchiverConcurrency"}
+    saturated = props(t, "ArchiverFanoutSaturatedAlarm")
+    rule = sub_text(saturated["AlarmRule"])
+    assert f'ALARM("${{{at_max[0]}}}")' in rule and 'ALARM("${QueueBacklogAgeAlarm}")' in rule
+    assert " AND " in rule and " OR " not in rule, "both at once"
+    # Alarms that only feed a composite alarm notify through it.
+    composite = {fed for a in resources(t, "AWS::CloudWatch::CompositeAlarm").values()
+                 for fed in re.findall(r'ALARM\("\$\{(\w+)\}"\)', sub_text(a["Properties"]["AlarmRule"]))}
     audit = props(t, "AuditFindingsAlarm")
     assert (audit["Namespace"], audit["MetricName"]) == ("EIS", "AuditFindings")
     assert audit["Threshold"] == 0 and audit["ComparisonOperator"] == "GreaterThanThreshold"
-    for name, a in alarms.items():
-        assert {"Ref": "AlarmTopic"} in a["Properties"].get("AlarmActions", []), name
+    for name, a in {**alarms, **resources(t, "AWS::CloudWatch::CompositeAlarm")}.items():
+        if name in composite - {"QueueBacklogAgeAlarm"}:
+            assert not a["Properties"].get("AlarmActions"), f"{name} notifies through its composite"
+        else:
+            assert {"Ref": "AlarmTopic"} in a["Properties"].get("AlarmActions", []), name
     assert t["Resources"]["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
 
 
@@ -483,6 +524,7 @@ CHECKS = {f.__name__[len("check_") :]: f for f in [
     check_roles_are_explicit,
     check_ingest_permissions,
     check_archiver_permissions,
+    check_fanout,
     check_migrator_permissions,
     check_schedule,
     check_queues,
@@ -632,6 +674,15 @@ MUTATIONS = [
     ("alarms", _delete([R, "Ingest5xxRateAlarm"])),
     ("alarms", _set([R, "AuditFindingsAlarm", P, "MetricName"], "AuditMissing")),
     ("schedule", _delete([R, "ArchiverFunction", P, "Events", "Audit"])),
+    ("archiver_permissions", _set([R, "ArchiverFanoutPolicy", P, "PolicyDocument", "Statement", 0,
+                                   "Resource"], {"Fn::Sub": "arn:${AWS::Partition}:lambda:*"})),
+    ("fanout", _set([R, "ArchiverFunction", P, "Environment", "Variables", "EIS_FANOUT_QUALIFIER"],
+                    "$LATEST")),
+    ("fanout", _set(["Mappings", "ArchiverConcurrency", "4", "Reserved"], 4)),
+    ("fanout", _set(["Parameters", "MaxArchiverConcurrency", "MinValue"], 0)),
+    ("alarms", _delete([R, "ArchiverThrottlesAlarm"])),
+    ("alarms", _set([R, "ArchiverFanoutSaturatedAlarm", P, "AlarmRule"],
+                    {"Fn::Sub": 'ALARM("${ArchiverAtMaxConcurrencyAlarm}") OR ALARM("${QueueBacklogAgeAlarm}")'})),
     ("outputs", _delete(["Outputs", "QueueUrl"])),
 ]
 
@@ -704,6 +755,8 @@ def test_archiver_fixtures(root):
     assert "action" not in scheduled
     migrate = json.loads((root / "events" / "archiver-migrate.json").read_text())
     assert migrate == {"action": "migrate"}
+    drain = json.loads((root / "events" / "archiver-drain.json").read_text())
+    assert drain == {"action": "drain"}
 
 
 def test_database_stack(database_template):

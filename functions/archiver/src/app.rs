@@ -10,6 +10,7 @@ use eis_store::{migrate, ArchiveHours, Db, PendingHandoffs};
 use crate::bucket::ArchiveBucket;
 use crate::config::Config;
 use crate::error::ArchiveError;
+use crate::fanout::{LambdaWorkers, StartWorker};
 use crate::queue::ArchiveQueue;
 
 /// AWS calls: the SDK retries up to this many attempts (standard mode, backoff with jitter).
@@ -27,6 +28,8 @@ pub struct Archiver {
     pub pending: PendingHandoffs,
     /// Which hours hold files still to compact (`exp.archive_hours`), and the audit's queries.
     pub hours: ArchiveHours,
+    /// Starts drain workers (the fan-out); None outside Lambda.
+    pub workers: Option<Box<dyn StartWorker>>,
 }
 
 impl Archiver {
@@ -34,7 +37,14 @@ impl Archiver {
     pub async fn from_config(config: Config) -> Result<Self, ArchiveError> {
         let db = Arc::new(Db::new(&config.db)?);
         let sdk = aws::sdk_config(AWS_MAX_ATTEMPTS, AWS_ATTEMPT_TIMEOUT).await;
+        let workers = config.fanout.function.clone().map(|function| {
+            Box::new(LambdaWorkers::new(
+                aws_sdk_lambda::Client::new(&sdk),
+                function,
+            )) as Box<dyn StartWorker>
+        });
         Ok(Self {
+            workers,
             queue: ArchiveQueue::new(aws::sqs_client(&sdk), config.queue_url.clone()),
             bucket: ArchiveBucket::new(
                 aws::s3_client(&sdk),

@@ -1,7 +1,7 @@
 //! Grouping an hour partition's events into files, and knowing when each source of events
 //! (a queue message, a set of swept rows) is wholly stored. Pure: no I/O, no clock.
 //!
-//! A source may only be acknowledged (its message deleted, its rows marked handed off) once
+//! A source may only be acknowledged (its message deleted, its pending hand-off keys settled) once
 //! every file holding one of its events is stored, so each source counts the files it is
 //! still waiting for. A file that fails to store fails its sources for the rest of the run:
 //! they are not acknowledged, and the next run archives them again.

@@ -1,18 +1,17 @@
 //! The archiver's settings, read once at start from the environment; every error names the
 //! variable at fault.
 
-use std::fmt::Display;
-use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use eis_runtime::config::{millis, or_default, required};
+use eis_runtime::config::{millis, optional, or_default, required, within};
 use eis_runtime::EnvError;
 use eis_store::maintenance::MaintenancePolicy;
 use eis_store::{DbConfig, RoleSecrets};
 
 use crate::batcher::BufferLimits;
+use crate::fanout::FanoutPolicy;
 
 const MIB: usize = 1024 * 1024;
 
@@ -55,6 +54,9 @@ pub struct Config {
     /// `EIS_COMPACT_SHARD_BYTES` (64 MiB), `EIS_COMPACT_MAX_HOURS` (48),
     /// `EIS_RAW_WRITE_WINDOW_SECS` (900) and `EIS_AUDIT_DAYS` (`EIS_RETENTION_DAYS`).
     pub compaction: CompactionPolicy,
+    /// `EIS_MAX_ARCHIVER_CONCURRENCY` (4), `EIS_RUN_CAPACITY_MESSAGES` (5000) and the
+    /// function to invoke (`AWS_LAMBDA_FUNCTION_NAME`, `EIS_FANOUT_QUALIFIER`).
+    pub fanout: FanoutPolicy,
 }
 
 impl Config {
@@ -99,24 +101,26 @@ impl Config {
             upload_concurrency: within("EIS_UPLOAD_CONCURRENCY", 2, 1, 16)?,
             local_deadline: Duration::from_secs(within("EIS_LOCAL_DEADLINE_SECS", 60, 1, 86_400)?),
             compaction,
+            fanout: FanoutPolicy {
+                max_concurrency: within("EIS_MAX_ARCHIVER_CONCURRENCY", 4, 1, 1000)?,
+                run_capacity_messages: within("EIS_RUN_CAPACITY_MESSAGES", 5000, 1, u64::MAX)?,
+                function: fanout_function(
+                    optional("AWS_LAMBDA_FUNCTION_NAME")?,
+                    optional("EIS_FANOUT_QUALIFIER")?,
+                ),
+            },
         })
     }
 }
 
-/// A number with a default that must lie in `lo..=hi`.
-fn within<T>(name: &'static str, default: T, lo: T, hi: T) -> Result<T, EnvError>
-where
-    T: FromStr + PartialOrd + Display + Copy,
-    T::Err: Display,
-{
-    let value = or_default(name, default)?;
-    if value < lo || value > hi {
-        return Err(EnvError::Invalid {
-            name,
-            reason: format!("{value} is outside {lo}..={hi}"),
-        });
-    }
-    Ok(value)
+/// The function a drain worker runs in: this one, under the alias the schedule invokes (its
+/// code and its no-retry invoke settings). Without a function name (outside Lambda), none.
+fn fanout_function(name: Option<String>, qualifier: Option<String>) -> Option<String> {
+    let name = name?;
+    Some(match qualifier {
+        Some(q) => format!("{name}:{q}"),
+        None => name,
+    })
 }
 
 /// Keys are `{prefix}YYYY/...`: the prefix is a folder (or nothing), never a leading slash.
@@ -137,6 +141,20 @@ fn prefix(value: String) -> Result<String, EnvError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fanout_invokes_this_function_under_its_alias_and_only_in_lambda() {
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(fanout_function(None, some("live")), None);
+        assert_eq!(
+            fanout_function(some("eis-archiver"), None),
+            some("eis-archiver")
+        );
+        assert_eq!(
+            fanout_function(some("eis-archiver"), some("live")),
+            some("eis-archiver:live")
+        );
+    }
 
     #[test]
     fn the_prefix_is_a_folder_or_nothing() {

@@ -1,6 +1,7 @@
 //! The invocation: which input it is, what it does, what it answers. The same function serves
-//! the EventBridge schedule (one archive run), the audit's schedule (`{"action":"audit"}`)
-//! and the deploy's `{"action":"migrate"}`.
+//! the EventBridge schedule (one archive run), the drain workers that run starts
+//! (`{"action":"drain"}`), the audit's schedule (`{"action":"audit"}`) and the deploy's
+//! `{"action":"migrate"}`.
 
 use std::time::SystemTime;
 
@@ -18,6 +19,9 @@ use crate::summary::Summary;
 pub enum Input {
     /// An EventBridge "Scheduled Event": one archive run.
     Scheduled,
+    /// `{"action":"drain"}`: a drain worker started by a scheduled run's fan-out: the same
+    /// run, without fanning out itself.
+    Drain,
     /// `{"action":"migrate"}`: apply the database migrations.
     Migrate,
     /// `{"action":"audit"}`: compare the archive with PostgreSQL, hour by settled hour.
@@ -33,6 +37,7 @@ struct ActionInput {
 #[derive(Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Action {
+    Drain,
     Migrate,
     Audit,
 }
@@ -48,6 +53,7 @@ impl Input {
     pub fn parse(value: &Value) -> Result<Self, ArchiveError> {
         if let Ok(ActionInput { action }) = ActionInput::deserialize(value) {
             return Ok(match action {
+                Action::Drain => Input::Drain,
                 Action::Migrate => Input::Migrate,
                 Action::Audit => Input::Audit,
             });
@@ -112,10 +118,19 @@ pub async fn handle(
                 applied,
             })
         }
-        Input::Scheduled => {
+        Input::Scheduled | Input::Drain => {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            tracing::info!(remaining_ms = remaining.as_millis(), "archive run starting");
-            let outcome = archiver.run(Utc::now(), deadline).await;
+            let drain = input == Input::Drain;
+            tracing::info!(
+                remaining_ms = remaining.as_millis(),
+                drain,
+                "archive run starting"
+            );
+            let outcome = if drain {
+                archiver.drain(Utc::now(), deadline).await
+            } else {
+                archiver.run(Utc::now(), deadline).await
+            };
             outcome.summary.log();
             if emf {
                 println!("{}", outcome.summary.emf());
@@ -157,6 +172,10 @@ mod tests {
             Input::parse(&fixture("archiver-audit.json")).ok(),
             Some(Input::Audit)
         );
+        assert_eq!(
+            Input::parse(&fixture("archiver-drain.json")).ok(),
+            Some(Input::Drain)
+        );
     }
 
     #[test]
@@ -164,6 +183,7 @@ mod tests {
         for value in [
             serde_json::json!({"action": "drop_everything"}),
             serde_json::json!({"action": "migrate", "extra": 1}),
+            serde_json::json!({"action": "drain", "fan_out": true}),
             serde_json::json!({"detail-type": "Object Created", "source": "aws.s3"}),
             serde_json::json!({}),
             serde_json::json!("migrate"),

@@ -1,5 +1,5 @@
 //! The run's acknowledgement ledger: where each buffered event came from, which messages the
-//! run has met already, and what is to be deleted from the queue or marked handed off in
+//! run has met already, and what is to be deleted from the queue or settled in exp.pending_handoffs in
 //! PostgreSQL once every file holding an origin's events is stored.
 
 use std::collections::HashMap;

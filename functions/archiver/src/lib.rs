@@ -7,7 +7,8 @@
 //! scheduled run, its `ledger` of what to acknowledge and the `summary` it tallies, and
 //! `handler` dispatching an invocation. Once an hour is settled, `compact` rewrites it (read
 //! back through `bucket`, deduplicated by `dedupe`) to hold each event once; `audit`
-//! compares the archive with PostgreSQL by `digest`.
+//! compares the archive with PostgreSQL by `digest`. A scheduled run facing a deep queue
+//! starts drain workers of its own function (`fanout`).
 
 pub mod app;
 pub mod audit;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod dedupe;
 pub mod digest;
 pub mod error;
+pub mod fanout;
 pub mod handler;
 pub mod ledger;
 pub mod parquet_encoder;

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+};
 
 use crate::error::ArchiveError;
 
@@ -41,6 +43,23 @@ pub struct Deleted {
 impl ArchiveQueue {
     pub fn new(client: aws_sdk_sqs::Client, url: String) -> Self {
         Self { client, url }
+    }
+
+    /// Messages waiting to be received (ApproximateNumberOfMessages: visible, not in flight).
+    pub async fn depth(&self) -> Result<u64, ArchiveError> {
+        let name = QueueAttributeName::ApproximateNumberOfMessages;
+        let output = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(name.clone())
+            .send()
+            .await
+            .map_err(|e| ArchiveError::queue(&e))?;
+        let value = output.attributes().and_then(|a| a.get(&name));
+        value.and_then(|v| v.parse().ok()).ok_or_else(|| {
+            ArchiveError::QueueRefused(format!("ApproximateNumberOfMessages unreadable: {value:?}"))
+        })
     }
 
     /// One long-polling receive. `wait` is rounded down to whole seconds (SQS's unit).

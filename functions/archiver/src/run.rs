@@ -26,6 +26,7 @@ use crate::app::Archiver;
 use crate::batcher::{Batcher, Chunk, ChunkId, SourceId};
 use crate::compact;
 use crate::error::ArchiveError;
+use crate::fanout;
 use crate::ledger::{Ledger, Origin, Seen};
 use crate::parquet_encoder;
 use crate::partition::{by_partition, HourPartition};
@@ -90,9 +91,19 @@ struct Run<'a> {
 }
 
 impl Archiver {
-    /// One run: `now` is the run's clock (sweep grace, maintenance, lag metric); no receive
-    /// starts once less than the safety margin remains before `deadline`.
+    /// One scheduled run: `now` is the run's clock (sweep grace, maintenance, lag metric); no
+    /// receive starts once less than the safety margin remains before `deadline`. It first
+    /// starts drain workers if the queue holds more than it can drain alone.
     pub async fn run(&self, now: DateTime<Utc>, deadline: Instant) -> RunOutcome {
+        self.run_as(now, deadline, true).await
+    }
+
+    /// A drain worker's run: the same run without the fan-out, so workers start no workers.
+    pub async fn drain(&self, now: DateTime<Utc>, deadline: Instant) -> RunOutcome {
+        self.run_as(now, deadline, false).await
+    }
+
+    async fn run_as(&self, now: DateTime<Utc>, deadline: Instant, fan_out: bool) -> RunOutcome {
         let started = Instant::now();
         let mut run = Run {
             archiver: self,
@@ -107,6 +118,9 @@ impl Archiver {
             errors: Vec::new(),
             swept_rows: Vec::new(),
         };
+        if fan_out {
+            run.tally.summary.fanout = fanout::fan_out(self).await;
+        }
         run.sweep().await;
         run.drain().await;
         run.finish().await;

@@ -10,6 +10,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::compact::CompactionSummary;
+use crate::fanout::FanoutSummary;
 use crate::partition::HourPartition;
 use crate::queue::Deleted;
 
@@ -55,7 +56,7 @@ pub struct Summary {
     pub dead_lettered: usize,
     /// Events read from PostgreSQL by the sweep (not handed to SQS by the ingest function).
     pub swept: usize,
-    /// Swept events marked handed off (their objects are stored).
+    /// Swept keys settled in exp.pending_handoffs (their objects are stored, or their event is gone).
     pub marked: u64,
     /// Messages deleted from the queue (their objects are stored).
     pub deleted: usize,
@@ -72,6 +73,8 @@ pub struct Summary {
     pub stopped: Stop,
     /// Settled hours rewritten to hold each event once.
     pub compaction: CompactionSummary,
+    /// Drain workers this (scheduled) run started.
+    pub fanout: FanoutSummary,
     /// Codes of the errors met, in order (see `ArchiveError::code`).
     pub errors: Vec<&'static str>,
 }
@@ -166,6 +169,9 @@ impl Summary {
             compaction_events_out = self.compaction.events_out,
             duplicates_dropped = self.compaction.duplicates_dropped,
             compaction_hours_aborted = self.compaction.hours_aborted,
+            queue_depth = self.fanout.queue_depth,
+            workers_started = self.fanout.workers_started,
+            workers_failed = self.fanout.workers_failed,
             errors = ?self.errors,
             "archive run"
         );
@@ -194,6 +200,8 @@ impl Summary {
             self.compaction.duplicates_dropped,
             "Count",
         );
+        emf.metric("WorkersStarted", self.fanout.workers_started, "Count");
+        emf.metric("WorkersFailed", self.fanout.workers_failed, "Count");
         if let Some(age) = self.oldest_event_age_seconds {
             emf.metric("OldestEventAge", age, "Seconds");
         }

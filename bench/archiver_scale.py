@@ -5,7 +5,8 @@ S3. Prints one JSON object.
 For each run count and round: a fresh queue (with the stack's attributes: visibility timeout,
 redrive) and bucket of the bench's own, filled by `eis-bench fill-queue` with EVENTS packed
 events; the runs start together; the drain rate is the events sent over the wall time from
-the first start to the last exit (a rate, so wall time), beside each process's CPU time and
+the first start until the queue is empty (a rate, so wall time; until the last exit beside
+it), beside each process's CPU time and
 moto's. Then every object of the bucket is read back: distinct event ids archived must equal
 the events sent (nothing lost); rows beyond them are events archived twice.
 
@@ -30,6 +31,8 @@ from benchlib import cpu_seconds, summary
 
 ROOT = Path(__file__).resolve().parent.parent
 RESOURCES = ROOT / "infra" / "local" / "resources.py"
+# How often the queue's depth is read while the runs drain it.
+POLL_S = 0.2
 
 
 def resources(name, remove=False):
@@ -72,20 +75,33 @@ def drain(archiver, eis_bench, events, runs, name, moto_pid, sqs, s3):
         files = [(tempfile.TemporaryFile(), tempfile.TemporaryFile()) for _ in range(runs)]
         procs = [subprocess.Popen([archiver, str(ROOT / "events" / "archiver-scheduled.json")],
                                   env=env, stdout=out, stderr=err) for out, err in files]
+        # Reaped as they exit (os.wait4 gives each one's rusage; Popen.wait would not), while
+        # the queue is watched: it is drained once no message is left, visible or in flight
+        # (a message is deleted only after its events are stored). The runs then still wait
+        # out one empty long poll and do their maintenance before they exit.
+        done, drained_at = {}, None
+        while len(done) < runs:
+            for i, p in enumerate(procs):
+                if i not in done:
+                    pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+                    if pid:
+                        p.returncode = os.waitstatus_to_exitcode(status)
+                        done[i] = usage
+            if drained_at is None and left_in_queue(sqs, queue) == 0:
+                drained_at = time.monotonic()
+            time.sleep(POLL_S)
         outputs, cpu = [], []
-        for p, (out, err) in zip(procs, files):
-            # os.wait4 reaps the process and gives its rusage (Popen.wait would not).
-            _, status, usage = os.wait4(p.pid, 0)
-            p.returncode = os.waitstatus_to_exitcode(status)
+        for i, (p, (out, err)) in enumerate(zip(procs, files)):
             out.seek(0)
             err.seek(0)
             if p.returncode != 0:
                 raise RuntimeError(f"archiver exited {p.returncode}: {err.read().decode()[-2000:]}")
             outputs.append(json.loads(out.read()))
-            cpu.append(usage.ru_utime + usage.ru_stime)
+            cpu.append(done[i].ru_utime + done[i].ru_stime)
             out.close()
             err.close()
         wall = time.monotonic() - started
+        drained = (drained_at or time.monotonic()) - started
         moto_cpu = cpu_seconds(moto_pid) - moto_before
         ids, objects = archived_ids(s3, name)
         distinct = len(set(ids))
@@ -94,7 +110,9 @@ def drain(archiver, eis_bench, events, runs, name, moto_pid, sqs, s3):
             "sent": fill["events"],
             "messages": fill["messages"],
             "wall_s": wall,
-            "events_per_s": fill["events"] / wall,
+            "drained_s": drained,
+            "events_per_s": fill["events"] / drained,
+            "events_per_s_to_exit": fill["events"] / wall,
             "archiver_cpu_s": cpu,
             "archiver_cpu_us_per_event": 1e6 * sum(cpu) / fill["events"],
             "moto_cpu_s": moto_cpu,
@@ -109,7 +127,7 @@ def drain(archiver, eis_bench, events, runs, name, moto_pid, sqs, s3):
             "left_in_queue": left_in_queue(sqs, queue),
         }
         print(f"[archiver-scale] {runs} run(s): {result['events_per_s']:.0f} events/s "
-              f"({wall:.1f} s wall), lost {result['lost']}, duplicates {result['duplicates']}, "
+              f"(queue empty after {drained:.1f} s, last exit {wall:.1f} s), lost {result['lost']}, duplicates {result['duplicates']}, "
               f"archiver CPU {sum(cpu):.2f} s, moto CPU {moto_cpu:.2f} s", file=sys.stderr)
         return result
     finally:
@@ -132,6 +150,8 @@ def main():
         out[str(c)] = {
             "events_per_s": summary([r["events_per_s"] for r in rs]),
             "wall_s": summary([r["wall_s"] for r in rs]),
+            "drained_s": summary([r["drained_s"] for r in rs]),
+            "events_per_s_to_exit": summary([r["events_per_s_to_exit"] for r in rs]),
             "archiver_cpu_us_per_event": summary([r["archiver_cpu_us_per_event"] for r in rs]),
             "moto_cpu_share": summary([r["moto_cpu_s"] / r["wall_s"] for r in rs]),
             "lost": sum(r["lost"] for r in rs),

@@ -68,7 +68,7 @@ fi
 STARTED_STACK=0
 stack_running || STARTED_STACK=1
 infra/local/up.sh
-# shellcheck disable=SC1091
+# shellcheck source=/dev/null  # .local/env, written by up.sh
 source "$ENV_FILE"
 PY=$VENV/bin/python
 

@@ -95,7 +95,9 @@ async fn secondary_indexes(client: &Client) -> anyhow::Result<Vec<SecondaryIndex
         .iter()
         .map(|r| SecondaryIndex {
             name: r.get(0),
-            definition: r.get(1),
+            // pg_get_indexdef says `ON ONLY` for a partitioned index: run as is, it would
+            // create the parent's index alone (invalid), none on the partitions.
+            definition: r.get::<_, String>(1).replacen(" ON ONLY ", " ON ", 1),
         })
         .collect())
 }

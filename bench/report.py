@@ -624,7 +624,7 @@ Benchmarks report; no figure fails a build.
 ## How to reproduce
 
 ```sh
-make bench                 # everything, ~20-30 min; release builds cached in ~/.cache/eis/target
+make bench                 # everything, ~25-35 min; release builds cached in ~/.cache/eis/target
 BENCH_QUICK=1 make bench   # smoke run: small sizes, one round
 BENCH_ONLY="ingest_http archiver_scale" make bench   # only these sections
 .local/bench-venv/bin/python bench/report.py bench/results/latest.json BENCHMARKS.md bench/results/ingest-throughput-p99.png

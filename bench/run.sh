@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# `make bench`: every benchmark of issue 7, on the local stack, in one run on this machine.
+# `make bench`: every benchmark of issues 7 and 14, on the local stack, in one run on this machine.
 # Writes bench/results/latest.json, the plot bench/results/ingest-throughput-p99.png and
 # BENCHMARKS.md (generated from the JSON by bench/report.py). Benchmarks report; a number
 # never fails the run. A section that breaks is recorded as an error and the others go on.
 #
-#   bench/run.sh                 full run (~20-30 min on 2 cores, release builds cached)
+#   bench/run.sh                 full run (~25-35 min on 2 cores, release builds cached)
 #   BENCH_QUICK=1 bench/run.sh   smoke run: small sizes, one round (a few minutes)
 #   BENCH_ONLY="ingest_http archiver_scale" bench/run.sh
 #                                only these sections (the others are recorded as not run)

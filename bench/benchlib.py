@@ -33,6 +33,31 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def cluster_cpu_seconds(postmaster):
+    """User + system CPU time of a PostgreSQL cluster: the postmaster and every live child
+    (backends, WAL writer, autovacuum, ...), each with the times of the children it reaped,
+    and the postmaster's reaped children (backends that ended, such as psql's). As
+    bench/src/pg_write.rs reads it: from /proc, never from wall time."""
+    ticks = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == postmaster or int(fields[1]) == postmaster:
+            # utime, stime, cutime, cstime
+            ticks += sum(int(v) for v in fields[11:15])
+    return ticks / _TICK
+
+
+def ppid(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
 def vm_hwm_mib(pid):
     """Peak resident set size so far (VmHWM) of a live process, in MiB."""
     with open(f"/proc/{pid}/status") as f:

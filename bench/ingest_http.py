@@ -5,6 +5,12 @@ Every configuration runs twice: against moto (the local stack as specified), the
 `eis-bench sqs-stub` (an SQS stand-in that accepts at once), which shows what the function and
 PostgreSQL do when the emulator is not the bottleneck.
 
+Issue 14's references, in the same run: after each batch-500 run, the rows it stored are
+loaded again with `psql \\copy` (CSV) into the emptied exp.events (same table, indexes and
+database; the ids the API assigned, new to the emptied table): PostgreSQL CPU per event of
+both (the whole cluster's processes, from /proc) and COPY's rows/s. And
+`eis-bench value-parse` of the same batch-500 body: `serde_json::Value` parse CPU per event.
+
 Usage: ingest_http.py INGEST_BIN BODIES_DIR DURATION_S RUNS EIS_BENCH_BIN
 Environment: DATABASE_URL (a database of the bench's own: it is truncated between runs),
 EIS_QUEUE_URL (a queue of its own on moto: emptied between runs), AWS_* of the local stack,
@@ -21,7 +27,7 @@ from pathlib import Path
 
 import boto3
 
-from benchlib import cpu_seconds, free_port, http_get, summary, vm_hwm_mib
+from benchlib import cluster_cpu_seconds, cpu_seconds, free_port, http_get, ppid, summary, vm_hwm_mib
 
 # name, body file, connections, events per request
 CONFIGS = [
@@ -32,12 +38,46 @@ CONFIGS = [
     ("batch500_c8", "batch-500", 8, 500),
 ]
 HERE = Path(__file__).resolve().parent
+# The configuration that issue 14's references run beside.
+COPY_BESIDE = "batch500_c8"
+COLUMNS = ('event_id, event_type, unit_type, unit_id, experiments, context, metrics, payload, '
+           '"timestamp", received_at, flags')
+TRUNCATE = "TRUNCATE exp.events, exp.event_ids, exp.pending_handoffs"
+# Requests still in flight when wrk stops (up to 8 × 500 events) commit within this.
+SETTLE_S = 1.0
+# The postmaster reaps a finished backend (psql's) within this: then its CPU shows.
+REAP_S = 0.3
 
 
 def psql(sql):
     out = subprocess.run(["psql", os.environ["DATABASE_URL"], "-Atqc", sql],
                          check=True, capture_output=True, text=True)
     return out.stdout.strip()
+
+
+def copy_beside(postmaster, csv):
+    """The rows the API run just stored, exported (outside the measurement), then loaded again
+    with `psql \\copy` into the emptied tables: rows/s (from psql's start, connection included,
+    as in pg-write) and the cluster's CPU seconds."""
+    url = os.environ["DATABASE_URL"]
+    subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qc",
+                    f"\\copy (SELECT {COLUMNS} FROM exp.events) TO '{csv}' WITH (FORMAT csv)"],
+                   check=True)
+    rows = int(psql("SELECT count(*) FROM exp.events"))
+    psql(TRUNCATE)
+    time.sleep(REAP_S)
+    before = cluster_cpu_seconds(postmaster)
+    started = time.monotonic()
+    subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qc",
+                    f"\\copy exp.events ({COLUMNS}) FROM '{csv}' WITH (FORMAT csv)"], check=True)
+    seconds = time.monotonic() - started
+    time.sleep(REAP_S)
+    cpu = cluster_cpu_seconds(postmaster) - before
+    stored = int(psql("SELECT count(*) FROM exp.events"))
+    if stored != rows:
+        raise RuntimeError(f"\\copy stored {stored} of {rows} rows")
+    return {"rows": rows, "rows_per_s": rows / seconds, "seconds": seconds,
+            "pg_cluster_cpu_us_per_row": 1e6 * cpu / max(rows, 1)}
 
 
 def reset_queue(sqs, url):
@@ -80,6 +120,7 @@ def measure(binary, bodies, seconds, runs, env, sqs_pid, reset):
         backend = int(psql("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                            "AND application_name = 'eis' LIMIT 1"))
         procs = (("ingest", server.pid), ("postgres", backend), ("sqs", sqs_pid))
+        postmaster = ppid(backend)
         print(f"[ingest-http] ingest pid {server.pid} on port {port}, backend {backend}", file=sys.stderr)
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -89,16 +130,23 @@ def measure(binary, bodies, seconds, runs, env, sqs_pid, reset):
                 wrk(port, bodies / f"{body}.json", connections, min(seconds, 3), out)
 
             results = {name: [] for name, *_ in CONFIGS}
+            beside = []
             # Rounds interleave the configurations, as in pg-write.
             for round_ in range(runs):
                 for name, body, connections, per_request in CONFIGS:
                     # Requests still in flight when wrk stopped finish first, not in this run.
                     time.sleep(1)
-                    psql("TRUNCATE exp.events, exp.event_ids, exp.pending_handoffs")
+                    psql(TRUNCATE)
                     reset()
+                    cluster_before = cluster_cpu_seconds(postmaster)
                     before = {k: cpu_seconds(p) for k, p in procs}
                     figures, wrk_cpu = wrk(port, bodies / f"{body}.json", connections, seconds, out)
                     after = {k: cpu_seconds(p) for k, p in procs}
+                    if name == COPY_BESIDE:
+                        # The whole cluster, once the last requests have committed, per row
+                        # stored: measured as COPY's is.
+                        time.sleep(SETTLE_S)
+                        cluster_cpu = cluster_cpu_seconds(postmaster) - cluster_before
                     stored = int(psql("SELECT count(*) FROM exp.events"))
                     requests = figures["requests"]
                     duration = figures["duration_us"] / 1e6
@@ -122,11 +170,20 @@ def measure(binary, bodies, seconds, runs, env, sqs_pid, reset):
                     print(f"[ingest-http] round {round_} {name}: {r['events_per_s']:.0f} events/s "
                           f"p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms "
                           f"(non-2xx {r['non_2xx']}, stored {stored} of {events})", file=sys.stderr)
+                    if name == COPY_BESIDE:
+                        c = copy_beside(postmaster, Path(tmp) / "stored.csv")
+                        c["api_pg_cluster_cpu_us_per_event"] = 1e6 * cluster_cpu / max(stored, 1)
+                        c["api_events_per_s"] = r["events_per_s"]
+                        beside.append(c)
+                        print(f"[ingest-http] round {round_} beside {name}: PostgreSQL CPU "
+                              f"{c['api_pg_cluster_cpu_us_per_event']:.1f} µs/event through the API, "
+                              f"{c['pg_cluster_cpu_us_per_row']:.1f} µs/row by \\copy; "
+                              f"\\copy {c['rows_per_s']:.0f} rows/s", file=sys.stderr)
         peak = vm_hwm_mib(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
-        psql("TRUNCATE exp.events, exp.event_ids, exp.pending_handoffs")
+        psql(TRUNCATE)
 
     configs = {}
     for name, body, connections, per_request in CONFIGS:
@@ -144,7 +201,12 @@ def measure(binary, bodies, seconds, runs, env, sqs_pid, reset):
             "socket_errors": sum(r["socket_errors"] for r in rs),
             "stored_vs_counted": [[r["stored"], r["events"]] for r in rs],
         }
-    return {"configs": configs, "rss_after_start_mib": rss_idle, "peak_rss_mib": peak}
+    copy = {"config": COPY_BESIDE, "runs": beside,
+            **{k: summary([c[k] for c in beside]) for k in
+               ("rows_per_s", "pg_cluster_cpu_us_per_row", "api_pg_cluster_cpu_us_per_event",
+                "api_events_per_s")}}
+    return {"configs": configs, "copy_beside": copy,
+            "rss_after_start_mib": rss_idle, "peak_rss_mib": peak}
 
 
 def main():
@@ -168,7 +230,13 @@ def main():
     finally:
         stub.terminate()
         stub.wait(timeout=30)
+    # The function-CPU reference: the very body the batch-500 runs sent.
+    value_parse = json.loads(subprocess.run(
+        [stub_binary, "value-parse", str(bodies / "batch-500.json"), str(max(runs, 3))],
+        check=True, capture_output=True, text=True).stdout)
+    value_parse["us_per_event"] = summary(value_parse["us_per_event"])
     print(json.dumps({"duration_s": seconds, "runs": runs, "backends": backends,
+                      "value_parse": value_parse,
                       "peak_rss_mib": max(b["peak_rss_mib"] for b in backends.values()),
                       "rss_after_start_mib": backends["moto"]["rss_after_start_mib"]}))
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# `make bench`: every benchmark of issue 7, on the local stack, in one run on this machine.
+# `make bench`: every benchmark of issues 7 and 14, on the local stack, in one run on this machine.
 # Writes bench/results/latest.json, the plot bench/results/ingest-throughput-p99.png and
 # BENCHMARKS.md (generated from the JSON by bench/report.py). Benchmarks report; a number
 # never fails the run. A section that breaks is recorded as an error and the others go on.
 #
-#   bench/run.sh                 full run (~20-30 min on 2 cores, release builds cached)
+#   bench/run.sh                 full run (~25-35 min on 2 cores, release builds cached)
 #   BENCH_QUICK=1 bench/run.sh   smoke run: small sizes, one round (a few minutes)
+#   BENCH_ONLY="ingest_http archiver_scale" bench/run.sh
+#                                only these sections (the others are recorded as not run)
 #
 # Uses a database (eis_bench), queue and bucket of its own, removed at the end; the local
 # stack's own are left alone. Starts the stack when it is not running, and then stops it.
@@ -21,13 +23,21 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/eis/target}
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
   ROUNDS=1 HTTP_SECONDS=3 PG_EVENTS=5000 ENCODE_EVENTS=10000 DRAIN_EVENTS=10000 DRAIN_RUNS=1
-  COMPACT_EVENTS=10000
+  COMPACT_EVENTS=10000 SCALE_EVENTS=20000 SCALE_ROUNDS=1
   COLD_RUNS=5 PROFILE_EVENTS=1000 PROFILE_REQUESTS="50 1" CRITERION_ARGS=(--warm-up-time 0.5 --measurement-time 1)
 else
   ROUNDS=3 HTTP_SECONDS=10 PG_EVENTS=50000 ENCODE_EVENTS=100000 DRAIN_EVENTS=100000 DRAIN_RUNS=3
-  COMPACT_EVENTS=100000
+  COMPACT_EVENTS=100000 SCALE_EVENTS=200000 SCALE_ROUNDS=2
   COLD_RUNS=20 PROFILE_EVENTS=5000 PROFILE_REQUESTS="200 4" CRITERION_ARGS=()
 fi
+# Every section, in the order they run; BENCH_ONLY picks some of them.
+SECTIONS=(validation pg_write ingest_http encoding drain compaction archiver_scale cold_start profile)
+ONLY=${BENCH_ONLY:-}
+for key in $ONLY; do
+  [[ " ${SECTIONS[*]} " == *" $key "* ]] || { log "BENCH_ONLY: no section $key (sections: ${SECTIONS[*]})"; exit 2; }
+done
+# Concurrent archiver runs of the scale-out section (issue 14).
+SCALE_RUNS="1 2 4"
 # An hour as the scheduled runs leave it: one raw file per 5-minute run, 2% of the events twice.
 COMPACT_FILES=12 COMPACT_DUPLICATE_PCT=2
 RESULTS=$ROOT/bench/results
@@ -58,7 +68,7 @@ fi
 STARTED_STACK=0
 stack_running || STARTED_STACK=1
 infra/local/up.sh
-# shellcheck disable=SC1091
+# shellcheck source=/dev/null  # .local/env, written by up.sh
 source "$ENV_FILE"
 PY=$VENV/bin/python
 
@@ -94,6 +104,11 @@ read -r QUEUE_URL _ < <($PY infra/local/resources.py --queue "$NAME" --bucket "$
 section() {
   local key=$1 started=$SECONDS
   shift
+  if [ -n "$ONLY" ] && [[ " $ONLY " != *" $key "* ]]; then
+    jq -n --arg e "not run: BENCH_ONLY=\"$ONLY\"" '{error: $e}' >"$WORK/$key.json"
+    echo 0 >"$WORK/$key.seconds"
+    return 0
+  fi
   log "== $key"
   # Not in an `if`: there bash would ignore `set -e` inside the section and hide its errors.
   set +e
@@ -150,6 +165,13 @@ compaction() {
   done | jq -s '{runs: .}'
 }
 
+archiver_scale() {
+  # shellcheck disable=SC2086  # the run counts
+  DATABASE_URL=$BENCH_DB_URL MOTO_PID=$(cat "$LOCAL/moto.pid") EIS_SCALE_NAME="$NAME-scale" \
+    $PY bench/archiver_scale.py "$CARGO_TARGET_DIR/release/archiver" "$EIS_BENCH" \
+    "$SCALE_EVENTS" "$SCALE_ROUNDS" $SCALE_RUNS
+}
+
 cold_start() {
   local sizes
   sizes=$(
@@ -182,14 +204,9 @@ profile() {
     | jq --slurpfile paths "$WORK/profile-paths.json" '$paths[0] + {requests: .}'
 }
 
-section validation validation
-section pg_write pg_write
-section ingest_http ingest_http
-section encoding encoding
-section drain drain
-section compaction compaction
-section cold_start cold_start
-section profile profile
+for key in "${SECTIONS[@]}"; do
+  section "$key" "$key"
+done
 
 # --- latest.json: machine, versions, every figure; then BENCHMARKS.md and the plot.
 version() { "$@" 2>&1 | head -1 || true; }
@@ -206,23 +223,17 @@ jq -n \
   --arg moto "$($PY -c 'import moto; print(moto.__version__)')" \
   --arg python "$(version "$PY" --version)" \
   --arg matplotlib "$("$BENCH_VENV/bin/python" -c 'import matplotlib; print(matplotlib.__version__)')" \
-  --arg sizes "rounds=$ROUNDS http_seconds=$HTTP_SECONDS pg_events=$PG_EVENTS encode_events=$ENCODE_EVENTS drain_events=$DRAIN_EVENTS drain_runs=$DRAIN_RUNS compact_events=$COMPACT_EVENTS compact_files=$COMPACT_FILES cold_runs=$COLD_RUNS profile_events=$PROFILE_EVENTS profile_requests=$PROFILE_REQUESTS" \
-  '{started_at: $started, quick: ($quick == 1), total_seconds: $seconds, sizes: $sizes, commit: $commit,
+  --arg sizes "rounds=$ROUNDS http_seconds=$HTTP_SECONDS pg_events=$PG_EVENTS encode_events=$ENCODE_EVENTS drain_events=$DRAIN_EVENTS drain_runs=$DRAIN_RUNS compact_events=$COMPACT_EVENTS compact_files=$COMPACT_FILES scale_events=$SCALE_EVENTS scale_rounds=$SCALE_ROUNDS scale_runs=$SCALE_RUNS cold_runs=$COLD_RUNS profile_events=$PROFILE_EVENTS profile_requests=$PROFILE_REQUESTS" \
+  --arg only "$ONLY" \
+  '{started_at: $started, quick: ($quick == 1), only: $only, total_seconds: $seconds, sizes: $sizes, commit: $commit,
     machine: {nproc: ($nproc | tonumber), cpu: $cpu, memory: $mem, kernel: $kernel,
               load_average_start: $load_start, load_average_end: $load_end},
     versions: {rustc: $rustc, cargo: $cargo, wrk: $wrk, valgrind: $valgrind, postgres: $postgres,
                moto: $moto, python: $python, matplotlib: $matplotlib}}' >"$WORK/meta.json"
-for key in validation pg_write ingest_http encoding drain compaction cold_start profile; do
-  jq --argjson s "$(cat "$WORK/$key.seconds")" '. + {section_seconds: $s}' "$WORK/$key.json" >"$WORK/$key.final.json"
-done
-jq -n --slurpfile meta "$WORK/meta.json" \
-  --slurpfile validation "$WORK/validation.final.json" --slurpfile pg_write "$WORK/pg_write.final.json" \
-  --slurpfile ingest_http "$WORK/ingest_http.final.json" --slurpfile encoding "$WORK/encoding.final.json" \
-  --slurpfile drain "$WORK/drain.final.json" --slurpfile compaction "$WORK/compaction.final.json" \
-  --slurpfile cold_start "$WORK/cold_start.final.json" \
-  --slurpfile profile "$WORK/profile.final.json" \
-  '$meta[0] + {validation: $validation[0], pg_write: $pg_write[0], ingest_http: $ingest_http[0],
-    encoding: $encoding[0], drain: $drain[0], compaction: $compaction[0], cold_start: $cold_start[0], profile: $profile[0]}' \
-  >"$RESULTS/latest.json"
+# Each section's object under its key, with the seconds it took.
+for key in "${SECTIONS[@]}"; do
+  jq --arg key "$key" --argjson s "$(cat "$WORK/$key.seconds")" '{($key): (. + {section_seconds: $s})}' \
+    "$WORK/$key.json"
+done | jq -s --slurpfile meta "$WORK/meta.json" '$meta[0] + add' >"$RESULTS/latest.json"
 "$BENCH_VENV/bin/python" bench/report.py "$RESULTS/latest.json" BENCHMARKS.md "$RESULTS/ingest-throughput-p99.png"
 log "done in $((SECONDS - T0)) s: $RESULTS/latest.json, BENCHMARKS.md"

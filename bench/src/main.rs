@@ -9,6 +9,7 @@
 //!   eis-bench fill-queue QUEUE_URL EVENTS    a deep archive queue, for bench/memory-drain.sh
 //!   eis-bench sqs-stub PORT                  an SQS stand-in that accepts everything
 //!   eis-bench serve-ingest                   the ingest function's local server, for callgrind
+//!   eis-bench value-parse BODY ROUNDS        serde_json::Value parse of a body, CPU per event
 
 mod compaction;
 mod cpu_path;
@@ -17,6 +18,7 @@ mod fill_queue;
 mod pg_write;
 mod serve_ingest;
 mod sqs_stub;
+mod value_parse;
 mod workload;
 
 use anyhow::{bail, Context};
@@ -59,9 +61,10 @@ fn main() -> anyhow::Result<()> {
         ["fill-queue", queue_url, events] => {
             runtime()?.block_on(fill_queue::fill(queue_url, number(events)?))?
         }
+        ["value-parse", body, rounds] => value_parse::measure(body.as_ref(), number(rounds)?)?,
         _ => bail!(
             "usage: eis-bench bodies OUT_DIR | pg-write EVENTS ROUNDS | \
-             encode EVENTS ROUNDS OUT_DIR | compact EVENTS FILES DUP_PCT | cpu-path ingest|archive EVENTS | fill-queue QUEUE_URL EVENTS | sqs-stub PORT | serve-ingest"
+             encode EVENTS ROUNDS OUT_DIR | compact EVENTS FILES DUP_PCT | cpu-path ingest|archive EVENTS | fill-queue QUEUE_URL EVENTS | sqs-stub PORT | serve-ingest | value-parse BODY ROUNDS"
         ),
     };
     println!("{report}");

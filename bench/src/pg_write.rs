@@ -5,6 +5,11 @@
 //! server's practical limit) and one prepared INSERT per row (what a naive Lambda does).
 //! Server CPU is read from /proc for every process of the cluster, not from wall time.
 //!
+//! Index cost per insert (issue 14): the same `\copy` with each secondary index of exp.events
+//! dropped in turn, and with all of them dropped (heap and primary key only); the difference
+//! to the `\copy` with every index is that index's CPU per row. After the loads, the bytes
+//! per row of the partitions, per index and of exp.event_ids (the capacity plan's storage).
+//!
 //! Needs DATABASE_URL pointing at a database of its own (bench/run.sh creates `eis_bench`):
 //! every measurement starts from an empty exp.events.
 
@@ -41,18 +46,60 @@ enum Method {
     Batch(usize),
     BatchWithoutIdentity(usize),
     Copy,
+    /// `\copy` with the secondary index at this position of the list dropped, or all of
+    /// them (None).
+    CopyWithout(Option<usize>),
     RowByRow,
 }
 
 impl Method {
-    fn name(self) -> String {
+    fn name(self, indexes: &[SecondaryIndex]) -> String {
         match self {
             Method::Batch(n) => format!("batch_{n}"),
             Method::BatchWithoutIdentity(n) => format!("batch_{n}_without_identity"),
             Method::Copy => "psql_copy".into(),
+            Method::CopyWithout(Some(i)) => format!("psql_copy_without_{}", indexes[i].name),
+            Method::CopyWithout(None) => "psql_copy_without_secondary_indexes".into(),
             Method::RowByRow => "insert_per_row".into(),
         }
     }
+
+    /// The secondary indexes this method drops before it loads.
+    fn dropped(self, indexes: &[SecondaryIndex]) -> Vec<&SecondaryIndex> {
+        match self {
+            Method::CopyWithout(Some(i)) => vec![&indexes[i]],
+            Method::CopyWithout(None) => indexes.iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A secondary index of exp.events (any but the primary key), as the migrations define it.
+struct SecondaryIndex {
+    name: String,
+    definition: String,
+}
+
+/// The secondary indexes of exp.events now (read from the catalog, so that the bench follows
+/// the migrations).
+async fn secondary_indexes(client: &Client) -> anyhow::Result<Vec<SecondaryIndex>> {
+    Ok(client
+        .query(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indexrelid \
+             WHERE i.indrelid = 'exp.events'::regclass AND NOT i.indisprimary ORDER BY c.relname",
+            &[],
+        )
+        .await
+        .context("listing the indexes of exp.events")?
+        .iter()
+        .map(|r| SecondaryIndex {
+            name: r.get(0),
+            // pg_get_indexdef says `ON ONLY` for a partitioned index: run as is, it would
+            // create the parent's index alone (invalid), none on the partitions.
+            definition: r.get::<_, String>(1).replacen(" ON ONLY ", " ON ", 1),
+        })
+        .collect())
 }
 
 pub async fn measure(n: usize, rounds: usize) -> anyhow::Result<Value> {
@@ -66,15 +113,22 @@ pub async fn measure(n: usize, rounds: usize) -> anyhow::Result<Value> {
     write_csv(&csv, &events)?;
 
     let postmaster = postmaster_pid(&admin).await?;
-    let methods = [
+    let indexes = secondary_indexes(&admin).await?;
+    let mut methods = vec![
         Method::Batch(100),
         Method::Batch(500),
         Method::BatchWithoutIdentity(500),
         Method::Batch(1000),
         Method::Copy,
-        Method::RowByRow,
     ];
-    let mut results: Vec<Measured> = methods.iter().map(|m| Measured::new(m.name())).collect();
+    methods.extend((0..indexes.len()).map(|i| Method::CopyWithout(Some(i))));
+    methods.push(Method::CopyWithout(None));
+    methods.push(Method::RowByRow);
+    let mut results: Vec<Measured> = methods
+        .iter()
+        .map(|m| Measured::new(m.name(&indexes)))
+        .collect();
+    let mut sizes = Vec::new();
     // Rounds interleave the methods, so a burst of load on the shared machine hits them all.
     for round in 0..rounds {
         for (method, result) in methods.iter().zip(results.iter_mut()) {
@@ -86,6 +140,12 @@ pub async fn measure(n: usize, rounds: usize) -> anyhow::Result<Value> {
                 .batch_execute("TRUNCATE exp.events, exp.event_ids, exp.pending_handoffs")
                 .await
                 .context("TRUNCATE")?;
+            for index in method.dropped(&indexes) {
+                admin
+                    .batch_execute(&format!("DROP INDEX exp.{}", index.name))
+                    .await
+                    .with_context(|| format!("dropping {}", index.name))?;
+            }
             let cpu_before = cluster_cpu_seconds(postmaster)?;
             let started = Instant::now();
             match *method {
@@ -102,7 +162,7 @@ pub async fn measure(n: usize, rounds: usize) -> anyhow::Result<Value> {
                         without_identity(&admin, chunk).await?;
                     }
                 }
-                Method::Copy => copy(&url, &csv).await?,
+                Method::Copy | Method::CopyWithout(_) => copy(&url, &csv).await?,
                 Method::RowByRow => row_by_row(&admin, rows).await?,
             }
             let seconds = started.elapsed().as_secs_f64();
@@ -115,13 +175,40 @@ pub async fn measure(n: usize, rounds: usize) -> anyhow::Result<Value> {
                 .await?
                 .get(0);
             if stored != rows.len() as i64 {
-                bail!("{}: {stored} rows stored of {}", method.name(), rows.len());
+                bail!(
+                    "{}: {stored} rows stored of {}",
+                    method.name(&indexes),
+                    rows.len()
+                );
             }
             eprintln!(
-                "[pg-write] round {round} {}: {} rows in {seconds:.3} s",
-                method.name(),
-                rows.len()
+                "[pg-write] round {round} {}: {} rows in {seconds:.3} s, {:.1} µs server CPU per row",
+                method.name(&indexes),
+                rows.len(),
+                cpu * 1e6 / rows.len() as f64
             );
+            // Storage per row once loaded: after the COPY with every index (the table as
+            // queried) and after the batch writer (which also fills exp.event_ids).
+            if round == 0 && matches!(method, Method::Copy | Method::Batch(500)) {
+                sizes.push(json!({
+                    "after": method.name(&indexes),
+                    "rows": stored,
+                    "bytes": relation_sizes(&admin).await?,
+                }));
+            }
+            let dropped = method.dropped(&indexes);
+            if !dropped.is_empty() {
+                // On the emptied table: building the index again costs nothing to measure.
+                admin
+                    .batch_execute("TRUNCATE exp.events, exp.event_ids, exp.pending_handoffs")
+                    .await?;
+                for index in dropped {
+                    admin
+                        .batch_execute(&index.definition)
+                        .await
+                        .with_context(|| format!("creating {} again", index.name))?;
+                }
+            }
             result.rows = rows.len();
             result.rows_per_s.push(rows.len() as f64 / seconds);
             result.pg_cpu_us_per_row.push(cpu * 1e6 / rows.len() as f64);
@@ -142,7 +229,57 @@ pub async fn measure(n: usize, rounds: usize) -> anyhow::Result<Value> {
             (m.name, figures)
         })
         .collect();
-    Ok(json!({"events": n, "rounds": rounds, "methods": methods}))
+    let indexes: Vec<Value> = indexes
+        .iter()
+        .map(|i| json!({"name": i.name, "definition": i.definition}))
+        .collect();
+    Ok(json!({"events": n, "rounds": rounds, "methods": methods,
+              "secondary_indexes": indexes, "sizes": sizes}))
+}
+
+/// Bytes on disk of exp.events' partitions (heap with TOAST, each index summed over the
+/// partitions, everything) and of exp.event_ids and exp.pending_handoffs.
+async fn relation_sizes(client: &Client) -> anyhow::Result<Value> {
+    let row = client
+        .query_one(
+            "SELECT coalesce(sum(pg_table_size(inhrelid)), 0)::bigint, \
+                    coalesce(sum(pg_indexes_size(inhrelid)), 0)::bigint, \
+                    coalesce(sum(pg_total_relation_size(inhrelid)), 0)::bigint \
+             FROM pg_inherits WHERE inhparent = 'exp.events'::regclass",
+            &[],
+        )
+        .await?;
+    let (heap, indexes, total): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    // A partition's index is attached to the parent's index of the same definition.
+    let per_index: serde_json::Map<String, Value> = client
+        .query(
+            "SELECT p.relname, coalesce(sum(pg_relation_size(h.inhrelid)), 0)::bigint \
+             FROM pg_index i JOIN pg_class p ON p.oid = i.indexrelid \
+             LEFT JOIN pg_inherits h ON h.inhparent = i.indexrelid \
+             WHERE i.indrelid = 'exp.events'::regclass GROUP BY p.relname ORDER BY p.relname",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get::<_, String>(0), Value::from(r.get::<_, i64>(1))))
+        .collect();
+    let total_of = |table: &str| format!("SELECT pg_total_relation_size('{table}'::regclass)");
+    let event_ids: i64 = client
+        .query_one(&total_of("exp.event_ids"), &[])
+        .await?
+        .get(0);
+    let pending: i64 = client
+        .query_one(&total_of("exp.pending_handoffs"), &[])
+        .await?
+        .get(0);
+    Ok(json!({
+        "events_table": heap,
+        "events_indexes": indexes,
+        "events_total": total,
+        "events_per_index": per_index,
+        "event_ids_total": event_ids,
+        "pending_handoffs_total": pending,
+    }))
 }
 
 struct Measured {

@@ -236,4 +236,8 @@ for key in "${SECTIONS[@]}"; do
     "$WORK/$key.json"
 done | jq -s --slurpfile meta "$WORK/meta.json" '$meta[0] + add' >"$RESULTS/latest.json"
 "$BENCH_VENV/bin/python" bench/report.py "$RESULTS/latest.json" BENCHMARKS.md "$RESULTS/ingest-throughput-p99.png"
+# The capacity plan needs a full run's sections; a partial (BENCH_ONLY) run leaves it as it was.
+if [ -z "${BENCH_ONLY:-}" ]; then
+  "$BENCH_VENV/bin/python" bench/capacity.py "$RESULTS/latest.json" docs/capacity.md
+fi
 log "done in $((SECONDS - T0)) s: $RESULTS/latest.json, BENCHMARKS.md"

@@ -118,10 +118,11 @@ def plan(m, rate, config, per_request):
          "EIS_RETENTION_DAYS (the archive is the system of record)"),
     ]
     first = max(limits, key=lambda x: x[1])
+    also = [x for x in limits if x is not first and x[1] >= 1]
     return {"req_s": req_s, "duration_ms": duration_ms, "concurrency": concurrency, "gb_s": gb_s,
             "pg_vcpus": pg_vcpus, "rds": rds, "storage_tib": storage_tib, "messages_s": messages_s,
             "sqs_calls": sqs_calls, "sqs_billed": sqs_billed, "s3_puts": s3_puts, "workers": workers,
-            "cost": cost, "first": first}
+            "cost": cost, "first": first, "also": also}
 
 
 def n(x, digits=0):
@@ -138,13 +139,15 @@ def render(run, m):
             rds = f"{p['rds'][0]} ({n(p['pg_vcpus'], 1)} vCPU needed)" if p["rds"] else \
                 f"**none** ({n(p['pg_vcpus'])} vCPU needed > {RDS_CLASSES[-1][1]})"
             total = sum(v for v in p["cost"].values() if v is not None)
-            rows.append([n(rate), label, n(p["concurrency"]), n(p["gb_s"], 1), rds,
+            rows.append([n(rate), label, n(p["concurrency"], 1), n(p["gb_s"], 1), rds,
                          n(p["storage_tib"], 1), f"{n(p['sqs_calls'])} ({n(p['sqs_billed'])} billed)",
                          n(p["s3_puts"], 2), n(p["workers"], 1),
                          f"${total:,.2f}" + ("" if p["rds"] else " + sharded DB")])
             name, used, knob = p["first"]
             notes.append(f"- **{n(rate)}/s, {label}**: first to break is **{name}** "
-                         f"({used:.0%} of its limit); knob: {knob}.")
+                         f"({used:.0%} of its limit); knob: {knob}."
+                         + "".join(f" Also over its limit: {a} ({u:.0%}; knob: {k})."
+                                   for a, u, k in p["also"]))
     header = ["events/s", "sent as", "Lambda concurrency", "Lambda GB-s per s", "RDS class",
               "storage at 90 days, TiB", "SQS calls/s", "S3 PUT/s", "archiver workers",
               "cost per million events"]
@@ -208,9 +211,10 @@ What breaks first, and the knob that moves it:
 
 ## When one PostgreSQL primary is not enough
 
-At 100 000 events/s the 90-day window alone is about a petabyte: no single RDS instance holds
-it, and single events need more CPU than the largest class. Two existing engines take over,
-in this order:
+Storage is what gives out first at every rate above: at 10 000 events/s the 90-day window is
+already more than one RDS instance can hold, and at 100 000 it is about a petabyte, while
+the CPU still fits one primary (the table's RDS column). Two existing engines take over, in
+this order:
 
 1. **Shorter retention in PostgreSQL, the archive as system of record.** Retention is one
    setting (`EIS_RETENTION_DAYS`); identity (`exp.event_ids`) lasts as long as an event is in

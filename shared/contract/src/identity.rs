@@ -5,22 +5,13 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use crate::event::Event;
-use crate::record::Encoded;
-
 /// SHA-256 of the event's content in its canonical record form, truncated to 128 bits: far
 /// beyond accidental collisions, and a colliding resend could only mask the sender's own
-/// conflict. Stable across releases (it is stored in `exp.event_ids`).
+/// conflict. Stable across releases (it is stored in `exp.event_ids`). The content is what
+/// two sends of one event_id must agree on to be the same event: everything the client sent,
+/// not `received_at` and `flags`, which depend on when the server saw it. Computed by
+/// [`crate::Encoded::new`], with the record, in one pass.
 pub type ContentDigest = [u8; 16];
-
-/// The content is what two sends of one event_id must agree on to be the same event:
-/// everything the client sent, not `received_at` and `flags`, which depend on when the server
-/// saw it. Hashed as the JSON object of the record's fields `event_type` to `timestamp`
-/// (written by [`Encoded::new`], which the ingest calls once per event for the SQS record too).
-pub fn content_digest(event: &Event) -> ContentDigest {
-    // Writing cannot fail: every key is a string and metrics are finite.
-    Encoded::new(event).map(|e| e.digest).unwrap_or_default()
-}
 
 /// Where an event of a batch stands against the earlier events of the same batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +44,11 @@ pub fn in_batch(events: &[(Uuid, ContentDigest)]) -> Vec<InBatch> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{validate_event, Limits};
+    use crate::{validate_event, Encoded, Event, Limits};
+
+    fn content_digest(event: &Event) -> ContentDigest {
+        Encoded::new(event).expect("encode").digest
+    }
     use chrono::{TimeZone, Utc};
 
     fn event(body: &str, minute: u32) -> Event {

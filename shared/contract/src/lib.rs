@@ -8,7 +8,8 @@
 //!   [`Event`] or exactly one [`Rejection`] (a stable [`Code`] + message).
 //! - [`parse_batch`] splits a batch body into each event's raw JSON.
 //! - [`Event`]'s serde form is the record format stored and archived.
-//! - [`content_digest`] tells a retry of an event_id from a conflicting resend.
+//! - [`Encoded`] writes an accepted event once: its record and its content digest, which
+//!   tells a retry of an event_id from a conflicting resend.
 
 mod batch;
 mod code;
@@ -29,7 +30,7 @@ mod validate;
 pub use batch::parse_batch;
 pub use code::{Code, Flag};
 pub use event::{Event, ExperimentRef};
-pub use identity::{content_digest, in_batch, ContentDigest, InBatch};
+pub use identity::{in_batch, ContentDigest, InBatch};
 pub use json_object::{JsonObject, JsonObjectError};
 pub use limits::Limits;
 pub use record::{Encoded, ToRecord};

@@ -87,11 +87,7 @@ impl Storage {
     /// once (`Encoded`): its digest, its PostgreSQL columns and its SQS record.
     pub async fn save(&self, events: &[Event]) -> Result<SaveReport, StoreError> {
         let started = Instant::now();
-        let encoded = events
-            .iter()
-            .map(Encoded::new)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StoreError::other("cannot write JSON").caused_by(e))?;
+        let encoded = eis_store::events::encode(events)?;
         let stored = self.store.insert_encoded(events, &encoded).await?;
         let pg_latency = started.elapsed();
 

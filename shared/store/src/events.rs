@@ -148,6 +148,15 @@ pub struct Stored {
     pub pending: Vec<PendingId>,
 }
 
+/// Each event written once ([`Encoded::new`]), as [`PgEventStore::insert_encoded`] takes them.
+pub fn encode(events: &[Event]) -> Result<Vec<Encoded>, StoreError> {
+    events
+        .iter()
+        .map(Encoded::new)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StoreError::other("cannot write JSON").caused_by(e))
+}
+
 /// What the insert statement did with one event: stored it, found its id already claimed
 /// (retry or conflict: the stored digest tells), or had the database refuse it.
 enum Written {
@@ -172,12 +181,7 @@ impl PgEventStore {
     /// batch is written again one event at a time inside one transaction, with a savepoint
     /// each, so that the bad events get their own answer and the good ones are still stored.
     pub async fn insert(&self, events: &[Event]) -> Result<Stored, StoreError> {
-        let encoded = events
-            .iter()
-            .map(Encoded::new)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StoreError::other("cannot write JSON").caused_by(e))?;
-        self.insert_encoded(events, &encoded).await
+        self.insert_encoded(events, &encode(events)?).await
     }
 
     /// [`Self::insert`] of events already written once ([`Encoded::new`], whose record the

@@ -303,7 +303,8 @@ def check_schedule(t):
     events = props(t, "ArchiverFunction")["Events"]
     schedules = [e for e in events.values() if e["Type"] == "Schedule"]
     runs = [e for e in schedules if "Input" not in e["Properties"]]
-    audits = [e for e in schedules if "Input" in e["Properties"]]
+    audits = [e for e in schedules if "Input" in e["Properties"]
+              and json.loads(e["Properties"]["Input"]).get("action") == "audit"]
     assert len(runs) == 1, "the archiver runs on an EventBridge schedule"
     assert len(audits) == 1, "the audit runs on a schedule of its own"
     audit = audits[0]["Properties"]

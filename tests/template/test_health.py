@@ -1,0 +1,192 @@
+"""The experiment-health job (docs/health.md) in template.yaml: its schedule on the archiver, the
+settings it and the ingest's registry read, and the alarms on its EMF metrics (namespace EIS,
+dimension Experiment) written as Metrics Insights queries covering every experiment.
+
+As in test_template.py: every check runs on the real template and on copies broken on purpose,
+where it must fail.
+"""
+
+import copy
+import json
+import re
+
+import pytest
+
+R = "Resources"
+P = "Properties"
+
+
+def env(t, name):
+    return t[R][name][P]["Environment"]["Variables"]
+
+
+def param(t, name):
+    return t["Parameters"][name]
+
+
+def insights_alarm(t, function, metric):
+    """The one alarm whose only metric is `SELECT <function>(<metric>) FROM SCHEMA("EIS", Experiment)`."""
+    pattern = re.compile(
+        rf'^SELECT\s+{function}\({metric}\)\s+FROM\s+SCHEMA\("EIS",\s*Experiment\)$')
+    found = []
+    for name, a in t[R].items():
+        if a["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        for m in a[P].get("Metrics", []):
+            if isinstance(m.get("Expression"), str) and pattern.match(m["Expression"].strip()):
+                found.append(name)
+    assert len(found) == 1, f"one alarm on {function}({metric}) over every experiment: {found}"
+    p = t[R][found[0]][P]
+    assert len(p["Metrics"]) == 1 and p["Metrics"][0].get("ReturnData", True) is True
+    period = p["Metrics"][0]["Period"]
+    assert period % 60 == 0 and period >= 300, "a Metrics Insights alarm needs a Period"
+    assert p["TreatMissingData"] == "notBreaching", "no experiment reporting is no alarm"
+    assert {"Ref": "AlarmTopic"} in p["AlarmActions"] and {"Ref": "AlarmTopic"} in p["OKActions"]
+    text = " ".join(p["AlarmDescription"].split())
+    assert "exp.experiment_health" in text and "docs/health.md" in text, "say where to look"
+    return p
+
+
+# --- checks -------------------------------------------------------------------------------------
+
+
+def check_health_schedule(t):
+    events = t[R]["ArchiverFunction"][P]["Events"]
+    health = [e[P] for e in events.values() if e["Type"] == "Schedule" and "Input" in e[P]
+              and json.loads(e[P]["Input"]) == {"action": "health"}]
+    assert len(health) == 1, "the health job runs on a schedule of its own"
+    assert health[0]["Schedule"] == {"Ref": "HealthSchedule"}
+    assert health[0].get("State", "ENABLED") == "ENABLED" and health[0].get("Enabled", True) is True
+    assert param(t, "HealthSchedule")["Default"] == "rate(5 minutes)"
+
+
+def check_health_settings(t):
+    archiver = env(t, "ArchiverFunction")
+    assert archiver["EIS_SRM_MIN_UNITS"] == {"Ref": "SrmMinUnitsPerVariant"}
+    p = param(t, "SrmMinUnitsPerVariant")
+    assert p["Type"] == "Number" and p["Default"] == 100 and p["MinValue"] == 1
+    # The job reads events received at least this long ago; an insert can commit up to the
+    # ingest function's Timeout after its received_at.
+    lag = int(archiver["EIS_HEALTH_LAG_SECS"])
+    assert lag > t[R]["IngestFunction"][P]["Timeout"], "EIS_HEALTH_LAG_SECS must exceed the ingest Timeout"
+    assert lag <= 3600, "the archiver accepts 0..3600"
+
+
+def check_registry_settings(t):
+    ingest = env(t, "IngestFunction")
+    assert ingest["EIS_REGISTRY_MODE"] == {"Ref": "RegistryMode"}
+    assert ingest["EIS_REGISTRY_MAX_AGE_SECS"] == {"Ref": "RegistryMaxAgeSeconds"}
+    mode = param(t, "RegistryMode")
+    assert mode["Default"] == "flag" and sorted(mode["AllowedValues"]) == ["flag", "reject"]
+    age = param(t, "RegistryMaxAgeSeconds")
+    assert (age["Default"], age["MinValue"], age["MaxValue"]) == (60, 1, 3600)
+
+
+def check_srm_alarm(t):
+    p = insights_alarm(t, "MIN", "SrmPValue")
+    assert p["Threshold"] == {"Ref": "SrmPValueThreshold"}
+    assert p["ComparisonOperator"] == "LessThanThreshold"
+    assert param(t, "SrmPValueThreshold")["Default"] == 0.001
+
+
+def check_crossover_alarm(t):
+    p = insights_alarm(t, "MAX", "CrossoverShare")
+    assert p["Threshold"] == {"Ref": "CrossoverShareThreshold"}
+    assert p["ComparisonOperator"] == "GreaterThanThreshold"
+    assert param(t, "CrossoverShareThreshold")["Default"] == 0.01
+
+
+def check_unknown_variants_alarm(t):
+    p = insights_alarm(t, "MAX", "UnknownVariantShare")
+    assert p["Threshold"] == {"Ref": "UnknownVariantShareThreshold"}
+    assert p["ComparisonOperator"] == "GreaterThanThreshold"
+    assert param(t, "UnknownVariantShareThreshold")["Default"] == 0.01
+
+
+def check_parameter_groups(t):
+    grouped = {p for g in t["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+               for p in g["Parameters"]}
+    for name in ("HealthSchedule", "SrmMinUnitsPerVariant", "SrmPValueThreshold",
+                 "CrossoverShareThreshold", "UnknownVariantShareThreshold", "RegistryMode",
+                 "RegistryMaxAgeSeconds"):
+        assert name in t["Parameters"] and name in grouped, name
+
+
+CHECKS = {f.__name__[len("check_"):]: f for f in [
+    check_health_schedule, check_health_settings, check_registry_settings, check_srm_alarm,
+    check_crossover_alarm, check_unknown_variants_alarm, check_parameter_groups,
+]}
+
+
+def _set(path, value):
+    def mutate(t):
+        node = t
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    return mutate
+
+
+def _del(path):
+    def mutate(t):
+        node = t
+        for key in path[:-1]:
+            node = node[key]
+        node.pop(path[-1])
+    return mutate
+
+
+HEALTH = [R, "ArchiverFunction", P, "Events", "Health", P]
+AENV = [R, "ArchiverFunction", P, "Environment", "Variables"]
+IENV = [R, "IngestFunction", P, "Environment", "Variables"]
+
+
+def _query(alarm, expression):
+    return _set([R, alarm, P, "Metrics", 0, "Expression"], expression)
+
+
+MUTATIONS = [
+    ("health_schedule", _del([R, "ArchiverFunction", P, "Events", "Health"])),
+    ("health_schedule", _set(HEALTH + ["Input"], '{"action": "audit"}')),
+    ("health_schedule", _set(HEALTH + ["State"], "DISABLED")),
+    ("health_schedule", _set(HEALTH + ["Schedule"], "rate(5 minutes)")),
+    ("health_settings", _del(AENV + ["EIS_SRM_MIN_UNITS"])),
+    ("health_settings", _set(AENV + ["EIS_HEALTH_LAG_SECS"], "10")),
+    ("health_settings", _set([R, "IngestFunction", P, "Timeout"], 120)),
+    ("health_settings", _set(["Parameters", "SrmMinUnitsPerVariant", "MinValue"], 0)),
+    ("registry_settings", _del(IENV + ["EIS_REGISTRY_MODE"])),
+    ("registry_settings", _set(IENV + ["EIS_REGISTRY_MAX_AGE_SECS"], "60")),
+    ("registry_settings", _set(["Parameters", "RegistryMode", "Default"], "reject")),
+    ("srm_alarm", _del([R, "ExperimentSrmAlarm"])),
+    ("srm_alarm", _set([R, "ExperimentSrmAlarm", P, "ComparisonOperator"], "GreaterThanThreshold")),
+    ("srm_alarm", _query("ExperimentSrmAlarm", 'SELECT MAX(SrmPValue) FROM SCHEMA("EIS", Experiment)')),
+    ("srm_alarm", _query("ExperimentSrmAlarm", 'SELECT MIN(SrmPValue) FROM SCHEMA("EIS", Function)')),
+    ("srm_alarm", _set([R, "ExperimentSrmAlarm", P, "TreatMissingData"], "breaching")),
+    ("srm_alarm", _del([R, "ExperimentSrmAlarm", P, "Metrics", 0, "Period"])),
+    ("crossover_alarm", _del([R, "ExperimentCrossoverAlarm"])),
+    ("crossover_alarm", _set([R, "ExperimentCrossoverAlarm", P, "Threshold"], 0.5)),
+    ("crossover_alarm", _set([R, "ExperimentCrossoverAlarm", P, "AlarmActions"], [])),
+    ("unknown_variants_alarm", _del([R, "ExperimentUnknownVariantsAlarm"])),
+    ("unknown_variants_alarm", _set([R, "ExperimentUnknownVariantsAlarm", P, "AlarmDescription"],
+                                    "Unknown variants.")),
+    ("parameter_groups", _del(["Parameters", "HealthSchedule"])),
+    ("parameter_groups", lambda t: t["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"].pop()),
+]
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_check_holds(name, template):
+    CHECKS[name](template)
+
+
+@pytest.mark.parametrize("name,mutate", MUTATIONS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(MUTATIONS)])
+def test_check_catches(name, mutate, template):
+    broken = copy.deepcopy(template)
+    mutate(broken)
+    assert broken != template, "the mutation changed nothing"
+    with pytest.raises((AssertionError, KeyError, IndexError)):
+        CHECKS[name](broken)
+
+
+def test_every_check_has_a_mutation():
+    assert {n for n, _ in MUTATIONS} == set(CHECKS)

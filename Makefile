@@ -8,7 +8,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/eis/target
 export EIS_TOOLS_DIR ?= $(HOME)/.cache/eis/tools
 
-.PHONY: help dev test up down migrate archive audit check-templates sam-build bench
+.PHONY: help dev test up down migrate archive audit health registry check-templates sam-build bench
 
 help:
 	@echo "make dev              local stack + ingest API on http://127.0.0.1:$${EIS_PORT:-3000} (Ctrl-C stops)"
@@ -18,6 +18,8 @@ help:
 	@echo "make migrate          apply migrations to the local database"
 	@echo "make archive          one archiver run now against the local stack; prints the summary"
 	@echo "make audit            compare the local archive with PostgreSQL; prints the audit's summary"
+	@echo "make health           one experiment-health run now (assignments, rollups, SRM); prints its summary"
+	@echo "make registry         load REGISTRY (default: the example) into exp.experiments (docs/health.md)"
 	@echo "make check-templates  cfn-lint, sam validate --lint, checkov and the template tests"
 	@echo "make sam-build        sam build for arm64 and the bootstrap binaries' sizes"
 	@echo "make bench            benchmarks (see BENCHMARKS.md)"
@@ -41,6 +43,17 @@ archive: up
 # The same input as the audit's schedule in AWS.
 audit: up
 	source .local/env && cargo run --quiet --locked --bin archiver -- events/archiver-audit.json
+
+# The same input as the health job's schedule in AWS.
+health: up
+	source .local/env && cargo run --quiet --locked --bin archiver -- events/archiver-health.json
+
+# Registry entries from a JSON file (docs/health.md, "The registry"); each replaces the
+# experiment of its id.
+REGISTRY ?= infra/local/experiments.example.json
+registry: migrate
+	source .local/env && psql "$$DATABASE_URL" -v ON_ERROR_STOP=1 -Atq -v doc="$$(cat '$(REGISTRY)')" \
+	  <<< "SELECT 'experiments loaded: ' || exp.load_experiments(:'doc'::jsonb);"
 
 dev:
 	infra/local/dev.sh

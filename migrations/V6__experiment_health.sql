@@ -78,12 +78,13 @@ CREATE TABLE exp.assignments (
 -- The rollups attribute a unit's other events to its variants: looked up by unit.
 CREATE INDEX assignments_unit_idx ON exp.assignments (unit_type, unit_id);
 
--- The job's watermark: every event with received_at < processed_to has been counted.
+-- The job's watermark: every event with received_at < processed_to has been counted (NULL:
+-- none yet; the first run starts at the oldest event).
 CREATE TABLE exp.health_progress (
     singleton    boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
-    processed_to timestamptz NOT NULL
+    processed_to timestamptz
 );
-INSERT INTO exp.health_progress (processed_to) VALUES ('-infinity');
+INSERT INTO exp.health_progress (processed_to) VALUES (NULL);
 
 -- What the watermark may pass (docs/health.md, "The watermark"): at taken_at no transaction
 -- id at or above next_xid had been handed out, so once the oldest running transaction is at

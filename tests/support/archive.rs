@@ -21,6 +21,16 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::{test_bucket, BucketGuard, TestDb, TestQueue};
 
+/// The health job of the tests: no lag (the tests' inserts are over before it runs).
+pub const HEALTH_POLICY: archiver::health::HealthPolicy = archiver::health::HealthPolicy {
+    watermark: eis_store::WatermarkPolicy {
+        lag: Duration::ZERO,
+        max_window: Duration::from_secs(3600),
+        statement_timeout: Duration::from_secs(60),
+    },
+    min_units: 100,
+};
+
 /// The archiver's configuration of the tests: small deadlines, generous buffers.
 pub fn archiver_config(
     db: DbConfig,
@@ -54,6 +64,7 @@ pub fn archiver_config(
             run_capacity_messages: 5000,
             function: None,
         },
+        health: HEALTH_POLICY,
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eis_runtime::aws;
-use eis_store::{migrate, ArchiveHours, Db, PendingHandoffs};
+use eis_store::{migrate, ArchiveHours, Db, HealthStore, PendingHandoffs};
 
 use crate::bucket::ArchiveBucket;
 use crate::config::Config;
@@ -28,6 +28,8 @@ pub struct Archiver {
     pub pending: PendingHandoffs,
     /// Which hours hold files still to compact (`exp.archive_hours`), and the audit's queries.
     pub hours: ArchiveHours,
+    /// The health job's tables (`{"action":"health"}`).
+    pub health: HealthStore,
     /// Starts drain workers (the fan-out); None outside Lambda.
     pub workers: Option<Box<dyn StartWorker>>,
 }
@@ -52,6 +54,7 @@ impl Archiver {
                 config.prefix.clone(),
             ),
             hours: ArchiveHours::new(Arc::clone(&db)),
+            health: HealthStore::new(Arc::clone(&db)),
             pending: PendingHandoffs::new(Arc::clone(&db)),
             db,
             config,

@@ -8,10 +8,11 @@ use chrono::{DateTime, Utc};
 use eis_runtime::config::{millis, optional, or_default, required, within};
 use eis_runtime::EnvError;
 use eis_store::maintenance::MaintenancePolicy;
-use eis_store::{DbConfig, RoleSecrets};
+use eis_store::{DbConfig, RoleSecrets, WatermarkPolicy};
 
 use crate::batcher::BufferLimits;
 use crate::fanout::FanoutPolicy;
+use crate::health::HealthPolicy;
 
 const MIB: usize = 1024 * 1024;
 
@@ -57,6 +58,10 @@ pub struct Config {
     /// `EIS_MAX_ARCHIVER_CONCURRENCY` (4), `EIS_RUN_CAPACITY_MESSAGES` (5000) and the
     /// function to invoke (`AWS_LAMBDA_FUNCTION_NAME`, `EIS_FANOUT_QUALIFIER`).
     pub fanout: FanoutPolicy,
+    /// The health job (`{"action":"health"}`): `EIS_HEALTH_LAG_SECS` (120),
+    /// `EIS_HEALTH_WINDOW_SECS` (3600), `EIS_HEALTH_STATEMENT_TIMEOUT_SECS` (120) and
+    /// `EIS_SRM_MIN_UNITS` (100).
+    pub health: HealthPolicy,
 }
 
 impl Config {
@@ -108,6 +113,24 @@ impl Config {
                     optional("AWS_LAMBDA_FUNCTION_NAME")?,
                     optional("EIS_FANOUT_QUALIFIER")?,
                 ),
+            },
+            health: HealthPolicy {
+                watermark: WatermarkPolicy {
+                    lag: Duration::from_secs(within("EIS_HEALTH_LAG_SECS", 120, 0, 3600)?),
+                    max_window: Duration::from_secs(within(
+                        "EIS_HEALTH_WINDOW_SECS",
+                        3600,
+                        1,
+                        7 * 86_400,
+                    )?),
+                    statement_timeout: Duration::from_secs(within(
+                        "EIS_HEALTH_STATEMENT_TIMEOUT_SECS",
+                        120,
+                        1,
+                        900,
+                    )?),
+                },
+                min_units: within("EIS_SRM_MIN_UNITS", 100, 1, i64::MAX)?,
             },
         })
     }

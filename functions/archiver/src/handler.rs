@@ -1,7 +1,7 @@
 //! The invocation: which input it is, what it does, what it answers. The same function serves
 //! the EventBridge schedule (one archive run), the drain workers that run starts
-//! (`{"action":"drain"}`), the audit's schedule (`{"action":"audit"}`) and the deploy's
-//! `{"action":"migrate"}`.
+//! (`{"action":"drain"}`), the audit's schedule (`{"action":"audit"}`), the health job's
+//! schedule (`{"action":"health"}`) and the deploy's `{"action":"migrate"}`.
 
 use std::time::SystemTime;
 
@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use crate::app::Archiver;
 use crate::audit::{self, AuditSummary};
 use crate::error::ArchiveError;
+use crate::health::{self, HealthSummary};
 use crate::summary::Summary;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub enum Input {
     Migrate,
     /// `{"action":"audit"}`: compare the archive with PostgreSQL, hour by settled hour.
     Audit,
+    /// `{"action":"health"}`: count new events into the experiments' health tables.
+    Health,
 }
 
 #[derive(Deserialize)]
@@ -40,6 +43,7 @@ enum Action {
     Drain,
     Migrate,
     Audit,
+    Health,
 }
 
 /// Only the field that tells a scheduled event apart; EventBridge may add others.
@@ -56,6 +60,7 @@ impl Input {
                 Action::Drain => Input::Drain,
                 Action::Migrate => Input::Migrate,
                 Action::Audit => Input::Audit,
+                Action::Health => Input::Health,
             });
         }
         match EventBridgeInput::deserialize(value) {
@@ -89,6 +94,7 @@ fn kind(value: &Value) -> &'static str {
 pub enum Output {
     Run(Summary),
     Audit(AuditSummary),
+    Health(HealthSummary),
     Migrated {
         action: &'static str,
         applied: Vec<String>,
@@ -137,6 +143,23 @@ pub async fn handle(
             }
             outcome.into_result().map(Output::Run)
         }
+        Input::Health => {
+            let (summary, rows) = health::run(
+                &archiver.health,
+                &archiver.config.health,
+                Utc::now(),
+                deadline,
+            )
+            .await?;
+            for row in &rows {
+                health::log(row);
+                if let Some(doc) = health::emf(row).filter(|_| emf) {
+                    println!("{doc}");
+                }
+            }
+            tracing::info!(summary = ?summary, "health run");
+            Ok(Output::Health(summary))
+        }
         Input::Audit => {
             let outcome = audit::audit(archiver, Utc::now(), deadline).await;
             outcome.summary.log();
@@ -175,6 +198,10 @@ mod tests {
         assert_eq!(
             Input::parse(&fixture("archiver-drain.json")).ok(),
             Some(Input::Drain)
+        );
+        assert_eq!(
+            Input::parse(&fixture("archiver-health.json")).ok(),
+            Some(Input::Health)
         );
     }
 

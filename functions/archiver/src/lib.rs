@@ -8,7 +8,8 @@
 //! `handler` dispatching an invocation. Once an hour is settled, `compact` rewrites it (read
 //! back through `bucket`, deduplicated by `dedupe`) to hold each event once; `audit`
 //! compares the archive with PostgreSQL by `digest`. A scheduled run facing a deep queue
-//! starts drain workers of its own function (`fanout`).
+//! starts drain workers of its own function (`fanout`). `health` maintains the experiments'
+//! assignments, rollups and health rows (with `srm`'s sample-ratio test).
 
 pub mod app;
 pub mod audit;
@@ -21,11 +22,13 @@ pub mod digest;
 pub mod error;
 pub mod fanout;
 pub mod handler;
+pub mod health;
 pub mod ledger;
 pub mod parquet_encoder;
 pub mod partition;
 pub mod queue;
 pub mod run;
+pub mod srm;
 pub mod summary;
 #[cfg(test)]
 mod test_events;

@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod health;
 pub mod maintenance;
 pub mod migrate;
 pub mod pending;
@@ -18,4 +19,8 @@ pub use config::{DbConfig, RoleSecrets};
 pub use db::Db;
 pub use error::StoreError;
 pub use events::{EventKey, InsertOutcome, PgEventStore, Stored};
+pub use health::{
+    Advance, ExperimentCounts, ExperimentHealth, HealthStore, SrmFigures, VariantUnits,
+    WatermarkPolicy,
+};
 pub use pending::{PendingHandoffs, PendingId, Swept};

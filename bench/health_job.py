@@ -1,0 +1,159 @@
+"""The experiment-health job (issue 15): its events per second per core, and the size of
+exp.assignments against exp.events, for a realistic mix generated in a database of its own.
+
+The mix: EVENTS events over the last DAYS days, UNITS units, 5 experiments. Each unit is in
+about 3 of them (by a hash), one variant each (50/50, and 2/1/1 for a three-arm one). An
+event names the experiments of its unit, except 10% that carry no context. The types are
+plan_generated (latency_ms, token_count), plan_accepted, meal_swapped and user_edit
+(edit_count).
+
+Two measurements, each one release archiver run of `events/archiver-health.json` (as
+`make health` runs it):
+- backfill: the whole mix, counted in one run;
+- increment: INCREMENT more events of today, received after the backfill (a steady-state
+  run: the cost of recomputing today's rollups dominates it).
+CPU is the job process's (rusage) plus the PostgreSQL cluster's (/proc), never wall time.
+
+Usage: health_job.py ARCHIVER EVENTS UNITS INCREMENT
+Environment: DATABASE_URL (an empty, migrated database; a superuser, to find the cluster's
+postmaster).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchlib import cluster_cpu_seconds
+
+ROOT = Path(__file__).resolve().parent.parent
+DAYS = 6
+
+# Registered with their splits (exp_swaps has three arms, 2/1/1).
+REGISTRY = [
+    {"experiment_id": x, "unit_type": "user", "starts_at": "2026-01-01T00:00:00Z",
+     "variants": ([{"variant_id": "control", "weight": 2}, {"variant_id": "nearby", "weight": 1},
+                   {"variant_id": "diverse", "weight": 1}] if x == "exp_swaps" else
+                  [{"variant_id": "control"}, {"variant_id": "treatment"}])}
+    for x in ["exp_ranker", "exp_swaps", "exp_copy", "exp_prices", "exp_recipes"]
+]
+
+EXPERIMENTS = """
+(VALUES ('exp_ranker', 1), ('exp_swaps', 2), ('exp_copy', 3), ('exp_prices', 4), ('exp_recipes', 5))
+"""
+
+# One row per event: its unit, time and type; then the experiments of its unit.
+GENERATE = f"""
+INSERT INTO exp.events (event_id, event_type, unit_type, unit_id, experiments, metrics, "timestamp")
+SELECT gen_random_uuid(), t.event_type, 'user', 'u' || g.unit,
+       CASE WHEN g.i % 10 = 0 THEN '[]'::jsonb ELSE coalesce((
+           SELECT jsonb_agg(jsonb_build_object(
+                      'experiment_id', x.id,
+                      'variant_id', CASE WHEN x.n = 2 THEN (ARRAY['control', 'control', 'nearby', 'diverse'])[1 + abs(hashtext(x.id || g.unit)) % 4]
+                                         ELSE (ARRAY['control', 'treatment'])[1 + abs(hashtext(x.id || g.unit)) % 2] END))
+           FROM {EXPERIMENTS} AS x(id, n)
+           WHERE abs(hashtext(g.unit::text || x.id)) % 5 < 3), '[]'::jsonb) END,
+       CASE t.event_type
+           WHEN 'plan_generated' THEN jsonb_build_object('latency_ms', 50 + g.i % 2000, 'token_count', 200 + g.i % 1500)
+           WHEN 'user_edit' THEN jsonb_build_object('edit_count', 1 + g.i % 7)
+           ELSE '{{}}'::jsonb END,
+       (@START) + (g.i::float8 / @N) * (@SPAN)
+FROM (SELECT i, (i * 7919) % @UNITS AS unit FROM generate_series(0, @N - 1) i) g
+CROSS JOIN LATERAL (SELECT (ARRAY['plan_generated', 'plan_generated', 'plan_accepted', 'meal_swapped', 'user_edit'])[1 + g.i % 5] AS event_type) t
+"""
+
+
+def psql(sql, *args):
+    """Runs `sql` from stdin (so that psql variables given in `args` apply)."""
+    return subprocess.run(["psql", os.environ["DATABASE_URL"], "-qAtX", "-v", "ON_ERROR_STOP=1", *args],
+                          input=sql, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def generate(n, units, start, span):
+    """`n` events of `units` units, spread evenly from `start` over `span` (SQL expressions)."""
+    psql(GENERATE.replace("@N", str(int(n))).replace("@UNITS", str(int(units)))
+         .replace("@START", start).replace("@SPAN", span))
+
+
+def run_job(archiver, postmaster):
+    env = dict(os.environ, EIS_QUEUE_URL="unused", EIS_BUCKET="unused",
+               EIS_HEALTH_LAG_SECS="0", EIS_HEALTH_WINDOW_SECS=str(7 * 86400),
+               EIS_HEALTH_STATEMENT_TIMEOUT_SECS="900", EIS_LOCAL_DEADLINE_SECS="3600",
+               RUST_LOG="warn")
+    pg_before = cluster_cpu_seconds(postmaster)
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([archiver, str(ROOT / "events" / "archiver-health.json")], env=env,
+                                stdout=subprocess.PIPE, stderr=err)
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - started
+        pg_cpu = cluster_cpu_seconds(postmaster) - pg_before
+        if status != 0:
+            err.seek(0)
+            raise SystemExit(f"the health run failed ({status}): {err.read().decode()[-2000:]}")
+    summary = json.loads(out)
+    job_cpu = usage.ru_utime + usage.ru_stime
+    cpu = job_cpu + pg_cpu
+    return {
+        "events": summary["events"],
+        "rollup_days": summary["rollup_days"],
+        "experiments": summary["experiments"],
+        "wall_seconds": wall,
+        "job_cpu_seconds": job_cpu,
+        "postgres_cpu_seconds": pg_cpu,
+        "events_per_cpu_second": summary["events"] / cpu if cpu > 0 else None,
+    }
+
+
+def sizes():
+    row = psql("""
+        SELECT (SELECT count(*) FROM exp.events),
+               (SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits
+                WHERE inhparent = 'exp.events'::regclass),
+               (SELECT count(*) FROM exp.assignments),
+               pg_total_relation_size('exp.assignments'),
+               (SELECT count(*) FROM exp.variant_daily),
+               pg_total_relation_size('exp.variant_daily') + pg_total_relation_size('exp.variant_daily_metrics')
+    """).split("|")
+    events, events_bytes, assignments, assignments_bytes, daily_rows, daily_bytes = map(int, row)
+    return {
+        "events": events, "events_bytes": events_bytes,
+        "assignments": assignments, "assignments_bytes": assignments_bytes,
+        "assignments_share_of_events_bytes": assignments_bytes / events_bytes,
+        "variant_daily_rows": daily_rows, "rollup_bytes": daily_bytes,
+    }
+
+
+def main():
+    archiver, events, units, increment = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    # The cluster's CPU is read from /proc: the bench runs on the server's machine.
+    data_dir = psql("SHOW data_directory")
+    postmaster = int(Path(data_dir, "postmaster.pid").read_text().split()[0])
+    psql(f"""SELECT exp.ensure_day_partition(d::date) FROM generate_series(
+             (now() AT TIME ZONE 'UTC')::date - {DAYS}, (now() AT TIME ZONE 'UTC')::date + 1, '1 day') d""")
+    psql("SELECT exp.load_experiments(:'doc'::jsonb)", "-v", f"doc={json.dumps(REGISTRY)}")
+    started = time.monotonic()
+    generate(events, units, f"now() - interval '{DAYS} days'", f"interval '{DAYS} days'")
+    print(f"generated {events} events in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    psql("ANALYZE exp.events")
+    backfill = run_job(archiver, postmaster)
+    print(f"backfill: {backfill}", file=sys.stderr)
+    size = sizes()
+    # Today's events, received after the backfill: the steady state of a 5-minute schedule.
+    generate(increment, units, "now() - interval '10 minutes'", "interval '10 minutes'")
+    steady = run_job(archiver, postmaster)
+    print(f"increment: {steady}", file=sys.stderr)
+    print(json.dumps({
+        "mix": {"events": events, "units": units, "experiments": 5, "days": DAYS, "increment": increment},
+        "backfill": backfill,
+        "increment": steady,
+        "sizes": size,
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -5,8 +5,9 @@
 
 -- The registry: loaded by operators (exp.load_experiments below), read by the ingest, which
 -- caches it and flags events that do not fit their experiment.
+-- Ids are UUIDs, kept as their canonical text: the form events carry in exp.events.experiments.
 CREATE TABLE exp.experiments (
-    experiment_id text        PRIMARY KEY,
+    experiment_id text        PRIMARY KEY CHECK (experiment_id = experiment_id::uuid::text),
     name          text        NOT NULL,
     unit_type     text        NOT NULL,
     status        text        NOT NULL CHECK (status IN ('running', 'stopped')),
@@ -20,7 +21,7 @@ CREATE TABLE exp.experiments (
 -- relative: 1/1 and 50/50 are the same split).
 CREATE TABLE exp.experiment_variants (
     experiment_id text             NOT NULL REFERENCES exp.experiments ON DELETE CASCADE,
-    variant_id    text             NOT NULL,
+    variant_id    text             NOT NULL CHECK (variant_id = variant_id::uuid::text),
     weight        double precision NOT NULL CHECK (weight > 0 AND weight < 'infinity'),
     PRIMARY KEY (experiment_id, variant_id)
 );

@@ -7,19 +7,16 @@
 //! over any mix of retries, in-batch repeats and conflicting resends.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use archiver::config::CompactionPolicy;
 use chrono::Utc;
 use eis_runtime::{handoff, SqsPublisher};
-use eis_store::Db;
 use eis_tests::api::answer;
 use eis_tests::archive::{hour_ago, policy, Stack};
 use eis_tests::events::{EXPERIMENT, VARIANT};
 use eis_tests::*;
-use ingest::routes::{router, AppState};
-use ingest::storage::Storage;
+use ingest::routes::router;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -42,15 +39,7 @@ async fn api_with(
     stack: &Stack,
     publisher: impl eis_runtime::Publish + 'static,
 ) -> (String, tokio::task::JoinHandle<()>) {
-    let state = AppState {
-        storage: Arc::new(Storage::new(
-            Arc::new(Db::new(&stack.db().config()).expect("db")),
-            publisher,
-        )),
-        limits: eis_contract::Limits::default(),
-        max_body_bytes: 5 << 20,
-        now: Utc::now,
-    };
+    let state = api_state(&stack.db().config(), publisher);
     serve(router(state)).await
 }
 

@@ -372,34 +372,28 @@ async fn a_stopped_experiment_keeps_its_window_and_reports_no_metrics() {
     let now = DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).expect("now");
     let starts = now - chrono::Duration::hours(5);
     let ends = now - chrono::Duration::hours(2);
+    // Registry ids are UUIDs (the form events carry).
+    let (stopped_id, a, b) = (
+        "0194a1c0-0000-7000-8000-0000000000e9",
+        "0194a1c0-0000-7000-8000-00000000000a",
+        "0194a1c0-0000-7000-8000-00000000000b",
+    );
     let registry = serde_json::json!([{
-        "experiment_id": "exp_stopped", "name": "Stopped", "unit_type": "user",
+        "experiment_id": stopped_id, "name": "Stopped", "unit_type": "user",
         "status": "stopped", "starts_at": starts, "ends_at": ends,
-        "variants": [{"variant_id": "a", "weight": 1}, {"variant_id": "b", "weight": 1}]
+        "variants": [{"variant_id": a, "weight": 1}, {"variant_id": b, "weight": 1}]
     }]);
     client
         .execute("SELECT exp.load_experiments($1)", &[&registry])
         .await
         .expect("register");
-    exposures(
-        &client,
-        "exp_stopped",
-        "t",
-        0..400,
-        "CASE WHEN i % 2 = 0 THEN 'a' ELSE 'b' END",
-        now - chrono::Duration::hours(3),
-    )
-    .await;
+    let split = format!("CASE WHEN i % 2 = 0 THEN '{a}' ELSE '{b}' END");
+    let three_hours_ago = now - chrono::Duration::hours(3);
+    exposures(&client, stopped_id, "t", 0..400, &split, three_hours_ago).await;
     // After the end, and with a variant the registry does not list.
-    exposures(
-        &client,
-        "exp_stopped",
-        "t",
-        400..420,
-        "'z'",
-        now - chrono::Duration::minutes(30),
-    )
-    .await;
+    let unknown = "'0194a1c0-0000-7000-8000-00000000000f'";
+    let after_end = now - chrono::Duration::minutes(30);
+    exposures(&client, stopped_id, "t", 400..420, unknown, after_end).await;
     // Events without context: 10 inside the window's hours, 10 after it.
     for minutes in [180, 60] {
         for i in 0..10 {
@@ -416,7 +410,7 @@ async fn a_stopped_experiment_keeps_its_window_and_reports_no_metrics() {
     }
     let store = HealthStore::new(db.db());
     let (_, rows) = run_until_caught_up(&store).await;
-    let stopped = row(&rows, "exp_stopped");
+    let stopped = row(&rows, stopped_id);
     assert!(stopped.counts.registered && stopped.counts.stopped);
     assert_eq!(stopped.counts.window_end, ends);
     assert_eq!(stopped.counts.unknown_variant_events, 20);

@@ -3,15 +3,12 @@
 //! and faults (database gone, queue unreachable).
 
 use std::io::Write;
-use std::sync::Arc;
 
-use chrono::{Duration, Utc};
-use eis_store::Db;
+use chrono::Duration;
 use eis_tests::api::*;
 use eis_tests::events::*;
 use eis_tests::*;
-use ingest::routes::{router, AppState};
-use ingest::storage::Storage;
+use ingest::routes::router;
 use serde_json::{json, Value};
 
 fn gzip(data: &[u8]) -> Vec<u8> {
@@ -384,15 +381,7 @@ async fn database_gone_is_503_with_retry_after_and_recovers() {
 async fn queue_unreachable_still_accepts_and_leaves_events_for_the_sweep() {
     let db = TestDb::create().await;
     let publisher = unreachable_publisher();
-    let state = AppState {
-        storage: Arc::new(Storage::new(
-            Arc::new(Db::new(&db.config()).expect("db")),
-            publisher,
-        )),
-        limits: eis_contract::Limits::default(),
-        max_body_bytes: 5 << 20,
-        now: Utc::now,
-    };
+    let state = api_state(&db.config(), publisher);
     let (url, server) = serve(router(state)).await;
     let response = reqwest::Client::new()
         .post(format!("{url}/events/batch"))

@@ -523,6 +523,28 @@ pub fn ingest_config(db: &TestDb, queue_url: &str) -> ingest::config::Config {
         sqs_max_message_bytes: eis_runtime::handoff::SQS_MAX_MESSAGE_BYTES,
         port: 0,
         db_connections: 2,
+        registry_mode: eis_contract::RegistryMode::Flag,
+        registry_max_age: Duration::from_secs(60),
+    }
+}
+
+/// The ingest API's state on `db`, publishing through `publisher`, with the real clock and
+/// the default limits and registry settings.
+pub fn api_state(
+    db: &DbConfig,
+    publisher: impl eis_runtime::Publish + 'static,
+) -> ingest::routes::AppState {
+    let db = Arc::new(Db::new(db).expect("db"));
+    ingest::routes::AppState {
+        registry: Arc::new(ingest::registry::RegistryCache::new(
+            Arc::clone(&db),
+            Duration::from_secs(60),
+            eis_contract::RegistryMode::Flag,
+        )),
+        storage: Arc::new(ingest::storage::Storage::new(db, publisher)),
+        limits: eis_contract::Limits::default(),
+        max_body_bytes: 5 << 20,
+        now: chrono::Utc::now,
     }
 }
 

@@ -9,6 +9,7 @@ use eis_runtime::{aws, SqsPublisher};
 use eis_store::Db;
 
 use crate::config::Config;
+use crate::registry::RegistryCache;
 use crate::routes::AppState;
 use crate::storage::Storage;
 
@@ -25,6 +26,11 @@ pub async fn state(config: &Config) -> Result<AppState, eis_store::StoreError> {
         config.sqs_max_message_bytes,
     );
     Ok(AppState {
+        registry: Arc::new(RegistryCache::new(
+            Arc::clone(&db),
+            config.registry_max_age,
+            config.registry_mode,
+        )),
         storage: Arc::new(Storage::new(db, publisher)),
         limits: config.limits.clone(),
         max_body_bytes: config.max_body_bytes,

@@ -1,6 +1,8 @@
 //! The ingest function's settings, read once at start from the environment.
 
-use eis_contract::Limits;
+use std::time::Duration;
+
+use eis_contract::{Limits, RegistryMode};
 use eis_runtime::config::{optional, or_default, required, within};
 use eis_runtime::handoff::SQS_MAX_MESSAGE_BYTES;
 use eis_runtime::EnvError;
@@ -23,6 +25,12 @@ pub struct Config {
     /// that concurrent requests do not queue on one backend. Always 1 in Lambda, where an
     /// instance serves one request at a time and the instances are the pool.
     pub db_connections: usize,
+    /// What an event that does not fit the experiment registry gets: `flag` (the default) or
+    /// `reject` (`EIS_REGISTRY_MODE`).
+    pub registry_mode: RegistryMode,
+    /// The registry copy is reloaded once older than this (`EIS_REGISTRY_MAX_AGE_SECS`, 60,
+    /// 1..=3600): the most a registry change takes to reach every instance.
+    pub registry_max_age: Duration,
 }
 
 impl Config {
@@ -45,6 +53,40 @@ impl Config {
             } else {
                 within("EIS_DB_CONNECTIONS", 4, 1, 64)?
             },
+            registry_mode: registry_mode(or_default("EIS_REGISTRY_MODE", "flag".to_string())?)?,
+            registry_max_age: Duration::from_secs(within(
+                "EIS_REGISTRY_MAX_AGE_SECS",
+                60,
+                1,
+                3600,
+            )?),
         })
+    }
+}
+
+fn registry_mode(value: String) -> Result<RegistryMode, EnvError> {
+    match value.as_str() {
+        "flag" => Ok(RegistryMode::Flag),
+        "reject" => Ok(RegistryMode::Reject),
+        _ => Err(EnvError::Invalid {
+            name: "EIS_REGISTRY_MODE",
+            reason: format!("{value:?} is neither \"flag\" nor \"reject\""),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registry_mode_is_flag_or_reject() {
+        assert_eq!(registry_mode("flag".into()).ok(), Some(RegistryMode::Flag));
+        assert_eq!(
+            registry_mode("reject".into()).ok(),
+            Some(RegistryMode::Reject)
+        );
+        let err = registry_mode("Reject".into()).expect_err("case matters");
+        assert!(err.to_string().contains("EIS_REGISTRY_MODE"), "{err}");
     }
 }

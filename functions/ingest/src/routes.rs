@@ -15,12 +15,15 @@ use eis_store::InsertOutcome;
 use crate::answer::{BatchAnswer, BatchError, BatchRefused, BatchWarning, EventAccepted, Healthy};
 use crate::body;
 use crate::error::ApiError;
+use crate::registry::RegistryCache;
 use crate::storage::{Refusal, Storage};
 use crate::telemetry::{log_requests, RequestLog};
 
 #[derive(Clone)]
 pub struct AppState {
     pub storage: Arc<Storage>,
+    /// The experiment registry's copy: accepted events are checked against it.
+    pub registry: Arc<RegistryCache>,
     pub limits: Limits,
     pub max_body_bytes: usize,
     /// The clock, injectable so that tests of time rules neither sleep nor race midnight.
@@ -68,6 +71,11 @@ async fn one_event(
     let (parts, body) = request.into_parts();
     let bytes = body::read_json(&parts.headers, body, state.max_body_bytes).await?;
     let event = validate_event(&bytes, (state.now)(), &state.limits)?;
+    let event = state
+        .registry
+        .get()
+        .await
+        .admit(event, state.registry.mode)?;
     let report = state.storage.save(std::slice::from_ref(&event)).await?;
     log.record(&report);
     let outcome = report.outcomes.first().unwrap_or(&InsertOutcome::Inserted);
@@ -108,6 +116,7 @@ async fn batch(
     let bytes = body::read_json(&parts.headers, body, state.max_body_bytes).await?;
     let raw_events = parse_batch(&bytes, &state.limits)?;
     let now = (state.now)();
+    let registry = state.registry.get().await;
 
     let mut answer = BatchAnswer {
         event_ids: vec![None; raw_events.len()],
@@ -116,7 +125,9 @@ async fn batch(
     let mut valid: Vec<Event> = Vec::with_capacity(raw_events.len());
     let mut positions = Vec::with_capacity(raw_events.len());
     for (index, raw) in raw_events.iter().enumerate() {
-        match validate_event(raw.get().as_bytes(), now, &state.limits) {
+        let admitted = validate_event(raw.get().as_bytes(), now, &state.limits)
+            .and_then(|event| registry.admit(event, state.registry.mode));
+        match admitted {
             Ok(event) => {
                 valid.push(event);
                 positions.push(index);
@@ -213,9 +224,15 @@ mod tests {
                 .endpoint_url("http://127.0.0.1:1")
                 .build(),
         );
+        let db = Arc::new(db);
         router(AppState {
+            registry: Arc::new(RegistryCache::new(
+                Arc::clone(&db),
+                Duration::from_secs(60),
+                eis_contract::RegistryMode::Flag,
+            )),
             storage: Arc::new(Storage::new(
-                Arc::new(db),
+                db,
                 SqsPublisher::new(sqs, "http://127.0.0.1:1/queue".into(), 256 * 1024),
             )),
             limits: Limits::default(),

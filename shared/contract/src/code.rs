@@ -116,6 +116,16 @@ string_enum! {
         BatchTooLarge = "batch_too_large",
         /// A batch whose `events` array is empty.
         EmptyBatch = "empty_batch",
+        /// Reject mode (`EIS_REGISTRY_MODE=reject`): an `experiment_id` the registry does not hold.
+        UnregisteredExperiment = "unregistered_experiment",
+        /// Reject mode: a `variant_id` that is not one of the registered experiment's variants.
+        UnknownVariant = "unknown_variant",
+        /// Reject mode: the event's `unit_type` is not the registered experiment's.
+        UnitTypeMismatch = "unit_type_mismatch",
+        /// Reject mode: the registered experiment is stopped.
+        ExperimentStopped = "experiment_stopped",
+        /// Reject mode: `timestamp` is before the experiment's `starts_at` or at/after its `ends_at`.
+        OutsideExperimentWindow = "outside_experiment_window",
     }
 }
 
@@ -127,6 +137,16 @@ string_enum! {
         OldTimestamp = "old_timestamp",
         /// The event names no experiment (`experiments` absent, null or empty).
         NoExperimentContext = "no_experiment_context",
+        /// The registry (when not empty) does not hold an experiment the event names.
+        UnregisteredExperiment = "unregistered_experiment",
+        /// A `variant_id` that is not one of its registered experiment's variants.
+        UnknownVariant = "unknown_variant",
+        /// The event's `unit_type` is not its registered experiment's.
+        UnitTypeMismatch = "unit_type_mismatch",
+        /// A registered experiment the event names is stopped.
+        ExperimentStopped = "experiment_stopped",
+        /// `timestamp` is outside a registered experiment's `starts_at`..`ends_at`.
+        OutsideExperimentWindow = "outside_experiment_window",
     }
 }
 
@@ -152,7 +172,10 @@ mod tests {
 
     #[test]
     fn flag_strings_match_serde() {
-        assert_eq!(Flag::ALL, &[Flag::OldTimestamp, Flag::NoExperimentContext]);
+        assert_eq!(
+            &Flag::ALL[..2],
+            &[Flag::OldTimestamp, Flag::NoExperimentContext]
+        );
         for flag in Flag::ALL {
             let json = serde_json::to_string(flag).expect("serialize flag");
             assert_eq!(json, format!("\"{}\"", flag.as_str()));

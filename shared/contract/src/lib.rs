@@ -10,6 +10,7 @@
 //! - [`Event`]'s serde form is the record format stored and archived.
 //! - [`Encoded`] writes an accepted event once: its record and its content digest, which
 //!   tells a retry of an event_id from a conflicting resend.
+//! - [`Registry::admit`] checks an accepted event against the experiment registry.
 
 mod batch;
 mod code;
@@ -21,6 +22,7 @@ mod json_object;
 mod limits;
 mod number;
 mod record;
+mod registry;
 mod rejection;
 mod split;
 mod standard;
@@ -34,6 +36,7 @@ pub use identity::{in_batch, ContentDigest, InBatch};
 pub use json_object::{JsonObject, JsonObjectError};
 pub use limits::Limits;
 pub use record::{Encoded, ToRecord};
+pub use registry::{Misfit, RegisteredExperiment, Registry, RegistryMode};
 pub use rejection::Rejection;
 pub use standard::STANDARD_EVENT_TYPES;
 pub use validate::validate_event;

@@ -4,12 +4,33 @@
 mod common;
 
 use common::*;
-use eis_contract::{parse_batch, Code, Flag, Limits};
+use std::collections::HashMap;
+
+use eis_contract::{parse_batch, Code, Flag, Limits, RegisteredExperiment, Registry, RegistryMode};
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 enum Input {
     Event(Vec<u8>),
     Batch(Vec<u8>),
+    /// `base()`, valid, checked in reject mode against a registry holding `EXP_A` (or, with
+    /// `false`, another experiment) as given.
+    Registered(RegisteredExperiment, bool),
+}
+
+/// `EXP_A` as `base()` fits it: unit_type user, running, from 2026-01-01, variant `VAR_A`.
+fn registered() -> RegisteredExperiment {
+    RegisteredExperiment {
+        unit_type: "user".into(),
+        stopped: false,
+        starts_at: at("2026-01-01T00:00:00Z"),
+        ends_at: None,
+        variants: vec![uuid(VAR_A)],
+    }
+}
+
+fn uuid(text: &str) -> Uuid {
+    Uuid::parse_str(text).expect("a UUID")
 }
 
 fn event(value: Value) -> Input {
@@ -94,6 +115,35 @@ fn example(code: Code) -> Input {
             Input::Batch(format!(r#"{{"events": [{events}]}}"#).into_bytes())
         }
         Code::EmptyBatch => batch(r#"{"events": []}"#),
+        Code::UnregisteredExperiment => Input::Registered(registered(), false),
+        Code::UnknownVariant => Input::Registered(
+            RegisteredExperiment {
+                variants: vec![uuid(VAR_B)],
+                ..registered()
+            },
+            true,
+        ),
+        Code::UnitTypeMismatch => Input::Registered(
+            RegisteredExperiment {
+                unit_type: "household".into(),
+                ..registered()
+            },
+            true,
+        ),
+        Code::ExperimentStopped => Input::Registered(
+            RegisteredExperiment {
+                stopped: true,
+                ..registered()
+            },
+            true,
+        ),
+        Code::OutsideExperimentWindow => Input::Registered(
+            RegisteredExperiment {
+                ends_at: Some(at(NOW)),
+                ..registered()
+            },
+            true,
+        ),
     }
 }
 
@@ -103,6 +153,12 @@ fn every_code_has_an_example_that_produces_it() {
         let got = match example(code) {
             Input::Event(raw) => validate_bytes(&raw).err(),
             Input::Batch(raw) => parse_batch(&raw, &Limits::default()).err(),
+            Input::Registered(experiment, as_exp_a) => {
+                let id = if as_exp_a { EXP_A } else { EXP_B };
+                let registry = Registry::new(HashMap::from([(uuid(id), experiment)]));
+                let event = validate(&base()).expect("base() is valid");
+                registry.admit(event, RegistryMode::Reject).err()
+            }
         };
         assert_eq!(got.map(|r| r.code), Some(code), "example for {code}");
     }

@@ -1,6 +1,6 @@
 //! EIS storage: the PostgreSQL event store (events, their identity and their pending hand-off
-//! to the archive), the archiver's
-//! bookkeeping of hours, partition maintenance, the migrations and the login roles, and how
+//! to the archive), the archiver's bookkeeping of hours, the experiment registry and the
+//! health job's tables, partition maintenance, the migrations and the login roles, and how
 //! to reach the database (eis_runtime has what is not PostgreSQL).
 
 pub mod audit;
@@ -12,6 +12,7 @@ pub mod health;
 pub mod maintenance;
 pub mod migrate;
 pub mod pending;
+pub mod registry;
 pub mod roles;
 
 pub use audit::{ArchiveHours, IdDigest, PendingHour};

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from benchlib import summary
 
-BENCHES = ["event_1k/validate_event", "event_1k/serde_json_value", "batch_1000/parse_batch"]
+BENCHES = ["event_1k/validate_event", "event_1k/validate_and_registry_check",
+           "event_1k/serde_json_value", "batch_1000/parse_batch"]
 
 
 def main():

@@ -246,7 +246,20 @@ jq -n \
 for key in "${SECTIONS[@]}"; do
   jq --arg key "$key" --argjson s "$(cat "$WORK/$key.seconds")" '{($key): (. + {section_seconds: $s})}' \
     "$WORK/$key.json"
-done | jq -s --slurpfile meta "$WORK/meta.json" '$meta[0] + add' >"$RESULTS/latest.json"
+done | jq -s --slurpfile meta "$WORK/meta.json" '$meta[0] + add' >"$WORK/latest.json"
+# A partial run (BENCH_ONLY) replaces only its sections: the others are carried over from the
+# previous latest.json, each marked with the run it came from.
+if [ -n "$ONLY" ] && [ -f "$RESULTS/latest.json" ]; then
+  jq -s --arg sections "${SECTIONS[*]}" '
+    .[0] as $old | .[1] as $new
+    | $new + ([$sections | split(" ")[]
+               | select(($new[.].error // "") | startswith("not run"))
+               | select($old[.] != null and ($old[.].error // "" | startswith("not run") | not))
+               | {key: ., value: ($old[.] + {carried_from: ($old[.].carried_from // "\($old.started_at) at \($old.commit)")})}]
+              | from_entries)' "$RESULTS/latest.json" "$WORK/latest.json" >"$WORK/merged.json"
+  mv "$WORK/merged.json" "$WORK/latest.json"
+fi
+mv "$WORK/latest.json" "$RESULTS/latest.json"
 "$BENCH_VENV/bin/python" bench/report.py "$RESULTS/latest.json" BENCHMARKS.md "$RESULTS/ingest-throughput-p99.png"
 # The capacity plan needs a full run's sections; a partial (BENCH_ONLY) run leaves it as it was.
 if [ -z "${BENCH_ONLY:-}" ]; then

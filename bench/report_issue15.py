@@ -1,0 +1,42 @@
+"""BENCHMARKS.md's section on the experiment-health job (issue 15), from bench/health_job.py's
+figures: events per CPU second (the job's process and PostgreSQL's), and the size of
+exp.assignments against exp.events."""
+
+from reportlib import error_note, failed, num, table
+
+
+def health_md(h):
+    if failed(h):
+        return error_note("The health job", h)
+    mix, size = h["mix"], h["sizes"]
+    rows = []
+    for name, run in (("backfill: the whole mix in one run", h["backfill"]),
+                      ("increment: a steady-state run after it", h["increment"])):
+        cpu = run["job_cpu_seconds"] + run["postgres_cpu_seconds"]
+        rows.append([name, num(run["events"]), num(run["rollup_days"]),
+                     f"{run['job_cpu_seconds']:.2f} + {run['postgres_cpu_seconds']:.2f} = {cpu:.2f}",
+                     f"{run['wall_seconds']:.1f}", num(run["events_per_cpu_second"])])
+    carried = f" (carried over from the run of {h['carried_from']})" if h.get("carried_from") else ""
+    return f"""One release archiver run of `{{"action":"health"}}` (as `make health` runs it) on a generated
+mix{carried}: {num(mix['events'])} events over {mix['days']} days, {num(mix['units'])} units,
+{mix['experiments']} registered experiments (each unit in about 3, one three-arm), 10% of events
+without context. CPU from the processes (the job's rusage and the PostgreSQL cluster's
+/proc times), not wall time. The increment is {num(mix['increment'])} events of today received
+after the backfill: its cost is mostly recomputing today's rollups of every experiment from
+exp.events (docs/health.md, "Cost"), so it grows with a day's events, not with the increment.
+
+{table(["run", "events", "(experiment, day) rollups", "CPU s (job + PostgreSQL)", "wall s", "events per CPU second"], rows)}
+
+Sizes after the backfill:
+
+{table(["table", "rows", "bytes (with indexes)", "share of exp.events"], [
+        ["exp.events (all partitions)", num(size['events']), num(size['events_bytes']), "100%"],
+        ["exp.assignments", num(size['assignments']), num(size['assignments_bytes']),
+         f"{100 * size['assignments_share_of_events_bytes']:.1f}%"],
+        ["exp.variant_daily + _metrics", num(size['variant_daily_rows']), num(size['rollup_bytes']),
+         f"{100 * size['rollup_bytes'] / size['events_bytes']:.2f}%"],
+    ])}
+
+exp.assignments holds one row per unit, experiment and variant: it grows with units ×
+experiments, not with events.
+"""

@@ -164,12 +164,35 @@ def test_the_migrator_owns_everything_and_later_tables_are_covered(migrated):
     assert ok(db_admin, "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'exp'") == "eis_migrator"
     definer = ok(db_admin, """SELECT string_agg(proname || ':' || prosecdef, ',' ORDER BY proname)
                               FROM pg_proc WHERE pronamespace = 'exp'::regnamespace""")
-    assert definer == "drop_expired_partitions:true,ensure_day_partition:true"
+    assert definer == "drop_expired_partitions:true,ensure_day_partition:true,load_experiments:false"
     # A table a later migration creates (as the migrator) is readable and writable by the app.
     ok(db_admin, "SET ROLE eis_migrator; CREATE TABLE exp.later (x integer)")
     ok(app, "INSERT INTO exp.later VALUES (1)")
     assert ok(app, "SELECT count(*) FROM exp.later") == "1"
     assert psql(app, "DROP TABLE exp.later").returncode != 0
+
+
+def test_the_registry_is_the_operators_and_the_reader_only_reads(migrated):
+    admin, db, app = migrated
+    db_admin = url_for(admin, "postgres", db)
+    # The functions read the registry and rewrite the health job's tables (V6)...
+    assert ok(app, "SELECT count(*) FROM exp.experiments") == "0"
+    ok(app, "DELETE FROM exp.assignments; UPDATE exp.health_progress SET processed_to = NULL; "
+            "DELETE FROM exp.variant_health; DELETE FROM exp.experiment_health")
+    # ...but never change the registry, not even through its loader.
+    for sql in ["INSERT INTO exp.experiments (experiment_id, name, unit_type, status, starts_at) "
+                "VALUES (gen_random_uuid()::text, 'x', 'user', 'running', now())",
+                "SELECT exp.load_experiments('[]')"]:
+        r = psql(app, sql)
+        assert r.returncode != 0 and any(d in r.stderr for d in DENIED), (sql, r.stderr)
+    # eis_reader (Metabase, docs/metabase.md) reads everything in exp and writes nothing.
+    ok(db_admin, "GRANT eis_reader TO CURRENT_USER")
+    assert ok(db_admin, "SET ROLE eis_reader; SELECT count(*) FROM exp.experiment_health") == "0"
+    assert ok(db_admin, "SET ROLE eis_reader; SELECT count(*) FROM exp.events") != ""
+    for sql in ["INSERT INTO exp.context_hourly VALUES (now(), 1, 1)", "DELETE FROM exp.assignments",
+                "SELECT exp.load_experiments('[]')"]:
+        r = psql(db_admin, f"SET ROLE eis_reader; {sql}")
+        assert r.returncode != 0 and any(d in r.stderr for d in DENIED), (sql, r.stderr)
 
 
 @pytest.mark.parametrize("migrated", ["deploy"], indirect=True)

@@ -208,6 +208,20 @@ async fn event(
     .expect("insert event");
 }
 
+/// A `meal_swapped` event of `unit` naming no experiment.
+async fn without_context(db: &tokio_postgres::Client, unit: &str, timestamp: DateTime<Utc>) {
+    let none = serde_json::json!([]);
+    event(
+        db,
+        unit,
+        "meal_swapped",
+        none,
+        serde_json::json!({}),
+        timestamp,
+    )
+    .await;
+}
+
 fn in_variant(experiment: &str, variant: &str) -> Value {
     serde_json::json!([{ "experiment_id": experiment, "variant_id": variant }])
 }
@@ -259,34 +273,10 @@ async fn rollups_count_events_from_first_exposure_on_and_late_events_still_count
         .await;
     }
     // r0 without context: before its first exposure (not counted), after it (counted for a).
-    event(
-        &client,
-        "r0",
-        "meal_swapped",
-        serde_json::json!([]),
-        serde_json::json!({}),
-        at(9, 0),
-    )
-    .await;
-    event(
-        &client,
-        "r0",
-        "meal_swapped",
-        serde_json::json!([]),
-        serde_json::json!({}),
-        at(11, 0),
-    )
-    .await;
+    without_context(&client, "r0", at(9, 0)).await;
+    without_context(&client, "r0", at(11, 0)).await;
     // r2 without context at 09:30: before its first exposure, so far.
-    event(
-        &client,
-        "r2",
-        "meal_swapped",
-        serde_json::json!([]),
-        serde_json::json!({}),
-        at(9, 30),
-    )
-    .await;
+    without_context(&client, "r2", at(9, 30)).await;
 
     let store = HealthStore::new(db.db());
     run_until_caught_up(&store).await;
@@ -397,15 +387,8 @@ async fn a_stopped_experiment_keeps_its_window_and_reports_no_metrics() {
     // Events without context: 10 inside the window's hours, 10 after it.
     for minutes in [180, 60] {
         for i in 0..10 {
-            event(
-                &client,
-                &format!("n{i}"),
-                "meal_swapped",
-                serde_json::json!([]),
-                serde_json::json!({}),
-                now - chrono::Duration::minutes(minutes),
-            )
-            .await;
+            let at = now - chrono::Duration::minutes(minutes);
+            without_context(&client, &format!("n{i}"), at).await;
         }
     }
     let store = HealthStore::new(db.db());

@@ -74,6 +74,16 @@ fn warnings(body: &Value) -> Value {
     }
 }
 
+/// The misfits posted as one batch: the cases, the answer's status and body.
+async fn post_misfits(app: &App) -> (Vec<(Value, Option<&'static str>)>, u16, Value) {
+    let cases = misfits();
+    let events: Vec<Value> = cases.iter().map(|(e, _)| e.clone()).collect();
+    let (status, body) = app
+        .post("/events/batch", &json!({ "events": events }))
+        .await;
+    (cases, status, body)
+}
+
 async fn stored_flags(db: &TestDb, event_id: &Value) -> Option<Vec<String>> {
     let id = Uuid::parse_str(event_id.as_str().expect("id")).expect("uuid");
     db.client()
@@ -88,11 +98,7 @@ async fn stored_flags(db: &TestDb, event_id: &Value) -> Option<Vec<String>> {
 async fn events_that_do_not_fit_the_registry_are_stored_flagged() {
     let app = App::start().await;
     register(&app.db, "running").await;
-    let cases = misfits();
-    let events: Vec<Value> = cases.iter().map(|(e, _)| e.clone()).collect();
-    let (status, body) = app
-        .post("/events/batch", &json!({ "events": events }))
-        .await;
+    let (cases, status, body) = post_misfits(&app).await;
     assert_eq!(status, 200, "{body}");
     for (index, (event, flag)) in cases.iter().enumerate() {
         let warnings: Vec<Value> = body["warnings"]
@@ -122,11 +128,7 @@ async fn events_that_do_not_fit_the_registry_are_stored_flagged() {
 async fn reject_mode_answers_each_misfit_with_its_code_and_stores_none() {
     let app = App::start_with(|c| c.registry_mode = eis_contract::RegistryMode::Reject).await;
     register(&app.db, "running").await;
-    let cases = misfits();
-    let events: Vec<Value> = cases.iter().map(|(e, _)| e.clone()).collect();
-    let (status, body) = app
-        .post("/events/batch", &json!({ "events": events }))
-        .await;
+    let (cases, status, body) = post_misfits(&app).await;
     assert_eq!(status, 207, "{body}");
     for (index, (event, code)) in cases.iter().enumerate() {
         let error = body["errors"]

@@ -59,3 +59,49 @@ def template(_template) -> dict:
 @pytest.fixture(scope="session")
 def database_template() -> dict:
     return load_cfn(ROOT / "infra" / "database.yaml")
+
+
+# --- checks and the mutations that must make them fail (test_template, test_operations,
+# test_health): each check runs on the real template and on copies broken on purpose.
+
+def set_at(path, value):
+    """A mutation: sets the value at `path` (keys from the template's root)."""
+    def mutate(t):
+        node = t
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+
+    return mutate
+
+
+def delete_at(path):
+    """A mutation: deletes the key at `path`."""
+    def mutate(t):
+        node = t
+        for key in path[:-1]:
+            node = node[key]
+        del node[path[-1]]
+
+    return mutate
+
+
+def mutation_tests(checks, mutations, errors=(AssertionError, KeyError, IndexError)):
+    """The three tests of a checks module: every check holds on the template, fails on each of
+    its mutations, and has at least one mutation."""
+    @pytest.mark.parametrize("name", sorted(checks))
+    def test_check_holds(name, template):
+        checks[name](template)
+
+    @pytest.mark.parametrize("name,mutate", mutations, ids=[f"{n}-{i}" for i, (n, _) in enumerate(mutations)])
+    def test_check_catches(name, mutate, template):
+        broken = copy.deepcopy(template)
+        mutate(broken)
+        assert broken != template, "the mutation changed nothing"
+        with pytest.raises(errors):
+            checks[name](broken)
+
+    def test_every_check_has_a_mutation():
+        assert {n for n, _ in mutations} == set(checks)
+
+    return test_check_holds, test_check_catches, test_every_check_has_a_mutation

@@ -6,11 +6,10 @@ As in test_template.py: every check runs on the real template and on copies brok
 where it must fail.
 """
 
-import copy
 import json
 import re
 
-import pytest
+from conftest import delete_at, mutation_tests, set_at
 
 R = "Resources"
 P = "Properties"
@@ -118,75 +117,42 @@ CHECKS = {f.__name__[len("check_"):]: f for f in [
 ]}
 
 
-def _set(path, value):
-    def mutate(t):
-        node = t
-        for key in path[:-1]:
-            node = node[key]
-        node[path[-1]] = value
-    return mutate
-
-
-def _del(path):
-    def mutate(t):
-        node = t
-        for key in path[:-1]:
-            node = node[key]
-        node.pop(path[-1])
-    return mutate
-
-
 HEALTH = [R, "ArchiverFunction", P, "Events", "Health", P]
 AENV = [R, "ArchiverFunction", P, "Environment", "Variables"]
 IENV = [R, "IngestFunction", P, "Environment", "Variables"]
 
 
 def _query(alarm, expression):
-    return _set([R, alarm, P, "Metrics", 0, "Expression"], expression)
+    return set_at([R, alarm, P, "Metrics", 0, "Expression"], expression)
 
 
 MUTATIONS = [
-    ("health_schedule", _del([R, "ArchiverFunction", P, "Events", "Health"])),
-    ("health_schedule", _set(HEALTH + ["Input"], '{"action": "audit"}')),
-    ("health_schedule", _set(HEALTH + ["State"], "DISABLED")),
-    ("health_schedule", _set(HEALTH + ["Schedule"], "rate(5 minutes)")),
-    ("health_settings", _del(AENV + ["EIS_SRM_MIN_UNITS"])),
-    ("health_settings", _set(AENV + ["EIS_HEALTH_LAG_SECS"], "10")),
-    ("health_settings", _set([R, "IngestFunction", P, "Timeout"], 120)),
-    ("health_settings", _set(["Parameters", "SrmMinUnitsPerVariant", "MinValue"], 0)),
-    ("registry_settings", _del(IENV + ["EIS_REGISTRY_MODE"])),
-    ("registry_settings", _set(IENV + ["EIS_REGISTRY_MAX_AGE_SECS"], "60")),
-    ("registry_settings", _set(["Parameters", "RegistryMode", "Default"], "reject")),
-    ("srm_alarm", _del([R, "ExperimentSrmAlarm"])),
-    ("srm_alarm", _set([R, "ExperimentSrmAlarm", P, "ComparisonOperator"], "GreaterThanThreshold")),
+    ("health_schedule", delete_at([R, "ArchiverFunction", P, "Events", "Health"])),
+    ("health_schedule", set_at(HEALTH + ["Input"], '{"action": "audit"}')),
+    ("health_schedule", set_at(HEALTH + ["State"], "DISABLED")),
+    ("health_schedule", set_at(HEALTH + ["Schedule"], "rate(5 minutes)")),
+    ("health_settings", delete_at(AENV + ["EIS_SRM_MIN_UNITS"])),
+    ("health_settings", set_at(AENV + ["EIS_HEALTH_LAG_SECS"], "10")),
+    ("health_settings", set_at([R, "IngestFunction", P, "Timeout"], 120)),
+    ("health_settings", set_at(["Parameters", "SrmMinUnitsPerVariant", "MinValue"], 0)),
+    ("registry_settings", delete_at(IENV + ["EIS_REGISTRY_MODE"])),
+    ("registry_settings", set_at(IENV + ["EIS_REGISTRY_MAX_AGE_SECS"], "60")),
+    ("registry_settings", set_at(["Parameters", "RegistryMode", "Default"], "reject")),
+    ("srm_alarm", delete_at([R, "ExperimentSrmAlarm"])),
+    ("srm_alarm", set_at([R, "ExperimentSrmAlarm", P, "ComparisonOperator"], "GreaterThanThreshold")),
     ("srm_alarm", _query("ExperimentSrmAlarm", 'SELECT MAX(SrmPValue) FROM SCHEMA("EIS", Experiment)')),
     ("srm_alarm", _query("ExperimentSrmAlarm", 'SELECT MIN(SrmPValue) FROM SCHEMA("EIS", Function)')),
-    ("srm_alarm", _set([R, "ExperimentSrmAlarm", P, "TreatMissingData"], "breaching")),
-    ("srm_alarm", _del([R, "ExperimentSrmAlarm", P, "Metrics", 0, "Period"])),
-    ("crossover_alarm", _del([R, "ExperimentCrossoverAlarm"])),
-    ("crossover_alarm", _set([R, "ExperimentCrossoverAlarm", P, "Threshold"], 0.5)),
-    ("crossover_alarm", _set([R, "ExperimentCrossoverAlarm", P, "AlarmActions"], [])),
-    ("unknown_variants_alarm", _del([R, "ExperimentUnknownVariantsAlarm"])),
-    ("unknown_variants_alarm", _set([R, "ExperimentUnknownVariantsAlarm", P, "AlarmDescription"],
+    ("srm_alarm", set_at([R, "ExperimentSrmAlarm", P, "TreatMissingData"], "breaching")),
+    ("srm_alarm", delete_at([R, "ExperimentSrmAlarm", P, "Metrics", 0, "Period"])),
+    ("crossover_alarm", delete_at([R, "ExperimentCrossoverAlarm"])),
+    ("crossover_alarm", set_at([R, "ExperimentCrossoverAlarm", P, "Threshold"], 0.5)),
+    ("crossover_alarm", set_at([R, "ExperimentCrossoverAlarm", P, "AlarmActions"], [])),
+    ("unknown_variants_alarm", delete_at([R, "ExperimentUnknownVariantsAlarm"])),
+    ("unknown_variants_alarm", set_at([R, "ExperimentUnknownVariantsAlarm", P, "AlarmDescription"],
                                     "Unknown variants.")),
-    ("parameter_groups", _del(["Parameters", "HealthSchedule"])),
+    ("parameter_groups", delete_at(["Parameters", "HealthSchedule"])),
     ("parameter_groups", lambda t: t["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"].pop()),
 ]
 
 
-@pytest.mark.parametrize("name", sorted(CHECKS))
-def test_check_holds(name, template):
-    CHECKS[name](template)
-
-
-@pytest.mark.parametrize("name,mutate", MUTATIONS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(MUTATIONS)])
-def test_check_catches(name, mutate, template):
-    broken = copy.deepcopy(template)
-    mutate(broken)
-    assert broken != template, "the mutation changed nothing"
-    with pytest.raises((AssertionError, KeyError, IndexError)):
-        CHECKS[name](broken)
-
-
-def test_every_check_has_a_mutation():
-    assert {n for n, _ in MUTATIONS} == set(CHECKS)
+test_check_holds, test_check_catches, test_every_check_has_a_mutation = mutation_tests(CHECKS, MUTATIONS)

@@ -5,11 +5,10 @@ As in test_template.py: every check runs on the real template and on copies brok
 where it must fail.
 """
 
-import copy
 import json
 import re
 
-import pytest
+from conftest import mutation_tests
 
 R = "Resources"
 P = "Properties"
@@ -262,19 +261,4 @@ MUTATIONS = [
 ]
 
 
-@pytest.mark.parametrize("name", sorted(CHECKS))
-def test_check_holds(name, template):
-    CHECKS[name](template)
-
-
-@pytest.mark.parametrize("name,mutate", MUTATIONS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(MUTATIONS)])
-def test_check_catches(name, mutate, template):
-    broken = copy.deepcopy(template)
-    mutate(broken)
-    assert broken != template, "the mutation changed nothing"
-    with pytest.raises((AssertionError, KeyError, IndexError)):
-        CHECKS[name](broken)
-
-
-def test_every_check_has_a_mutation():
-    assert {n for n, _ in MUTATIONS} == set(CHECKS)
+test_check_holds, test_check_catches, test_every_check_has_a_mutation = mutation_tests(CHECKS, MUTATIONS)

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from conftest import ROOT, load_cfn
+from conftest import ROOT, delete_at, load_cfn, mutation_tests, set_at
 
 # The migrator runs the archiver's binary ({"action": "migrate"}) with other secrets and rights.
 FUNCTIONS = {"IngestFunction": "ingest", "ArchiverFunction": "archiver", "MigratorFunction": "archiver"}
@@ -544,26 +544,6 @@ CHECKS = {f.__name__[len("check_") :]: f for f in [
 # --- mutations: each breaks the template in one careless way -------------------------------------
 
 
-def _set(path, value):
-    def mutate(t):
-        node = t
-        for key in path[:-1]:
-            node = node[key]
-        node[path[-1]] = value
-
-    return mutate
-
-
-def _delete(path):
-    def mutate(t):
-        node = t
-        for key in path[:-1]:
-            node = node[key]
-        del node[path[-1]]
-
-    return mutate
-
-
 def _role_statement(role, sid):
     def find(t):
         for s in t["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]:
@@ -600,26 +580,26 @@ def _first_op(key, value):
 R = "Resources"
 P = "Properties"
 MUTATIONS = [
-    ("functions", _set([R, "IngestFunction", P, "Runtime"], "provided.al2")),
-    ("functions", _set([R, "ArchiverFunction", P, "Architectures"], ["x86_64"])),
-    ("functions", _set([R, "ArchiverFunction", "Metadata", "BuildProperties", "Binary"], "ingest")),
-    ("functions", _set([R, "IngestFunction", "Metadata", "BuildMethod"], "makefile")),
-    ("environment", _delete([R, "ArchiverFunction", P, "Environment", "Variables", "EIS_SAFETY_MARGIN_MS"])),
-    ("environment", _set([R, "IngestFunction", P, "Environment", "Variables", "DATABASE_URL"],
+    ("functions", set_at([R, "IngestFunction", P, "Runtime"], "provided.al2")),
+    ("functions", set_at([R, "ArchiverFunction", P, "Architectures"], ["x86_64"])),
+    ("functions", set_at([R, "ArchiverFunction", "Metadata", "BuildProperties", "Binary"], "ingest")),
+    ("functions", set_at([R, "IngestFunction", "Metadata", "BuildMethod"], "makefile")),
+    ("environment", delete_at([R, "ArchiverFunction", P, "Environment", "Variables", "EIS_SAFETY_MARGIN_MS"])),
+    ("environment", set_at([R, "IngestFunction", P, "Environment", "Variables", "DATABASE_URL"],
                          {"Fn::Sub": "postgres://eis:hunter2@${DbHost}:5432/eis?sslmode=verify-full"})),
-    ("environment", _set([R, "IngestFunction", P, "Environment", "Variables", "DATABASE_URL"],
+    ("environment", set_at([R, "IngestFunction", P, "Environment", "Variables", "DATABASE_URL"],
                          {"Fn::Sub": "postgres://eis@${DbHost}:5432/eis?sslmode=require"})),
-    ("environment", _set([R, "ArchiverFunction", P, "Environment", "Variables", "DB_PASSWORD"], "x")),
-    ("ca_bundle", _set([R, "IngestFunction", P, "Layers"], [])),
-    ("ca_bundle", _set([R, "ArchiverFunction", P, "Environment", "Variables", "EIS_PG_CA_FILE"],
+    ("environment", set_at([R, "ArchiverFunction", P, "Environment", "Variables", "DB_PASSWORD"], "x")),
+    ("ca_bundle", set_at([R, "IngestFunction", P, "Layers"], [])),
+    ("ca_bundle", set_at([R, "ArchiverFunction", P, "Environment", "Variables", "EIS_PG_CA_FILE"],
                        "/var/task/rds-global-bundle.pem")),
     ("no_star_actions", _edit_statement("IngestRole", "PublishEvents", Action="sqs:*")),
     ("no_star_actions", _edit_statement("ArchiverRole", "WriteArchive", Action=["s3:Put*"])),
     ("star_resources", _edit_statement("ArchiverRole", "DrainQueue", Resource="*")),
     ("star_resources", _edit_statement("IngestRole", "VpcNetworkInterfaces", Resource="*")),
-    ("roles_are_explicit", _set([R, "IngestRole", P, "ManagedPolicyArns"],
+    ("roles_are_explicit", set_at([R, "IngestRole", P, "ManagedPolicyArns"],
                                 ["arn:aws:iam::aws:policy/AdministratorAccess"])),
-    ("roles_are_explicit", _set([R, "ArchiverFunction", P, "Policies"], ["AmazonS3FullAccess"])),
+    ("roles_are_explicit", set_at([R, "ArchiverFunction", P, "Policies"], ["AmazonS3FullAccess"])),
     ("ingest_permissions", _edit_statement("IngestRole", "DatabaseSecret", Resource="*")),
     ("ingest_permissions", _edit_statement("IngestRole", "PublishEvents",
                                            Action=["sqs:SendMessage", "sqs:ReceiveMessage"])),
@@ -628,84 +608,67 @@ MUTATIONS = [
                                                      "s3:DeleteBucket"])),
     ("archiver_permissions", _edit_statement("ArchiverRole", "DrainQueue",
                                              Action=["sqs:ReceiveMessage", "sqs:GetQueueAttributes"])),
-    ("schedule", _set([R, "ArchiverFunction", P, "Events"], {})),
-    ("schedule", _set([R, "ArchiverFunction", P, "Events", "Schedule", P, "State"], "DISABLED")),
-    ("queues", _set([R, "EventsQueue", P, "RedrivePolicy", "maxReceiveCount"], 3)),
-    ("queues", _delete([R, "EventsQueue", P, "RedrivePolicy"])),
-    ("queues", _set([R, "EventsQueue", P, "MessageRetentionPeriod"], 86400)),
-    ("queues", _delete([R, "EventsDeadLetterQueue", P, "SqsManagedSseEnabled"])),
-    ("timeouts", _set([R, "EventsQueue", P, "VisibilityTimeout"], 300)),
-    ("timeouts", _set([R, "ArchiverFunction", P, "Timeout"], 900)),
-    ("timeouts", _set([R, "ArchiverFunction", P, "Environment", "Variables", "EIS_SAFETY_MARGIN_MS"],
+    ("schedule", set_at([R, "ArchiverFunction", P, "Events"], {})),
+    ("schedule", set_at([R, "ArchiverFunction", P, "Events", "Schedule", P, "State"], "DISABLED")),
+    ("queues", set_at([R, "EventsQueue", P, "RedrivePolicy", "maxReceiveCount"], 3)),
+    ("queues", delete_at([R, "EventsQueue", P, "RedrivePolicy"])),
+    ("queues", set_at([R, "EventsQueue", P, "MessageRetentionPeriod"], 86400)),
+    ("queues", delete_at([R, "EventsDeadLetterQueue", P, "SqsManagedSseEnabled"])),
+    ("timeouts", set_at([R, "EventsQueue", P, "VisibilityTimeout"], 300)),
+    ("timeouts", set_at([R, "ArchiverFunction", P, "Timeout"], 900)),
+    ("timeouts", set_at([R, "ArchiverFunction", P, "Environment", "Variables", "EIS_SAFETY_MARGIN_MS"],
                       "300000")),
-    ("timeouts", _set([R, "IngestFunction", P, "Timeout"], 60)),
-    ("bucket", _set([R, "ArchiveBucket", P, "PublicAccessBlockConfiguration", "BlockPublicPolicy"], False)),
-    ("bucket", _delete([R, "ArchiveBucket", "DeletionPolicy"])),
+    ("timeouts", set_at([R, "IngestFunction", P, "Timeout"], 60)),
+    ("bucket", set_at([R, "ArchiveBucket", P, "PublicAccessBlockConfiguration", "BlockPublicPolicy"], False)),
+    ("bucket", delete_at([R, "ArchiveBucket", "DeletionPolicy"])),
     ("bucket", lambda t: t[R]["ArchiveBucket"][P]["LifecycleConfiguration"]["Rules"][0].update(
         {"ExpirationInDays": 365})),
-    ("bucket_tls_policy", _delete([R, "ArchiveBucketPolicy"])),
+    ("bucket_tls_policy", delete_at([R, "ArchiveBucketPolicy"])),
     ("bucket_tls_policy", lambda t: t[R]["ArchiveBucketPolicy"][P]["PolicyDocument"]["Statement"][0][
         "Condition"]["Bool"].update({"aws:SecureTransport": "true"})),
-    ("glue", _set([R, "ArchiveGlueTable", P, "TableInput", "Parameters", "projection.enabled"], "false")),
-    ("glue", _delete([R, "ArchiveGlueTable", P, "TableInput", "Parameters", "projection.hour.digits"])),
-    ("glue", _set([R, "ArchiveGlueTable", P, "TableInput", "Parameters", "storage.location.template"],
+    ("glue", set_at([R, "ArchiveGlueTable", P, "TableInput", "Parameters", "projection.enabled"], "false")),
+    ("glue", delete_at([R, "ArchiveGlueTable", P, "TableInput", "Parameters", "projection.hour.digits"])),
+    ("glue", set_at([R, "ArchiveGlueTable", P, "TableInput", "Parameters", "storage.location.template"],
                   {"Fn::Sub": "s3://${ArchiveBucket}/${!year}/${!month}/${!day}/"})),
     ("glue", lambda t: t[R]["ArchiveGlueTable"][P]["TableInput"]["StorageDescriptor"]["Columns"].pop()),
-    ("api_auth", _set(["Parameters", "ApiAuthType", "Default"], "NONE")),
+    ("api_auth", set_at(["Parameters", "ApiAuthType", "Default"], "NONE")),
     ("api_auth", _first_op("security", [])),
     ("api_auth", lambda t: api_operations(t)[("get", "/health")].pop("security")),
-    ("api_stage_and_throttling", _set([R, "IngestApi", P, "StageName"], "prod")),
-    ("api_stage_and_throttling", _set([R, "IngestApi", P, "DefaultRouteSettings", "ThrottlingRateLimit"],
+    ("api_stage_and_throttling", set_at([R, "IngestApi", P, "StageName"], "prod")),
+    ("api_stage_and_throttling", set_at([R, "IngestApi", P, "DefaultRouteSettings", "ThrottlingRateLimit"],
                                       10000)),
-    ("migrations", _set([R, "Migrations", P, "MigratorVersion"], "1")),
+    ("migrations", set_at([R, "Migrations", P, "MigratorVersion"], "1")),
     ("migrations", _edit_statement("MigrationsRole", "InvokeMigrator", Resource="*")),
-    ("migrations", _delete([R, "IngestFunction", "DependsOn"])),
-    ("migrations", _delete([R, "ArchiverFunction", "DependsOn"])),
+    ("migrations", delete_at([R, "IngestFunction", "DependsOn"])),
+    ("migrations", delete_at([R, "ArchiverFunction", "DependsOn"])),
     ("migrator_permissions", _edit_statement("ArchiverRole", "DatabaseSecret",
                                              Resource={"Ref": "DbAdminSecretArn"})),
     ("migrator_permissions", _edit_statement("MigratorRole", "DatabaseSecrets",
                                              Action=["secretsmanager:GetSecretValue", "sqs:SendMessage"])),
-    ("environment", _set([R, "IngestFunction", P, "Environment", "Variables",
+    ("environment", set_at([R, "IngestFunction", P, "Environment", "Variables",
                           "EIS_DB_ADMIN_SECRET_ARN"], {"Ref": "DbAdminSecretArn"})),
-    ("environment", _delete([R, "MigratorFunction", P, "Environment", "Variables",
+    ("environment", delete_at([R, "MigratorFunction", P, "Environment", "Variables",
                              "EIS_DB_MIGRATOR_SECRET_ARN"])),
-    ("alarms", _delete([R, "DeadLetterQueueNotEmptyAlarm"])),
-    ("alarms", _set([R, "QueueBacklogAgeAlarm", P, "Threshold"], 3600)),
-    ("alarms", _set([R, "ArchiverErrorsAlarm", P, "AlarmActions"], [])),
-    ("alarms", _delete([R, "Ingest5xxRateAlarm"])),
-    ("alarms", _set([R, "AuditFindingsAlarm", P, "MetricName"], "AuditMissing")),
-    ("schedule", _delete([R, "ArchiverFunction", P, "Events", "Audit"])),
-    ("archiver_permissions", _set([R, "ArchiverFanoutPolicy", P, "PolicyDocument", "Statement", 0,
+    ("alarms", delete_at([R, "DeadLetterQueueNotEmptyAlarm"])),
+    ("alarms", set_at([R, "QueueBacklogAgeAlarm", P, "Threshold"], 3600)),
+    ("alarms", set_at([R, "ArchiverErrorsAlarm", P, "AlarmActions"], [])),
+    ("alarms", delete_at([R, "Ingest5xxRateAlarm"])),
+    ("alarms", set_at([R, "AuditFindingsAlarm", P, "MetricName"], "AuditMissing")),
+    ("schedule", delete_at([R, "ArchiverFunction", P, "Events", "Audit"])),
+    ("archiver_permissions", set_at([R, "ArchiverFanoutPolicy", P, "PolicyDocument", "Statement", 0,
                                    "Resource"], {"Fn::Sub": "arn:${AWS::Partition}:lambda:*"})),
-    ("fanout", _set([R, "ArchiverFunction", P, "Environment", "Variables", "EIS_FANOUT_QUALIFIER"],
+    ("fanout", set_at([R, "ArchiverFunction", P, "Environment", "Variables", "EIS_FANOUT_QUALIFIER"],
                     "$LATEST")),
-    ("fanout", _set(["Mappings", "ArchiverConcurrency", "4", "Reserved"], 4)),
-    ("fanout", _set(["Parameters", "MaxArchiverConcurrency", "MinValue"], 0)),
-    ("alarms", _delete([R, "ArchiverThrottlesAlarm"])),
-    ("alarms", _set([R, "ArchiverFanoutSaturatedAlarm", P, "AlarmRule"],
+    ("fanout", set_at(["Mappings", "ArchiverConcurrency", "4", "Reserved"], 4)),
+    ("fanout", set_at(["Parameters", "MaxArchiverConcurrency", "MinValue"], 0)),
+    ("alarms", delete_at([R, "ArchiverThrottlesAlarm"])),
+    ("alarms", set_at([R, "ArchiverFanoutSaturatedAlarm", P, "AlarmRule"],
                     {"Fn::Sub": 'ALARM("${ArchiverAtMaxConcurrencyAlarm}") OR ALARM("${QueueBacklogAgeAlarm}")'})),
-    ("outputs", _delete(["Outputs", "QueueUrl"])),
+    ("outputs", delete_at(["Outputs", "QueueUrl"])),
 ]
 
 
-@pytest.mark.parametrize("name", sorted(CHECKS))
-def test_check_holds(name, template):
-    CHECKS[name](template)
-
-
-@pytest.mark.parametrize(
-    "name,mutate", MUTATIONS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(MUTATIONS)]
-)
-def test_check_catches(name, mutate, template):
-    broken = copy.deepcopy(template)
-    mutate(broken)
-    assert broken != template, "the mutation changed nothing"
-    with pytest.raises((AssertionError, KeyError)):
-        CHECKS[name](broken)
-
-
-def test_every_check_has_a_mutation():
-    assert {n for n, _ in MUTATIONS} == set(CHECKS)
+test_check_holds, test_check_catches, test_every_check_has_a_mutation = mutation_tests(CHECKS, MUTATIONS, (AssertionError, KeyError))
 
 
 # --- beyond template.yaml --------------------------------------------------------------------------

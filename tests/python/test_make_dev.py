@@ -1,18 +1,30 @@
-"""`make dev`, the README's main command: serves the API, prints `ready:`, stops on Ctrl-C."""
+"""`make dev`, the README's main command: serves the API, prints `ready:`, runs the archiver and
+the health job on their cadence stand-in, stops on Ctrl-C."""
 
 import json
 import signal
 import subprocess
 import time
 import urllib.request
+import uuid
 from datetime import datetime, timezone
 
 from conftest import ROOT, free_port, port_open, stop
 
 
-def test_make_dev_serves_the_api_and_stops_on_ctrl_c(env):
+def assigned(env, experiment):
+    """Units exp.assignments holds for `experiment` in make dev's database."""
+    out = subprocess.run(["psql", env["DATABASE_URL"], "-Atqc",
+                          f"SELECT count(*) FROM exp.assignments WHERE experiment_id = '{experiment}'"],
+                         capture_output=True, text=True, check=True).stdout
+    return int(out.strip())
+
+
+def test_make_dev_serves_the_api_runs_the_jobs_and_stops_on_ctrl_c(env):
     port = free_port()
-    env = dict(env, EIS_PORT=str(port), EIS_ARCHIVE_EVERY="3600")
+    # The cadence stand-in every 2 s, and no lag: the health job counts the event at once.
+    env = dict(env, EIS_PORT=str(port), EIS_ARCHIVE_EVERY="2", EIS_HEALTH_LAG_SECS="0")
+    experiment = str(uuid.uuid4())
     dev = subprocess.Popen(["make", "--no-print-directory", "dev"], cwd=ROOT, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            start_new_session=True)
@@ -29,12 +41,18 @@ def test_make_dev_serves_the_api_and_stops_on_ctrl_c(env):
 
         event = {"event_type": "pantry_updated", "unit_type": "user", "unit_id": "u-dev",
                  "timestamp": datetime.now(timezone.utc).isoformat(),
+                 "experiments": [{"experiment_id": experiment, "variant_id": str(uuid.uuid4())}],
                  "payload": {"items_added": 5, "items_removed": 2}}
         request = urllib.request.Request(f"{ready}/events", data=json.dumps(event).encode(),
                                          method="POST", headers={"content-type": "application/json"})
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status == 202
             assert json.loads(response.read())["status"] == "accepted"
+        # The health job of make dev's loop assigns the unit to its variant.
+        deadline = time.monotonic() + 120
+        while assigned(env, experiment) != 1:
+            assert time.monotonic() < deadline, "the health job did not count the event"
+            time.sleep(1)
     finally:
         # Ctrl-C reaches the terminal's whole process group: make, the script, the API.
         stop(dev, signal.SIGINT)

@@ -32,17 +32,26 @@ from benchlib import cluster_cpu_seconds
 ROOT = Path(__file__).resolve().parent.parent
 DAYS = 6
 
-# Registered with their splits (exp_swaps has three arms, 2/1/1).
+# Registry ids are UUIDs: experiment n is ...-0000000000eN, its variant k ...-0000000000Nk.
+def experiment_id(n):
+    return f"01950000-0000-7000-8000-0000000000e{n}"
+
+
+def variant_id(n, k):
+    return f"01950000-0000-7000-8000-{n * 10 + k:012d}"
+
+
+# Registered with their splits (experiment 2 has three arms, 2/1/1).
 REGISTRY = [
-    {"experiment_id": x, "unit_type": "user", "starts_at": "2026-01-01T00:00:00Z",
-     "variants": ([{"variant_id": "control", "weight": 2}, {"variant_id": "nearby", "weight": 1},
-                   {"variant_id": "diverse", "weight": 1}] if x == "exp_swaps" else
-                  [{"variant_id": "control"}, {"variant_id": "treatment"}])}
-    for x in ["exp_ranker", "exp_swaps", "exp_copy", "exp_prices", "exp_recipes"]
+    {"experiment_id": experiment_id(n), "unit_type": "user", "starts_at": "2026-01-01T00:00:00Z",
+     "variants": ([{"variant_id": variant_id(n, 0), "weight": 2}, {"variant_id": variant_id(n, 1), "weight": 1},
+                   {"variant_id": variant_id(n, 2), "weight": 1}] if n == 2 else
+                  [{"variant_id": variant_id(n, 0)}, {"variant_id": variant_id(n, 1)}])}
+    for n in range(1, 6)
 ]
 
 EXPERIMENTS = """
-(VALUES ('exp_ranker', 1), ('exp_swaps', 2), ('exp_copy', 3), ('exp_prices', 4), ('exp_recipes', 5))
+(SELECT '01950000-0000-7000-8000-0000000000e' || n, n FROM generate_series(1, 5) n)
 """
 
 # One row per event: its unit, time and type; then the experiments of its unit.
@@ -52,8 +61,9 @@ SELECT gen_random_uuid(), t.event_type, 'user', 'u' || g.unit,
        CASE WHEN g.i % 10 = 0 THEN '[]'::jsonb ELSE coalesce((
            SELECT jsonb_agg(jsonb_build_object(
                       'experiment_id', x.id,
-                      'variant_id', CASE WHEN x.n = 2 THEN (ARRAY['control', 'control', 'nearby', 'diverse'])[1 + abs(hashtext(x.id || g.unit)) % 4]
-                                         ELSE (ARRAY['control', 'treatment'])[1 + abs(hashtext(x.id || g.unit)) % 2] END))
+                      'variant_id', '01950000-0000-7000-8000-' || lpad((x.n * 10 + CASE WHEN x.n = 2
+                          THEN (ARRAY[0, 0, 1, 2])[1 + abs(hashtext(x.id || g.unit)) % 4]
+                          ELSE abs(hashtext(x.id || g.unit)) % 2 END)::text, 12, '0')))
            FROM {EXPERIMENTS} AS x(id, n)
            WHERE abs(hashtext(g.unit::text || x.id)) % 5 < 3), '[]'::jsonb) END,
        CASE t.event_type

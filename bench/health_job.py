@@ -71,15 +71,18 @@ SELECT gen_random_uuid(), t.event_type, 'user', 'u' || g.unit,
            WHEN 'user_edit' THEN jsonb_build_object('edit_count', 1 + g.i % 7)
            ELSE '{{}}'::jsonb END,
        (@START) + (g.i::float8 / @N) * (@SPAN)
-FROM (SELECT i, (i * 7919) % @UNITS AS unit FROM generate_series(0, @N - 1) i) g
+FROM (SELECT i, (i::bigint * 7919) % @UNITS AS unit FROM generate_series(0, @N - 1) i) g
 CROSS JOIN LATERAL (SELECT (ARRAY['plan_generated', 'plan_generated', 'plan_accepted', 'meal_swapped', 'user_edit'])[1 + g.i % 5] AS event_type) t
 """
 
 
 def psql(sql, *args):
     """Runs `sql` from stdin (so that psql variables given in `args` apply)."""
-    return subprocess.run(["psql", os.environ["DATABASE_URL"], "-qAtX", "-v", "ON_ERROR_STOP=1", *args],
-                          input=sql, check=True, capture_output=True, text=True).stdout.strip()
+    r = subprocess.run(["psql", os.environ["DATABASE_URL"], "-qAtX", "-v", "ON_ERROR_STOP=1", *args],
+                       input=sql, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"psql failed: {r.stderr.strip()}\n{sql[:300]}")
+    return r.stdout.strip()
 
 
 def generate(n, units, start, span):

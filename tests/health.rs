@@ -113,7 +113,7 @@ async fn a_52_48_split_on_20000_units_alarms_and_a_balanced_one_does_not() {
         metric(&doc, "SrmPValue").is_some_and(|p| p >= 0.001),
         "{doc}"
     );
-    assert_eq!(balanced.srm_units, 20_000);
+    assert_eq!(balanced.counts.srm_units(), 20_000);
 
     // The stored rows say the same.
     let stored = client
@@ -175,7 +175,7 @@ async fn units_in_two_variants_are_crossover_and_stay_out_of_the_ratio_test() {
     let cross = row(&rows, "exp_cross");
     assert_eq!(cross.counts.units, 1000);
     assert_eq!(cross.counts.crossover_units, 50);
-    assert_eq!(cross.srm_units, 950);
+    assert_eq!(cross.counts.srm_units(), 950);
     let doc = health::emf(cross).expect("running");
     assert_eq!(metric(&doc, "CrossoverUnits"), Some(50.0));
     assert_eq!(metric(&doc, "CrossoverShare"), Some(0.05));
@@ -397,7 +397,7 @@ async fn a_stopped_experiment_keeps_its_window_and_reports_no_metrics() {
     assert!(stopped.counts.registered && stopped.counts.stopped);
     assert_eq!(stopped.counts.window_end, ends);
     assert_eq!(stopped.counts.unknown_variant_events, 20);
-    assert_eq!(stopped.srm_units, 400);
+    assert_eq!(stopped.counts.srm_units(), 400);
     assert!(health::emf(stopped).is_none());
     // The window's hours hold the 400 exposures and 10 events without context.
     let hour = |t: DateTime<Utc>| t.timestamp() / 3600;

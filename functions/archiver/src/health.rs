@@ -131,7 +131,6 @@ pub fn assess(counts: ExperimentCounts, min_units: i64) -> ExperimentHealth {
         .map(|v| v.known.then(|| v.weight.unwrap_or(1.0) / total_weight))
         .collect();
     ExperimentHealth {
-        srm_units: known.iter().map(|v| v.units).sum(),
         srm_checked: srm.is_some() && known.iter().all(|v| v.units >= min_units),
         srm,
         expected_shares,
@@ -166,7 +165,7 @@ pub fn log(row: &ExperimentHealth) {
         registered = c.registered,
         stopped = c.stopped,
         units = c.units,
-        srm_units = row.srm_units,
+        srm_units = c.srm_units(),
         p_value = row.srm.map(|s| s.p_value),
         chi_squared = row.srm.map(|s| s.chi_squared),
         srm_checked = row.srm_checked,
@@ -218,7 +217,7 @@ mod tests {
             ]),
             100,
         );
-        assert_eq!(row.srm_units, 400);
+        assert_eq!(row.counts.srm_units(), 400);
         assert_eq!(row.expected_shares, vec![Some(0.75), None, Some(0.25)]);
         let srm = row.srm.expect("two known variants");
         assert_eq!(srm.degrees_of_freedom, 1);

@@ -305,8 +305,6 @@ pub struct SrmFigures {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExperimentHealth {
     pub counts: ExperimentCounts,
-    /// Units in exactly one known variant.
-    pub srm_units: i64,
     pub srm: Option<SrmFigures>,
     /// Every known variant has at least the minimum of units.
     pub srm_checked: bool,
@@ -316,6 +314,14 @@ pub struct ExperimentHealth {
 }
 
 impl ExperimentCounts {
+    /// Units in exactly one known variant: the sample-ratio test's input.
+    pub fn srm_units(&self) -> i64 {
+        self.variants
+            .iter()
+            .filter(|v| v.known)
+            .map(|v| v.units)
+            .sum()
+    }
     pub fn crossover_share(&self) -> f64 {
         share(self.crossover_units, self.units)
     }
@@ -584,7 +590,7 @@ impl HealthColumns {
                 .collect(),
             registered: rows.iter().map(|r| r.counts.registered).collect(),
             computed_at: vec![at; rows.len()],
-            srm_units: rows.iter().map(|r| r.srm_units).collect(),
+            srm_units: rows.iter().map(|r| r.counts.srm_units()).collect(),
             chi_squared: rows.iter().map(|r| r.srm.map(|s| s.chi_squared)).collect(),
             p_value: rows.iter().map(|r| r.srm.map(|s| s.p_value)).collect(),
             degrees_of_freedom: rows
@@ -633,14 +639,14 @@ impl VariantColumns {
             expected_units: Vec::new(),
         };
         for row in rows {
+            let srm_units = row.counts.srm_units();
             for (v, share) in row.counts.variants.iter().zip(&row.expected_shares) {
                 c.ids.push(row.counts.experiment_id.clone());
                 c.variants.push(v.variant_id.clone());
                 c.known.push(v.known);
                 c.units.push(v.units);
                 c.expected_share.push(*share);
-                c.expected_units
-                    .push(share.map(|s| s * row.srm_units as f64));
+                c.expected_units.push(share.map(|s| s * srm_units as f64));
             }
         }
         c

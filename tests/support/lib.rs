@@ -525,11 +525,13 @@ pub fn ingest_config(db: &TestDb, queue_url: &str) -> ingest::config::Config {
         db_connections: 2,
         registry_mode: eis_contract::RegistryMode::Flag,
         registry_max_age: Duration::from_secs(60),
+        quarantine: Default::default(),
     }
 }
 
 /// The ingest API's state on `db`, publishing through `publisher`, with the real clock and
-/// the default limits and registry settings.
+/// the default limits and registry settings. Its quarantine has no queue (its sends fail
+/// at once, which never changes an answer).
 pub fn api_state(
     db: &DbConfig,
     publisher: impl eis_runtime::Publish + 'static,
@@ -542,6 +544,11 @@ pub fn api_state(
             eis_contract::RegistryMode::Flag,
         )),
         storage: Arc::new(ingest::storage::Storage::new(db, publisher)),
+        quarantine: Arc::new(ingest::quarantine::Quarantine::new(
+            unreachable_publisher(),
+            Duration::from_millis(500),
+        )),
+        quarantine_bounds: Default::default(),
         limits: eis_contract::Limits::default(),
         max_body_bytes: 5 << 20,
         now: chrono::Utc::now,
@@ -601,11 +608,17 @@ pub async fn depth(queue: &TestQueue, url: &str) -> (u64, u64) {
     )
 }
 
-/// Every event of every message on `url` (received, not deleted).
+/// Every event of every message on `url` (received, not deleted); quarantine messages are
+/// left out.
 pub async fn queued_events(queue: &TestQueue, url: &str) -> Vec<eis_contract::Event> {
     let mut events = Vec::new();
     for m in queue.receive_all(url).await {
-        events.extend(eis_runtime::handoff::decode(m.body().unwrap_or_default()).expect("decodes"));
+        let body = m.body().unwrap_or_default();
+        if let eis_runtime::handoff::Message::Events(e) =
+            eis_runtime::handoff::decode(body).expect("decodes")
+        {
+            events.extend(e);
+        }
     }
     events
 }

@@ -249,13 +249,17 @@ def check_archiver_permissions(t):
         "sqs:GetQueueAttributes",
     ):
         assert allowed(stmts, action) == [queue], action
+    # The archive and the quarantine of rejected events (test_quarantine.py), each under its prefix.
+    archive = {"Fn::Sub": "${ArchiveBucket.Arn}/${ArchivePrefix}*"}
+    rejected = {"Fn::Sub": "${ArchiveBucket.Arn}/${RejectedPrefix}*"}
     put = allowed(stmts, "s3:PutObject")
-    assert len(put) == 1 and sub_text(put[0]).startswith("${ArchiveBucket.Arn}/"), put
+    assert put == [archive, rejected], put
     assert allowed(stmts, "s3:AbortMultipartUpload") == put
     assert allowed(stmts, "secretsmanager:GetSecretValue") == [{"Ref": "DbSecretArn"}]
-    # Compaction reads and deletes archive objects, only under the prefix.
+    # Compaction reads and deletes archive objects, only under the prefix; quarantined
+    # events are read back (replay) but never deleted.
     assert allowed(stmts, "s3:GetObject") == put
-    assert allowed(stmts, "s3:DeleteObject") == put
+    assert allowed(stmts, "s3:DeleteObject") == [archive]
     assert allowed(stmts, "s3:ListBucket") == [{"Fn::GetAtt": ["ArchiveBucket", "Arn"]}]
     for forbidden in ("s3:DeleteBucket", "s3:PutBucketPolicy", "s3:PutLifecycleConfiguration",
                       "s3:BypassGovernanceRetention", "s3:DeleteObjectVersion", "sqs:DeleteQueue"):

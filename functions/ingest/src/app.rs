@@ -9,6 +9,7 @@ use eis_runtime::{aws, SqsPublisher};
 use eis_store::Db;
 
 use crate::config::Config;
+use crate::quarantine::Quarantine;
 use crate::registry::RegistryCache;
 use crate::routes::AppState;
 use crate::storage::Storage;
@@ -20,10 +21,15 @@ const SQS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 pub async fn state(config: &Config) -> Result<AppState, eis_store::StoreError> {
     let db = Arc::new(Db::with_connections(&config.db, config.db_connections)?);
     let sdk = aws::sdk_config(SQS_MAX_ATTEMPTS, SQS_ATTEMPT_TIMEOUT).await;
+    let sqs = aws::sqs_client(&sdk);
     let publisher = SqsPublisher::new(
-        aws::sqs_client(&sdk),
+        sqs.clone(),
         config.queue_url.clone(),
         config.sqs_max_message_bytes,
+    );
+    let quarantine = Quarantine::new(
+        SqsPublisher::new(sqs, config.queue_url.clone(), config.sqs_max_message_bytes),
+        config.quarantine.timeout,
     );
     Ok(AppState {
         registry: Arc::new(RegistryCache::new(
@@ -32,6 +38,8 @@ pub async fn state(config: &Config) -> Result<AppState, eis_store::StoreError> {
             config.registry_mode,
         )),
         storage: Arc::new(Storage::new(db, publisher)),
+        quarantine: Arc::new(quarantine),
+        quarantine_bounds: config.quarantine,
         limits: config.limits.clone(),
         max_body_bytes: config.max_body_bytes,
         now: Utc::now,

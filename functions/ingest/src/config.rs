@@ -8,6 +8,8 @@ use eis_runtime::handoff::SQS_MAX_MESSAGE_BYTES;
 use eis_runtime::EnvError;
 use eis_store::DbConfig;
 
+use crate::quarantine::QuarantineBounds;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub db: DbConfig,
@@ -31,6 +33,10 @@ pub struct Config {
     /// The registry copy is reloaded once older than this (`EIS_REGISTRY_MAX_AGE_SECS`, 60,
     /// 1..=3600): the most a registry change takes to reach every instance.
     pub registry_max_age: Duration,
+    /// What is kept of rejected input (`EIS_QUARANTINE_EVENT_BYTES`,
+    /// `EIS_QUARANTINE_REQUEST_BYTES`, `EIS_QUARANTINE_BUDGET_BYTES`,
+    /// `EIS_QUARANTINE_TIMEOUT_MS`; see `QuarantineBounds`).
+    pub quarantine: QuarantineBounds,
 }
 
 impl Config {
@@ -60,8 +66,26 @@ impl Config {
                 1,
                 3600,
             )?),
+            quarantine: quarantine_bounds()?,
         })
     }
+}
+
+fn quarantine_bounds() -> Result<QuarantineBounds, EnvError> {
+    let d = QuarantineBounds::default();
+    // A body refused whole must fit one message with its record's other fields.
+    let max_text = SQS_MAX_MESSAGE_BYTES - 8 * 1024;
+    Ok(QuarantineBounds {
+        event_bytes: within("EIS_QUARANTINE_EVENT_BYTES", d.event_bytes, 0, max_text)?,
+        request_bytes: within("EIS_QUARANTINE_REQUEST_BYTES", d.request_bytes, 0, max_text)?,
+        budget_bytes: within(
+            "EIS_QUARANTINE_BUDGET_BYTES",
+            d.budget_bytes,
+            0,
+            16 * 1024 * 1024,
+        )?,
+        timeout: Duration::from_millis(within("EIS_QUARANTINE_TIMEOUT_MS", 2000, 100, 10_000)?),
+    })
 }
 
 fn registry_mode(value: String) -> Result<RegistryMode, EnvError> {

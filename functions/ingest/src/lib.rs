@@ -7,6 +7,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod local;
+pub mod quarantine;
 pub mod registry;
 pub mod routes;
 pub mod storage;

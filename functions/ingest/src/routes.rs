@@ -1,6 +1,7 @@
 //! The HTTP API: POST /events, POST /events/batch, GET /health. Handlers turn a request into
-//! domain calls (validate, then `Storage`) and an answer; answers own their statuses
-//! (answer.rs, error.rs) and `telemetry::log_requests` logs every request once.
+//! domain calls (validate, then `Storage`, and `Quarantine` for what was rejected) and an
+//! answer; answers own their statuses (answer.rs, error.rs) and `telemetry::log_requests`
+//! logs every request once.
 
 use std::sync::Arc;
 
@@ -9,21 +10,28 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 use chrono::{DateTime, Utc};
-use eis_contract::{parse_batch, validate_event, Event, Limits};
+use eis_contract::{parse_batch, validate_event, Arrival, Event, Limits};
 use eis_store::InsertOutcome;
 
 use crate::answer::{BatchAnswer, BatchError, BatchRefused, BatchWarning, EventAccepted, Healthy};
 use crate::body;
 use crate::error::ApiError;
+use crate::quarantine::{Quarantine, QuarantineBounds, Rejects};
 use crate::registry::RegistryCache;
 use crate::storage::{Refusal, Storage};
-use crate::telemetry::{log_requests, RequestLog};
+use crate::telemetry::{log_requests, RequestId, RequestLog};
+
+const EVENT_ROUTE: &str = "POST /events";
+const BATCH_ROUTE: &str = "POST /events/batch";
 
 #[derive(Clone)]
 pub struct AppState {
     pub storage: Arc<Storage>,
     /// The experiment registry's copy: accepted events are checked against it.
     pub registry: Arc<RegistryCache>,
+    /// Where rejected input is kept, within `quarantine_bounds`.
+    pub quarantine: Arc<Quarantine>,
+    pub quarantine_bounds: QuarantineBounds,
     pub limits: Limits,
     pub max_body_bytes: usize,
     /// The clock, injectable so that tests of time rules neither sleep nor race midnight.
@@ -56,7 +64,7 @@ fn failed(mut log: RequestLog, err: ApiError) -> Response {
 }
 
 async fn post_event(State(state): State<AppState>, request: Request) -> Response {
-    let mut log = RequestLog::new("POST /events");
+    let mut log = RequestLog::new(EVENT_ROUTE);
     match one_event(&state, request, &mut log).await {
         Ok(answer) => logged(answer, log),
         Err(err) => failed(log, err),
@@ -68,14 +76,29 @@ async fn one_event(
     request: Request,
     log: &mut RequestLog,
 ) -> Result<EventAccepted, ApiError> {
+    let request_id = request_id(&request);
     let (parts, body) = request.into_parts();
     let bytes = body::read_json(&parts.headers, body, state.max_body_bytes).await?;
-    let event = validate_event(&bytes, (state.now)(), &state.limits)?;
-    let event = state
-        .registry
-        .get()
-        .await
-        .admit(event, state.registry.mode)?;
+    let now = (state.now)();
+    let registry = state.registry.get().await;
+    let admitted = validate_event(&bytes, now, &state.limits)
+        .and_then(|event| registry.admit(event, state.registry.mode));
+    let event = match admitted {
+        Ok(event) => event,
+        Err(rejection) => {
+            let mut rejects = Rejects::new(state.quarantine_bounds, state.limits.max_experiments);
+            rejects.event(
+                arrival(&request_id, EVENT_ROUTE, now),
+                None,
+                &bytes,
+                &rejection,
+            );
+            log.variants_of_rejected(&rejects.records);
+            log.quarantine = state.quarantine.keep(rejects.records).await;
+            return Err(rejection.into());
+        }
+    };
+    log.variants_of_accepted(&event);
     let report = state.storage.save(std::slice::from_ref(&event)).await?;
     log.record(&report);
     let outcome = report.outcomes.first().unwrap_or(&InsertOutcome::Inserted);
@@ -97,7 +120,7 @@ async fn one_event(
 }
 
 async fn post_batch(State(state): State<AppState>, request: Request) -> Response {
-    let mut log = RequestLog::new("POST /events/batch");
+    let mut log = RequestLog::new(BATCH_ROUTE);
     match batch(&state, request, &mut log).await {
         Ok(answer) => logged(answer, log),
         Err(err) => {
@@ -112,10 +135,20 @@ async fn batch(
     request: Request,
     log: &mut RequestLog,
 ) -> Result<BatchAnswer, ApiError> {
+    let request_id = request_id(&request);
     let (parts, body) = request.into_parts();
     let bytes = body::read_json(&parts.headers, body, state.max_body_bytes).await?;
-    let raw_events = parse_batch(&bytes, &state.limits)?;
     let now = (state.now)();
+    let arrival = arrival(&request_id, BATCH_ROUTE, now);
+    let mut rejects = Rejects::new(state.quarantine_bounds, state.limits.max_experiments);
+    let raw_events = match parse_batch(&bytes, &state.limits) {
+        Ok(raw_events) => raw_events,
+        Err(rejection) => {
+            rejects.request(arrival, &bytes, &rejection);
+            log.quarantine = state.quarantine.keep(rejects.records).await;
+            return Err(rejection.into());
+        }
+    };
     let registry = state.registry.get().await;
 
     let mut answer = BatchAnswer {
@@ -125,23 +158,38 @@ async fn batch(
     let mut valid: Vec<Event> = Vec::with_capacity(raw_events.len());
     let mut positions = Vec::with_capacity(raw_events.len());
     for (index, raw) in raw_events.iter().enumerate() {
-        let admitted = validate_event(raw.get().as_bytes(), now, &state.limits)
+        let raw = raw.get().as_bytes();
+        let admitted = validate_event(raw, now, &state.limits)
             .and_then(|event| registry.admit(event, state.registry.mode));
         match admitted {
             Ok(event) => {
+                log.variants_of_accepted(&event);
                 valid.push(event);
                 positions.push(index);
             }
-            Err(rejection) => answer.errors.push(BatchError {
-                index,
-                error: rejection.code.as_str(),
-                message: rejection.message,
-            }),
+            Err(rejection) => {
+                rejects.event(arrival, Some(index), raw, &rejection);
+                answer.errors.push(BatchError {
+                    index,
+                    error: rejection.code.as_str(),
+                    message: rejection.message,
+                });
+            }
         }
     }
+    log.variants_of_rejected(&rejects.records);
 
-    if !valid.is_empty() {
-        let report = state.storage.save(&valid).await?;
+    // The quarantine's send runs beside the storage's, so that it never delays valid events.
+    let save = async {
+        if valid.is_empty() {
+            Ok(None)
+        } else {
+            state.storage.save(&valid).await.map(Some)
+        }
+    };
+    let (saved, quarantined) = tokio::join!(save, state.quarantine.keep(rejects.records));
+    log.quarantine = quarantined;
+    if let Some(report) = saved? {
         log.record(&report);
         for ((event, index), outcome) in valid.iter().zip(positions).zip(&report.outcomes) {
             if let Some(refusal) = Refusal::of(outcome, event.event_id) {
@@ -182,6 +230,23 @@ async fn batch(
         }
     }
     Ok(answer)
+}
+
+/// The id `log_requests` gave the request.
+fn request_id(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<RequestId>()
+        .map(|id| id.0.clone())
+        .unwrap_or_default()
+}
+
+fn arrival<'a>(request_id: &'a str, route: &'a str, received_at: DateTime<Utc>) -> Arrival<'a> {
+    Arrival {
+        request_id,
+        route,
+        received_at,
+    }
 }
 
 async fn health(State(state): State<AppState>) -> Response {
@@ -225,7 +290,13 @@ mod tests {
                 .build(),
         );
         let db = Arc::new(db);
+        let quarantine = Quarantine::new(
+            SqsPublisher::new(sqs.clone(), "http://127.0.0.1:1/queue".into(), 256 * 1024),
+            Duration::from_millis(200),
+        );
         router(AppState {
+            quarantine: Arc::new(quarantine),
+            quarantine_bounds: QuarantineBounds::default(),
             registry: Arc::new(RegistryCache::new(
                 Arc::clone(&db),
                 Duration::from_secs(60),

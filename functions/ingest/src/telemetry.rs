@@ -1,5 +1,6 @@
 //! One structured log line and one CloudWatch Embedded Metric Format (EMF) line per request,
-//! written by one middleware for every route. Neither ever carries payloads or unit ids.
+//! written by one middleware for every route, plus one EMF line per experiment variant the
+//! request's events named (`VariantRejected`). None ever carries payloads or unit ids.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -7,18 +8,31 @@ use std::time::{Duration, Instant};
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
+use eis_contract::{Event, NamedVariant, Quarantined};
 use eis_runtime::telemetry::Emf;
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::quarantine::QuarantineReport;
 use crate::storage::SaveReport;
+
+/// EMF takes at most 100 values per metric in one document.
+const EMF_MAX_VALUES: usize = 100;
+
+/// The request's id (API Gateway's in Lambda), put in the request's extensions for the
+/// handlers: quarantine records carry it.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
 
 /// Times every request and writes its log line and metrics from the [`RequestLog`] that the
 /// handler attached to the response (a response without one is logged as `unmatched`).
-pub async fn log_requests(request: Request, next: Next) -> Response {
+pub async fn log_requests(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = request_id(&request);
+    request
+        .extensions_mut()
+        .insert(RequestId(request_id.clone()));
     let mut response = next.run(request).await;
     let mut log = response
         .extensions_mut()
@@ -54,6 +68,11 @@ pub struct RequestLog {
     pub pg_latency: Option<Duration>,
     pub sqs_latency: Option<Duration>,
     pub publish_failures: usize,
+    /// A body over the limit: counted, never stored.
+    pub oversize: bool,
+    pub quarantine: QuarantineReport,
+    /// Per variant named: (accepted events, rejected events).
+    pub variants: BTreeMap<NamedVariant, (usize, usize)>,
 }
 
 impl RequestLog {
@@ -67,6 +86,7 @@ impl RequestLog {
     /// A request that failed with `err`; an invalid single event also counts as rejected.
     pub fn failed(&mut self, err: &ApiError) {
         self.error = Some(err.code());
+        self.oversize = matches!(err, ApiError::PayloadTooLarge { .. });
         if let ApiError::Invalid(r) = err {
             self.reject(r.code.as_str());
         }
@@ -75,6 +95,26 @@ impl RequestLog {
     /// A batch refused as a whole: its events were never judged one by one.
     pub fn failed_whole(&mut self, err: &ApiError) {
         self.error = Some(err.code());
+        self.oversize = matches!(err, ApiError::PayloadTooLarge { .. });
+    }
+
+    /// An accepted event's variants, for the rejected share per variant.
+    pub fn variants_of_accepted(&mut self, event: &Event) {
+        for e in &event.experiments {
+            let key = NamedVariant {
+                experiment_id: e.experiment_id.to_string(),
+                variant_id: e.variant_id.to_string(),
+            };
+            self.variants.entry(key).or_default().0 += 1;
+        }
+    }
+
+    pub fn variants_of_rejected(&mut self, records: &[Quarantined]) {
+        for record in records {
+            for v in &record.experiments {
+                self.variants.entry(v.clone()).or_default().1 += 1;
+            }
+        }
     }
 
     pub fn record(&mut self, report: &SaveReport) {
@@ -107,9 +147,34 @@ impl RequestLog {
             pg_ms = self.pg_latency.map(ms),
             sqs_ms = self.sqs_latency.map(ms),
             publish_failures = self.publish_failures,
+            quarantined = self.quarantine.kept,
+            quarantine_failures = self.quarantine.failed,
+            oversize = self.oversize,
             "request"
         );
         println!("{}", self.emf(latency, rejected));
+        for doc in self.variant_emf() {
+            println!("{doc}");
+        }
+    }
+
+    /// Per variant, one observation per event: 1 rejected, 0 accepted. Their average over a
+    /// period is the variant's rejected share (the alarm), their sum its rejected count.
+    fn variant_emf(&self) -> Vec<Value> {
+        let mut docs = Vec::new();
+        for (variant, &(accepted, rejected)) in &self.variants {
+            let observations: Vec<u8> = std::iter::repeat_n(1, rejected)
+                .chain(std::iter::repeat_n(0, accepted))
+                .collect();
+            for values in observations.chunks(EMF_MAX_VALUES) {
+                let mut emf = Emf::default();
+                emf.metric("VariantRejected", values.to_vec(), "Count");
+                emf.property("Experiment", variant.experiment_id.as_str());
+                emf.property("Variant", variant.variant_id.as_str());
+                docs.push(emf.document(&["Experiment", "Variant"]));
+            }
+        }
+        docs
     }
 
     /// The EMF document: CloudWatch extracts the listed metrics from this log line.
@@ -125,6 +190,10 @@ impl RequestLog {
             emf.metric(format!("Flagged_{flag}"), *n, "Count");
         }
         emf.metric("PublishFailures", self.publish_failures, "Count");
+        emf.metric("Quarantined", self.quarantine.kept, "Count");
+        emf.metric("QuarantineFailures", self.quarantine.failed, "Count");
+        emf.metric("QuarantinedBytes", self.quarantine.raw_bytes, "Bytes");
+        emf.metric("OversizeRequests", usize::from(self.oversize), "Count");
         emf.metric("Latency", ms(latency), "Milliseconds");
         if let Some(d) = self.pg_latency {
             emf.metric("PostgresLatency", ms(d), "Milliseconds");
@@ -172,5 +241,37 @@ mod tests {
         assert_eq!(doc["Rejected_missing_timestamp"], 1);
         assert_eq!(doc["Flagged_old_timestamp"], 1);
         assert_eq!(doc["Route"], "POST /events/batch");
+    }
+
+    #[test]
+    fn variant_observations_average_to_the_rejected_share() {
+        let mut log = RequestLog::new("POST /events/batch");
+        let variant = |v: &str| NamedVariant {
+            experiment_id: "e".into(),
+            variant_id: v.into(),
+        };
+        log.variants.insert(variant("a"), (230, 20));
+        log.variants.insert(variant("b"), (5, 0));
+        let docs = log.variant_emf();
+        // 250 observations of a in documents of at most 100, then b's 5.
+        let counts: Vec<usize> = docs
+            .iter()
+            .map(|d| d["VariantRejected"].as_array().map_or(0, Vec::len))
+            .collect();
+        assert_eq!(counts, [100, 100, 50, 5]);
+        let sum_a: u64 = docs[..3]
+            .iter()
+            .flat_map(|d| d["VariantRejected"].as_array().cloned().unwrap_or_default())
+            .filter_map(|v| v.as_u64())
+            .sum();
+        assert_eq!(sum_a, 20);
+        assert_eq!(
+            (docs[3]["Experiment"].as_str(), docs[3]["Variant"].as_str()),
+            (Some("e"), Some("b"))
+        );
+        assert_eq!(
+            docs[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([["Experiment", "Variant"]])
+        );
     }
 }

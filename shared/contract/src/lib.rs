@@ -10,6 +10,7 @@
 //! - [`Event`]'s serde form is the record format stored and archived.
 //! - [`Encoded`] writes an accepted event once: its record and its content digest, which
 //!   tells a retry of an event_id from a conflicting resend.
+//! - [`Quarantined`] is what is kept of a rejected event, for counting and replay.
 //! - [`Registry::admit`] checks an accepted event against the experiment registry.
 
 mod batch;
@@ -21,6 +22,7 @@ mod json;
 mod json_object;
 mod limits;
 mod number;
+mod quarantine;
 mod record;
 mod registry;
 mod rejection;
@@ -35,8 +37,9 @@ pub use event::{Event, ExperimentRef};
 pub use identity::{in_batch, ContentDigest, InBatch};
 pub use json_object::{JsonObject, JsonObjectError};
 pub use limits::Limits;
+pub use quarantine::{named_variants, Arrival, NamedVariant, Quarantined, Scope};
 pub use record::{Encoded, ToRecord};
 pub use registry::{Misfit, RegisteredExperiment, Registry, RegistryMode};
 pub use rejection::Rejection;
 pub use standard::STANDARD_EVENT_TYPES;
-pub use validate::validate_event;
+pub use validate::{validate_event, validate_replayed_event};

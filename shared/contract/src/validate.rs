@@ -38,6 +38,26 @@ const MAX_NESTING: usize = 64;
 /// the same bytes and `now` always give the same answer (except that an
 /// absent `event_id` gets a fresh UUID v7 whose random bits differ).
 pub fn validate_event(raw: &[u8], now: DateTime<Utc>, limits: &Limits) -> Result<Event, Rejection> {
+    validate(raw, now, limits, None)
+}
+
+/// [`validate_event`] for a replay of quarantined text: an event without `event_id` gets
+/// `missing_id` (derived from its quarantine record), so that replaying twice stores it once.
+pub fn validate_replayed_event(
+    raw: &[u8],
+    now: DateTime<Utc>,
+    limits: &Limits,
+    missing_id: Uuid,
+) -> Result<Event, Rejection> {
+    validate(raw, now, limits, Some(missing_id))
+}
+
+fn validate(
+    raw: &[u8],
+    now: DateTime<Utc>,
+    limits: &Limits,
+    missing_id: Option<Uuid>,
+) -> Result<Event, Rejection> {
     if raw.len() > limits.max_event_bytes {
         return Err(Rejection::new(
             Code::EventTooLarge,
@@ -74,7 +94,7 @@ pub fn validate_event(raw: &[u8], now: DateTime<Utc>, limits: &Limits) -> Result
     )?;
     let unit_id = unit_id(fields.unit_id?, limits)?;
     let timestamp = event_timestamp(fields.timestamp?, received_at, limits)?;
-    let event_id = event_id(fields.event_id?, received_at)?;
+    let event_id = event_id(fields.event_id?, received_at, missing_id)?;
     let experiments = experiments(fields.experiments?, limits)?;
     let context = context(fields.context?)?;
     let metrics = metrics(fields.metrics?, limits)?;
@@ -204,8 +224,15 @@ fn parse_uuid(text: &str) -> Option<Uuid> {
 }
 
 /// `event_id`: the client's idempotency key, or a fresh time-ordered v7.
-fn event_id(text: Text<'_>, received_at: DateTime<Utc>) -> Result<Uuid, Rejection> {
+fn event_id(
+    text: Text<'_>,
+    received_at: DateTime<Utc>,
+    missing_id: Option<Uuid>,
+) -> Result<Uuid, Rejection> {
     let Some(text) = text else {
+        if let Some(id) = missing_id {
+            return Ok(id);
+        }
         // Pre-1970 is only reachable through a bogus `now`; clamp rather than fail.
         let secs = u64::try_from(received_at.timestamp()).unwrap_or(0);
         let nanos = received_at.timestamp_subsec_nanos();
@@ -450,7 +477,7 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2026-03-01T12:00:00.123456Z")
             .expect("valid")
             .with_timezone(&Utc);
-        let id = event_id(None, now).expect("generated");
+        let id = event_id(None, now, None).expect("generated");
         assert_eq!(id.get_version_num(), 7);
         let (secs, nanos) = id.get_timestamp().expect("v7 has a timestamp").to_unix();
         assert_eq!(secs, 1_772_366_400);

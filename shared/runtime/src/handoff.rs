@@ -1,18 +1,21 @@
 //! The SQS message format of the archive hand-off, written by [`crate::publish`] (the ingest
-//! function) and read by the archiver: many event records per message, so that a batch of 500
+//! function) and read by the archiver: many records per message, so that a batch of 500
 //! events costs a handful of requests, not 500.
 //!
-//! Body: `{"v":1,"events":[<record>, ...]}` where a record is `eis_contract::Event`'s serde
-//! form. The archiver decodes with [`decode`]; a body it cannot decode is left for the DLQ.
+//! Bodies: `{"v":1,"events":[<record>, ...]}` where a record is `eis_contract::Event`'s serde
+//! form, and `{"v":1,"rejected":[<quarantined>, ...]}` for `eis_contract::Quarantined`
+//! records (rejected input, kept under `rejected/`). The archiver decodes with [`decode`]; a
+//! body it cannot decode is left for the DLQ.
 
 use std::borrow::Cow;
 use std::ops::Range;
 
-use eis_contract::{Event, ToRecord};
+use eis_contract::{Event, Quarantined, ToRecord};
 use serde::Deserialize;
 
 pub const FORMAT_VERSION: u32 = 1;
 const HEAD: &str = r#"{"v":1,"events":["#;
+const REJECTED_HEAD: &str = r#"{"v":1,"rejected":["#;
 const TAIL: &str = "]}";
 
 /// SQS's limit on one message, and on the sum of the messages of one SendMessageBatch.
@@ -26,6 +29,8 @@ pub enum MessageError {
         bytes: usize,
         max: usize,
     },
+    #[error("a quarantine record needs {bytes} bytes without its text, more than {max}")]
+    RecordTooLarge { bytes: usize, max: usize },
     #[error("cannot encode event: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -47,10 +52,8 @@ pub fn pack<E: ToRecord>(
     events: &[E],
     max_bytes: usize,
 ) -> Result<Vec<PackedMessage>, MessageError> {
-    let mut messages = Vec::new();
-    let mut body = String::from(HEAD);
-    let mut first = 0;
-    for (i, event) in events.iter().enumerate() {
+    let mut records = Vec::with_capacity(events.len());
+    for event in events {
         let record = sqs_safe(event.record()?);
         let alone = HEAD.len() + record.len() + TAIL.len();
         if alone > max_bytes {
@@ -60,42 +63,97 @@ pub fn pack<E: ToRecord>(
                 max: max_bytes,
             });
         }
+        records.push(record);
+    }
+    Ok(join(HEAD, &records, max_bytes))
+}
+
+/// Packs quarantine records into bodies of at most `max_bytes`. A record too large for a
+/// message alone (JSON escaping can make it larger than its raw text) has its text cut
+/// until it fits, and is marked truncated: a rejection is never dropped for its size.
+pub fn pack_rejected(
+    records: &mut [Quarantined],
+    max_bytes: usize,
+) -> Result<Vec<PackedMessage>, MessageError> {
+    let room = max_bytes.saturating_sub(REJECTED_HEAD.len() + TAIL.len());
+    let mut texts = Vec::with_capacity(records.len());
+    for record in records.iter_mut() {
+        let text = loop {
+            let text = sqs_safe(Cow::Owned(serde_json::to_string(record)?)).into_owned();
+            let excess = text.len().saturating_sub(room);
+            if excess == 0 {
+                break text;
+            }
+            if record.raw.is_empty() {
+                return Err(MessageError::RecordTooLarge {
+                    bytes: text.len(),
+                    max: room,
+                });
+            }
+            // Each byte of text takes at least one byte of the record: one cut usually does.
+            record.cut_raw(record.raw.len().saturating_sub(excess));
+        };
+        texts.push(Cow::Owned(text));
+    }
+    Ok(join(REJECTED_HEAD, &texts, max_bytes))
+}
+
+/// Joins records that each fit alone into bodies `head … TAIL` of at most `max_bytes`.
+fn join(head: &str, records: &[Cow<'_, str>], max_bytes: usize) -> Vec<PackedMessage> {
+    let mut messages = Vec::new();
+    let mut body = String::from(head);
+    let mut first = 0;
+    for (i, record) in records.iter().enumerate() {
         let separator = usize::from(i > first);
         if body.len() + separator + record.len() + TAIL.len() > max_bytes {
             body.push_str(TAIL);
             messages.push(PackedMessage {
-                body: std::mem::replace(&mut body, String::from(HEAD)),
+                body: std::mem::replace(&mut body, String::from(head)),
                 events: first..i,
             });
             first = i;
         } else if separator == 1 {
             body.push(',');
         }
-        body.push_str(&record);
+        body.push_str(record);
     }
-    if first < events.len() {
+    if first < records.len() {
         body.push_str(TAIL);
         messages.push(PackedMessage {
             body,
-            events: first..events.len(),
+            events: first..records.len(),
         });
     }
-    Ok(messages)
+    messages
+}
+
+/// What one message carries.
+#[derive(Debug, PartialEq)]
+pub enum Message {
+    Events(Vec<Event>),
+    Rejected(Vec<Quarantined>),
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Body {
     v: u32,
-    events: Vec<Event>,
+    events: Option<Vec<Event>>,
+    rejected: Option<Vec<Quarantined>>,
 }
 
-pub fn decode(body: &str) -> Result<Vec<Event>, DecodeError> {
+pub fn decode(body: &str) -> Result<Message, DecodeError> {
     let parsed: Body = serde_json::from_str(body).map_err(|e| DecodeError(e.to_string()))?;
     if parsed.v != FORMAT_VERSION {
         return Err(DecodeError(format!("unknown format version {}", parsed.v)));
     }
-    Ok(parsed.events)
+    match (parsed.events, parsed.rejected) {
+        (Some(events), None) => Ok(Message::Events(events)),
+        (None, Some(rejected)) => Ok(Message::Rejected(rejected)),
+        _ => Err(DecodeError(
+            "a body holds exactly one of `events` and `rejected`".into(),
+        )),
+    }
 }
 
 /// SQS refuses U+FFFE and U+FFFF in message bodies; JSON may carry them escaped instead.
@@ -151,7 +209,7 @@ mod tests {
             assert!(m.body.len() <= SQS_MAX_MESSAGE_BYTES);
             assert_eq!(m.events.start, next);
             next = m.events.end;
-            decoded.extend(decode(&m.body).unwrap());
+            decoded.extend(events_of(&m.body));
         }
         assert_eq!(decoded, events);
     }
@@ -175,7 +233,7 @@ mod tests {
         e.payload = eis_contract::JsonObject::parse("{\"odd\": \"a\u{fffe}b\u{ffff}\"}").unwrap();
         let m = pack(std::slice::from_ref(&e), SQS_MAX_MESSAGE_BYTES).unwrap();
         assert!(!m[0].body.contains(['\u{fffe}', '\u{ffff}']));
-        assert_eq!(decode(&m[0].body).unwrap(), vec![e]);
+        assert_eq!(events_of(&m[0].body), vec![e]);
     }
 
     #[test]
@@ -183,5 +241,58 @@ mod tests {
         assert!(decode("not json").is_err());
         assert!(decode(r#"{"v":2,"events":[]}"#).is_err());
         assert!(decode(r#"{"v":1,"events":[{"event_id":"x"}]}"#).is_err());
+        assert!(decode(r#"{"v":1,"events":[],"rejected":[]}"#).is_err());
+        assert!(decode(r#"{"v":1}"#).is_err());
+    }
+
+    fn events_of(body: &str) -> Vec<Event> {
+        match decode(body).unwrap() {
+            Message::Events(events) => events,
+            Message::Rejected(_) => panic!("an events body decoded as rejected"),
+        }
+    }
+
+    fn rejected(n: usize, raw: &str) -> Quarantined {
+        let arrival = eis_contract::Arrival {
+            request_id: "req",
+            route: "POST /events/batch",
+            received_at: Utc.with_ymd_and_hms(2026, 12, 2, 10, 0, 0).unwrap(),
+        };
+        let rejection =
+            eis_contract::validate_event(b"{}", arrival.received_at, &Default::default())
+                .unwrap_err();
+        eis_contract::Quarantined::event(arrival, Some(n), raw.as_bytes(), &rejection, 1 << 20, 32)
+    }
+
+    #[test]
+    fn rejected_records_pack_and_decode_back() {
+        let mut records: Vec<Quarantined> =
+            (0..300).map(|n| rejected(n, &"x".repeat(2_000))).collect();
+        let original = records.clone();
+        let messages = pack_rejected(&mut records, SQS_MAX_MESSAGE_BYTES).unwrap();
+        assert!(messages.len() > 1);
+        let mut decoded = Vec::new();
+        for m in &messages {
+            assert!(m.body.len() <= SQS_MAX_MESSAGE_BYTES);
+            match decode(&m.body).unwrap() {
+                Message::Rejected(r) => decoded.extend(r),
+                Message::Events(_) => panic!("rejected body decoded as events"),
+            }
+        }
+        assert_eq!(decoded, original);
+    }
+
+    #[test]
+    fn a_record_whose_escaped_text_overflows_a_message_is_cut_to_fit() {
+        // Control characters take six bytes each once escaped: 60 000 of them need 360 000.
+        let mut records = vec![rejected(0, ""), rejected(1, "{}")];
+        records[0].raw = "\u{1}".repeat(60_000);
+        let messages = pack_rejected(&mut records, SQS_MAX_MESSAGE_BYTES).unwrap();
+        assert!(messages
+            .iter()
+            .all(|m| m.body.len() <= SQS_MAX_MESSAGE_BYTES));
+        assert!(records[0].raw_truncated && records[0].raw.len() < 60_000);
+        assert!(records[0].raw.chars().all(|c| c == '\u{1}'));
+        assert!(!records[1].raw_truncated);
     }
 }

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use eis_contract::{Encoded, ToRecord};
+use eis_contract::{Encoded, Quarantined, ToRecord};
 
 use crate::aws::is_transient;
 use crate::handoff::{self, MessageError, PackedMessage};
@@ -28,6 +28,15 @@ pub struct PublishOutcome {
     pub requests: usize,
     /// One per failed request or entry; empty when everything was confirmed.
     pub errors: Vec<PublishError>,
+}
+
+impl PublishOutcome {
+    fn failed(error: PublishError) -> Self {
+        PublishOutcome {
+            errors: vec![error],
+            ..Default::default()
+        }
+    }
 }
 
 /// Why events were not handed over (they stay for the archiver's sweep either way).
@@ -84,16 +93,27 @@ impl SqsPublisher {
 
     /// Publishes events, or their records written already ([`Encoded`]).
     pub async fn publish<E: ToRecord + Sync>(&self, events: &[E]) -> PublishOutcome {
-        let mut outcome = PublishOutcome::default();
-        let messages = match handoff::pack(events, self.max_message_bytes) {
-            Ok(m) => m,
-            Err(e) => {
-                outcome.errors.push(e.into());
-                return outcome;
-            }
+        match handoff::pack(events, self.max_message_bytes) {
+            Ok(messages) => self.send_all(&messages).await,
+            Err(e) => PublishOutcome::failed(e.into()),
+        }
+    }
+
+    /// Publishes quarantine records (their texts cut where a record would not fit a message);
+    /// `published` then indexes the records.
+    pub async fn publish_rejected(&self, records: &mut [Quarantined]) -> PublishOutcome {
+        match handoff::pack_rejected(records, self.max_message_bytes) {
+            Ok(messages) => self.send_all(&messages).await,
+            Err(e) => PublishOutcome::failed(e.into()),
+        }
+    }
+
+    async fn send_all(&self, messages: &[PackedMessage]) -> PublishOutcome {
+        let mut outcome = PublishOutcome {
+            messages: messages.len(),
+            ..Default::default()
         };
-        outcome.messages = messages.len();
-        for group in self.requests(&messages) {
+        for group in self.requests(messages) {
             outcome.requests += 1;
             self.send(group, &mut outcome).await;
         }

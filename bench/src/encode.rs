@@ -65,10 +65,7 @@ pub fn encode(bodies: &[String]) -> anyhow::Result<Vec<Vec<u8>>> {
         max_held_bytes: usize::MAX,
     });
     for (i, body) in bodies.iter().enumerate() {
-        let handoff::Message::Events(events) = handoff::decode(body)? else {
-            anyhow::bail!("message {i} is not an events body");
-        };
-        batcher.add(i, &events)?;
+        batcher.add(i, &handoff::decode_events(body)?)?;
     }
     batcher.cut_all();
     std::iter::from_fn(|| batcher.next_ready())

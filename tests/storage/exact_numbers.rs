@@ -144,7 +144,7 @@ async fn the_sqs_body_carries_the_exact_text() {
     for m in queue.receive_all(&queue.url).await {
         let body = m.body().unwrap_or_default();
         bodies.push_str(body);
-        received.extend(handoff::decode(body).expect("decodes"));
+        received.extend(handoff::decode_events(body).expect("decodes"));
     }
     assert!(bodies.contains(&expected_payload(CASES[0].1)));
     received.sort_by_key(|e| e.unit_id.clone());

@@ -44,6 +44,8 @@ pub fn archiver_config(
         queue_url: queue_url.to_string(),
         bucket: bucket.to_string(),
         prefix: String::new(),
+        rejected_prefix: "rejected/".into(),
+        registry_mode: eis_contract::RegistryMode::Flag,
         safety_margin: Duration::from_secs(2),
         sweep_grace: Duration::from_secs(300),
         sweep_limit: 10_000,

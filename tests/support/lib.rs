@@ -543,7 +543,7 @@ pub fn api_state(
             Duration::from_secs(60),
             eis_contract::RegistryMode::Flag,
         )),
-        storage: Arc::new(ingest::storage::Storage::new(db, publisher)),
+        storage: Arc::new(eis_store::Storage::new(db, publisher)),
         quarantine: Arc::new(ingest::quarantine::Quarantine::new(
             unreachable_publisher(),
             Duration::from_millis(500),

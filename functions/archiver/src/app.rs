@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eis_runtime::aws;
-use eis_store::{migrate, ArchiveHours, Db, HealthStore, PendingHandoffs};
+use eis_runtime::handoff::SQS_MAX_MESSAGE_BYTES;
+use eis_runtime::SqsPublisher;
+use eis_store::{migrate, ArchiveHours, Db, HealthStore, PendingHandoffs, RestoreStore, Storage};
 
 use crate::bucket::ArchiveBucket;
 use crate::config::Config;
@@ -30,6 +32,10 @@ pub struct Archiver {
     pub hours: ArchiveHours,
     /// The health job's tables (`{"action":"health"}`).
     pub health: HealthStore,
+    /// The ingest's storage path (store, then hand off): a replay stores through it.
+    pub storage: Storage,
+    /// Archived events back into exp.events (`{"action":"restore"}`).
+    pub restore: RestoreStore,
     /// Starts drain workers (the fan-out); None outside Lambda.
     pub workers: Option<Box<dyn StartWorker>>,
 }
@@ -45,8 +51,15 @@ impl Archiver {
                 function,
             )) as Box<dyn StartWorker>
         });
+        let publisher = SqsPublisher::new(
+            aws::sqs_client(&sdk),
+            config.queue_url.clone(),
+            SQS_MAX_MESSAGE_BYTES,
+        );
         Ok(Self {
             workers,
+            storage: Storage::new(Arc::clone(&db), publisher),
+            restore: RestoreStore::new(Arc::clone(&db)),
             queue: ArchiveQueue::new(aws::sqs_client(&sdk), config.queue_url.clone()),
             bucket: ArchiveBucket::new(
                 aws::s3_client(&sdk),

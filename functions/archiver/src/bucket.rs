@@ -122,7 +122,20 @@ impl ArchiveBucket {
 
     /// Every archive file of one folder, sorted by key. Other objects are ignored.
     pub async fn list(&self, folder: &str) -> Result<Vec<ArchiveFile>, ArchiveError> {
-        let mut files = Vec::new();
+        let objects = self.objects(folder).await?;
+        Ok(objects
+            .into_iter()
+            .filter_map(|(key, size)| {
+                let kind = kind_of(key.strip_prefix(folder).unwrap_or(&key))?;
+                Some(ArchiveFile { key, size, kind })
+            })
+            .collect())
+    }
+
+    /// The keys and sizes of the objects directly in `folder` (not in its subfolders),
+    /// sorted by key.
+    pub async fn objects(&self, folder: &str) -> Result<Vec<(String, u64)>, ArchiveError> {
+        let mut objects = Vec::new();
         let mut pages = self
             .client
             .list_objects_v2()
@@ -134,24 +147,15 @@ impl ArchiveBucket {
             let page = page.map_err(|e| ArchiveError::storage(&e))?;
             for object in page.contents() {
                 let Some(key) = object.key() else { continue };
-                let name = key.strip_prefix(folder).unwrap_or(key);
-                if name.contains('/') {
+                if key.strip_prefix(folder).unwrap_or(key).contains('/') {
                     continue;
                 }
-                if let Some(kind) = kind_of(name) {
-                    files.push(ArchiveFile {
-                        key: key.to_string(),
-                        size: object
-                            .size()
-                            .and_then(|s| u64::try_from(s).ok())
-                            .unwrap_or(0),
-                        kind,
-                    });
-                }
+                let size = object.size().and_then(|s| u64::try_from(s).ok());
+                objects.push((key.to_string(), size.unwrap_or(0)));
             }
         }
-        files.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(files)
+        objects.sort();
+        Ok(objects)
     }
 
     /// A whole object; `Ok(None)` when it no longer exists.

@@ -28,6 +28,12 @@ pub struct Config {
     pub bucket: String,
     /// Key prefix inside the bucket: empty or ending with `/` (`EIS_ARCHIVE_PREFIX`).
     pub prefix: String,
+    /// Key prefix of the quarantined (rejected) input: a folder, never empty, so that it
+    /// cannot be mistaken for the archive's hours (`EIS_REJECTED_PREFIX`, `rejected/`).
+    pub rejected_prefix: String,
+    /// How a replay judges events against the experiment registry, as the API does
+    /// (`EIS_REGISTRY_MODE`, `flag`).
+    pub registry_mode: eis_contract::RegistryMode,
     /// No new receive starts once less than this remains before the deadline: the time kept
     /// for writing the last files and deleting their messages (`EIS_SAFETY_MARGIN_MS`, 10 s).
     pub safety_margin: Duration,
@@ -93,6 +99,11 @@ impl Config {
             queue_url: required("EIS_QUEUE_URL")?,
             bucket: required("EIS_BUCKET")?,
             prefix: prefix(or_default("EIS_ARCHIVE_PREFIX", String::new())?)?,
+            registry_mode: eis_runtime::config::registry_mode()?,
+            rejected_prefix: rejected_prefix(or_default(
+                "EIS_REJECTED_PREFIX",
+                "rejected/".to_string(),
+            )?)?,
             safety_margin: millis("EIS_SAFETY_MARGIN_MS", 10_000)?,
             sweep_grace: Duration::from_secs(or_default("EIS_SWEEP_GRACE_SECS", 300)?),
             sweep_limit: within("EIS_SWEEP_LIMIT", 10_000, 1, 1_000_000)?,
@@ -148,12 +159,24 @@ fn fanout_function(name: Option<String>, qualifier: Option<String>) -> Option<St
 
 /// Keys are `{prefix}YYYY/...`: the prefix is a folder (or nothing), never a leading slash.
 fn prefix(value: String) -> Result<String, EnvError> {
+    folder("EIS_ARCHIVE_PREFIX", value, true)
+}
+
+/// The quarantine's folder is never empty: the archive's hours would share its folders.
+fn rejected_prefix(value: String) -> Result<String, EnvError> {
+    folder("EIS_REJECTED_PREFIX", value, false)
+}
+
+fn folder(name: &'static str, value: String, may_be_empty: bool) -> Result<String, EnvError> {
     let invalid = |reason: &str| EnvError::Invalid {
-        name: "EIS_ARCHIVE_PREFIX",
+        name,
         reason: reason.into(),
     };
     if value.starts_with('/') {
         return Err(invalid("must not start with '/'"));
+    }
+    if value.is_empty() && !may_be_empty {
+        return Err(invalid("must not be empty"));
     }
     if !value.is_empty() && !value.ends_with('/') {
         return Err(invalid("must be empty or end with '/'"));
@@ -177,6 +200,18 @@ mod tests {
             fanout_function(some("eis-archiver"), some("live")),
             some("eis-archiver:live")
         );
+    }
+
+    #[test]
+    fn the_rejected_prefix_is_a_folder() {
+        assert_eq!(
+            rejected_prefix("rejected/".into()).ok().as_deref(),
+            Some("rejected/")
+        );
+        for bad in ["", "rejected", "/rejected/"] {
+            let err = rejected_prefix(bad.into()).expect_err(bad);
+            assert!(err.to_string().contains("EIS_REJECTED_PREFIX"), "{err}");
+        }
     }
 
     #[test]

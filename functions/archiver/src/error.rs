@@ -12,7 +12,7 @@ use crate::parquet_encoder::FormatError;
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     /// The invocation input is neither a scheduled event nor a known action.
-    #[error("input is neither an EventBridge Scheduled Event nor {{\"action\":\"drain\"}} / {{\"action\":\"migrate\"}} / {{\"action\":\"audit\"}} / {{\"action\":\"health\"}}: {0}")]
+    #[error("input is neither an EventBridge Scheduled Event nor {{\"action\":\"drain\"}} / {{\"action\":\"migrate\"}} / {{\"action\":\"audit\"}} / {{\"action\":\"health\"}} / {{\"action\":\"replay\",\"from\",\"to\"[,\"code\"]}} / {{\"action\":\"restore\",\"from\",\"to\"}}: {0}")]
     InvalidInput(String),
     /// The database was unavailable (retryable) or answered with an error that retrying will
     /// not fix (schema, data, config): `StoreError` says which.

@@ -1,11 +1,12 @@
 //! The invocation: which input it is, what it does, what it answers. The same function serves
 //! the EventBridge schedule (one archive run), the drain workers that run starts
 //! (`{"action":"drain"}`), the audit's schedule (`{"action":"audit"}`), the health job's
-//! schedule (`{"action":"health"}`) and the deploy's `{"action":"migrate"}`.
+//! schedule (`{"action":"health"}`), the deploy's `{"action":"migrate"}`, and the operator's
+//! `{"action":"replay",…}` and `{"action":"restore",…}` (docs/quarantine.md).
 
 use std::time::SystemTime;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -14,9 +15,12 @@ use crate::app::Archiver;
 use crate::audit::{self, AuditSummary};
 use crate::error::ArchiveError;
 use crate::health::{self, HealthSummary};
+use crate::partition::{hours_between, HourPartition};
+use crate::replay::{self, Judge, ReplaySummary};
+use crate::restore::{self, RestoreSummary};
 use crate::summary::Summary;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// An EventBridge "Scheduled Event": one archive run.
     Scheduled,
@@ -29,6 +33,32 @@ pub enum Input {
     Audit,
     /// `{"action":"health"}`: count new events into the experiments' health tables.
     Health,
+    /// `{"action":"replay","from":…,"to":…[,"code":…]}`: judge the quarantined input of the
+    /// hours `[from, to)` again and store what passes now.
+    Replay {
+        hours: Vec<HourPartition>,
+        code: Option<String>,
+    },
+    /// `{"action":"restore","from":…,"to":…}`: archived events of the hours `[from, to)` back
+    /// into exp.events.
+    Restore { hours: Vec<HourPartition> },
+}
+
+/// An hour range's input (RFC 3339 instants; `to` excluded).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeInput {
+    action: RangeAction,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    code: Option<String>,
+}
+
+#[derive(Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum RangeAction {
+    Replay,
+    Restore,
 }
 
 #[derive(Deserialize)]
@@ -55,6 +85,16 @@ struct EventBridgeInput {
 
 impl Input {
     pub fn parse(value: &Value) -> Result<Self, ArchiveError> {
+        if let Ok(range) = RangeInput::deserialize(value) {
+            let hours = hours_between(range.from, range.to).map_err(ArchiveError::InvalidInput)?;
+            return match (range.action, range.code) {
+                (RangeAction::Replay, code) => Ok(Input::Replay { hours, code }),
+                (RangeAction::Restore, None) => Ok(Input::Restore { hours }),
+                (RangeAction::Restore, Some(_)) => Err(ArchiveError::InvalidInput(
+                    "`code` applies to replay only".into(),
+                )),
+            };
+        }
         if let Ok(ActionInput { action }) = ActionInput::deserialize(value) {
             return Ok(match action {
                 Action::Drain => Input::Drain,
@@ -95,6 +135,8 @@ pub enum Output {
     Run(Summary),
     Audit(AuditSummary),
     Health(HealthSummary),
+    Replay(ReplaySummary),
+    Restore(RestoreSummary),
     Migrated {
         action: &'static str,
         applied: Vec<String>,
@@ -116,6 +158,25 @@ pub async fn handle(
     emf: bool,
 ) -> Result<Output, ArchiveError> {
     match input {
+        Input::Replay { hours, code } => {
+            let registry = eis_store::registry::load(&archiver.db).await?;
+            let limits = eis_contract::Limits::default();
+            let judge = Judge {
+                registry: &registry,
+                mode: archiver.config.registry_mode,
+                limits: &limits,
+                now: Utc::now(),
+            };
+            let summary =
+                replay::replay(archiver, &hours, code.as_deref(), &judge, deadline).await?;
+            tracing::info!(summary = ?summary, "replay");
+            Ok(Output::Replay(summary))
+        }
+        Input::Restore { hours } => {
+            let summary = restore::restore(archiver, &hours, Utc::now(), deadline).await?;
+            tracing::info!(summary = ?summary, "restore");
+            Ok(Output::Restore(summary))
+        }
         Input::Migrate => {
             let applied = archiver.migrate().await?;
             tracing::info!(applied = ?applied, "migrations");
@@ -203,6 +264,18 @@ mod tests {
             Input::parse(&fixture("archiver-health.json")).ok(),
             Some(Input::Health)
         );
+        let Ok(Input::Replay { hours, code }) = Input::parse(&fixture("archiver-replay.json"))
+        else {
+            panic!("archiver-replay.json is a replay");
+        };
+        assert_eq!(
+            (hours.len(), code.as_deref()),
+            (2, Some("future_timestamp"))
+        );
+        let Ok(Input::Restore { hours }) = Input::parse(&fixture("archiver-restore.json")) else {
+            panic!("archiver-restore.json is a restore");
+        };
+        assert_eq!(hours.len(), 24);
     }
 
     #[test]
@@ -211,6 +284,13 @@ mod tests {
             serde_json::json!({"action": "drop_everything"}),
             serde_json::json!({"action": "migrate", "extra": 1}),
             serde_json::json!({"action": "drain", "fan_out": true}),
+            serde_json::json!({"action": "replay", "from": "2026-12-02T10:00:00Z"}),
+            serde_json::json!({"action": "restore", "from": "2026-12-02T10:00:00Z",
+                               "to": "2026-12-02T11:00:00Z", "code": "invalid_json"}),
+            serde_json::json!({"action": "replay", "from": "2026-12-02T11:00:00Z",
+                               "to": "2026-12-02T10:00:00Z"}),
+            serde_json::json!({"action": "restore", "from": "2025-12-02T11:00:00Z",
+                               "to": "2026-12-02T10:00:00Z"}),
             serde_json::json!({"detail-type": "Object Created", "source": "aws.s3"}),
             serde_json::json!({}),
             serde_json::json!("migrate"),

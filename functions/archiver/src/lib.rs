@@ -12,6 +12,7 @@
 //! assignments, rollups and health rows (with `srm`'s sample-ratio test).
 
 pub mod app;
+pub mod archived;
 pub mod audit;
 pub mod batcher;
 pub mod bucket;
@@ -27,6 +28,9 @@ pub mod ledger;
 pub mod parquet_encoder;
 pub mod partition;
 pub mod queue;
+pub mod rejected;
+pub mod replay;
+pub mod restore;
 pub mod run;
 pub mod srm;
 pub mod summary;

@@ -51,6 +51,26 @@ impl HourPartition {
     }
 }
 
+/// Most hours one replay or restore covers (31 days): a longer range is several invocations.
+pub const MAX_RANGE_HOURS: i64 = 31 * 24;
+
+/// The hours that `[from, to)` touches, in order; `from < to`, at most [`MAX_RANGE_HOURS`].
+pub fn hours_between(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<HourPartition>, String> {
+    if from >= to {
+        return Err(format!("`from` ({from}) must be before `to` ({to})"));
+    }
+    let first = HourPartition::of(from).start();
+    let hours = ((to - first).num_seconds() + 3599) / 3600;
+    if hours > MAX_RANGE_HOURS {
+        return Err(format!(
+            "{hours} hours is more than one invocation covers ({MAX_RANGE_HOURS})"
+        ));
+    }
+    Ok((0..hours)
+        .map(|h| HourPartition::of(first + chrono::Duration::hours(h)))
+        .collect())
+}
+
 /// Splits events by hour partition (the sweep's rows are acknowledged per partition).
 pub fn by_partition(events: Vec<Event>) -> BTreeMap<HourPartition, Vec<Event>> {
     let mut groups: BTreeMap<HourPartition, Vec<Event>> = BTreeMap::new();
@@ -61,6 +81,37 @@ pub fn by_partition(events: Vec<Event>) -> BTreeMap<HourPartition, Vec<Event>> {
             .push(event);
     }
     groups
+}
+
+#[cfg(test)]
+mod range_tests {
+    use super::*;
+    use crate::test_events::utc;
+
+    #[test]
+    fn a_range_covers_every_hour_it_touches() {
+        let folders = |from, to| {
+            hours_between(utc(from), utc(to))
+                .map(|h| h.iter().map(|p| p.folder()).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            folders("2026-12-01T23:30:00Z", "2026-12-02T01:00:00Z"),
+            Ok(vec![
+                "2026/12/01/23/".to_string(),
+                "2026/12/02/00/".to_string()
+            ])
+        );
+        assert_eq!(
+            folders("2026-12-02T10:00:00Z", "2026-12-02T10:00:01Z"),
+            Ok(vec!["2026/12/02/10/".to_string()])
+        );
+        assert!(folders("2026-12-02T10:00:00Z", "2026-12-02T10:00:00Z").is_err());
+        assert!(folders("2026-11-01T00:00:00Z", "2026-12-02T00:00:01Z").is_err());
+        assert_eq!(
+            folders("2026-11-01T00:00:00Z", "2026-12-02T00:00:00Z").map(|h| h.len()),
+            Ok(744)
+        );
+    }
 }
 
 #[cfg(test)]

@@ -30,13 +30,16 @@ use crate::fanout;
 use crate::ledger::{Ledger, Origin, Seen};
 use crate::parquet_encoder;
 use crate::partition::{by_partition, HourPartition};
-use crate::queue::{Deleted, Received};
+use crate::queue::{Deleted, Received, MAX_DELETE_BATCH};
+use crate::rejected;
 use crate::summary::{Stop, Summary, Tally};
 
 /// SQS's long-polling wait is counted in whole seconds: a shorter budget cannot receive.
 const MIN_RECEIVE_BUDGET: Duration = Duration::from_secs(1);
 /// How long after the run's deadline its sweep's claim lasts.
 const SWEEP_LEASE_MARGIN: Duration = Duration::from_secs(60);
+/// Quarantine records held before they are written (their messages are at most 256 KiB).
+const REJECTED_HELD_BYTES: usize = 16 * 1024 * 1024;
 
 /// What a run did, and what went wrong on the way (a run goes on after most errors).
 #[derive(Debug)]
@@ -88,6 +91,16 @@ struct Run<'a> {
     errors: Vec<ArchiveError>,
     /// The pending hand-off rows this run's sweep claimed, settled at the end.
     swept_rows: Vec<eis_store::PendingId>,
+    /// Quarantine messages received and not yet written under the rejected prefix.
+    rejected: HeldRejected,
+}
+
+/// Quarantine records and the receipt handles of the messages that carried them.
+#[derive(Default)]
+struct HeldRejected {
+    records: Vec<eis_contract::Quarantined>,
+    handles: Vec<String>,
+    bytes: usize,
 }
 
 impl Archiver {
@@ -117,6 +130,7 @@ impl Archiver {
             tally: Tally::new(Uuid::now_v7()),
             errors: Vec::new(),
             swept_rows: Vec::new(),
+            rejected: HeldRejected::default(),
         };
         if fan_out {
             run.tally.summary.fanout = fanout::fan_out(self).await;
@@ -189,6 +203,9 @@ impl Run<'_> {
 
     async fn drain(&mut self) {
         loop {
+            if self.rejected.bytes >= REJECTED_HELD_BYTES {
+                self.store_rejected().await;
+            }
             self.start_uploads();
             self.start_receives();
             if self.stop.is_some() && self.in_flight.receives.is_empty() {
@@ -275,7 +292,14 @@ impl Run<'_> {
                         self.tally.summary.dead_lettered += 1;
                         Seen::Ignored
                     }
-                    Ok(events) => {
+                    Ok(handoff::Message::Rejected(records)) => {
+                        self.tally.summary.messages += 1;
+                        self.rejected.bytes += m.body.len();
+                        self.rejected.records.extend(records);
+                        self.rejected.handles.push(m.receipt_handle);
+                        Seen::Ignored
+                    }
+                    Ok(handoff::Message::Events(events)) => {
                         self.tally.summary.messages += 1;
                         let origin = Origin::Message {
                             message_id: m.message_id.clone(),
@@ -406,8 +430,56 @@ impl Run<'_> {
         }
     }
 
+    /// Writes the held quarantine records, one file per hour of `received_at`, then deletes
+    /// their messages. A failed upload leaves every held message in the queue, to come back
+    /// after its visibility timeout (a file written twice holds the same record ids).
+    async fn store_rejected(&mut self) {
+        let held = std::mem::take(&mut self.rejected);
+        if held.handles.is_empty() {
+            return;
+        }
+        let mut hours: std::collections::BTreeMap<HourPartition, Vec<_>> = Default::default();
+        for record in held.records {
+            hours
+                .entry(HourPartition::of(record.received_at))
+                .or_default()
+                .push(record);
+        }
+        for (hour, records) in hours {
+            let key = rejected::key(&self.archiver.config.rejected_prefix, hour, Uuid::now_v7());
+            let stored = async {
+                let body = rejected::encode(&records)?;
+                let bytes = body.len();
+                let run_id = self.tally.summary.run_id;
+                self.archiver
+                    .bucket
+                    .put(&key, body, run_id, records.len())
+                    .await?;
+                Ok::<usize, ArchiveError>(bytes)
+            }
+            .await;
+            match stored {
+                Ok(bytes) => {
+                    tracing::info!(%key, records = records.len(), bytes, "quarantine stored");
+                    self.tally.summary.rejected_records += records.len();
+                    self.tally.summary.rejected_files += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(%key, records = records.len(), "quarantine not stored");
+                    self.tally.summary.failed_files += 1;
+                    return self.fail(e);
+                }
+            }
+        }
+        for handles in held.handles.chunks(MAX_DELETE_BATCH) {
+            let deleted = self.archiver.queue.clone().delete(handles.to_vec()).await;
+            self.deleted(Ok(deleted));
+        }
+    }
+
     /// The end of the drain: every buffer becomes a file, then the acknowledgements.
     async fn finish(&mut self) {
+        self.store_rejected().await;
         self.batcher.cut_all();
         loop {
             self.start_uploads();

@@ -54,6 +54,9 @@ pub struct Summary {
     /// Distinct undecodable messages seen: left in the queue, for its redrive policy to move
     /// to the dead-letter queue.
     pub dead_lettered: usize,
+    /// Quarantine records written under the rejected prefix, and their files.
+    pub rejected_records: usize,
+    pub rejected_files: usize,
     /// Events read from PostgreSQL by the sweep (not handed to SQS by the ingest function).
     pub swept: usize,
     /// Swept keys settled in exp.pending_handoffs (their objects are stored, or their event is gone).
@@ -187,6 +190,7 @@ impl Summary {
         emf.metric("Partitions", self.partitions, "Count");
         emf.metric("DeadLettered", self.dead_lettered, "Count");
         emf.metric("Swept", self.swept, "Count");
+        emf.metric("RejectedRecords", self.rejected_records, "Count");
         emf.metric("Deleted", self.deleted, "Count");
         emf.metric("FailedFiles", self.failed_files, "Count");
         emf.metric("FailedDeletes", self.failed_deletes, "Count");

@@ -6,13 +6,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use eis_runtime::{aws, SqsPublisher};
-use eis_store::Db;
+use eis_store::{Db, Storage};
 
 use crate::config::Config;
 use crate::quarantine::Quarantine;
 use crate::registry::RegistryCache;
 use crate::routes::AppState;
-use crate::storage::Storage;
 
 /// SQS calls: the SDK retries up to this many attempts (standard mode, backoff with jitter).
 const SQS_MAX_ATTEMPTS: u32 = 3;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use eis_contract::{Limits, RegistryMode};
-use eis_runtime::config::{optional, or_default, required, within};
+use eis_runtime::config::{optional, or_default, registry_mode, required, within};
 use eis_runtime::handoff::SQS_MAX_MESSAGE_BYTES;
 use eis_runtime::EnvError;
 use eis_store::DbConfig;
@@ -59,7 +59,7 @@ impl Config {
             } else {
                 within("EIS_DB_CONNECTIONS", 4, 1, 64)?
             },
-            registry_mode: registry_mode(or_default("EIS_REGISTRY_MODE", "flag".to_string())?)?,
+            registry_mode: registry_mode()?,
             registry_max_age: Duration::from_secs(within(
                 "EIS_REGISTRY_MAX_AGE_SECS",
                 60,
@@ -86,31 +86,4 @@ fn quarantine_bounds() -> Result<QuarantineBounds, EnvError> {
         )?,
         timeout: Duration::from_millis(within("EIS_QUARANTINE_TIMEOUT_MS", 2000, 100, 10_000)?),
     })
-}
-
-fn registry_mode(value: String) -> Result<RegistryMode, EnvError> {
-    match value.as_str() {
-        "flag" => Ok(RegistryMode::Flag),
-        "reject" => Ok(RegistryMode::Reject),
-        _ => Err(EnvError::Invalid {
-            name: "EIS_REGISTRY_MODE",
-            reason: format!("{value:?} is neither \"flag\" nor \"reject\""),
-        }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_registry_mode_is_flag_or_reject() {
-        assert_eq!(registry_mode("flag".into()).ok(), Some(RegistryMode::Flag));
-        assert_eq!(
-            registry_mode("reject".into()).ok(),
-            Some(RegistryMode::Reject)
-        );
-        let err = registry_mode("Reject".into()).expect_err("case matters");
-        assert!(err.to_string().contains("EIS_REGISTRY_MODE"), "{err}");
-    }
 }

@@ -6,7 +6,7 @@ use axum::Json;
 use eis_contract::{Code, Rejection};
 use serde::Serialize;
 
-use crate::storage::Refusal;
+use crate::refusal::Refusal;
 
 /// Seconds a client should wait before retrying when storage is unavailable.
 const RETRY_AFTER_SECS: &str = "5";

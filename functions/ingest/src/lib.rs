@@ -8,7 +8,7 @@ pub mod config;
 pub mod error;
 pub mod local;
 pub mod quarantine;
+pub mod refusal;
 pub mod registry;
 pub mod routes;
-pub mod storage;
 pub mod telemetry;

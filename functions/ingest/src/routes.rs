@@ -11,14 +11,14 @@ use axum::routing::{get, post};
 use axum::{middleware, Router};
 use chrono::{DateTime, Utc};
 use eis_contract::{parse_batch, validate_event, Arrival, Event, Limits};
-use eis_store::InsertOutcome;
+use eis_store::{InsertOutcome, Storage};
 
 use crate::answer::{BatchAnswer, BatchError, BatchRefused, BatchWarning, EventAccepted, Healthy};
 use crate::body;
 use crate::error::ApiError;
 use crate::quarantine::{Quarantine, QuarantineBounds, Rejects};
+use crate::refusal::Refusal;
 use crate::registry::RegistryCache;
-use crate::storage::{Refusal, Storage};
 use crate::telemetry::{log_requests, RequestId, RequestLog};
 
 const EVENT_ROUTE: &str = "POST /events";

@@ -10,12 +10,12 @@ use axum::middleware::Next;
 use axum::response::Response;
 use eis_contract::{Event, NamedVariant, Quarantined};
 use eis_runtime::telemetry::Emf;
+use eis_store::SaveReport;
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::quarantine::QuarantineReport;
-use crate::storage::SaveReport;
 
 /// EMF takes at most 100 values per metric in one document.
 const EMF_MAX_VALUES: usize = 100;

@@ -72,3 +72,41 @@ where
     }
     Ok(value)
 }
+
+/// `EIS_REGISTRY_MODE`: what an event that does not fit the experiment registry gets, `flag`
+/// (the default) or `reject`. Read by the ingest API and by the archiver's replay, which
+/// must judge events as the API does.
+pub fn registry_mode() -> Result<eis_contract::RegistryMode, EnvError> {
+    parse_registry_mode(or_default("EIS_REGISTRY_MODE", "flag".to_string())?)
+}
+
+fn parse_registry_mode(value: String) -> Result<eis_contract::RegistryMode, EnvError> {
+    match value.as_str() {
+        "flag" => Ok(eis_contract::RegistryMode::Flag),
+        "reject" => Ok(eis_contract::RegistryMode::Reject),
+        _ => Err(EnvError::Invalid {
+            name: "EIS_REGISTRY_MODE",
+            reason: format!("{value:?} is neither \"flag\" nor \"reject\""),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eis_contract::RegistryMode;
+
+    #[test]
+    fn the_registry_mode_is_flag_or_reject() {
+        assert_eq!(
+            parse_registry_mode("flag".into()).ok(),
+            Some(RegistryMode::Flag)
+        );
+        assert_eq!(
+            parse_registry_mode("reject".into()).ok(),
+            Some(RegistryMode::Reject)
+        );
+        let err = parse_registry_mode("Reject".into()).expect_err("case matters");
+        assert!(err.to_string().contains("EIS_REGISTRY_MODE"), "{err}");
+    }
+}

@@ -156,6 +156,15 @@ pub fn decode(body: &str) -> Result<Message, DecodeError> {
     }
 }
 
+/// The events of an events body; a quarantine body is an error here (for readers that
+/// expect events only: tests, benchmarks).
+pub fn decode_events(body: &str) -> Result<Vec<Event>, DecodeError> {
+    match decode(body)? {
+        Message::Events(events) => Ok(events),
+        Message::Rejected(_) => Err(DecodeError("a quarantine body, not events".into())),
+    }
+}
+
 /// SQS refuses U+FFFE and U+FFFF in message bodies; JSON may carry them escaped instead.
 /// (Every other character serde_json leaves unescaped is allowed.)
 fn sqs_safe(json: Cow<'_, str>) -> Cow<'_, str> {
@@ -246,10 +255,7 @@ mod tests {
     }
 
     fn events_of(body: &str) -> Vec<Event> {
-        match decode(body).unwrap() {
-            Message::Events(events) => events,
-            Message::Rejected(_) => panic!("an events body decoded as rejected"),
-        }
+        decode_events(body).unwrap()
     }
 
     fn rejected(n: usize, raw: &str) -> Quarantined {

@@ -72,7 +72,7 @@ pub struct PgEventStore {
 }
 
 /// The batch as column arrays, in the order of INSERT_BATCH's parameters.
-struct Columns<'e> {
+pub(crate) struct Columns<'e> {
     ids: Vec<Uuid>,
     event_types: Vec<String>,
     unit_types: Vec<String>,
@@ -88,7 +88,7 @@ struct Columns<'e> {
 }
 
 impl<'e> Columns<'e> {
-    fn new(events: impl ExactSizeIterator<Item = (&'e Event, &'e Encoded)>) -> Self {
+    pub(crate) fn new(events: impl ExactSizeIterator<Item = (&'e Event, &'e Encoded)>) -> Self {
         let n = events.len();
         let mut c = Columns {
             ids: Vec::with_capacity(n),
@@ -122,7 +122,7 @@ impl<'e> Columns<'e> {
         c
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 12] {
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 12] {
         [
             &self.ids,
             &self.event_types,

@@ -3,6 +3,7 @@
 //! health job's tables, partition maintenance, the migrations and the login roles, and how
 //! to reach the database (eis_runtime has what is not PostgreSQL).
 
+pub mod accepted;
 pub mod audit;
 pub mod config;
 pub mod db;
@@ -13,8 +14,10 @@ pub mod maintenance;
 pub mod migrate;
 pub mod pending;
 pub mod registry;
+pub mod restore;
 pub mod roles;
 
+pub use accepted::{SaveReport, Storage};
 pub use audit::{ArchiveHours, IdDigest, PendingHour};
 pub use config::{DbConfig, RoleSecrets};
 pub use db::Db;
@@ -25,3 +28,4 @@ pub use health::{
     WatermarkPolicy,
 };
 pub use pending::{PendingHandoffs, PendingId, Swept};
+pub use restore::{RestoreStore, Restored};

@@ -1,17 +1,20 @@
 //! The storage path of accepted events: commit to PostgreSQL (the events and, in the same
 //! statement, their pending hand-off row), then hand the new ones to SQS and settle that row.
 //! Nothing acknowledged can be lost: what SQS did not confirm stays in
-//! exp.pending_handoffs, and the archiver's sweep archives it later.
+//! exp.pending_handoffs, and the archiver's sweep archives it later. The ingest API and the
+//! archiver's replay of quarantined events both store through it.
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use eis_contract::{Encoded, Event};
 use eis_runtime::Publish;
-use eis_store::{
-    Db, EventKey, InsertOutcome, PendingHandoffs, PendingId, PgEventStore, StoreError,
-};
-use std::sync::Arc;
-use uuid::Uuid;
+
+use crate::db::Db;
+use crate::error::StoreError;
+use crate::events::{self, EventKey, InsertOutcome, PgEventStore};
+use crate::pending::{PendingHandoffs, PendingId};
 
 pub struct Storage {
     store: PgEventStore,
@@ -28,44 +31,6 @@ pub struct SaveReport {
     pub sqs_latency: Duration,
     /// New events that SQS did not confirm (left to the sweep).
     pub publish_failures: usize,
-}
-
-/// Why storage did not take an event the contract accepted (its stable codes are in
-/// docs/api.md).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    /// The database refused the data itself (the detail is logged, not answered).
-    #[error("storage refused the event: {0}")]
-    Rejected(String),
-    /// The event_id is already stored with other content; the stored event is kept.
-    #[error("event_id {0} is already stored with other content; the stored event is kept")]
-    Conflict(Uuid),
-}
-
-impl Refusal {
-    /// The refusal an insert outcome stands for, if any.
-    pub fn of(outcome: &InsertOutcome, event_id: Uuid) -> Option<Refusal> {
-        match outcome {
-            InsertOutcome::Rejected(reason) => Some(Refusal::Rejected(reason.clone())),
-            InsertOutcome::Conflict => Some(Refusal::Conflict(event_id)),
-            InsertOutcome::Inserted | InsertOutcome::Duplicate => None,
-        }
-    }
-
-    pub fn code(&self) -> &'static str {
-        match self {
-            Refusal::Rejected(_) => "storage_rejected",
-            Refusal::Conflict(_) => "event_id_conflict",
-        }
-    }
-
-    /// The sentence for the client: the database's own words stay in the log.
-    pub fn message(&self) -> String {
-        match self {
-            Refusal::Rejected(_) => "storage refused the event".into(),
-            Refusal::Conflict(_) => self.to_string(),
-        }
-    }
 }
 
 impl Storage {
@@ -87,7 +52,7 @@ impl Storage {
     /// once (`Encoded`): its digest, its PostgreSQL columns and its SQS record.
     pub async fn save(&self, events: &[Event]) -> Result<SaveReport, StoreError> {
         let started = Instant::now();
-        let encoded = eis_store::events::encode(events)?;
+        let encoded = events::encode(events)?;
         let stored = self.store.insert_encoded(events, &encoded).await?;
         let pg_latency = started.elapsed();
 

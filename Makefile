@@ -8,7 +8,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/eis/target
 export EIS_TOOLS_DIR ?= $(HOME)/.cache/eis/tools
 
-.PHONY: help dev test up down migrate archive audit health registry check-templates sam-build bench
+.PHONY: help dev test up down migrate archive audit health registry replay restore check-templates sam-build bench
 
 help:
 	@echo "make dev              local stack + ingest API on http://127.0.0.1:$${EIS_PORT:-3000} (Ctrl-C stops)"
@@ -20,6 +20,8 @@ help:
 	@echo "make audit            compare the local archive with PostgreSQL; prints the audit's summary"
 	@echo "make health           one experiment-health run now (assignments, rollups, SRM); prints its summary"
 	@echo "make registry         load REGISTRY (default: the example) into exp.experiments (docs/health.md)"
+	@echo "make replay FROM= TO= [CODE=]  judge the quarantined input of [FROM, TO) again (docs/quarantine.md)"
+	@echo "make restore FROM= TO=         archived events of [FROM, TO) back into PostgreSQL (docs/quarantine.md)"
 	@echo "make check-templates  cfn-lint, sam validate --lint, checkov and the template tests"
 	@echo "make sam-build        sam build for arm64 and the bootstrap binaries' sizes"
 	@echo "make bench            benchmarks (see BENCHMARKS.md)"
@@ -54,6 +56,15 @@ REGISTRY ?= infra/local/experiments.example.json
 registry: migrate
 	source .local/env && psql "$$DATABASE_URL" -v ON_ERROR_STOP=1 -Atq -v doc="$$(cat '$(REGISTRY)')" \
 	  <<< "SELECT 'experiments loaded: ' || exp.load_experiments(:'doc'::jsonb);"
+
+# The operator's inputs of docs/quarantine.md, as `aws lambda invoke` sends them in AWS:
+# FROM and TO are RFC 3339 instants (TO excluded), CODE one rejection code.
+RANGE_INPUT = printf '{"action":"%s","from":"%s","to":"%s"%s}' "$@" "$(FROM)" "$(TO)" \
+  "$(if $(CODE),$(comma)\"code\":\"$(CODE)\")"
+comma := ,
+replay restore: up
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make $@ FROM=2026-12-02T10:00:00Z TO=2026-12-02T12:00:00Z$(if $(filter replay,$@), [CODE=future_timestamp])" >&2; exit 2; }
+	source .local/env && cargo run --quiet --locked --bin archiver -- <($(RANGE_INPUT))
 
 dev:
 	infra/local/dev.sh

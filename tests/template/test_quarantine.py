@@ -118,6 +118,9 @@ def check_archiver_env(t):
     env = t[R]["ArchiverFunction"][P]["Environment"]["Variables"]
     assert env["EIS_REJECTED_PREFIX"] == {"Ref": "RejectedPrefix"}
     assert env["EIS_BUCKET"] == {"Ref": "ArchiveBucket"}, "the quarantine is in the archive bucket"
+    # A replay judges events against the registry as the ingest does.
+    ingest = t[R]["IngestFunction"][P]["Environment"]["Variables"]
+    assert env["EIS_REGISTRY_MODE"] == ingest["EIS_REGISTRY_MODE"] == {"Ref": "RegistryMode"}
 
 
 def check_rejected_permissions(t):
@@ -255,6 +258,7 @@ MUTATIONS = [
     ("parameter_groups", _ungroup("RejectedPrefix")),
     ("parameter_groups", _ungroup("RejectedShareAlarmThreshold")),
     ("archiver_env", delete_at(AENV + ["EIS_REJECTED_PREFIX"])),
+    ("archiver_env", delete_at(AENV + ["EIS_REGISTRY_MODE"])),
     ("archiver_env", set_at(AENV + ["EIS_REJECTED_PREFIX"], {"Ref": "ArchivePrefix"})),
     # Missing IAM resource: the quarantine statement scoped to the archive instead.
     ("rejected_permissions", _statement("QuarantineRejected",

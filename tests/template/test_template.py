@@ -249,6 +249,8 @@ def check_archiver_permissions(t):
         "sqs:GetQueueAttributes",
     ):
         assert allowed(stmts, action) == [queue], action
+    # A replay hands its events to the queue as the ingest does (docs/quarantine.md).
+    assert allowed(stmts, "sqs:SendMessage") == [queue]
     # The archive and the quarantine of rejected events (test_quarantine.py), each under its prefix.
     archive = {"Fn::Sub": "${ArchiveBucket.Arn}/${ArchivePrefix}*"}
     rejected = {"Fn::Sub": "${ArchiveBucket.Arn}/${RejectedPrefix}*"}
@@ -610,6 +612,7 @@ MUTATIONS = [
     ("archiver_permissions", _edit_statement("ArchiverRole", "WriteArchive",
                                              Action=["s3:PutObject", "s3:AbortMultipartUpload",
                                                      "s3:DeleteBucket"])),
+    ("archiver_permissions", _edit_statement("ArchiverRole", "ReplayHandOff", Resource="*")),
     ("archiver_permissions", _edit_statement("ArchiverRole", "DrainQueue",
                                              Action=["sqs:ReceiveMessage", "sqs:GetQueueAttributes"])),
     ("schedule", set_at([R, "ArchiverFunction", P, "Events"], {})),

@@ -14,6 +14,7 @@ import matplotlib
 from reportlib import error_note, failed, med, met, num, ratio, span, stats, table
 import report_issue14
 import report_issue15
+import report_issue16
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -604,6 +605,7 @@ def main():
         ("7. Cold start, size, memory", cold_md(data.get("cold_start"), data.get("ingest_http") or {})),
         ("8. Archiver scale-out", report_issue14.scale_md(data.get("archiver_scale"), goals14)),
         ("9. Experiment health job", report_issue15.health_md(data.get("health_job"))),
+        ("10. Quarantine, flood and restore", report_issue16.quarantine_md(data.get("quarantine"))),
     ]
     plot(data.get("ingest_http"), png_path)
     v = data["versions"]

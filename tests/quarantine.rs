@@ -87,6 +87,17 @@ async fn stored_ids(db: &TestDb) -> BTreeSet<Uuid> {
         .collect()
 }
 
+/// One archiver run now, which must meet no error.
+async fn archive_now(stack: &Stack) -> archiver::run::RunOutcome {
+    let run = stack
+        .archiver(policy())
+        .await
+        .run(Utc::now(), deadline())
+        .await;
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    run
+}
+
 async fn replay_at(
     stack: &Stack,
     hours: &[HourPartition],
@@ -137,12 +148,7 @@ async fn a_batch_s_rejections_are_kept_and_replayed_exactly_once() {
     );
 
     // The archiver writes them under rejected/, in the hour they were received.
-    let run = stack
-        .archiver(policy())
-        .await
-        .run(Utc::now(), deadline())
-        .await;
-    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    let run = archive_now(&stack).await;
     assert_eq!(
         (run.summary.rejected_records, run.summary.rejected_files),
         (3, 1)
@@ -351,12 +357,7 @@ async fn a_dropped_day_is_restored_from_the_archive() {
     events.push(seed_request("user-old", old));
     let (status, body) = post(&url, "/events/batch", json!({"events": events}).to_string()).await;
     assert_eq!(status, 200, "{body}");
-    let run = stack
-        .archiver(policy())
-        .await
-        .run(Utc::now(), deadline())
-        .await;
-    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    archive_now(&stack).await;
 
     let before = day_rows(&stack.db, day).await;
     assert_eq!(before.len(), 48);

@@ -44,7 +44,8 @@ def main() -> None:
     }
     env = {
         "IngestFunction": dict(common),
-        "ArchiverFunction": dict(common, EIS_BUCKET=args.bucket, EIS_ARCHIVE_PREFIX=""),
+        "ArchiverFunction": dict(common, EIS_BUCKET=args.bucket, EIS_ARCHIVE_PREFIX="",
+                                 EIS_REJECTED_PREFIX="rejected/"),
     }
     Path(args.env_out).write_text(json.dumps(env, indent=2) + "\n", encoding="utf-8")
     print(f"patched {path}; wrote {args.env_out}")

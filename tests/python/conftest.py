@@ -53,3 +53,16 @@ def env() -> dict:
     for name in ("DATABASE_URL", "AWS_ENDPOINT_URL", "EIS_QUEUE_URL"):
         assert env.get(name), f"{name} is not set: run through `make test`"
     return env
+
+
+def write_with_example(example: str, source: Path, out: Path, now: str) -> Path:
+    """Runs the archiver's `example` (write-sample, write-rejected-sample) on `source`, with
+    `now` as the receive time; returns `out`, which it must have written."""
+    run = subprocess.run(
+        ["cargo", "run", "--quiet", "--locked", "-p", "archiver", "--example", example,
+         "--", str(source), str(out), now],
+        cwd=ROOT, capture_output=True, text=True, timeout=3600, check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert out.is_file(), f"{example} wrote no file"
+    return out

@@ -7,7 +7,6 @@ timestamps in microseconds, and the flags the contract sets.
 """
 
 import json
-import subprocess
 from datetime import datetime, timezone
 
 import duckdb
@@ -15,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import ROOT
+from conftest import write_with_example
 
 # The receive time given to validation: every received_at equals it.
 NOW = "2026-01-05T09:30:00Z"
@@ -117,14 +116,7 @@ def write_archive(folder, lines):
     """A file written by the archiver's encoder from request bodies (one JSON text each)."""
     events, out = folder / "events.jsonl", folder / "events.parquet"
     events.write_text("\n".join(lines) + "\n")
-    run = subprocess.run(
-        ["cargo", "run", "--quiet", "--locked", "-p", "archiver", "--example", "write-sample",
-         "--", str(events), str(out), NOW],
-        cwd=ROOT, capture_output=True, text=True, timeout=3600, check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    assert out.is_file(), "write-sample wrote no file"
-    return out
+    return write_with_example("write-sample", events, out, NOW)
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,13 @@ write-rejected-sample`); every column must read back as documented, and the Glue
 `rejected_events` must have the file's columns and types."""
 
 import json
-import subprocess
 from datetime import datetime, timezone
 
 import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import ROOT
+from conftest import write_with_example
 from test_glue_schema import hive_type, load_template
 
 NOW = "2026-01-05T09:30:00Z"
@@ -38,14 +37,7 @@ COLUMNS = ["record_id", "request_id", "route", "scope", "batch_index", "received
 def write_rejected(folder, body: bytes):
     src, out = folder / "body.json", folder / "rejected.parquet"
     src.write_bytes(body)
-    run = subprocess.run(
-        ["cargo", "run", "--quiet", "--locked", "-p", "archiver", "--example",
-         "write-rejected-sample", "--", str(src), str(out), NOW],
-        cwd=ROOT, capture_output=True, text=True, timeout=3600, check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    assert out.is_file(), "write-rejected-sample wrote no file"
-    return out
+    return write_with_example("write-rejected-sample", src, out, NOW)
 
 
 @pytest.fixture(scope="module")

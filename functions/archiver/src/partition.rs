@@ -84,37 +84,6 @@ pub fn by_partition(events: Vec<Event>) -> BTreeMap<HourPartition, Vec<Event>> {
 }
 
 #[cfg(test)]
-mod range_tests {
-    use super::*;
-    use crate::test_events::utc;
-
-    #[test]
-    fn a_range_covers_every_hour_it_touches() {
-        let folders = |from, to| {
-            hours_between(utc(from), utc(to))
-                .map(|h| h.iter().map(|p| p.folder()).collect::<Vec<_>>())
-        };
-        assert_eq!(
-            folders("2026-12-01T23:30:00Z", "2026-12-02T01:00:00Z"),
-            Ok(vec![
-                "2026/12/01/23/".to_string(),
-                "2026/12/02/00/".to_string()
-            ])
-        );
-        assert_eq!(
-            folders("2026-12-02T10:00:00Z", "2026-12-02T10:00:01Z"),
-            Ok(vec!["2026/12/02/10/".to_string()])
-        );
-        assert!(folders("2026-12-02T10:00:00Z", "2026-12-02T10:00:00Z").is_err());
-        assert!(folders("2026-11-01T00:00:00Z", "2026-12-02T00:00:01Z").is_err());
-        assert_eq!(
-            folders("2026-11-01T00:00:00Z", "2026-12-02T00:00:00Z").map(|h| h.len()),
-            Ok(744)
-        );
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_events::{event, events, utc};
@@ -186,6 +155,31 @@ mod tests {
                 ("2026/01/05/09/".into(), 3),
                 ("2026/01/05/10/".into(), 1)
             ]
+        );
+    }
+
+    #[test]
+    fn a_range_covers_every_hour_it_touches() {
+        let folders = |from, to| {
+            hours_between(utc(from), utc(to))
+                .map(|h| h.iter().map(|p| p.folder()).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            folders("2026-12-01T23:30:00Z", "2026-12-02T01:00:00Z"),
+            Ok(vec![
+                "2026/12/01/23/".to_string(),
+                "2026/12/02/00/".to_string()
+            ])
+        );
+        assert_eq!(
+            folders("2026-12-02T10:00:00Z", "2026-12-02T10:00:01Z"),
+            Ok(vec!["2026/12/02/10/".to_string()])
+        );
+        assert!(folders("2026-12-02T10:00:00Z", "2026-12-02T10:00:00Z").is_err());
+        assert!(folders("2026-11-01T00:00:00Z", "2026-12-02T00:00:01Z").is_err());
+        assert_eq!(
+            folders("2026-11-01T00:00:00Z", "2026-12-02T00:00:00Z").map(|h| h.len()),
+            Ok(744)
         );
     }
 }

@@ -28,13 +28,11 @@ pub enum InsertOutcome {
     Rejected(String),
 }
 
-/// One statement for a whole batch: each column travels as one array and UNNEST turns them
-/// into rows, so N events cost one round trip. Each event first claims its id in
-/// exp.event_ids; only the claimed ones are inserted, so an id is stored once however many
-/// requests race on it (a racing claim waits for the first writer's commit, then yields).
-/// Flags travel comma-joined (they are fixed codes). The stored events' keys become one row
-/// of exp.pending_handoffs (see crate::pending), whose id comes back with each stored event.
-const INSERT_BATCH: &str = r#"
+/// The input arrays as rows, and the claim of each id in exp.event_ids (`claimed`: the ids
+/// free until now): the start of both the ingest's insert and the restore's.
+macro_rules! claim_input {
+    () => {
+        r#"
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
                          $6::text[], $7::text[], $8::text[], $9::timestamptz[],
@@ -45,7 +43,20 @@ WITH input AS (
     SELECT id, ts, dg FROM input
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
-), stored AS (
+)"#
+    };
+}
+pub(crate) use claim_input;
+
+/// One statement for a whole batch: each column travels as one array and UNNEST turns them
+/// into rows, so N events cost one round trip. Each event first claims its id in
+/// exp.event_ids; only the claimed ones are inserted, so an id is stored once however many
+/// requests race on it (a racing claim waits for the first writer's commit, then yields).
+/// Flags travel comma-joined (they are fixed codes). The stored events' keys become one row
+/// of exp.pending_handoffs (see crate::pending), whose id comes back with each stored event.
+const INSERT_BATCH: &str = concat!(
+    claim_input!(),
+    r#", stored AS (
     INSERT INTO exp.events (event_id, event_type, unit_type, unit_id, experiments, context,
                             metrics, payload, "timestamp", received_at, flags)
     SELECT id, et, ut, ui, ex::jsonb, cx::jsonb, mx::jsonb, pl::jsonb, ts, ra,
@@ -59,7 +70,8 @@ WITH input AS (
     RETURNING id
 )
 SELECT stored.event_id, pending.id FROM stored CROSS JOIN pending
-"#;
+"#
+);
 
 /// The stored digests of ids that were already claimed (run after the claim, in a statement
 /// of its own: it must see what the racing writer committed).

@@ -8,24 +8,15 @@ use eis_contract::Event;
 
 use crate::db::Db;
 use crate::error::StoreError;
-use crate::events::{encode, Columns};
+use crate::events::{claim_input, encode, Columns};
 
 /// Like the ingest's insert (one statement, arrays unnested), without the hand-off row. An
 /// id is restored when it is free in exp.event_ids (claimed now) or is claimed there by this
 /// very event (same timestamp and content: its row was lost, its identity was not); the row
 /// itself is inserted unless present. An id claimed by other content is left alone.
-const RESTORE_BATCH: &str = r#"
-WITH input AS (
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
-                         $6::text[], $7::text[], $8::text[], $9::timestamptz[],
-                         $10::timestamptz[], $11::text[], $12::bytea[])
-         AS t(id, et, ut, ui, ex, cx, mx, pl, ts, ra, fl, dg)
-), claimed AS (
-    INSERT INTO exp.event_ids (event_id, "timestamp", digest)
-    SELECT id, ts, dg FROM input
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING event_id
-), ours AS (
+const RESTORE_BATCH: &str = concat!(
+    claim_input!(),
+    r#", ours AS (
     SELECT input.* FROM input
     WHERE input.id IN (SELECT event_id FROM claimed)
        OR EXISTS (SELECT 1 FROM exp.event_ids i
@@ -41,7 +32,8 @@ WITH input AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM ours)
-"#;
+"#
+);
 
 /// What a restore batch did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -221,8 +221,10 @@ def restore(port, archiver_bin, events):
 
 
 def ppid_of_cluster():
-    """The postmaster's pid: the parent of this session's backend."""
-    return ppid(int(psql("SELECT pg_backend_pid()")))
+    """The postmaster's pid: the parent of the ingest's backend (it lives as long as the
+    server; psql's own backend is gone before its pid could be read)."""
+    return ppid(int(psql("SELECT pid FROM pg_stat_activity WHERE application_name = 'eis' "
+                         "AND datname = current_database() LIMIT 1")))
 
 
 def main():

@@ -4,9 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use arrow::array::{Array, AsArray, MapArray, RecordBatch};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Float64Type, TimestampMicrosecondType};
+use arrow::array::{Array, ArrayAccessor, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::{Float64Type, Int32Type, TimestampMicrosecondType};
 use chrono::{DateTime, Utc};
 use eis_contract::{Event, ExperimentRef, Flag, JsonObject};
 use uuid::Uuid;
@@ -38,37 +37,48 @@ fn object(text: &str, what: &str) -> Result<JsonObject, FormatError> {
     JsonObject::parse(text).map_err(|_| bad(what))
 }
 
-/// The events of one batch of the archive schema, in row order.
+/// The events of one batch of the archive schema, in row order. A column of another type
+/// is an error, never a panic: the files come from a bucket.
 pub fn events(batch: &RecordBatch) -> Result<Vec<Event>, FormatError> {
-    let text = |name| -> Result<_, FormatError> {
-        Ok(cast(column(batch, name)?, &DataType::Utf8)?
-            .as_string::<i32>()
-            .clone())
+    let text = |name| {
+        column(batch, name)?
+            .as_string_opt::<i32>()
+            .ok_or_else(|| bad(name))
     };
-    let (ids, event_types, unit_types, unit_ids) = (
-        text("event_id")?,
-        text("event_type")?,
-        text("unit_type")?,
-        text("unit_id")?,
-    );
+    let micros = |name| {
+        column(batch, name)?
+            .as_primitive_opt::<TimestampMicrosecondType>()
+            .ok_or_else(|| bad(name))
+    };
+    let list = |name| {
+        column(batch, name)?
+            .as_list_opt::<i32>()
+            .ok_or_else(|| bad(name))
+    };
+    let (ids, unit_types, unit_ids) = (text("event_id")?, text("unit_type")?, text("unit_id")?);
+    // A dictionary read through its values: no cast kernel (which links every conversion).
+    let event_types = column(batch, "event_type")?
+        .as_dictionary_opt::<Int32Type>()
+        .and_then(|d| d.downcast_dict::<StringArray>())
+        .ok_or_else(|| bad("event_type"))?;
     let (contexts, payloads) = (text("context")?, text("payload")?);
-    let timestamps = column(batch, "timestamp")?.as_primitive::<TimestampMicrosecondType>();
-    let received = column(batch, "received_at")?.as_primitive::<TimestampMicrosecondType>();
-    let experiments = column(batch, "experiments")?.as_list::<i32>();
-    let flags = column(batch, "flags")?.as_list::<i32>();
+    let (timestamps, received) = (micros("timestamp")?, micros("received_at")?);
+    let (experiments, flags) = (list("experiments")?, list("flags")?);
     let metrics = column(batch, "metrics")?
-        .as_any()
-        .downcast_ref::<MapArray>()
+        .as_map_opt()
         .ok_or_else(|| bad("metrics"))?;
 
     let mut events = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
         let pairs = experiments.value(row);
-        let pairs = pairs.as_struct();
-        let (experiment_ids, variant_ids) = (
-            pairs.column(0).as_string::<i32>(),
-            pairs.column(1).as_string::<i32>(),
-        );
+        let pairs = pairs.as_struct_opt().ok_or_else(|| bad("experiments"))?;
+        let id_column = |i: usize| {
+            pairs
+                .column(i)
+                .as_string_opt::<i32>()
+                .ok_or_else(|| bad("experiments"))
+        };
+        let (experiment_ids, variant_ids) = (id_column(0)?, id_column(1)?);
         let experiments = (0..pairs.len())
             .map(|i| {
                 Ok(ExperimentRef {
@@ -78,15 +88,18 @@ pub fn events(batch: &RecordBatch) -> Result<Vec<Event>, FormatError> {
             })
             .collect::<Result<Vec<_>, FormatError>>()?;
         let entries = metrics.value(row);
-        let (keys, values) = (
-            entries.column(0).as_string::<i32>(),
-            entries.column(1).as_primitive::<Float64Type>(),
-        );
+        let keys = entries.column(0).as_string_opt::<i32>();
+        let values = entries.column(1).as_primitive_opt::<Float64Type>();
+        let (Some(keys), Some(values)) = (keys, values) else {
+            return Err(bad("metrics"));
+        };
         let metrics: BTreeMap<String, f64> = (0..entries.len())
             .map(|i| (keys.value(i).to_string(), values.value(i)))
             .collect();
         let row_flags = flags.value(row);
-        let row_flags = row_flags.as_string::<i32>();
+        let row_flags = row_flags
+            .as_string_opt::<i32>()
+            .ok_or_else(|| bad("flags"))?;
         let flags = (0..row_flags.len())
             .map(|i| {
                 let name = row_flags.value(i);

@@ -27,6 +27,7 @@ pub const HEALTH_POLICY: archiver::health::HealthPolicy = archiver::health::Heal
         lag: Duration::ZERO,
         max_window: Duration::from_secs(3600),
         statement_timeout: Duration::from_secs(60),
+        retention_days: 90,
     },
     min_units: 100,
 };

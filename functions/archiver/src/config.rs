@@ -140,6 +140,8 @@ impl Config {
                         1,
                         900,
                     )?),
+                    // The rollups' floor and the aging follow PostgreSQL's retention.
+                    retention_days,
                 },
                 min_units: within("EIS_SRM_MIN_UNITS", 100, 1, i64::MAX)?,
             },

@@ -212,9 +212,9 @@ pub async fn handle(
                 deadline,
             )
             .await?;
-            for row in &rows {
-                health::log(row);
-                if let Some(doc) = health::emf(row).filter(|_| emf) {
+            health::log(&rows);
+            if emf {
+                for doc in health::emf_documents(&rows) {
                     println!("{doc}");
                 }
             }

@@ -1,7 +1,9 @@
 //! The `{"action":"health"}` input (docs/health.md): counts new events into the assignments
 //! and rollups (eis_store::health, by a watermark), then recomputes every experiment's
-//! health row, with the sample-ratio test of `srm`, and reports each experiment in the log
-//! and as EMF metrics (dimension `Experiment`) for the template's alarms.
+//! health row, with the sample-ratio test of `srm`, and reports each registered experiment in
+//! the log and as EMF metrics (dimension `Experiment`) for the template's alarms; unregistered
+//! ones are summed under one `other` (docs/health.md, "Metrics and alarms": the metrics'
+//! cardinality never depends on the strings clients send).
 
 use std::time::Duration;
 
@@ -37,8 +39,11 @@ pub struct HealthSummary {
     /// Transactions that counted a window of received_at.
     pub windows: u32,
     pub events: u64,
-    /// (experiment, day) rollups recomputed.
+    /// (experiment, day) rollups changed.
     pub rollup_days: u64,
+    /// Rows aged out past retention (assignments of experiments with no exposure in it, and
+    /// the counting state of its days), at most `eis_store::AGE_CHUNK` of each kind per run.
+    pub aged_rows: u64,
     /// Every event received before this is counted.
     pub processed_to: Option<DateTime<Utc>>,
     /// Another run held the job: this one counted nothing and wrote no health rows.
@@ -95,6 +100,7 @@ pub async fn run(
     }
     let mut rows = Vec::new();
     if !summary.busy {
+        summary.aged_rows = store.age(policy.watermark).await?;
         rows = store
             .counts()
             .await?
@@ -138,8 +144,63 @@ pub fn assess(counts: ExperimentCounts, min_units: i64) -> ExperimentHealth {
     }
 }
 
-/// The EMF document of one experiment; stopped experiments get none (nothing to alarm on).
-/// `SrmPValue` is present only when the test counts.
+/// The dimension value under which every unregistered experiment is summed.
+pub const OTHER: &str = "other";
+
+/// The EMF documents of one run: one per running registered experiment (operators register
+/// them: a bounded set), and one `other` summing every running unregistered experiment, so
+/// the number of metric series never follows the experiment ids clients send.
+pub fn emf_documents(rows: &[ExperimentHealth]) -> Vec<Value> {
+    let mut docs: Vec<Value> = rows
+        .iter()
+        .filter(|r| r.counts.registered)
+        .filter_map(emf)
+        .collect();
+    let others: Vec<&ExperimentCounts> = rows
+        .iter()
+        .map(|r| &r.counts)
+        .filter(|c| !c.registered && !c.stopped)
+        .collect();
+    if !others.is_empty() {
+        docs.push(other_emf(&others));
+    }
+    docs
+}
+
+/// The unregistered experiments' sums (no `SrmPValue`: p-values do not add up).
+fn other_emf(others: &[&ExperimentCounts]) -> Value {
+    let sum = |f: fn(&ExperimentCounts) -> i64| others.iter().map(|c| f(c)).sum::<i64>();
+    let summed = ExperimentCounts {
+        experiment_id: OTHER.into(),
+        units: sum(|c| c.units),
+        crossover_units: sum(|c| c.crossover_units),
+        events: sum(|c| c.events),
+        unknown_variant_events: sum(|c| c.unknown_variant_events),
+        registered: false,
+        stopped: false,
+        variants: Vec::new(),
+        window_start: DateTime::<Utc>::UNIX_EPOCH,
+        window_end: DateTime::<Utc>::UNIX_EPOCH,
+        window_events: 0,
+        no_context_events: 0,
+    };
+    let mut emf = Emf::default();
+    emf.metric("UnregisteredExperiments", others.len(), "Count");
+    counts_metrics(&mut emf, &summed);
+    emf.property("Experiment", OTHER);
+    emf.document(&["Experiment"])
+}
+
+fn counts_metrics(emf: &mut Emf, c: &ExperimentCounts) {
+    emf.metric("CrossoverUnits", c.crossover_units, "Count");
+    emf.metric("CrossoverShare", c.crossover_share(), "None");
+    emf.metric("UnknownVariantEvents", c.unknown_variant_events, "Count");
+    emf.metric("UnknownVariantShare", c.unknown_variant_share(), "None");
+}
+
+/// The EMF document of one experiment under its own id ([`emf_documents`] decides which get
+/// one); stopped experiments get none (nothing to alarm on). `SrmPValue` is present only when
+/// the test counts.
 pub fn emf(row: &ExperimentHealth) -> Option<Value> {
     let c = &row.counts;
     if c.stopped {
@@ -149,16 +210,29 @@ pub fn emf(row: &ExperimentHealth) -> Option<Value> {
     if let (true, Some(srm)) = (row.srm_checked, row.srm) {
         emf.metric("SrmPValue", srm.p_value, "None");
     }
-    emf.metric("CrossoverUnits", c.crossover_units, "Count");
-    emf.metric("CrossoverShare", c.crossover_share(), "None");
-    emf.metric("UnknownVariantEvents", c.unknown_variant_events, "Count");
-    emf.metric("UnknownVariantShare", c.unknown_variant_share(), "None");
+    counts_metrics(&mut emf, c);
     emf.property("Experiment", c.experiment_id.as_str());
     Some(emf.document(&["Experiment"]))
 }
 
-/// One log line per experiment, naming it.
-pub fn log(row: &ExperimentHealth) {
+/// One log line per registered experiment, naming it, and one for all unregistered ones (each
+/// is in exp.experiment_health): the log's volume does not follow the ids clients send either.
+pub fn log(rows: &[ExperimentHealth]) {
+    rows.iter()
+        .filter(|r| r.counts.registered)
+        .for_each(log_one);
+    let others = rows.iter().filter(|r| !r.counts.registered);
+    let (count, units) = others.fold((0usize, 0i64), |(n, u), r| (n + 1, u + r.counts.units));
+    if count > 0 {
+        tracing::info!(
+            experiments = count,
+            units,
+            "unregistered experiments health (exp.experiment_health names them)"
+        );
+    }
+}
+
+fn log_one(row: &ExperimentHealth) {
     let c = &row.counts;
     tracing::info!(
         experiment = %c.experiment_id,

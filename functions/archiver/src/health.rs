@@ -125,7 +125,7 @@ pub fn assess(counts: ExperimentCounts, min_units: i64) -> ExperimentHealth {
         .iter()
         .map(|v| u64::try_from(v.units).unwrap_or(0))
         .collect();
-    let total_weight: f64 = weights.iter().sum();
+    let mut known_shares = srm::shares(&weights).into_iter();
     let srm = srm::srm(&observed, &weights).map(|s| SrmFigures {
         chi_squared: s.chi_squared,
         p_value: s.p_value,
@@ -134,7 +134,7 @@ pub fn assess(counts: ExperimentCounts, min_units: i64) -> ExperimentHealth {
     let expected_shares = counts
         .variants
         .iter()
-        .map(|v| v.known.then(|| v.weight.unwrap_or(1.0) / total_weight))
+        .map(|v| v.known.then(|| known_shares.next().unwrap_or(0.0)))
         .collect();
     ExperimentHealth {
         srm_checked: srm.is_some() && known.iter().all(|v| v.units >= min_units),

@@ -11,10 +11,14 @@ Two measurements, each one release archiver run of `events/archiver-health.json`
 `make health` runs it):
 - backfill: the whole mix, counted in one run;
 - increment: INCREMENT more events of today, received after the backfill (a steady-state
-  run: the cost of recomputing today's rollups dominates it).
+  run).
+Then the day-size measure (issue 23): in the same database, emptied, a day of DAY_SMALL
+events of UNITS units, counted, then INCREMENT new events counted (measured); again with a
+day of DAY_LARGE events. The ratio of the two increments' CPU says whether a run's cost
+follows its window (goal <= 1.2) or the day's size.
 CPU is the job process's (rusage) plus the PostgreSQL cluster's (/proc), never wall time.
 
-Usage: health_job.py ARCHIVER EVENTS UNITS INCREMENT
+Usage: health_job.py ARCHIVER EVENTS UNITS INCREMENT [DAY_SMALL DAY_LARGE]
 Environment: DATABASE_URL (an empty, migrated database; a superuser, to find the cluster's
 postmaster).
 """
@@ -130,15 +134,52 @@ def sizes():
                (SELECT count(*) FROM exp.assignments),
                pg_total_relation_size('exp.assignments'),
                (SELECT count(*) FROM exp.variant_daily),
-               pg_total_relation_size('exp.variant_daily') + pg_total_relation_size('exp.variant_daily_metrics')
+               pg_total_relation_size('exp.variant_daily') + pg_total_relation_size('exp.variant_daily_metrics'),
+               (SELECT count(*) FROM exp.variant_daily_units),
+               pg_total_relation_size('exp.variant_daily_units'),
+               (SELECT count(*) FROM exp.variant_daily_metric_buckets),
+               pg_total_relation_size('exp.variant_daily_metric_buckets'),
+               (SELECT sum(pg_relation_size(i.indexrelid)) FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indrelid
+                JOIN pg_class c ON c.oid = i.indexrelid
+                WHERE h.inhparent = 'exp.events'::regclass AND c.relname LIKE '%unit_id%')
     """).split("|")
-    events, events_bytes, assignments, assignments_bytes, daily_rows, daily_bytes = map(int, row)
+    (events, events_bytes, assignments, assignments_bytes, daily_rows, daily_bytes, unit_rows, unit_bytes,
+     bucket_rows, bucket_bytes) = map(int, row[:10])
     return {
         "events": events, "events_bytes": events_bytes,
         "assignments": assignments, "assignments_bytes": assignments_bytes,
         "assignments_share_of_events_bytes": assignments_bytes / events_bytes,
         "variant_daily_rows": daily_rows, "rollup_bytes": daily_bytes,
+        "unit_day_rows": unit_rows, "unit_day_bytes": unit_bytes,
+        "bucket_rows": bucket_rows, "bucket_bytes": bucket_bytes,
+        # events_unit_idx (V7) over every partition: the write path's share of the increments.
+        "events_unit_index_bytes": int(row[10] or 0),
     }
+
+
+# Everything the job and the mix wrote, so that a measure starts from an empty database.
+RESET = """
+TRUNCATE exp.events, exp.event_ids, exp.assignments, exp.context_hourly, exp.variant_daily,
+         exp.variant_daily_metrics, exp.variant_daily_units, exp.variant_daily_metric_buckets,
+         exp.health_horizons, exp.experiment_health CASCADE;
+UPDATE exp.health_progress SET processed_to = NULL;
+"""
+
+
+def day_size(archiver, postmaster, units, increment, day_events):
+    """CPU of counting `increment` new events on top of a counted day of `day_events`."""
+    psql(RESET)
+    started = time.monotonic()
+    # The day: the last 20 hours before the increment's 10 minutes, as a busy day's morning.
+    generate(day_events, units, "now() - interval '20 hours 10 minutes'", "interval '20 hours'")
+    psql("ANALYZE exp.events")
+    day = run_job(archiver, postmaster)
+    print(f"day of {day_events}: generated and counted in {time.monotonic() - started:.0f} s: {day}",
+          file=sys.stderr)
+    generate(increment, units, "now() - interval '10 minutes'", "interval '10 minutes'")
+    measured = run_job(archiver, postmaster)
+    print(f"increment on a day of {day_events}: {measured}", file=sys.stderr)
+    return {"day_events": day_events, "day": day, "increment": measured}
 
 
 def main():
@@ -160,12 +201,19 @@ def main():
     generate(increment, units, "now() - interval '10 minutes'", "interval '10 minutes'")
     steady = run_job(archiver, postmaster)
     print(f"increment: {steady}", file=sys.stderr)
-    print(json.dumps({
+    result = {
         "mix": {"events": events, "units": units, "experiments": 5, "days": DAYS, "increment": increment},
         "backfill": backfill,
         "increment": steady,
         "sizes": size,
-    }))
+    }
+    if len(sys.argv) > 6:
+        small, large = (day_size(archiver, postmaster, units, increment, int(n)) for n in sys.argv[5:7])
+        cpu = lambda r: r["increment"]["job_cpu_seconds"] + r["increment"]["postgres_cpu_seconds"]
+        result["day_size"] = {"units": units, "increment": increment, "small": small, "large": large,
+                              "cpu_ratio": cpu(large) / cpu(small) if cpu(small) > 0 else None}
+        print(f"day size: increment CPU ratio {result['day_size']['cpu_ratio']}", file=sys.stderr)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -22,9 +22,8 @@ mix{carried}: {num(mix['events'])} events over {mix['days']} days, {num(mix['uni
 {mix['experiments']} registered experiments (each unit in about 3, one three-arm), 10% of events
 without context. CPU from the processes (the job's rusage and the PostgreSQL cluster's
 /proc times), not wall time. The increment is {num(mix['increment'])} events of today received
-after the backfill: its cost is mostly recomputing today's rollups of every experiment from
-exp.events (docs/health.md, "Cost"), so it grows with a day's events, not with the increment.
-
+after the backfill: it adds its events' contributions to the rollups (docs/health.md, "Cost").
+{day_size_md(h.get("day_size"))}
 {table(["run", "events", "(experiment, day) rollups", "CPU s (job + PostgreSQL)", "wall s", "events per CPU second"], rows)}
 
 Sizes after the backfill:
@@ -38,5 +37,39 @@ Sizes after the backfill:
     ])}
 
 exp.assignments holds one row per unit, experiment and variant: it grows with units ×
-experiments, not with events.
+experiments, not with events.{counting_state_md(size)}
 """
+
+
+def day_size_md(d):
+    """Issue 23's measure: the same increment on a small and a large day."""
+    if not d:
+        return ""
+    rows = []
+    for name in ("small", "large"):
+        run = d[name]["increment"]
+        cpu = run["job_cpu_seconds"] + run["postgres_cpu_seconds"]
+        rows.append([num(d[name]["day_events"]), num(run["events"]), num(run["rollup_days"]),
+                     f"{run['job_cpu_seconds']:.2f} + {run['postgres_cpu_seconds']:.2f} = {cpu:.2f}",
+                     f"{run['wall_seconds']:.1f}"])
+    ratio = d.get("cpu_ratio")
+    return f"""
+**Increment against day size.** The same {num(d['increment'])} new events ({num(d['units'])} units)
+counted on top of a counted day of each size, in an emptied database (goal: ≤ 1.2×).
+
+{table(["day's events", "increment events", "(experiment, day) rollups changed", "CPU s (job + PostgreSQL)", "wall s"], rows)}
+
+CPU ratio, large day / small day: **{f"{ratio:.2f}×" if ratio is not None else "n/a"}**.
+"""
+
+
+def counting_state_md(size):
+    """What the incremental counting keeps beside the rollups (V7), when measured."""
+    if "unit_day_rows" not in size:
+        return ""
+    return f"""
+
+The counting state beside the rollups (V7; aged out past retention): exp.variant_daily_units
+{num(size['unit_day_rows'])} rows, {num(size['unit_day_bytes'])} bytes; exp.variant_daily_metric_buckets
+{num(size['bucket_rows'])} rows, {num(size['bucket_bytes'])} bytes; the index events_unit_idx on
+exp.events {num(size['events_unit_index_bytes'])} bytes."""

@@ -12,6 +12,9 @@ use eis_tests::{eventually, TestDb};
 use serde_json::Value;
 use tokio::time::Instant;
 
+#[path = "health/bounds.rs"]
+mod bounds;
+
 /// Inserts one event per unit `{prefix}{i}` for i in `range`, naming `experiment` with the
 /// variant `variant(i)` picks (SQL over `i`), at `timestamp`.
 async fn exposures(

@@ -55,7 +55,9 @@ def day_size_md(d):
     ratio = d.get("cpu_ratio")
     return f"""
 **Increment against day size.** The same {num(d['increment'])} new events ({num(d['units'])} units)
-counted on top of a counted day of each size, in an emptied database (goal: ≤ 1.2×).
+counted on top of a counted day of each size, in an emptied database (goal: ≤ 1.2×); the
+median of three increments in a row (all three's CPU s: small {", ".join(f"{c:.2f}" for c in d['small'].get('increment_cpu_seconds', []))};
+large {", ".join(f"{c:.2f}" for c in d['large'].get('increment_cpu_seconds', []))}).
 
 {table(["day's events", "increment events", "(experiment, day) rollups changed", "CPU s (job + PostgreSQL)", "wall s"], rows)}
 

@@ -112,13 +112,15 @@ BEGIN
     WITH keys AS (
         SELECT DISTINCT day, experiment_id, variant_id, event_type, metric FROM health_values
     ), ranked AS (
+        -- The total is the buckets' own (not the row's count), so every rank has a bucket.
         SELECT b.day, b.experiment_id, b.variant_id, b.event_type, b.metric, b.bucket, b.count AS n,
-               b.lo, b.hi, m.count AS total,
+               b.lo, b.hi,
+               sum(b.count) OVER (PARTITION BY b.day, b.experiment_id, b.variant_id, b.event_type, b.metric)
+                   AS total,
                sum(b.count) OVER (PARTITION BY b.day, b.experiment_id, b.variant_id, b.event_type, b.metric
                                   ORDER BY b.bucket) - b.count AS before
         FROM keys k
         JOIN exp.variant_daily_metric_buckets b USING (day, experiment_id, variant_id, event_type, metric)
-        JOIN exp.variant_daily_metrics m USING (day, experiment_id, variant_id, event_type, metric)
     ), at_rank AS (
         SELECT r.day, r.experiment_id, r.variant_id, r.event_type, r.metric, q.p, q.pos, x.upper,
                CASE WHEN x.rank = r.before THEN r.lo
@@ -136,7 +138,7 @@ BEGIN
               FROM at_rank GROUP BY 1, 2, 3, 4, 5, 6, 7) s
     )
     UPDATE exp.variant_daily_metrics m
-    SET p50 = q50.value, p95 = q95.value
+    SET p50 = coalesce(q50.value, m.p50), p95 = coalesce(q95.value, m.p95)
     FROM quantiles q50, quantiles q95
     WHERE q50.p = 0.5 AND q95.p = 0.95
       AND (q50.day, q50.experiment_id, q50.variant_id, q50.event_type, q50.metric)

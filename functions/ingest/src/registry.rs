@@ -136,10 +136,10 @@ mod tests {
     use super::*;
     use eis_store::DbConfig;
 
-    /// A database address that refuses connections: every load fails at once.
-    fn unreachable(max_age: Duration, mode: RegistryMode) -> RegistryCache {
+    /// A cache whose database is at `port` of 127.0.0.1.
+    fn at_port(port: u16, max_age: Duration, mode: RegistryMode) -> RegistryCache {
         let config = DbConfig {
-            url: "postgres://eis@127.0.0.1:1/eis?sslmode=disable".into(),
+            url: format!("postgres://eis@127.0.0.1:{port}/eis?sslmode=disable"),
             ca_file: None,
             secret_arn: None,
             connect_timeout: Duration::from_millis(200),
@@ -147,6 +147,40 @@ mod tests {
         };
         let db = Arc::new(Db::new(&config).expect("config"));
         RegistryCache::new(db, max_age, mode)
+    }
+
+    /// A database address that refuses connections: every load fails at once.
+    fn unreachable(max_age: Duration, mode: RegistryMode) -> RegistryCache {
+        at_port(1, max_age, mode)
+    }
+
+    #[tokio::test]
+    async fn requests_waiting_for_a_first_load_take_its_outcome() {
+        // A "database" that accepts connections and never answers: each load attempt is one
+        // connection, which fails at the connect timeout.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        let silent = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                open.push(socket);
+            }
+        });
+        let cache = at_port(port, Duration::from_secs(3600), RegistryMode::Reject);
+        // Four requests at once: the first loads, the others wait for its outcome.
+        let got = tokio::join!(cache.get(), cache.get(), cache.get(), cache.get());
+        assert!(got.0.is_none() && got.1.is_none() && got.2.is_none() && got.3.is_none());
+        let attempts = || accepted.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(attempts(), 1, "one attempt for the four");
+        // A later request tries again.
+        assert!(cache.get().await.is_none());
+        assert_eq!(attempts(), 2);
+        silent.abort();
     }
 
     #[tokio::test]

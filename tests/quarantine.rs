@@ -407,3 +407,62 @@ async fn a_dropped_day_is_restored_from_the_archive() {
         .is_empty());
     server.abort();
 }
+
+// --- Variant strings within the bounds (docs/quarantine.md, "Bounds") -------------------------
+
+#[tokio::test]
+async fn an_oversized_record_loses_its_variants_not_its_neighbours() {
+    let stack = Stack::create().await;
+    let now = Utc::now();
+    let (url, server) = api(&stack, now, |_| {}).await;
+    // Between two small rejections, an event naming 40 pairs of 50 000-byte ids (4 MB of
+    // variant strings, far more than one SQS message) and a valid event.
+    let huge = "x".repeat(50_000);
+    let pairs: Vec<Value> = (0..40)
+        .map(|i| json!({"experiment_id": format!("{i}{huge}"), "variant_id": huge}))
+        .collect();
+    let mut oversized = seed_request("user-2", now);
+    oversized["experiments"] = json!(pairs);
+    let mut missing_unit = seed_request("user-1", now);
+    missing_unit["unit_type"] = Value::Null;
+    let batch = json!({"events": [missing_unit.clone(), oversized, seed_request("user-3", now), missing_unit]});
+    let (status, body) = post(&url, "/events/batch", batch.to_string()).await;
+    assert_eq!(
+        (status, body["accepted"].as_u64()),
+        (207, Some(1)),
+        "{body}"
+    );
+
+    let run = archive_now(&stack).await;
+    assert_eq!(
+        run.summary.rejected_records, 3,
+        "every rejection of the request is kept"
+    );
+    let mut records: Vec<Quarantined> = quarantined(&stack)
+        .await
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    records.sort_by_key(|r| r.batch_index);
+    let indexes: Vec<Option<u32>> = records.iter().map(|r| r.batch_index).collect();
+    assert_eq!(indexes, [Some(0), Some(1), Some(3)]);
+    for neighbour in [&records[0], &records[2]] {
+        assert_eq!(neighbour.code, "missing_unit_type");
+        assert!(!neighbour.raw_truncated && neighbour.raw.contains("user-1"));
+        assert_eq!(neighbour.experiments.len(), 1);
+    }
+    let big = &records[1];
+    assert_eq!(big.code, "event_too_large");
+    assert!(big.raw_truncated && big.raw_bytes > 4_000_000);
+    // At most 32 pairs of ids of at most 128 bytes, within the request's budget.
+    assert!(big.experiments.len() <= 32);
+    assert!(big.experiments.iter().all(|v| v.experiment_id.len()
+        <= eis_contract::MAX_NAMED_ID_BYTES
+        && v.variant_id.len() <= eis_contract::MAX_NAMED_ID_BYTES));
+    let kept: usize = records
+        .iter()
+        .map(|r| r.raw.len() + r.variant_bytes())
+        .sum();
+    assert!(kept <= 256 * 1024, "{kept} bytes kept");
+    server.abort();
+}

@@ -190,3 +190,100 @@ async fn a_registry_change_reaches_the_function_within_its_max_age_and_a_retry_s
         Some(vec![])
     );
 }
+
+// --- Before the first load (docs/api.md, "The experiment registry") ---------------------------
+
+/// Makes the registry's load query fail (its variants table renamed away) until restored.
+async fn break_registry(db: &TestDb) {
+    db.client()
+        .await
+        .batch_execute("ALTER TABLE exp.experiment_variants RENAME TO experiment_variants_away")
+        .await
+        .expect("rename away");
+}
+
+async fn restore_registry(db: &TestDb) {
+    db.client()
+        .await
+        .batch_execute("ALTER TABLE exp.experiment_variants_away RENAME TO experiment_variants")
+        .await
+        .expect("rename back");
+}
+
+async fn stored_events(db: &TestDb) -> i64 {
+    db.client()
+        .await
+        .query_one("SELECT count(*) FROM exp.events", &[])
+        .await
+        .expect("count")
+        .get(0)
+}
+
+#[tokio::test]
+async fn reject_mode_refuses_events_naming_experiments_until_the_first_load_succeeds() {
+    let app = App::start_with(|c| c.registry_mode = eis_contract::RegistryMode::Reject).await;
+    register(&app.db, "running").await;
+    break_registry(&app.db).await;
+
+    // The first load fails: nothing naming an experiment is taken unchecked.
+    let misfit = request(in_experiment(EXPERIMENT, OTHER_VARIANT));
+    let (status, body) = app.post("/events", &misfit).await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (503, json!("registry_unavailable")),
+        "{body}"
+    );
+    let batch = json!({"events": [request(|_| {}), {"unit_type": "user"}]});
+    let (status, body) = app.post("/events/batch", &batch).await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (503, json!("registry_unavailable")),
+        "{body}"
+    );
+    assert_eq!(stored_events(&app.db).await, 0, "nothing stored");
+    // An event naming no experiment needs no registry.
+    let (status, body) = app
+        .post("/events", &request(|e| e["experiments"] = json!([])))
+        .await;
+    assert_eq!(status, 202, "{body}");
+
+    // Once the registry loads, the very next request is checked as always.
+    restore_registry(&app.db).await;
+    let (status, body) = app.post("/events", &misfit).await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (400, json!("unknown_variant")),
+        "{body}"
+    );
+    let (status, body) = app.post("/events", &request(|_| {})).await;
+    assert_eq!((status, warnings(&body)), (202, json!([])), "{body}");
+    assert_eq!(stored_events(&app.db).await, 2);
+}
+
+#[tokio::test]
+async fn flag_mode_stores_events_unchecked_before_the_first_load_flagged_as_such() {
+    let app = App::start().await;
+    register(&app.db, "running").await;
+    break_registry(&app.db).await;
+
+    let misfit = request(in_experiment(EXPERIMENT, OTHER_VARIANT));
+    let (status, body) = app.post("/events", &misfit).await;
+    assert_eq!(
+        (status, warnings(&body)),
+        (202, json!(["registry_unavailable"])),
+        "{body}"
+    );
+    assert_eq!(
+        stored_flags(&app.db, &misfit["event_id"]).await,
+        Some(vec!["registry_unavailable".to_string()])
+    );
+
+    restore_registry(&app.db).await;
+    let misfit = request(in_experiment(EXPERIMENT, OTHER_VARIANT));
+    let (status, body) = app.post("/events", &misfit).await;
+    assert_eq!(
+        (status, warnings(&body)),
+        (202, json!(["unknown_variant"])),
+        "{body}"
+    );
+}

@@ -7,8 +7,9 @@ use eis_contract::{Code, Rejection};
 use serde::Serialize;
 
 use crate::refusal::Refusal;
+use crate::registry::RegistryUnavailable;
 
-/// Seconds a client should wait before retrying when storage is unavailable.
+/// Seconds a client should wait before retrying when storage (or the registry) is unavailable.
 const RETRY_AFTER_SECS: &str = "5";
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,10 @@ pub enum ApiError {
     Refused(#[from] Refusal),
     #[error("storage is unavailable, retry later")]
     StorageUnavailable,
+    /// Reject mode, before the function's first registry load succeeded: an event naming
+    /// experiments cannot be checked, so nothing of the request is stored.
+    #[error("the experiment registry could not be loaded, so events naming experiments cannot be checked; nothing was stored, retry later")]
+    RegistryUnavailable,
     #[error("internal error")]
     Internal,
     #[error("no such route")]
@@ -51,6 +56,7 @@ impl ApiError {
             ApiError::UnreadableBody => "unreadable_body",
             ApiError::Refused(r) => r.code(),
             ApiError::StorageUnavailable => "storage_unavailable",
+            ApiError::RegistryUnavailable => "registry_unavailable",
             ApiError::Internal => "internal_error",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -68,7 +74,9 @@ impl ApiError {
             | ApiError::UnreadableBody
             | ApiError::Refused(Refusal::Rejected(_)) => StatusCode::BAD_REQUEST,
             ApiError::Refused(Refusal::Conflict(_)) => StatusCode::CONFLICT,
-            ApiError::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::StorageUnavailable | ApiError::RegistryUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -82,6 +90,12 @@ impl ApiError {
             ApiError::Refused(r) => r.message(),
             other => other.to_string(),
         }
+    }
+}
+
+impl From<RegistryUnavailable> for ApiError {
+    fn from(_: RegistryUnavailable) -> Self {
+        ApiError::RegistryUnavailable
     }
 }
 
@@ -131,10 +145,12 @@ impl IntoResponse for ApiError {
 }
 
 impl ApiError {
-    /// Extra headers: Retry-After tells clients when storage may be back.
+    /// Extra headers: Retry-After tells clients when storage (or the registry) may be back.
     pub fn headers(&self) -> Vec<(header::HeaderName, &'static str)> {
         match self {
-            ApiError::StorageUnavailable => vec![(header::RETRY_AFTER, RETRY_AFTER_SECS)],
+            ApiError::StorageUnavailable | ApiError::RegistryUnavailable => {
+                vec![(header::RETRY_AFTER, RETRY_AFTER_SECS)]
+            }
             _ => Vec::new(),
         }
     }
@@ -161,6 +177,7 @@ mod tests {
             ApiError::Refused(Refusal::Rejected(String::new())),
             ApiError::Refused(Refusal::Conflict(uuid::Uuid::nil())),
             ApiError::StorageUnavailable,
+            ApiError::RegistryUnavailable,
             ApiError::Internal,
             ApiError::NotFound,
             ApiError::MethodNotAllowed,
@@ -176,6 +193,7 @@ mod tests {
                 | ApiError::Refused(Refusal::Rejected(_))
                 | ApiError::Refused(Refusal::Conflict(_))
                 | ApiError::StorageUnavailable
+                | ApiError::RegistryUnavailable
                 | ApiError::Internal
                 | ApiError::NotFound
                 | ApiError::MethodNotAllowed => {}
@@ -225,6 +243,8 @@ mod tests {
         assert_eq!(status(Refusal::Conflict(uuid::Uuid::nil()).into()), 409);
         assert_eq!(status(Refusal::Rejected("22P05".into()).into()), 400);
         assert_eq!(status(ApiError::StorageUnavailable), 503);
+        assert_eq!(status(ApiError::RegistryUnavailable), 503);
+        assert_eq!(ApiError::RegistryUnavailable.headers().len(), 1);
         assert_eq!(status(ApiError::NotFound), 404);
         assert_eq!(status(ApiError::MethodNotAllowed), 405);
         assert_eq!(ApiError::StorageUnavailable.headers().len(), 1);

@@ -11,4 +11,5 @@ pub mod quarantine;
 pub mod refusal;
 pub mod registry;
 pub mod routes;
+pub mod series;
 pub mod telemetry;

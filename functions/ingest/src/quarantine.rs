@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use eis_contract::{Arrival, Quarantined, Rejection};
+use eis_contract::{named_variants, variant_bytes, Arrival, NamedVariant, Quarantined, Rejection};
 use eis_runtime::SqsPublisher;
 
 /// What one request may keep (docs/quarantine.md, "Bounds").
@@ -17,8 +17,9 @@ pub struct QuarantineBounds {
     /// Text kept of a body refused as a whole (`EIS_QUARANTINE_REQUEST_BYTES`, 192 KiB, so
     /// that the record fits one SQS message).
     pub request_bytes: usize,
-    /// Text kept of all the rejections of one request (`EIS_QUARANTINE_BUDGET_BYTES`,
-    /// 256 KiB); the records past it keep their code, index and variants, not their text.
+    /// Text and variant strings kept of all the rejections of one request
+    /// (`EIS_QUARANTINE_BUDGET_BYTES`, 256 KiB); the records past it keep their code and
+    /// index, not their text (nor their variants, once those do not fit either).
     pub budget_bytes: usize,
     /// How long a request waits for the send (`EIS_QUARANTINE_TIMEOUT_MS`, 2000).
     pub timeout: Duration,
@@ -53,24 +54,28 @@ impl Rejects {
         }
     }
 
-    /// A rejected event (`batch_index` None for `POST /events`).
+    /// A rejected event (`batch_index` None for `POST /events`). Its variants (each id capped
+    /// at `MAX_NAMED_ID_BYTES`) are paid from the budget first, then its text from the rest;
+    /// a record the budget has no room for keeps neither, only its code and index. Returns
+    /// every variant the text names, kept or not, for the per-variant metric.
     pub fn event(
         &mut self,
         arrival: Arrival<'_>,
         batch_index: Option<usize>,
         raw: &[u8],
         rejection: &Rejection,
-    ) {
-        let cap = self.bounds.event_bytes.min(self.budget_left);
-        let record = Quarantined::event(
-            arrival,
-            batch_index,
-            raw,
-            rejection,
-            cap,
-            self.max_experiments,
-        );
+    ) -> Vec<NamedVariant> {
+        let named = named_variants(raw, self.max_experiments);
+        let kept = if variant_bytes(&named) <= self.budget_left {
+            named.clone()
+        } else {
+            Vec::new()
+        };
+        let text_left = self.budget_left - variant_bytes(&kept);
+        let cap = self.bounds.event_bytes.min(text_left);
+        let record = Quarantined::event_naming(arrival, batch_index, raw, rejection, cap, kept);
         self.keep(record);
+        named
     }
 
     /// A body refused as a whole.
@@ -80,7 +85,8 @@ impl Rejects {
     }
 
     fn keep(&mut self, record: Quarantined) {
-        self.budget_left -= record.raw.len().min(self.budget_left);
+        let cost = record.raw.len() + record.variant_bytes();
+        self.budget_left -= cost.min(self.budget_left);
         self.records.push(record);
     }
 }
@@ -177,5 +183,87 @@ mod tests {
             .records
             .iter()
             .all(|r| r.raw_truncated && r.raw_bytes == 40));
+    }
+
+    /// An event naming `pairs` pairs of ids of `id_len` bytes, padded to `len` bytes of text.
+    fn naming(pairs: usize, id_len: usize, len: usize) -> Vec<u8> {
+        let id = "v".repeat(id_len);
+        let refs: Vec<_> = (0..pairs)
+            .map(|i| serde_json::json!({"experiment_id": format!("{i}{id}"), "variant_id": id}))
+            .collect();
+        let mut event = serde_json::json!({ "experiments": refs, "note": "" });
+        let short = serde_json::to_vec(&event).map_or(0, |t| t.len());
+        event["note"] = serde_json::json!("n".repeat(len.saturating_sub(short)));
+        serde_json::to_vec(&event).unwrap_or_default()
+    }
+
+    #[test]
+    fn variant_strings_count_against_the_budget_and_are_capped() {
+        let cap = eis_contract::MAX_NAMED_ID_BYTES;
+        let arrival = Arrival {
+            request_id: "r",
+            route: "POST /events/batch",
+            received_at: Utc::now(),
+        };
+        // (budget, the events: (pairs, id length, text length)), then per record:
+        // (variants kept, text kept).
+        type Case = (
+            usize,
+            &'static [(usize, usize, usize)],
+            &'static [(usize, usize)],
+        );
+        let cases: &[Case] = &[
+            // Short ids: 2 pairs of 2+1 bytes, the text gets the other 94.
+            (100, &[(2, 1, 300)], &[(2, 94)]),
+            // Ids of 1 000 bytes are cut: 32 pairs of 2 x 128 (8 KiB), whatever is sent; the
+            // text its 64 KiB cap.
+            (
+                100_000,
+                &[(1000, 1000, 0), (1, 1, 100)],
+                &[(32, 65_536), (1, 100)],
+            ),
+            // Variants that do not fit the budget's rest are left out, the text takes it.
+            (300, &[(1, 1, 280), (2, 200, 100)], &[(1, 280), (0, 17)]),
+            // A spent budget: code and index only, the neighbours still kept.
+            (
+                10,
+                &[(1, 1, 50), (1, 1, 50), (1, 1, 50)],
+                &[(1, 7), (0, 0), (0, 0)],
+            ),
+        ];
+        for (budget, events, want) in cases {
+            let bounds = QuarantineBounds {
+                budget_bytes: *budget,
+                ..QuarantineBounds::default()
+            };
+            let mut rejects = Rejects::new(bounds, 32);
+            let mut named = Vec::new();
+            for (i, &(pairs, id_len, len)) in events.iter().enumerate() {
+                let text = naming(pairs, id_len, len);
+                named.push(rejects.event(arrival, Some(i), &text, &rejection()).len());
+            }
+            let got: Vec<(usize, usize)> = rejects
+                .records
+                .iter()
+                .map(|r| (r.experiments.len(), r.raw.len()))
+                .collect();
+            assert_eq!(&got, want, "budget {budget}");
+            let spent: usize = rejects
+                .records
+                .iter()
+                .map(|r| r.raw.len() + r.variant_bytes())
+                .sum();
+            assert!(spent <= *budget, "budget {budget}: spent {spent}");
+            assert!(rejects
+                .records
+                .iter()
+                .all(|r| r
+                    .experiments
+                    .iter()
+                    .all(|v| v.experiment_id.len() <= cap && v.variant_id.len() <= cap)));
+            // The metric still hears of every variant named (capped in number).
+            let expected: Vec<usize> = events.iter().map(|e| e.0.min(32)).collect();
+            assert_eq!(named, expected, "budget {budget}");
+        }
     }
 }

@@ -82,26 +82,29 @@ async fn one_event(
     let now = (state.now)();
     // The registry copy only for an event the contract accepts (as before the quarantine):
     // garbage never triggers its reload.
-    let admitted = match validate_event(&bytes, now, &state.limits) {
-        Ok(event) => state.registry.get().await.admit(event, state.registry.mode),
-        Err(rejection) => Err(rejection),
+    let (admitted, registry) = match validate_event(&bytes, now, &state.limits) {
+        Ok(event) => {
+            let registry = state.registry.get().await;
+            (state.registry.admit(registry.as_deref(), event)?, registry)
+        }
+        Err(rejection) => (Err(rejection), state.registry.held()),
     };
     let event = match admitted {
         Ok(event) => event,
         Err(rejection) => {
             let mut rejects = Rejects::new(state.quarantine_bounds, state.limits.max_experiments);
-            rejects.event(
+            let named = rejects.event(
                 arrival(&request_id, EVENT_ROUTE, now),
                 None,
                 &bytes,
                 &rejection,
             );
-            log.variants_of_rejected(&rejects.records);
+            log.variants_of_rejected(&named, registry.as_deref());
             log.quarantine = state.quarantine.keep(rejects.records).await;
             return Err(rejection.into());
         }
     };
-    log.variants_of_accepted(&event);
+    log.variants_of_accepted(&event, registry.as_deref());
     let report = state.storage.save(std::slice::from_ref(&event)).await?;
     log.record(&report);
     let outcome = report.outcomes.first().unwrap_or(&InsertOutcome::Inserted);
@@ -153,6 +156,7 @@ async fn batch(
         }
     };
     let registry = state.registry.get().await;
+    let held = registry.as_deref();
 
     let mut answer = BatchAnswer {
         event_ids: vec![None; raw_events.len()],
@@ -162,16 +166,21 @@ async fn batch(
     let mut positions = Vec::with_capacity(raw_events.len());
     for (index, raw) in raw_events.iter().enumerate() {
         let raw = raw.get().as_bytes();
-        let admitted = validate_event(raw, now, &state.limits)
-            .and_then(|event| registry.admit(event, state.registry.mode));
+        // Without a registry copy in reject mode, the whole batch is refused (503) before
+        // anything is stored or kept: the client's retry is judged in full.
+        let admitted = match validate_event(raw, now, &state.limits) {
+            Ok(event) => state.registry.admit(held, event)?,
+            Err(rejection) => Err(rejection),
+        };
         match admitted {
             Ok(event) => {
-                log.variants_of_accepted(&event);
+                log.variants_of_accepted(&event, held);
                 valid.push(event);
                 positions.push(index);
             }
             Err(rejection) => {
-                rejects.event(arrival, Some(index), raw, &rejection);
+                let named = rejects.event(arrival, Some(index), raw, &rejection);
+                log.variants_of_rejected(&named, held);
                 answer.errors.push(BatchError {
                     index,
                     error: rejection.code.as_str(),
@@ -180,7 +189,6 @@ async fn batch(
             }
         }
     }
-    log.variants_of_rejected(&rejects.records);
 
     // The quarantine's send runs beside the storage's, so that it never delays valid events.
     let save = async {

@@ -1,6 +1,9 @@
 //! One structured log line and one CloudWatch Embedded Metric Format (EMF) line per request,
 //! written by one middleware for every route, plus one EMF line per experiment variant the
 //! request's events named (`VariantRejected`). None ever carries payloads or unit ids.
+//!
+//! No dimension value is a string a client chose: `Function` and `Route` are fixed, and
+//! `Experiment`/`Variant` are bounded by the registry copy (series.rs).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -8,7 +11,7 @@ use std::time::{Duration, Instant};
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
-use eis_contract::{Event, NamedVariant, Quarantined};
+use eis_contract::{Event, NamedVariant, Registry};
 use eis_runtime::telemetry::Emf;
 use eis_store::SaveReport;
 use serde_json::Value;
@@ -16,6 +19,7 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::quarantine::QuarantineReport;
+pub use crate::series::{Series, OTHER};
 
 /// EMF takes at most 100 values per metric in one document.
 const EMF_MAX_VALUES: usize = 100;
@@ -71,8 +75,8 @@ pub struct RequestLog {
     /// A body over the limit: counted, never stored.
     pub oversize: bool,
     pub quarantine: QuarantineReport,
-    /// Per variant named: (accepted events, rejected events).
-    pub variants: BTreeMap<NamedVariant, (usize, usize)>,
+    /// Per series of the variants named: (accepted events, rejected events).
+    pub variants: BTreeMap<Series, (usize, usize)>,
 }
 
 impl RequestLog {
@@ -92,28 +96,37 @@ impl RequestLog {
         }
     }
 
-    /// A batch refused as a whole: its events were never judged one by one.
+    /// A batch refused as a whole: its events were never judged one by one (nor counted per
+    /// variant, even those judged before the refusal).
     pub fn failed_whole(&mut self, err: &ApiError) {
         self.error = Some(err.code());
         self.oversize = matches!(err, ApiError::PayloadTooLarge { .. });
+        self.variants.clear();
     }
 
-    /// An accepted event's variants, for the rejected share per variant.
-    pub fn variants_of_accepted(&mut self, event: &Event) {
-        for e in &event.experiments {
-            let key = NamedVariant {
-                experiment_id: e.experiment_id.to_string(),
-                variant_id: e.variant_id.to_string(),
-            };
-            self.variants.entry(key).or_default().0 += 1;
-        }
+    /// An accepted event's variants, for the rejected share per variant: one observation per
+    /// series the event falls in.
+    pub fn variants_of_accepted(&mut self, event: &Event, registry: Option<&Registry>) {
+        let series = event
+            .experiments
+            .iter()
+            .map(|e| Series::of(registry, e.experiment_id, e.variant_id));
+        self.observe(series, false);
     }
 
-    pub fn variants_of_rejected(&mut self, records: &[Quarantined]) {
-        for record in records {
-            for v in &record.experiments {
-                self.variants.entry(v.clone()).or_default().1 += 1;
-            }
+    /// A rejected event's variants, as its text named them (any strings).
+    pub fn variants_of_rejected(&mut self, named: &[NamedVariant], registry: Option<&Registry>) {
+        let series = named.iter().map(|v| Series::named(registry, v));
+        self.observe(series, true);
+    }
+
+    fn observe(&mut self, series: impl Iterator<Item = Series>, rejected: bool) {
+        let mut series: Vec<Series> = series.collect();
+        series.sort();
+        series.dedup();
+        for s in series {
+            let (accepted_n, rejected_n) = self.variants.entry(s).or_default();
+            *if rejected { rejected_n } else { accepted_n } += 1;
         }
     }
 
@@ -169,8 +182,8 @@ impl RequestLog {
             for values in observations.chunks(EMF_MAX_VALUES) {
                 let mut emf = Emf::default();
                 emf.metric("VariantRejected", values.to_vec(), "Count");
-                emf.property("Experiment", variant.experiment_id.as_str());
-                emf.property("Variant", variant.variant_id.as_str());
+                emf.property("Experiment", Series::dimension(variant.experiment));
+                emf.property("Variant", Series::dimension(variant.variant));
                 docs.push(emf.document(&["Experiment", "Variant"]));
             }
         }
@@ -243,15 +256,61 @@ mod tests {
         assert_eq!(doc["Route"], "POST /events/batch");
     }
 
+    const EXP: Uuid = Uuid::from_u128(0xe1);
+    const A: Uuid = Uuid::from_u128(0xa);
+    const B: Uuid = Uuid::from_u128(0xb);
+
+    /// EXP, registered with variants A and B.
+    fn registry() -> Registry {
+        let x = eis_contract::RegisteredExperiment {
+            unit_type: "user".into(),
+            stopped: false,
+            starts_at: chrono::DateTime::UNIX_EPOCH,
+            ends_at: None,
+            variants: vec![A, B],
+        };
+        Registry::new([(EXP, x)].into())
+    }
+
+    fn named(experiment_id: impl ToString, variant_id: impl ToString) -> NamedVariant {
+        NamedVariant {
+            experiment_id: experiment_id.to_string(),
+            variant_id: variant_id.to_string(),
+        }
+    }
+
+    /// A valid event naming `refs`.
+    fn accepted(refs: &[(Uuid, Uuid)]) -> Event {
+        let now = chrono::Utc::now();
+        let refs: Vec<Value> = refs
+            .iter()
+            .map(|(e, v)| serde_json::json!({"experiment_id": e, "variant_id": v}))
+            .collect();
+        let text = serde_json::json!({
+            "event_type": "pantry_updated", "unit_type": "user", "unit_id": "u",
+            "timestamp": now.to_rfc3339(), "experiments": refs,
+        });
+        let bytes = serde_json::to_vec(&text).unwrap_or_default();
+        eis_contract::validate_event(&bytes, now, &Default::default()).expect("valid")
+    }
+
+    /// The (Experiment, Variant) of each document, in order.
+    fn dimensions(docs: &[Value]) -> Vec<(String, String)> {
+        docs.iter()
+            .map(|d| {
+                let text = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+                (text("Experiment"), text("Variant"))
+            })
+            .collect()
+    }
+
     #[test]
     fn variant_observations_average_to_the_rejected_share() {
         let mut log = RequestLog::new("POST /events/batch");
-        let variant = |v: &str| NamedVariant {
-            experiment_id: "e".into(),
-            variant_id: v.into(),
-        };
-        log.variants.insert(variant("a"), (230, 20));
-        log.variants.insert(variant("b"), (5, 0));
+        log.variants
+            .insert(Series::of(Some(&registry()), EXP, A), (230, 20));
+        log.variants
+            .insert(Series::of(Some(&registry()), EXP, B), (5, 0));
         let docs = log.variant_emf();
         // 250 observations of a in documents of at most 100, then b's 5.
         let counts: Vec<usize> = docs
@@ -265,13 +324,57 @@ mod tests {
             .filter_map(|v| v.as_u64())
             .sum();
         assert_eq!(sum_a, 20);
-        assert_eq!(
-            (docs[3]["Experiment"].as_str(), docs[3]["Variant"].as_str()),
-            (Some("e"), Some("b"))
-        );
+        assert_eq!(dimensions(&docs[3..]), [(EXP.to_string(), B.to_string())]);
         assert_eq!(
             docs[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
             serde_json::json!([["Experiment", "Variant"]])
         );
+    }
+
+    #[test]
+    fn unregistered_experiments_and_variants_are_summed_under_other() {
+        let registry = registry();
+        let mut log = RequestLog::new("POST /events/batch");
+        // 10 000 rejected events, each naming an experiment id of its own (UUIDs and not),
+        // and as many with a registered experiment and a variant of their own.
+        for i in 0..10_000u128 {
+            let fresh = Uuid::from_u128(0x1000 + i);
+            log.variants_of_rejected(&[named(fresh, A)], Some(&registry));
+            log.variants_of_rejected(&[named(format!("exp-{i}"), "x")], Some(&registry));
+            log.variants_of_rejected(&[named(EXP, format!("variant-{i}"))], Some(&registry));
+        }
+        // Registered ids in other spellings are the same series, written canonically.
+        let upper = EXP.hyphenated().to_string().to_uppercase();
+        log.variants_of_rejected(&[named(&upper, A.braced())], Some(&registry));
+        let event = accepted(&[(EXP, A), (Uuid::from_u128(7), B)]);
+        log.variants_of_accepted(&event, Some(&registry));
+        let docs = log.variant_emf();
+        let mut series = dimensions(&docs);
+        series.dedup();
+        let other = || OTHER.to_string();
+        assert_eq!(
+            series,
+            [
+                (other(), other()),
+                (EXP.to_string(), other()),
+                (EXP.to_string(), A.to_string()),
+            ]
+        );
+        let observations = |e: Option<Uuid>, v: Option<Uuid>| {
+            log.variants[&Series {
+                experiment: e,
+                variant: v,
+            }]
+        };
+        // Each event counts once per series: 20 000 rejected other/other, 1 accepted.
+        assert_eq!(observations(None, None), (1, 20_000));
+        assert_eq!(observations(Some(EXP), None), (0, 10_000));
+        assert_eq!(observations(Some(EXP), Some(A)), (1, 1));
+        // Without a registry copy, everything is other.
+        let mut log = RequestLog::new("POST /events");
+        log.variants_of_rejected(&[named(EXP, A)], None);
+        log.variants_of_accepted(&event, None);
+        assert_eq!(dimensions(&log.variant_emf()), [(other(), other())]);
+        assert_eq!(log.variants.len(), 1);
     }
 }

@@ -147,6 +147,9 @@ string_enum! {
         ExperimentStopped = "experiment_stopped",
         /// `timestamp` is outside a registered experiment's `starts_at`..`ends_at`.
         OutsideExperimentWindow = "outside_experiment_window",
+        /// Flag mode: the function has not loaded the registry yet (its first load failed), so
+        /// the experiments the event names were not checked.
+        RegistryUnavailable = "registry_unavailable",
     }
 }
 

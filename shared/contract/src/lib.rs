@@ -37,7 +37,9 @@ pub use event::{Event, ExperimentRef};
 pub use identity::{in_batch, ContentDigest, InBatch};
 pub use json_object::{JsonObject, JsonObjectError};
 pub use limits::Limits;
-pub use quarantine::{named_variants, Arrival, NamedVariant, Quarantined, Scope};
+pub use quarantine::{
+    named_variants, variant_bytes, Arrival, NamedVariant, Quarantined, Scope, MAX_NAMED_ID_BYTES,
+};
 pub use record::{Encoded, ToRecord};
 pub use registry::{Misfit, RegisteredExperiment, Registry, RegistryMode};
 pub use rejection::Rejection;

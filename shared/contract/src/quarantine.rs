@@ -79,7 +79,7 @@ pub struct Quarantined {
 
 impl Quarantined {
     /// A rejected event; `raw` is kept up to `cap` bytes and read for its variants (at most
-    /// `max_experiments` of them).
+    /// `max_experiments` of them, see [`named_variants`]).
     pub fn event(
         arrival: Arrival<'_>,
         batch_index: Option<usize>,
@@ -88,10 +88,38 @@ impl Quarantined {
         cap: usize,
         max_experiments: usize,
     ) -> Self {
+        let named = named_variants(raw, max_experiments);
+        Self::event_naming(arrival, batch_index, raw, rejection, cap, named)
+    }
+
+    /// A rejected event whose variants the caller has read already (and may have left out,
+    /// to keep within a budget): `raw` is kept up to `cap` bytes.
+    pub fn event_naming(
+        arrival: Arrival<'_>,
+        batch_index: Option<usize>,
+        raw: &[u8],
+        rejection: &Rejection,
+        cap: usize,
+        experiments: Vec<NamedVariant>,
+    ) -> Self {
         let index = batch_index.and_then(|i| u32::try_from(i).ok());
         let mut record = Self::new(arrival, Scope::Event, index, raw, rejection, cap);
-        record.experiments = named_variants(raw, max_experiments);
+        record.experiments = experiments;
         record
+    }
+
+    /// Bytes of the record's variant strings (what they cost of a request's budget).
+    pub fn variant_bytes(&self) -> usize {
+        variant_bytes(&self.experiments)
+    }
+
+    /// Leaves the record's variants out: the last resort of a record too large for a message
+    /// once its text is gone (never the case with the default bounds, see
+    /// [`MAX_NAMED_ID_BYTES`]). False when it had none.
+    pub fn shed_variants(&mut self) -> bool {
+        let had = !self.experiments.is_empty();
+        self.experiments.clear();
+        had
     }
 
     /// A body refused as a whole, kept up to `cap` bytes.
@@ -176,8 +204,33 @@ struct Loose {
     experiments: Option<serde_json::Value>,
 }
 
+/// The longest experiment or variant id a quarantine record keeps, in bytes; longer strings
+/// are cut at a character boundary. A real id is a 36-byte UUID; 128 leaves room for its
+/// braced or `urn:uuid:` forms and for the readable names a broken client may send, while 32
+/// pairs (`Limits::max_experiments`) then cost at most 8 KiB of a record, JSON-escaped at
+/// most 48 KiB: a record stripped of its text always fits an SQS message.
+pub const MAX_NAMED_ID_BYTES: usize = 128;
+
+/// Bytes of the strings of `pairs`.
+pub fn variant_bytes(pairs: &[NamedVariant]) -> usize {
+    pairs
+        .iter()
+        .map(|p| p.experiment_id.len() + p.variant_id.len())
+        .sum()
+}
+
+/// `text` cut to [`MAX_NAMED_ID_BYTES`] at a character boundary.
+fn capped_id(text: &str) -> String {
+    let mut end = text.len().min(MAX_NAMED_ID_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
 /// The experiment/variant string pairs of an event's text, read leniently: anything that is
-/// not an object with an `experiments` array of such pairs yields what could be read.
+/// not an object with an `experiments` array of such pairs yields what could be read. At
+/// most `max` pairs, each id cut to [`MAX_NAMED_ID_BYTES`].
 pub fn named_variants(raw: &[u8], max: usize) -> Vec<NamedVariant> {
     let Ok(Loose {
         experiments: Some(serde_json::Value::Array(items)),
@@ -189,8 +242,8 @@ pub fn named_variants(raw: &[u8], max: usize) -> Vec<NamedVariant> {
         .iter()
         .filter_map(|item| {
             Some(NamedVariant {
-                experiment_id: item.get("experiment_id")?.as_str()?.to_string(),
-                variant_id: item.get("variant_id")?.as_str()?.to_string(),
+                experiment_id: capped_id(item.get("experiment_id")?.as_str()?),
+                variant_id: capped_id(item.get("variant_id")?.as_str()?),
             })
         })
         .take(max)
@@ -205,6 +258,7 @@ mod tests {
     use super::*;
     use crate::code::Code;
     use chrono::TimeZone;
+    use serde_json::json;
 
     fn arrival() -> Arrival<'static> {
         Arrival {
@@ -265,6 +319,45 @@ mod tests {
             b"\xff\xfe",
         ] {
             assert!(named_variants(raw, 32).is_empty());
+        }
+    }
+
+    #[test]
+    fn named_ids_are_capped_in_length_and_number() {
+        let long = "x".repeat(MAX_NAMED_ID_BYTES * 100);
+        // 'é' is two bytes: a cut never splits it.
+        let accented = "é".repeat(MAX_NAMED_ID_BYTES);
+        let pair = |e: &str, v: &str| json!({"experiment_id": e, "variant_id": v});
+        let many: Vec<_> = (0..1000)
+            .map(|i| pair(&format!("e{i:04}"), &long))
+            .collect();
+        // (what the text names, the pairs kept, the longest id kept, their bytes at most)
+        let cases = [
+            (vec![pair("e", "a")], 1, 1, 2),
+            (
+                vec![pair(&long, &long)],
+                1,
+                MAX_NAMED_ID_BYTES,
+                2 * MAX_NAMED_ID_BYTES,
+            ),
+            (
+                vec![pair(&accented, "a")],
+                1,
+                MAX_NAMED_ID_BYTES,
+                MAX_NAMED_ID_BYTES + 1,
+            ),
+            (many, 32, MAX_NAMED_ID_BYTES, 32 * 2 * MAX_NAMED_ID_BYTES),
+        ];
+        for (i, (items, pairs, longest, bytes)) in cases.into_iter().enumerate() {
+            let raw = serde_json::to_vec(&json!({ "experiments": items })).expect("json");
+            let got = named_variants(&raw, 32);
+            assert_eq!(got.len(), pairs, "case {i}");
+            let max_id = got
+                .iter()
+                .flat_map(|p| [p.experiment_id.len(), p.variant_id.len()])
+                .max();
+            assert_eq!(max_id, Some(longest), "case {i}");
+            assert!(variant_bytes(&got) <= bytes, "case {i}");
         }
     }
 

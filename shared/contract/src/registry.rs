@@ -91,6 +91,11 @@ impl Registry {
         self.experiments.is_empty()
     }
 
+    /// The registered experiment `id`, if any.
+    pub fn experiment(&self, id: &Uuid) -> Option<&RegisteredExperiment> {
+        self.experiments.get(id)
+    }
+
     /// Every misfit of the event, experiment by experiment in the event's order.
     pub fn misfits(&self, event: &Event) -> Vec<Misfit> {
         if self.is_empty() {

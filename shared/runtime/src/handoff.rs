@@ -70,7 +70,8 @@ pub fn pack<E: ToRecord>(
 
 /// Packs quarantine records into bodies of at most `max_bytes`. A record too large for a
 /// message alone (JSON escaping can make it larger than its raw text) has its text cut
-/// until it fits, and is marked truncated: a rejection is never dropped for its size.
+/// until it fits, and is marked truncated; without text, it loses its variants: a rejection
+/// (and with it its request's others) is never dropped for its size.
 pub fn pack_rejected(
     records: &mut [Quarantined],
     max_bytes: usize,
@@ -85,6 +86,9 @@ pub fn pack_rejected(
                 break text;
             }
             if record.raw.is_empty() {
+                if record.shed_variants() {
+                    continue;
+                }
                 return Err(MessageError::RecordTooLarge {
                     bytes: text.len(),
                     max: room,
@@ -300,5 +304,23 @@ mod tests {
         assert!(records[0].raw_truncated && records[0].raw.len() < 60_000);
         assert!(records[0].raw.chars().all(|c| c == '\u{1}'));
         assert!(!records[1].raw_truncated);
+    }
+
+    #[test]
+    fn a_record_too_large_without_its_text_loses_its_variants_not_its_neighbours() {
+        let id = "\u{1}".repeat(eis_contract::MAX_NAMED_ID_BYTES);
+        let mut records = vec![rejected(0, "{}"), rejected(1, "{}"), rejected(2, "{}")];
+        records[1].experiments = (0..10)
+            .map(|_| eis_contract::NamedVariant {
+                experiment_id: id.clone(),
+                variant_id: id.clone(),
+            })
+            .collect();
+        // 20 ids of 128 control characters escape to 15 KiB: more than a 4 KiB message.
+        let messages = pack_rejected(&mut records, 4096).expect("every record is packed");
+        assert_eq!(messages.iter().map(|m| m.events.len()).sum::<usize>(), 3);
+        assert!(messages.iter().all(|m| m.body.len() <= 4096));
+        assert!(records[1].raw.is_empty() && records[1].experiments.is_empty());
+        assert_eq!(records[0].raw, "{}");
     }
 }

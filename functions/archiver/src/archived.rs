@@ -52,7 +52,8 @@ pub fn events(batch: &RecordBatch) -> Result<Vec<Event>, FormatError> {
     };
     let list = |name| Lists::of(column(batch, name)?).ok_or_else(|| bad(name));
     let (ids, unit_types, unit_ids) = (text("event_id")?, text("unit_type")?, text("unit_id")?);
-    let (event_types, contexts, payloads) = (text("event_type")?, text("context")?, text("payload")?);
+    let (event_types, contexts, payloads) =
+        (text("event_type")?, text("context")?, text("payload")?);
     let (timestamps, received) = (micros("timestamp")?, micros("received_at")?);
     let (experiments, flags) = (list("experiments")?, list("flags")?);
     let experiment_ids = struct_text(experiments.values(), "experiment_id");

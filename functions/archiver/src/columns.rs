@@ -85,7 +85,10 @@ fn range_of<O: OffsetSizeTrait>(a: &GenericListArray<O>, row: usize) -> Option<R
         return None;
     }
     let offsets = a.value_offsets();
-    let (start, end) = (offsets.get(row)?.as_usize(), offsets.get(row + 1)?.as_usize());
+    let (start, end) = (
+        offsets.get(row)?.as_usize(),
+        offsets.get(row + 1)?.as_usize(),
+    );
     (start <= end && end <= a.values().len()).then_some(start..end)
 }
 
@@ -125,14 +128,15 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::array::{DictionaryArray, Int32Array, LargeListArray, ListArray};
-    use arrow::datatypes::{Int8Type, Int32Type};
+    use arrow::datatypes::{Int32Type, Int8Type};
 
     #[test]
     fn every_string_type_reads_the_same() {
         let small = StringArray::from(vec![Some("a"), None, Some("c")]);
         let large = LargeStringArray::from(vec![Some("a"), None, Some("c")]);
         let view = StringViewArray::from(vec![Some("a"), None, Some("c")]);
-        let dict: DictionaryArray<Int8Type> = vec![Some("a"), None, Some("c")].into_iter().collect();
+        let dict: DictionaryArray<Int8Type> =
+            vec![Some("a"), None, Some("c")].into_iter().collect();
         let arrays: [&dyn Array; 4] = [&small, &large, &view, &dict];
         for array in arrays {
             let text = Text::of(array).expect("a string type");

@@ -150,7 +150,8 @@ pub fn shard_rows(batch: RecordBatch, shard: u32, shards: u32) -> Result<RecordB
     if shards <= 1 {
         return Ok(batch);
     }
-    let ids = crate::columns::Text::of(column(&batch, "event_id")?).ok_or_else(|| bad("event_id"))?;
+    let ids =
+        crate::columns::Text::of(column(&batch, "event_id")?).ok_or_else(|| bad("event_id"))?;
     let keep: arrow::array::BooleanArray = (0..ids.len())
         .map(|i| Some(digest::shard_of(ids.get(i).unwrap_or_default(), shards) == shard))
         .collect();

@@ -312,7 +312,10 @@ mod tests {
         let Ok(Input::Restore { resume, .. }) = Input::parse(&input) else {
             panic!("a restore");
         };
-        assert_eq!(resume.map(|r| (r.key, r.row)), Some((key.to_string(), 5000)));
+        assert_eq!(
+            resume.map(|r| (r.key, r.row)),
+            Some((key.to_string(), 5000))
+        );
         let elsewhere = serde_json::json!({"action": "replay", "from": "2026-12-02T11:00:00Z",
             "to": "2026-12-02T12:00:00Z",
             "resume": {"key": "rejected/2026/12/02/10/rejected_x.parquet", "row": 1}});

@@ -41,6 +41,8 @@ struct OpenFile {
     reader: ParquetRecordBatchReader,
     /// The next row of the file to be read.
     row: u64,
+    /// The file's rows (from its footer).
+    rows: u64,
 }
 
 pub struct HourStream<'a> {
@@ -114,11 +116,11 @@ impl<'a> HourStream<'a> {
     /// The position of the next row: None once every file is read.
     pub fn position(&self) -> Option<Resume> {
         match &self.open {
-            Some(open) => Some(Resume {
+            Some(open) if open.row < open.rows => Some(Resume {
                 key: open.key.clone(),
                 row: open.row,
             }),
-            None => self.keys.get(self.next_key).map(|key| Resume {
+            _ => self.keys.get(self.next_key).map(|key| Resume {
                 key: key.clone(),
                 row: self.skip,
             }),
@@ -156,18 +158,20 @@ impl<'a> HourStream<'a> {
             };
             self.files += 1;
             let skip = std::mem::take(&mut self.skip);
-            let reader = ParquetRecordBatchReaderBuilder::try_new(body)
-                .and_then(|b| {
-                    b.with_batch_size(self.rows)
-                        .with_offset(usize::try_from(skip).unwrap_or(usize::MAX))
-                        .build()
-                })
+            let builder = ParquetRecordBatchReaderBuilder::try_new(body)
+                .map_err(|e| in_file(&key, e.into()))?;
+            let rows = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+            let reader = builder
+                .with_batch_size(self.rows)
+                .with_offset(usize::try_from(skip).unwrap_or(usize::MAX))
+                .build()
                 .map_err(|e| in_file(&key, e.into()))?;
             self.next_key += 1;
             self.open = Some(OpenFile {
                 key,
                 reader,
                 row: skip,
+                rows,
             });
         }
     }

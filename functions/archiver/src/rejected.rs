@@ -189,9 +189,8 @@ pub fn decode_batch(batch: &RecordBatch) -> Result<Vec<Quarantined>, FormatError
     for row in 0..batch.num_rows() {
         let bad = |what: &str| bad(&format!("{what} of row {row}"));
         let string = |t: &Text, what: &str| t.get(row).map(str::to_string).ok_or_else(|| bad(what));
-        let present = |a: &dyn Array, what: &str| {
-            (!a.is_null(row)).then_some(()).ok_or_else(|| bad(what))
-        };
+        let present =
+            |a: &dyn Array, what: &str| (!a.is_null(row)).then_some(()).ok_or_else(|| bad(what));
         present(received, "received_at")?;
         present(raw_bytes, "raw_bytes")?;
         present(truncated, "raw_truncated")?;

@@ -182,10 +182,11 @@ pub async fn replay(
             summary.records += records.len() as u64;
             store(archiver, judge, &records, &mut summary).await?;
             worked = true;
-            if out_of_time() {
+            // Out of time with rows left in the hour: stop here. (None: the hour is read.)
+            if let Some(position) = stream.position().filter(|_| out_of_time()) {
                 summary.files += stream.files;
                 summary.unfinished_from = Some(hour.start());
-                summary.resume = stream.position();
+                summary.resume = Some(position);
                 return Ok(summary);
             }
         }

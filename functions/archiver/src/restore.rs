@@ -101,15 +101,16 @@ pub async fn restore(
             let before = events.len();
             events.retain(|e| e.timestamp >= oldest);
             summary.expired += (before - events.len()) as u64;
-            summary.restored.add(archiver.restore.restore(&events).await?);
+            summary
+                .restored
+                .add(archiver.restore.restore(&events).await?);
             worked = true;
-            if out_of_time() {
+            // Out of time with rows left in the hour: stop here. (None: the hour is read.)
+            if let Some(position) = stream.position().filter(|_| out_of_time()) {
                 summary.files += stream.files;
-                if let Some(position) = stream.position() {
-                    summary.unfinished_from = Some(hour.start());
-                    summary.resume = Some(position);
-                    return Ok(summary);
-                }
+                summary.unfinished_from = Some(hour.start());
+                summary.resume = Some(position);
+                return Ok(summary);
             }
         }
         summary.files += stream.files;

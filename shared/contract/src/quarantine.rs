@@ -293,11 +293,23 @@ mod tests {
     fn invalid_utf8_is_marked_lossy() {
         let q = Quarantined::event(arrival(), None, b"{\"a\":\"\xff\"}", &rejection(), 64, 32);
         assert!(q.raw_lossy && q.raw.contains('\u{FFFD}'));
-        let fine = Quarantined::event(arrival(), None, "{\"a\":\"\u{FFFD}\"}".as_bytes(), &rejection(), 64, 32);
-        assert!(!fine.raw_lossy, "a replacement character the client sent is its text");
+        let fine = Quarantined::event(
+            arrival(),
+            None,
+            "{\"a\":\"\u{FFFD}\"}".as_bytes(),
+            &rejection(),
+            64,
+            32,
+        );
+        assert!(
+            !fine.raw_lossy,
+            "a replacement character the client sent is its text"
+        );
         let text = serde_json::to_string(&q).expect("serialize");
         assert!(text.contains("\"raw_lossy\":true"));
-        assert!(!serde_json::to_string(&fine).expect("serialize").contains("raw_lossy"));
+        assert!(!serde_json::to_string(&fine)
+            .expect("serialize")
+            .contains("raw_lossy"));
         let back: Quarantined = serde_json::from_str(&text).expect("deserialize");
         assert_eq!(back, q);
     }

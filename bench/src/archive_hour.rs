@@ -41,7 +41,10 @@ pub async fn write(events: usize, hours_ago: i64) -> anyhow::Result<Value> {
         let key = archiver.bucket.raw_key(hour, uuid::Uuid::now_v7());
         let body = parquet_encoder::encode(columns)?;
         let n = (first + FILE_EVENTS).min(events) - first;
-        archiver.bucket.put(&key, body, uuid::Uuid::now_v7(), n).await?;
+        archiver
+            .bucket
+            .put(&key, body, uuid::Uuid::now_v7(), n)
+            .await?;
         files += 1;
     }
     Ok(json!({"hour": hour.start(), "files": files, "events": events}))

@@ -94,8 +94,9 @@ fn refused(unit: &str, at: DateTime<Utc>, index: usize) -> (Quarantined, HourPar
     let received_at = at - chrono::Duration::hours(2);
     let rejection = eis_contract::validate_event(text.as_bytes(), received_at, &Limits::default())
         .expect_err("ahead then");
+    let request_id = format!("req-{}", at.timestamp_micros());
     let arrival = Arrival {
-        request_id: "req-exact",
+        request_id: &request_id,
         route: "POST /events/batch",
         received_at,
     };
@@ -120,8 +121,11 @@ fn refused_many(n: usize, at: DateTime<Utc>) -> (Vec<Quarantined>, HourPartition
 async fn a_replayed_event_is_received_when_it_is_stored() {
     let stack = Stack::create().await;
     let now = Utc::now();
-    let (records, hour) = refused_many(3, now);
-    put_rejected(&stack, hour, &records).await;
+    // Two hours of quarantine files: two chunks, stored one after the other.
+    let (earlier, first_hour) = refused_many(2, now - chrono::Duration::hours(1));
+    let (later, second_hour) = refused_many(3, now);
+    put_rejected(&stack, first_hour, &earlier).await;
+    put_rejected(&stack, second_hour, &later).await;
     CLOCK_MICROS.store(now.timestamp_micros(), std::sync::atomic::Ordering::SeqCst);
     let started = ticking();
     let archiver = stack.archiver(policy()).await;
@@ -132,31 +136,33 @@ async fn a_replayed_event_is_received_when_it_is_stored() {
         limits: &limits,
         clock: ticking,
     };
-    let summary = archiver::replay::replay(
-        &archiver,
-        &hour_of(hour.start()),
-        None,
-        None,
-        &judge,
-        deadline(),
+    let hours = hours_between(
+        first_hour.start(),
+        second_hour.start() + chrono::Duration::hours(1),
     )
-    .await
-    .expect("replay");
-    assert_eq!(summary.by_code["future_timestamp"].replayed, 3);
-    let stored: Vec<DateTime<Utc>> = stack
+    .expect("hours");
+    let summary = archiver::replay::replay(&archiver, &hours, None, None, &judge, deadline())
+        .await
+        .expect("replay");
+    assert_eq!(summary.by_code["future_timestamp"].replayed, 5);
+    let stored: Vec<(DateTime<Utc>, i64)> = stack
         .db
         .client()
         .await
-        .query("SELECT received_at FROM exp.events", &[])
+        .query(
+            "SELECT received_at, count(*) FROM exp.events GROUP BY 1 ORDER BY 1",
+            &[],
+        )
         .await
         .expect("rows")
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| (r.get(0), r.get(1)))
         .collect();
-    assert_eq!(stored.len(), 3);
-    // The clock moved on after the replay started: the rows carry a later reading, the one
-    // taken for the statement that stored them, not the replay's start.
-    for at in stored {
+    // The clock moves on while the replay runs: each chunk carries the reading taken for
+    // the statement that stored it, later than the replay's start, later for the later chunk.
+    let counts: Vec<i64> = stored.iter().map(|(_, n)| *n).collect();
+    assert_eq!(counts, [2, 3], "one reading per stored chunk: {stored:?}");
+    for (at, _) in stored {
         assert!(
             at > started,
             "received_at {at} is the replay's start {started}"

@@ -58,13 +58,12 @@ registry: migrate
 	  <<< "SELECT 'experiments loaded: ' || exp.load_experiments(:'doc'::jsonb);"
 
 # The operator's inputs of docs/quarantine.md, as `aws lambda invoke` sends them in AWS:
-# FROM and TO are RFC 3339 instants (TO excluded), CODE one rejection code.
-RANGE_INPUT = printf '{"action":"%s","from":"%s","to":"%s"%s}' "$@" "$(FROM)" "$(TO)" \
-  "$(if $(CODE),$(comma)\"code\":\"$(CODE)\")"
-comma := ,
+# FROM and TO are RFC 3339 instants (TO excluded), CODE one rejection code. range.sh invokes
+# again from `unfinished_from` with `resume` until the range is done.
 replay restore: up
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make $@ FROM=2026-12-02T10:00:00Z TO=2026-12-02T12:00:00Z$(if $(filter replay,$@), [CODE=future_timestamp])" >&2; exit 2; }
-	source .local/env && cargo run --quiet --locked --bin archiver -- <($(RANGE_INPUT))
+	source .local/env && cargo build --quiet --locked --bin archiver && \
+	  infra/local/range.sh $@ "$(FROM)" "$(TO)" "$(CODE)"
 
 dev:
 	infra/local/dev.sh

@@ -605,7 +605,8 @@ def main():
         ("7. Cold start, size, memory", cold_md(data.get("cold_start"), data.get("ingest_http") or {})),
         ("8. Archiver scale-out", report_issue14.scale_md(data.get("archiver_scale"), goals14)),
         ("9. Experiment health job", report_issue15.health_md(data.get("health_job"))),
-        ("10. Quarantine, flood and restore", report_issue16.quarantine_md(data.get("quarantine"))),
+        ("10. Quarantine, flood and restore", report_issue16.quarantine_md(data.get("quarantine"))
+         + "\n" + report_issue16.restore_memory_md(data.get("restore_memory"))),
     ]
     plot(data.get("ingest_http"), png_path)
     v = data["versions"]

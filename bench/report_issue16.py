@@ -54,3 +54,28 @@ partition, took {rs['copy']['postgres_cpu_s']:.2f} PostgreSQL CPU s ({num(rs['co
 rows/s): restore costs **{rs['cpu_over_copy']:.2f}×** its CPU (it reads Parquet from S3, claims ids in
 exp.event_ids and skips present rows).
 """
+
+
+def restore_memory_md(r):
+    """Issue 23's restore measure, from bench/restore_memory.py."""
+    if failed(r):
+        return error_note("The restore memory benchmark (restore_memory)", r)
+    carried = f" (carried over from the run of {r['carried_from']})" if r.get("carried_from") else ""
+    rows = [[name, num(h["events"]), num(h["files"]), num(h["invocations"]), num(h["restored"]),
+             num(h["rows"]), f"{h['peak_rss_mib']:.1f}", f"{h['seconds']:.1f}"]
+            for name, h in (("small hour", r["small"]), ("large hour", r["large"]))]
+    d = r["deadline"]
+    return f"""**Restore, memory against hour size** (`restore_memory`{carried}): an archive hour of raw
+files of 100 000 events each, restored into an empty database by the release archiver (one
+invocation, long deadline); peak RSS is wait4's ru_maxrss of the archiver process:
+
+{table(["hour", "events", "files", "invocations", "restored", "rows", "peak RSS MiB", "seconds"], rows)}
+
+Peak RSS of the large hour is **{r['rss_ratio']:.2f}×** the small one's (goal ≤ {r['goal_ratio']}):
+restore reads one file at a time, in chunks of 5 000 rows.
+
+**An hour bigger than one invocation**: the small hour's rows deleted, then restored with
+`EIS_LOCAL_DEADLINE_SECS={d['deadline_secs']}`: **{d['invocations']} invocations** ({d['unfinished_answers']}
+answered `unfinished_from` with a `resume`), {num(d['restored'])} restored, {num(d['present'])} present,
+{num(d['rows'])} rows in the hour: {"exactly the hour's events" if d['exact'] else "**NOT exact**"}.
+"""

@@ -26,16 +26,16 @@ if [ "$QUICK" = 1 ]; then
   COMPACT_EVENTS=10000 SCALE_EVENTS=20000 SCALE_ROUNDS=1
   COLD_RUNS=5 PROFILE_EVENTS=1000 PROFILE_REQUESTS="50 1" CRITERION_ARGS=(--warm-up-time 0.5 --measurement-time 1)
   HEALTH_EVENTS=50000 HEALTH_UNITS=5000 HEALTH_INCREMENT=1000 HEALTH_DAYS="15000 150000"
-  FLOOD_EVENTS=2000 RESTORE_EVENTS=5000
+  FLOOD_EVENTS=2000 RESTORE_EVENTS=5000 RESTORE_SMALL=20000 RESTORE_LARGE=200000
 else
   ROUNDS=3 HTTP_SECONDS=10 PG_EVENTS=50000 ENCODE_EVENTS=100000 DRAIN_EVENTS=100000 DRAIN_RUNS=3
   COMPACT_EVENTS=100000 SCALE_EVENTS=200000 SCALE_ROUNDS=2
   COLD_RUNS=20 PROFILE_EVENTS=5000 PROFILE_REQUESTS="200 4" CRITERION_ARGS=()
   HEALTH_EVENTS=1000000 HEALTH_UNITS=50000 HEALTH_INCREMENT=10000 HEALTH_DAYS="150000 1500000"
-  FLOOD_EVENTS=10000 RESTORE_EVENTS=50000
+  FLOOD_EVENTS=10000 RESTORE_EVENTS=50000 RESTORE_SMALL=100000 RESTORE_LARGE=1000000
 fi
 # Every section, in the order they run; BENCH_ONLY picks some of them.
-SECTIONS=(validation pg_write ingest_http encoding drain compaction archiver_scale health_job quarantine cold_start profile)
+SECTIONS=(validation pg_write ingest_http encoding drain compaction archiver_scale health_job quarantine restore_memory cold_start profile)
 ONLY=${BENCH_ONLY:-}
 for key in $ONLY; do
   [[ " ${SECTIONS[*]} " == *" $key "* ]] || { log "BENCH_ONLY: no section $key (sections: ${SECTIONS[*]})"; exit 2; }
@@ -196,6 +196,19 @@ quarantine() {
   DATABASE_URL=$url cargo run --quiet --locked --bin eis-migrate >&2
   DATABASE_URL=$url EIS_QUEUE_URL=$QUEUE_URL EIS_BUCKET=$NAME MOTO_PID=$(cat "$LOCAL/moto.pid") \
     $PY bench/quarantine.py "$INGEST" "$CARGO_TARGET_DIR/release/archiver" "$FLOOD_EVENTS" "$RESTORE_EVENTS"
+  psql "$ADMIN_DB_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+}
+
+# Restore's peak RSS for an hour of RESTORE_SMALL against RESTORE_LARGE events, and an hour
+# restored over several short invocations (bench/restore_memory.py), in a database of its own.
+restore_memory() {
+  local db=${DB_NAME}_restore url
+  url=$(db_url_named "$db")
+  psql "$ADMIN_DB_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
+  DATABASE_URL=$url cargo run --quiet --locked --bin eis-migrate >&2
+  DATABASE_URL=$url EIS_QUEUE_URL=$QUEUE_URL EIS_BUCKET=$NAME \
+    $PY bench/restore_memory.py "$EIS_BENCH" "$CARGO_TARGET_DIR/release/archiver" \
+    "$RESTORE_SMALL" "$RESTORE_LARGE"
   psql "$ADMIN_DB_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 }
 

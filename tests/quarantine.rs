@@ -1,7 +1,9 @@
 //! Quarantine, replay and restore (docs/quarantine.md) against real PostgreSQL and moto: a
 //! 207 batch's rejected events are kept under rejected/ and replayed once the clock has moved
 //! on, exactly once however often the replay runs; the bounds of what is kept; a failing
-//! quarantine never changes an answer; a dropped day comes back from the archive.
+//! quarantine never changes an answer; a dropped day comes back from the archive. Modules:
+//! `resume` (an hour over several invocations, vanished files), `exact` (lossy text,
+//! received_at, the configured limits, other writers' files).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -21,6 +23,11 @@ use ingest::routes::router;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 use uuid::Uuid;
+
+#[path = "quarantine/exact.rs"]
+mod exact;
+#[path = "quarantine/resume.rs"]
+mod resume;
 
 /// The ingest's clock in these tests (the API state takes a plain `fn`).
 static CLOCK_MICROS: AtomicI64 = AtomicI64::new(0);
@@ -106,13 +113,14 @@ async fn replay_at(
 ) -> replay::ReplaySummary {
     let archiver = stack.archiver(policy()).await;
     let (registry, limits) = (Registry::default(), Limits::default());
+    CLOCK_MICROS.store(now.timestamp_micros(), Ordering::SeqCst);
     let judge = Judge {
         registry: &registry,
         mode: RegistryMode::Flag,
         limits: &limits,
-        now,
+        clock,
     };
-    replay::replay(&archiver, hours, code, &judge, deadline())
+    replay::replay(&archiver, hours, None, code, &judge, deadline())
         .await
         .expect("replay")
 }
@@ -370,7 +378,7 @@ async fn a_dropped_day_is_restored_from_the_archive() {
 
     let archiver = stack.archiver(policy()).await;
     let hours = hours_between(day_start, day_start + chrono::Duration::days(1)).expect("hours");
-    let first = restore::restore(&archiver, &hours, Utc::now(), deadline())
+    let first = restore::restore(&archiver, &hours, None, Utc::now(), deadline())
         .await
         .expect("restore");
     assert_eq!(
@@ -386,7 +394,7 @@ async fn a_dropped_day_is_restored_from_the_archive() {
         before,
         "the same ids and rows"
     );
-    let again = restore::restore(&archiver, &hours, Utc::now(), deadline())
+    let again = restore::restore(&archiver, &hours, None, Utc::now(), deadline())
         .await
         .expect("restore");
     assert_eq!((again.restored.restored, again.restored.present), (0, 48));
@@ -394,7 +402,7 @@ async fn a_dropped_day_is_restored_from_the_archive() {
 
     // Past the retention: not restored. Nothing restored is handed to the archive again.
     let old_hours = hours_between(old, old + chrono::Duration::seconds(1)).expect("hours");
-    let expired = restore::restore(&archiver, &old_hours, Utc::now(), deadline())
+    let expired = restore::restore(&archiver, &old_hours, None, Utc::now(), deadline())
         .await
         .expect("restore");
     assert_eq!(

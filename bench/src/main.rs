@@ -5,12 +5,14 @@
 //!   eis-bench pg-write EVENTS ROUNDS         PgEventStore::insert vs \copy vs INSERT per row
 //!   eis-bench encode EVENTS ROUNDS OUT_DIR   queue message bodies → zstd Parquet
 //!   eis-bench compact EVENTS FILES DUP_PCT   one hour of FILES raw files compacted
+//!   eis-bench archive-hour EVENTS HOURS_AGO  an archive hour of raw files, for restore_memory
 //!   eis-bench cpu-path ingest|archive EVENTS the pure-CPU work of one path, for callgrind
 //!   eis-bench fill-queue QUEUE_URL EVENTS    a deep archive queue, for bench/memory-drain.sh
 //!   eis-bench sqs-stub PORT                  an SQS stand-in that accepts everything
 //!   eis-bench serve-ingest                   the ingest function's local server, for callgrind
 //!   eis-bench value-parse BODY ROUNDS        serde_json::Value parse of a body, CPU per event
 
+mod archive_hour;
 mod compaction;
 mod cpu_path;
 mod encode;
@@ -57,6 +59,10 @@ fn main() -> anyhow::Result<()> {
             number(files)?,
             number(duplicates)?,
         ))?,
+        ["archive-hour", events, hours_ago] => runtime()?.block_on(archive_hour::write(
+            number(events)?,
+            hours_ago.parse().context("HOURS_AGO")?,
+        ))?,
         ["cpu-path", path, events] => cpu_path::measure(path, number(events)?)?,
         ["fill-queue", queue_url, events] => {
             runtime()?.block_on(fill_queue::fill(queue_url, number(events)?))?
@@ -64,7 +70,7 @@ fn main() -> anyhow::Result<()> {
         ["value-parse", body, rounds] => value_parse::measure(body.as_ref(), number(rounds)?)?,
         _ => bail!(
             "usage: eis-bench bodies OUT_DIR | pg-write EVENTS ROUNDS | \
-             encode EVENTS ROUNDS OUT_DIR | compact EVENTS FILES DUP_PCT | cpu-path ingest|archive EVENTS | fill-queue QUEUE_URL EVENTS | sqs-stub PORT | serve-ingest | value-parse BODY ROUNDS"
+             encode EVENTS ROUNDS OUT_DIR | compact EVENTS FILES DUP_PCT | archive-hour EVENTS HOURS_AGO | cpu-path ingest|archive EVENTS | fill-queue QUEUE_URL EVENTS | sqs-stub PORT | serve-ingest | value-parse BODY ROUNDS"
         ),
     };
     println!("{report}");

@@ -31,7 +31,7 @@ BODY = {"events": [
     dict(VALID, payload={"note": "x" * 70_000}),
 ]}
 COLUMNS = ["record_id", "request_id", "route", "scope", "batch_index", "received_at", "code",
-           "message", "raw", "raw_bytes", "raw_truncated", "experiments"]
+           "message", "raw", "raw_bytes", "raw_truncated", "raw_lossy", "experiments"]
 
 
 def write_rejected(folder, body: bytes):
@@ -68,6 +68,7 @@ def test_duckdb_reads_every_column(rejected_file):
     assert large["raw_truncated"] and len(large["raw"].encode()) == 64 * 1024
     assert large["raw_bytes"] == len(json.dumps(BODY["events"][3]).encode())
     assert len({r[0] for r in rows}) == 3, "record ids are distinct"
+    assert not any(r[COLUMNS.index("raw_lossy")] for r in rows), "valid UTF-8 is not lossy"
 
 
 def test_a_body_refused_whole_is_one_request_record(tmp_path):
@@ -77,6 +78,13 @@ def test_a_body_refused_whole_is_one_request_record(tmp_path):
     row = table.to_pylist()[0]
     assert (row["scope"], row["code"], row["batch_index"]) == ("request", "invalid_json", None)
     assert row["raw"] == '{"events": [1, 2'
+    assert row["raw_lossy"] is False
+
+
+def test_invalid_utf8_is_kept_marked_lossy(tmp_path):
+    table = pq.read_table(write_rejected(tmp_path, b'{"events": [1, "\xff"'))
+    row = table.to_pylist()[0]
+    assert row["raw_lossy"] is True and "\ufffd" in row["raw"]
 
 
 def test_glue_columns_are_the_files_schema(rejected_file):

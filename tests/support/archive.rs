@@ -47,6 +47,7 @@ pub fn archiver_config(
         prefix: String::new(),
         rejected_prefix: "rejected/".into(),
         registry_mode: eis_contract::RegistryMode::Flag,
+        contract_limits: eis_contract::Limits::default(),
         safety_margin: Duration::from_secs(2),
         sweep_grace: Duration::from_secs(300),
         sweep_limit: 10_000,

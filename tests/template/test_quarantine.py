@@ -29,6 +29,7 @@ REJECTED_COLUMNS = [
     ("raw", "string"),
     ("raw_bytes", "bigint"),
     ("raw_truncated", "boolean"),
+    ("raw_lossy", "boolean"),
     ("experiments", "array<struct<experiment_id:string,variant_id:string>>"),
 ]
 REJECTED_QUERY = re.compile(

@@ -183,6 +183,8 @@ def check_environment(t):
     assert ingest["EIS_MAX_BATCH_EVENTS"] == "1000"
     assert ingest["EIS_MAX_EVENT_BYTES"] == "65536"
     archiver = props(t, "ArchiverFunction")["Environment"]["Variables"]
+    for limit in ("EIS_MAX_BATCH_EVENTS", "EIS_MAX_EVENT_BYTES"):
+        assert archiver[limit] == ingest[limit], f"a replay judges with the API's {limit}"
     assert archiver["EIS_BUCKET"] == {"Ref": "ArchiveBucket"}
     assert archiver["EIS_ARCHIVE_PREFIX"] == {"Ref": "ArchivePrefix"}
     assert t["Parameters"]["ArchivePrefix"]["Default"] == ""

@@ -4,12 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use arrow::array::{Array, ArrayAccessor, AsArray, RecordBatch, StringArray};
-use arrow::datatypes::{Float64Type, Int32Type, TimestampMicrosecondType};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, TimestampMicrosecondType};
 use chrono::{DateTime, Utc};
 use eis_contract::{Event, ExperimentRef, Flag, JsonObject};
 use uuid::Uuid;
 
+use crate::columns::{struct_text, Lists, Text};
 use crate::parquet_encoder::FormatError;
 
 fn bad(what: &str) -> FormatError {
@@ -29,96 +30,100 @@ fn time(micros: i64) -> Result<DateTime<Utc>, FormatError> {
     DateTime::from_timestamp_micros(micros).ok_or_else(|| bad("timestamp"))
 }
 
-fn uuid(text: &str, what: &str) -> Result<Uuid, FormatError> {
-    Uuid::try_parse(text).map_err(|_| bad(what))
+fn uuid(text: Option<&str>, what: &str) -> Result<Uuid, FormatError> {
+    text.and_then(|t| Uuid::try_parse(t).ok())
+        .ok_or_else(|| bad(what))
 }
 
-fn object(text: &str, what: &str) -> Result<JsonObject, FormatError> {
-    JsonObject::parse(text).map_err(|_| bad(what))
+fn object(text: Option<&str>, what: &str) -> Result<JsonObject, FormatError> {
+    text.and_then(|t| JsonObject::parse(t).ok())
+        .ok_or_else(|| bad(what))
 }
 
-/// The events of one batch of the archive schema, in row order. A column of another type
-/// is an error, never a panic: the files come from a bucket.
+/// The events of one batch of the archive schema, in row order. Strings and lists may be of
+/// any of the types other writers use (`columns`); a column of another type, or a null where
+/// the archive has none, is an error, never a panic: the files come from a bucket.
 pub fn events(batch: &RecordBatch) -> Result<Vec<Event>, FormatError> {
-    let text = |name| {
-        column(batch, name)?
-            .as_string_opt::<i32>()
-            .ok_or_else(|| bad(name))
-    };
+    let text = |name| Text::of(column(batch, name)?).ok_or_else(|| bad(name));
     let micros = |name| {
         column(batch, name)?
             .as_primitive_opt::<TimestampMicrosecondType>()
             .ok_or_else(|| bad(name))
     };
-    let list = |name| {
-        column(batch, name)?
-            .as_list_opt::<i32>()
-            .ok_or_else(|| bad(name))
-    };
+    let list = |name| Lists::of(column(batch, name)?).ok_or_else(|| bad(name));
     let (ids, unit_types, unit_ids) = (text("event_id")?, text("unit_type")?, text("unit_id")?);
-    // A dictionary read through its values: no cast kernel (which links every conversion).
-    let event_types = column(batch, "event_type")?
-        .as_dictionary_opt::<Int32Type>()
-        .and_then(|d| d.downcast_dict::<StringArray>())
-        .ok_or_else(|| bad("event_type"))?;
-    let (contexts, payloads) = (text("context")?, text("payload")?);
+    let (event_types, contexts, payloads) =
+        (text("event_type")?, text("context")?, text("payload")?);
     let (timestamps, received) = (micros("timestamp")?, micros("received_at")?);
     let (experiments, flags) = (list("experiments")?, list("flags")?);
+    let experiment_ids = struct_text(experiments.values(), "experiment_id");
+    let variant_ids = struct_text(experiments.values(), "variant_id");
+    let (Some(experiment_ids), Some(variant_ids)) = (experiment_ids, variant_ids) else {
+        return Err(bad("experiments"));
+    };
+    let flag_names = Text::of(flags.values().as_ref()).ok_or_else(|| bad("flags"))?;
     let metrics = column(batch, "metrics")?
         .as_map_opt()
         .ok_or_else(|| bad("metrics"))?;
+    let metric_keys = Text::of(metrics.keys().as_ref());
+    let metric_values = metrics.values().as_primitive_opt::<Float64Type>();
+    let (Some(metric_keys), Some(metric_values)) = (metric_keys, metric_values) else {
+        return Err(bad("metrics"));
+    };
+    let metric_offsets = metrics.value_offsets();
+    let present = |array: &dyn Array, row: usize, what: &str| {
+        (row < array.len() && !array.is_null(row))
+            .then_some(())
+            .ok_or_else(|| bad(what))
+    };
 
     let mut events = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
-        let pairs = experiments.value(row);
-        let pairs = pairs.as_struct_opt().ok_or_else(|| bad("experiments"))?;
-        let id_column = |i: usize| {
-            pairs
-                .column(i)
-                .as_string_opt::<i32>()
-                .ok_or_else(|| bad("experiments"))
-        };
-        let (experiment_ids, variant_ids) = (id_column(0)?, id_column(1)?);
-        let experiments = (0..pairs.len())
+        let pairs = experiments.range(row).ok_or_else(|| bad("experiments"))?;
+        let experiments = pairs
             .map(|i| {
                 Ok(ExperimentRef {
-                    experiment_id: uuid(experiment_ids.value(i), "experiment_id")?,
-                    variant_id: uuid(variant_ids.value(i), "variant_id")?,
+                    experiment_id: uuid(experiment_ids.get(i), "experiment_id")?,
+                    variant_id: uuid(variant_ids.get(i), "variant_id")?,
                 })
             })
             .collect::<Result<Vec<_>, FormatError>>()?;
-        let entries = metrics.value(row);
-        let keys = entries.column(0).as_string_opt::<i32>();
-        let values = entries.column(1).as_primitive_opt::<Float64Type>();
-        let (Some(keys), Some(values)) = (keys, values) else {
-            return Err(bad("metrics"));
+        present(metrics, row, "metrics")?;
+        let (start, end) = match (metric_offsets.get(row), metric_offsets.get(row + 1)) {
+            (Some(s), Some(e)) if 0 <= *s && s <= e => (*s as usize, *e as usize),
+            _ => return Err(bad("metrics")),
         };
-        let metrics: BTreeMap<String, f64> = (0..entries.len())
-            .map(|i| (keys.value(i).to_string(), values.value(i)))
-            .collect();
-        let row_flags = flags.value(row);
-        let row_flags = row_flags
-            .as_string_opt::<i32>()
-            .ok_or_else(|| bad("flags"))?;
-        let flags = (0..row_flags.len())
+        let metrics = (start..end)
             .map(|i| {
-                let name = row_flags.value(i);
+                let key = metric_keys.get(i).ok_or_else(|| bad("metrics"))?;
+                present(metric_values, i, "metrics")?;
+                Ok((key.to_string(), metric_values.value(i)))
+            })
+            .collect::<Result<BTreeMap<String, f64>, FormatError>>()?;
+        let flags = flags
+            .range(row)
+            .ok_or_else(|| bad("flags"))?
+            .map(|i| {
+                let name = flag_names.get(i);
                 Flag::ALL
                     .iter()
                     .copied()
-                    .find(|f| f.as_str() == name)
+                    .find(|f| Some(f.as_str()) == name)
                     .ok_or_else(|| bad("flag"))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let name = |t: &Text, what: &str| t.get(row).map(str::to_string).ok_or_else(|| bad(what));
+        present(timestamps, row, "timestamp")?;
+        present(received, row, "received_at")?;
         events.push(Event {
-            event_id: uuid(ids.value(row), "event_id")?,
-            event_type: event_types.value(row).to_string(),
-            unit_type: unit_types.value(row).to_string(),
-            unit_id: unit_ids.value(row).to_string(),
+            event_id: uuid(ids.get(row), "event_id")?,
+            event_type: name(&event_types, "event_type")?,
+            unit_type: name(&unit_types, "unit_type")?,
+            unit_id: name(&unit_ids, "unit_id")?,
             experiments,
-            context: object(contexts.value(row), "context")?,
+            context: object(contexts.get(row), "context")?,
             metrics,
-            payload: object(payloads.value(row), "payload")?,
+            payload: object(payloads.get(row), "payload")?,
             timestamp: time(timestamps.value(row))?,
             received_at: time(received.value(row))?,
             flags,

@@ -7,7 +7,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use arrow::array::AsArray;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use eis_runtime::telemetry::Emf;
@@ -222,9 +221,13 @@ fn read_ids(body: Bytes) -> Result<Vec<String>, FormatError> {
     let mut ids = Vec::new();
     for batch in builder.with_projection(mask).build()? {
         let batch = batch?;
-        if let Some(col) = batch.column(0).as_string_opt::<i32>() {
-            ids.extend(col.iter().map(|v| v.unwrap_or_default().to_string()));
-        }
+        // Any string type another writer may use; another type is an error, not "no ids".
+        let col = crate::columns::Text::of(batch.column(0).as_ref()).ok_or_else(|| {
+            FormatError::Parquet(parquet::errors::ParquetError::General(
+                "event_id is not a string column".into(),
+            ))
+        })?;
+        ids.extend((0..col.len()).map(|i| col.get(i).unwrap_or_default().to_string()));
     }
     Ok(ids)
 }

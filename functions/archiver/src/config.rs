@@ -34,6 +34,9 @@ pub struct Config {
     /// How a replay judges events against the experiment registry, as the API does
     /// (`EIS_REGISTRY_MODE`, `flag`).
     pub registry_mode: eis_contract::RegistryMode,
+    /// The contract limits a replay judges with: the ingest's (`EIS_MAX_EVENT_BYTES`,
+    /// `EIS_MAX_BATCH_EVENTS`).
+    pub contract_limits: eis_contract::Limits,
     /// No new receive starts once less than this remains before the deadline: the time kept
     /// for writing the last files and deleting their messages (`EIS_SAFETY_MARGIN_MS`, 10 s).
     pub safety_margin: Duration,
@@ -100,6 +103,7 @@ impl Config {
             bucket: required("EIS_BUCKET")?,
             prefix: prefix(or_default("EIS_ARCHIVE_PREFIX", String::new())?)?,
             registry_mode: eis_runtime::config::registry_mode()?,
+            contract_limits: eis_runtime::config::contract_limits()?,
             rejected_prefix: rejected_prefix(or_default(
                 "EIS_REJECTED_PREFIX",
                 "rejected/".to_string(),

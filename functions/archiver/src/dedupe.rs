@@ -150,12 +150,10 @@ pub fn shard_rows(batch: RecordBatch, shard: u32, shards: u32) -> Result<RecordB
     if shards <= 1 {
         return Ok(batch);
     }
-    let ids = column(&batch, "event_id")?
-        .as_string_opt::<i32>()
-        .ok_or_else(|| bad("event_id"))?;
-    let keep: arrow::array::BooleanArray = ids
-        .iter()
-        .map(|id| Some(digest::shard_of(id.unwrap_or_default(), shards) == shard))
+    let ids =
+        crate::columns::Text::of(column(&batch, "event_id")?).ok_or_else(|| bad("event_id"))?;
+    let keep: arrow::array::BooleanArray = (0..ids.len())
+        .map(|i| Some(digest::shard_of(ids.get(i).unwrap_or_default(), shards) == shard))
         .collect();
     Ok(arrow::compute::filter_record_batch(&batch, &keep)?)
 }

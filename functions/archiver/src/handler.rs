@@ -15,6 +15,7 @@ use crate::app::Archiver;
 use crate::audit::{self, AuditSummary};
 use crate::error::ArchiveError;
 use crate::health::{self, HealthSummary};
+use crate::hour_stream::Resume;
 use crate::partition::{hours_between, HourPartition};
 use crate::replay::{self, Judge, ReplaySummary};
 use crate::restore::{self, RestoreSummary};
@@ -38,13 +39,18 @@ pub enum Input {
     Replay {
         hours: Vec<HourPartition>,
         code: Option<String>,
+        resume: Option<Resume>,
     },
     /// `{"action":"restore","from":…,"to":…}`: archived events of the hours `[from, to)` back
     /// into exp.events.
-    Restore { hours: Vec<HourPartition> },
+    Restore {
+        hours: Vec<HourPartition>,
+        resume: Option<Resume>,
+    },
 }
 
-/// An hour range's input (RFC 3339 instants; `to` excluded).
+/// An hour range's input (RFC 3339 instants; `to` excluded). `resume` is a previous answer's
+/// position in its `unfinished_from` hour, which must then be `from`'s hour.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RangeInput {
@@ -52,6 +58,7 @@ struct RangeInput {
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     code: Option<String>,
+    resume: Option<Resume>,
 }
 
 #[derive(Deserialize, PartialEq)]
@@ -87,9 +94,24 @@ impl Input {
     pub fn parse(value: &Value) -> Result<Self, ArchiveError> {
         if let Ok(range) = RangeInput::deserialize(value) {
             let hours = hours_between(range.from, range.to).map_err(ArchiveError::InvalidInput)?;
+            let resume = range.resume;
+            if let (Some(r), Some(first)) = (&resume, hours.first()) {
+                let dir = r.key.rsplit_once('/').map_or("", |(dir, _)| dir);
+                if !format!("{dir}/").ends_with(&first.folder()) {
+                    return Err(ArchiveError::InvalidInput(
+                        "`resume` is a position in `from`'s hour: pass the answer's \
+                         `unfinished_from` as `from`"
+                            .into(),
+                    ));
+                }
+            }
             return match (range.action, range.code) {
-                (RangeAction::Replay, code) => Ok(Input::Replay { hours, code }),
-                (RangeAction::Restore, None) => Ok(Input::Restore { hours }),
+                (RangeAction::Replay, code) => Ok(Input::Replay {
+                    hours,
+                    code,
+                    resume,
+                }),
+                (RangeAction::Restore, None) => Ok(Input::Restore { hours, resume }),
                 (RangeAction::Restore, Some(_)) => Err(ArchiveError::InvalidInput(
                     "`code` applies to replay only".into(),
                 )),
@@ -158,22 +180,25 @@ pub async fn handle(
     emf: bool,
 ) -> Result<Output, ArchiveError> {
     match input {
-        Input::Replay { hours, code } => {
+        Input::Replay {
+            hours,
+            code,
+            resume,
+        } => {
             let registry = eis_store::registry::load(&archiver.db).await?;
-            let limits = eis_contract::Limits::default();
             let judge = Judge {
                 registry: &registry,
                 mode: archiver.config.registry_mode,
-                limits: &limits,
-                now: Utc::now(),
+                limits: &archiver.config.contract_limits,
+                clock: Utc::now,
             };
-            let summary =
-                replay::replay(archiver, &hours, code.as_deref(), &judge, deadline).await?;
+            let code = code.as_deref();
+            let summary = replay::replay(archiver, &hours, resume, code, &judge, deadline).await?;
             tracing::info!(summary = ?summary, "replay");
             Ok(Output::Replay(summary))
         }
-        Input::Restore { hours } => {
-            let summary = restore::restore(archiver, &hours, Utc::now(), deadline).await?;
+        Input::Restore { hours, resume } => {
+            let summary = restore::restore(archiver, &hours, resume, Utc::now(), deadline).await?;
             tracing::info!(summary = ?summary, "restore");
             Ok(Output::Restore(summary))
         }
@@ -264,7 +289,7 @@ mod tests {
             Input::parse(&fixture("archiver-health.json")).ok(),
             Some(Input::Health)
         );
-        let Ok(Input::Replay { hours, code }) = Input::parse(&fixture("archiver-replay.json"))
+        let Ok(Input::Replay { hours, code, .. }) = Input::parse(&fixture("archiver-replay.json"))
         else {
             panic!("archiver-replay.json is a replay");
         };
@@ -272,10 +297,30 @@ mod tests {
             (hours.len(), code.as_deref()),
             (2, Some("future_timestamp"))
         );
-        let Ok(Input::Restore { hours }) = Input::parse(&fixture("archiver-restore.json")) else {
+        let Ok(Input::Restore { hours, resume }) = Input::parse(&fixture("archiver-restore.json"))
+        else {
             panic!("archiver-restore.json is a restore");
         };
-        assert_eq!(hours.len(), 24);
+        assert_eq!((hours.len(), resume), (24, None));
+    }
+
+    #[test]
+    fn a_resume_is_a_position_in_from_s_hour() {
+        let key = "2026/12/02/10/events_c1_0-1.parquet";
+        let input = serde_json::json!({"action": "restore", "from": "2026-12-02T10:00:00Z",
+            "to": "2026-12-02T12:00:00Z", "resume": {"key": key, "row": 5000}});
+        let Ok(Input::Restore { resume, .. }) = Input::parse(&input) else {
+            panic!("a restore");
+        };
+        assert_eq!(
+            resume.map(|r| (r.key, r.row)),
+            Some((key.to_string(), 5000))
+        );
+        let elsewhere = serde_json::json!({"action": "replay", "from": "2026-12-02T11:00:00Z",
+            "to": "2026-12-02T12:00:00Z",
+            "resume": {"key": "rejected/2026/12/02/10/rejected_x.parquet", "row": 1}});
+        let err = Input::parse(&elsewhere).expect_err("another hour");
+        assert_eq!(err.code(), "invalid_input");
     }
 
     #[test]

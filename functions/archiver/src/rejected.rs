@@ -6,17 +6,20 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Int32Array, Int32Builder, Int64Array,
-    Int64Builder, ListArray, RecordBatch, StringArray, StringBuilder, StructArray,
-    TimestampMicrosecondArray, TimestampMicrosecondBuilder,
+    Array, ArrayRef, AsArray, BooleanBuilder, Int32Builder, Int64Builder, ListArray, RecordBatch,
+    StringBuilder, StructArray, TimestampMicrosecondBuilder,
 };
 use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{
+    DataType, Field, Fields, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit,
+    TimestampMicrosecondType,
+};
 use bytes::Bytes;
 use chrono::DateTime;
 use eis_contract::{NamedVariant, Quarantined, Scope};
 use uuid::Uuid;
 
+use crate::columns::{struct_text, Lists, Text};
 use crate::dedupe;
 use crate::parquet_encoder::{self, FormatError};
 use crate::partition::HourPartition;
@@ -57,6 +60,7 @@ pub fn schema() -> SchemaRef {
         Field::new("raw", DataType::Utf8, false),
         Field::new("raw_bytes", DataType::Int64, false),
         Field::new("raw_truncated", DataType::Boolean, false),
+        Field::new("raw_lossy", DataType::Boolean, false),
         Field::new("experiments", DataType::List(variant_item()), false),
     ]))
 }
@@ -80,12 +84,14 @@ pub fn encode(records: &[Quarantined]) -> Result<Vec<u8>, FormatError> {
     let mut received = TimestampMicrosecondBuilder::new().with_timezone("UTC");
     let mut raw_bytes = Int64Builder::new();
     let mut truncated = BooleanBuilder::new();
+    let mut lossy = BooleanBuilder::new();
     let (mut offsets, mut experiment_ids, mut variant_ids) = (vec![0i32], vec![], vec![]);
     for r in records {
         index.append_option(r.batch_index.and_then(|i| i32::try_from(i).ok()));
         received.append_value(r.received_at.timestamp_micros());
         raw_bytes.append_value(i64::try_from(r.raw_bytes).unwrap_or(i64::MAX));
         truncated.append_value(r.raw_truncated);
+        lossy.append_value(r.raw_lossy);
         for v in &r.experiments {
             experiment_ids.push(v.experiment_id.as_str());
             variant_ids.push(v.variant_id.as_str());
@@ -120,72 +126,117 @@ pub fn encode(records: &[Quarantined]) -> Result<Vec<u8>, FormatError> {
         strings(records.iter().map(|r| r.raw.as_str())),
         Arc::new(raw_bytes.finish()),
         Arc::new(truncated.finish()),
+        Arc::new(lossy.finish()),
         Arc::new(experiments),
     ];
     let batch = RecordBatch::try_new(schema(), columns)?;
     parquet_encoder::write_parquet(&batch)
 }
 
-fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, FormatError> {
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a dyn Array, FormatError> {
     batch
         .column_by_name(name)
-        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .map(|c| c.as_ref())
         .ok_or_else(|| bad(name))
 }
 
-/// The records of one file.
+/// The records of one file (tests and tools; replay streams a file by `decode_batch`).
 pub fn decode(body: Bytes) -> Result<Vec<Quarantined>, FormatError> {
     let mut records = Vec::new();
     for batch in dedupe::read_rows(body)? {
-        let text = |name| column::<StringArray>(&batch, name);
-        let (record_id, request_id, route, scope) = (
-            text("record_id")?,
-            text("request_id")?,
-            text("route")?,
-            text("scope")?,
-        );
-        let (code, message, raw) = (text("code")?, text("message")?, text("raw")?);
-        let index = column::<Int32Array>(&batch, "batch_index")?;
-        let received = column::<TimestampMicrosecondArray>(&batch, "received_at")?;
-        let raw_bytes = column::<Int64Array>(&batch, "raw_bytes")?;
-        let truncated = column::<BooleanArray>(&batch, "raw_truncated")?;
-        let experiments = column::<ListArray>(&batch, "experiments")?;
-        for row in 0..batch.num_rows() {
-            let bad = |what: &str| bad(&format!("{what} of row {row}"));
-            let variants = experiments.value(row);
-            let variants = variants.as_struct();
-            let (ids, vids) = (
-                variants.column(0).as_string::<i32>(),
-                variants.column(1).as_string::<i32>(),
-            );
-            records.push(Quarantined {
-                record_id: Uuid::try_parse(record_id.value(row)).map_err(|_| bad("record_id"))?,
-                request_id: request_id.value(row).to_string(),
-                route: route.value(row).to_string(),
-                scope: match scope.value(row) {
-                    "event" => Scope::Event,
-                    "request" => Scope::Request,
-                    _ => return Err(bad("scope")),
-                },
-                batch_index: (!index.is_null(row))
-                    .then(|| u32::try_from(index.value(row)))
-                    .transpose()
-                    .map_err(|_| bad("batch_index"))?,
-                received_at: DateTime::from_timestamp_micros(received.value(row))
-                    .ok_or_else(|| bad("received_at"))?,
-                code: code.value(row).to_string(),
-                message: message.value(row).to_string(),
-                raw: raw.value(row).to_string(),
-                raw_bytes: u64::try_from(raw_bytes.value(row)).map_err(|_| bad("raw_bytes"))?,
-                raw_truncated: truncated.value(row),
-                experiments: (0..variants.len())
-                    .map(|i| NamedVariant {
-                        experiment_id: ids.value(i).to_string(),
-                        variant_id: vids.value(i).to_string(),
+        records.extend(decode_batch(&batch)?);
+    }
+    Ok(records)
+}
+
+/// The records of one batch of a quarantine file. Strings and lists may be of any type other
+/// writers use for them (`columns`); anything else is an error for the file, never a panic.
+/// A file without `raw_lossy` (written before it existed) marks a text holding U+FFFD lossy:
+/// it may have been a replaced byte.
+pub fn decode_batch(batch: &RecordBatch) -> Result<Vec<Quarantined>, FormatError> {
+    let text = |name| Text::of(column(batch, name)?).ok_or_else(|| bad(name));
+    let primitive = |name| column(batch, name);
+    let (record_id, request_id, route, scope) = (
+        text("record_id")?,
+        text("request_id")?,
+        text("route")?,
+        text("scope")?,
+    );
+    let (code, message, raw) = (text("code")?, text("message")?, text("raw")?);
+    let index = primitive("batch_index")?
+        .as_primitive_opt::<Int32Type>()
+        .ok_or_else(|| bad("batch_index"))?;
+    let received = primitive("received_at")?
+        .as_primitive_opt::<TimestampMicrosecondType>()
+        .ok_or_else(|| bad("received_at"))?;
+    let raw_bytes = primitive("raw_bytes")?
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| bad("raw_bytes"))?;
+    let truncated = primitive("raw_truncated")?
+        .as_boolean_opt()
+        .ok_or_else(|| bad("raw_truncated"))?;
+    let lossy = match batch.column_by_name("raw_lossy") {
+        Some(c) => Some(c.as_boolean_opt().ok_or_else(|| bad("raw_lossy"))?),
+        None => None,
+    };
+    let experiments = Lists::of(column(batch, "experiments")?).ok_or_else(|| bad("experiments"))?;
+    let ids = struct_text(experiments.values(), "experiment_id");
+    let vids = struct_text(experiments.values(), "variant_id");
+    let (Some(ids), Some(vids)) = (ids, vids) else {
+        return Err(bad("experiments"));
+    };
+    let mut records = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        let bad = |what: &str| bad(&format!("{what} of row {row}"));
+        let string = |t: &Text, what: &str| t.get(row).map(str::to_string).ok_or_else(|| bad(what));
+        let present =
+            |a: &dyn Array, what: &str| (!a.is_null(row)).then_some(()).ok_or_else(|| bad(what));
+        present(received, "received_at")?;
+        present(raw_bytes, "raw_bytes")?;
+        present(truncated, "raw_truncated")?;
+        let raw = string(&raw, "raw")?;
+        let raw_lossy = match lossy {
+            Some(l) => {
+                present(l, "raw_lossy")?;
+                l.value(row)
+            }
+            None => raw.contains('\u{FFFD}'),
+        };
+        let variants = experiments.range(row).ok_or_else(|| bad("experiments"))?;
+        records.push(Quarantined {
+            record_id: record_id
+                .get(row)
+                .and_then(|id| Uuid::try_parse(id).ok())
+                .ok_or_else(|| bad("record_id"))?,
+            request_id: string(&request_id, "request_id")?,
+            route: string(&route, "route")?,
+            scope: match scope.get(row) {
+                Some("event") => Scope::Event,
+                Some("request") => Scope::Request,
+                _ => return Err(bad("scope")),
+            },
+            batch_index: (!index.is_null(row))
+                .then(|| u32::try_from(index.value(row)))
+                .transpose()
+                .map_err(|_| bad("batch_index"))?,
+            received_at: DateTime::from_timestamp_micros(received.value(row))
+                .ok_or_else(|| bad("received_at"))?,
+            code: string(&code, "code")?,
+            message: string(&message, "message")?,
+            raw,
+            raw_bytes: u64::try_from(raw_bytes.value(row)).map_err(|_| bad("raw_bytes"))?,
+            raw_truncated: truncated.value(row),
+            raw_lossy,
+            experiments: variants
+                .map(|i| {
+                    Some(NamedVariant {
+                        experiment_id: ids.get(i)?.to_string(),
+                        variant_id: vids.get(i)?.to_string(),
                     })
-                    .collect(),
-            });
-        }
+                })
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| bad("experiments"))?,
+        });
     }
     Ok(records)
 }

@@ -1,11 +1,12 @@
 //! `{"action":"replay","from":…,"to":…[,"code":…]}`: the quarantined input of an hour range
-//! (hours of `received_at`), judged again by the current contract and registry; what passes
-//! now is stored through the ingest's own path (`eis_store::Storage`: commit, then hand-off),
-//! received now. Replaying twice stores nothing twice: each record is read once per replay
-//! (records are deduplicated by id), a client `event_id` is kept, and an event without one
-//! gets an id derived from its record (`Quarantined::replay_event_id`).
+//! (hours of `received_at`), judged again by the current contract (with the ingest's limits)
+//! and registry; what passes now is stored through the ingest's own path
+//! (`eis_store::Storage`: commit, then hand-off), received when it is stored. Replaying twice
+//! stores nothing twice: a client `event_id` is kept, and an event without one gets an id
+//! derived from its record (`Quarantined::replay_event_id`). The files of an hour are read in
+//! chunks of `REPLAY_CHUNK` records (`hour_stream`), resumably.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use eis_contract::{
@@ -14,13 +15,16 @@ use eis_contract::{
 use eis_store::InsertOutcome;
 use serde::Serialize;
 use tokio::time::Instant;
-use uuid::Uuid;
 
 use crate::app::Archiver;
 use crate::error::ArchiveError;
+use crate::hour_stream::{in_file, HourStream, Next, Resume};
 use crate::partition::HourPartition;
 use crate::rejected;
 
+/// Records read at a time: a record holds at most one body refused whole (192 KiB by
+/// default), so a chunk holds at most some tens of MiB of text.
+pub const REPLAY_CHUNK: usize = 256;
 /// Events stored per call, as a batch request would.
 const STORE_CHUNK: usize = 1_000;
 
@@ -37,53 +41,70 @@ pub struct CodeCounts {
     pub conflicts: u64,
     /// Records whose text was cut at quarantine: they cannot be judged again.
     pub truncated: u64,
+    /// Records whose text was not valid UTF-8 (`raw_lossy`): what is kept is not what the
+    /// client sent, so it is never replayed.
+    pub lossy: u64,
 }
 
 #[derive(Debug, Default, Serialize)]
 pub struct ReplaySummary {
     pub action: &'static str,
+    /// Hours read completely.
     pub hours: usize,
+    /// Files opened.
     pub files: usize,
-    /// Distinct quarantine records read (of the chosen code, if any).
+    /// Quarantine records read (of the chosen code, if any). A record in two copies of a
+    /// file is read twice; its events are `already_stored` the second time.
     pub records: u64,
     pub by_code: BTreeMap<String, CodeCounts>,
     /// Stored events that SQS did not confirm (the sweep archives them).
     pub publish_failures: usize,
-    /// The first hour not read, when the deadline came first (run again from there).
+    /// The first hour not read completely, when the deadline came first (or its files
+    /// vanished twice while it was read): run again from there, with `resume`.
     pub unfinished_from: Option<DateTime<Utc>>,
+    /// Where in `unfinished_from`'s hour to go on (null: from its start).
+    pub resume: Option<Resume>,
 }
 
-/// What replay judges: the registry and mode, the limits, and the clock.
+/// What replay judges: the registry and mode, the limits (the ingest's), and the clock. The
+/// clock is read for each chunk just before it is stored: that reading is the events'
+/// `received_at`, so the health job's watermark (which trails the clock by its lag) cannot
+/// have passed them when they commit.
 pub struct Judge<'a> {
     pub registry: &'a Registry,
     pub mode: RegistryMode,
     pub limits: &'a Limits,
-    pub now: DateTime<Utc>,
+    pub clock: fn() -> DateTime<Utc>,
 }
 
 /// One record judged again: its events that pass now, and how many do not.
 struct Judged {
     events: Vec<Event>,
     still_invalid: u64,
-    truncated: bool,
 }
 
 impl Judge<'_> {
-    fn event(&self, record: &Quarantined, text: &[u8], position: usize) -> Option<Event> {
+    fn event(
+        &self,
+        record: &Quarantined,
+        text: &[u8],
+        position: usize,
+        now: DateTime<Utc>,
+    ) -> Option<Event> {
         let missing_id = record.replay_event_id(position);
-        validate_replayed_event(text, self.now, self.limits, missing_id)
+        validate_replayed_event(text, now, self.limits, missing_id)
             .and_then(|event| self.registry.admit(event, self.mode))
             .ok()
     }
 
-    /// A record's text as its route reads it: one event, or a batch body of events.
-    fn record(&self, record: &Quarantined) -> Judged {
+    /// A record's text as its route reads it: one event, or a batch body of events. A cut or
+    /// lossy text is not judged (the caller counts it).
+    fn record(&self, record: &Quarantined, now: DateTime<Utc>) -> Judged {
         let mut judged = Judged {
             events: Vec::new(),
             still_invalid: 0,
-            truncated: record.raw_truncated,
         };
-        if record.raw_truncated {
+        if record.raw_truncated || record.raw_lossy {
             return judged;
         }
         let raw = record.raw.as_bytes();
@@ -100,7 +121,7 @@ impl Judge<'_> {
             Scope::Request | Scope::Event => vec![raw],
         };
         for (position, text) in texts.into_iter().enumerate() {
-            match self.event(record, text, position) {
+            match self.event(record, text, position, now) {
                 Some(event) => judged.events.push(event),
                 None => judged.still_invalid += 1,
             }
@@ -109,9 +130,16 @@ impl Judge<'_> {
     }
 }
 
+fn is_quarantine_file(name: &str) -> bool {
+    name.ends_with(".parquet")
+}
+
+/// Replays the hours, from `resume` in the first hour. At least one chunk is replayed per
+/// invocation, however close the deadline: every invocation makes progress.
 pub async fn replay(
     archiver: &Archiver,
     hours: &[HourPartition],
+    resume: Option<Resume>,
     code: Option<&str>,
     judge: &Judge<'_>,
     deadline: Instant,
@@ -120,71 +148,95 @@ pub async fn replay(
         action: "replay",
         ..Default::default()
     };
+    let out_of_time =
+        || deadline.saturating_duration_since(Instant::now()) < archiver.config.safety_margin;
     let prefix = &archiver.config.rejected_prefix;
+    let (mut resume, mut worked) = (resume, false);
     for hour in hours {
-        if deadline.saturating_duration_since(Instant::now()) < archiver.config.safety_margin {
+        if worked && out_of_time() {
             summary.unfinished_from = Some(hour.start());
             break;
         }
-        let mut records = Vec::new();
-        let mut seen: HashSet<Uuid> = HashSet::new();
-        for (key, _) in archiver
-            .bucket
-            .objects(&format!("{prefix}{}", hour.folder()))
-            .await?
-        {
-            if !key.ends_with(".parquet") {
-                continue;
-            }
-            let Some(body) = archiver.bucket.get(&key, None).await? else {
-                continue;
+        let folder = format!("{prefix}{}", hour.folder());
+        let mut stream = HourStream::open(
+            &archiver.bucket,
+            folder,
+            is_quarantine_file,
+            REPLAY_CHUNK,
+            resume.take(),
+        )
+        .await?;
+        loop {
+            let batch = match stream.next().await? {
+                Next::Rows(batch) => batch,
+                Next::End => break,
+                Next::Vanished => {
+                    summary.files += stream.files;
+                    summary.unfinished_from = Some(hour.start());
+                    return Ok(summary);
+                }
             };
-            summary.files += 1;
-            records.extend(
-                rejected::decode(body)?
-                    .into_iter()
-                    .filter(|r| code.is_none_or(|c| r.code == c))
-                    .filter(|r| seen.insert(r.record_id)),
-            );
+            let mut records =
+                rejected::decode_batch(&batch).map_err(|e| in_file(stream.key(), e))?;
+            records.retain(|r| code.is_none_or(|c| r.code == c));
+            summary.records += records.len() as u64;
+            store(archiver, judge, &records, &mut summary).await?;
+            worked = true;
+            // Out of time with rows left in the hour: stop here. (None: the hour is read.)
+            if let Some(position) = stream.position().filter(|_| out_of_time()) {
+                summary.files += stream.files;
+                summary.unfinished_from = Some(hour.start());
+                summary.resume = Some(position);
+                return Ok(summary);
+            }
         }
-        // In arrival order, so that a replay stores a client's events in the order it sent.
-        records.sort_by(|a, b| {
-            (a.received_at, &a.request_id, a.batch_index).cmp(&(
-                b.received_at,
-                &b.request_id,
-                b.batch_index,
-            ))
-        });
-        summary.records += records.len() as u64;
-        store(archiver, judge, &records, &mut summary).await?;
+        summary.files += stream.files;
         summary.hours += 1;
     }
     Ok(summary)
 }
 
+/// Judges and stores one chunk of records, in file order (the order they arrived in).
 async fn store(
     archiver: &Archiver,
     judge: &Judge<'_>,
     records: &[Quarantined],
     summary: &mut ReplaySummary,
 ) -> Result<(), ArchiveError> {
-    let mut events = Vec::new();
-    let mut codes = Vec::new();
-    for record in records {
-        let judged = judge.record(record);
-        let counts = summary.by_code.entry(record.code.clone()).or_default();
-        counts.still_invalid += judged.still_invalid;
-        counts.truncated += u64::from(judged.truncated);
-        codes.extend(std::iter::repeat_n(
-            record.code.clone(),
-            judged.events.len(),
-        ));
-        events.extend(judged.events);
-    }
-    for (chunk, chunk_codes) in events.chunks(STORE_CHUNK).zip(codes.chunks(STORE_CHUNK)) {
-        let report = archiver.storage.save(chunk).await?;
+    let (mut events, mut codes) = (Vec::new(), Vec::new());
+    let mut next = 0;
+    while next < records.len() || !events.is_empty() {
+        // Judged with the clock of the statement that stores them (see `Judge`).
+        let now = (judge.clock)();
+        while next < records.len() && events.len() < STORE_CHUNK {
+            let record = &records[next];
+            next += 1;
+            let counts = summary.by_code.entry(record.code.clone()).or_default();
+            if record.raw_lossy {
+                counts.lossy += 1;
+                continue;
+            }
+            if record.raw_truncated {
+                counts.truncated += 1;
+                continue;
+            }
+            let judged = judge.record(record, now);
+            counts.still_invalid += judged.still_invalid;
+            codes.extend(std::iter::repeat_n(
+                record.code.clone(),
+                judged.events.len(),
+            ));
+            events.extend(judged.events);
+        }
+        let take = events.len().min(STORE_CHUNK);
+        let chunk: Vec<Event> = events.drain(..take).collect();
+        let chunk_codes: Vec<String> = codes.drain(..take).collect();
+        if chunk.is_empty() {
+            continue;
+        }
+        let report = archiver.storage.save(&chunk).await?;
         summary.publish_failures += report.publish_failures;
-        for (outcome, code) in report.outcomes.iter().zip(chunk_codes) {
+        for (outcome, code) in report.outcomes.iter().zip(&chunk_codes) {
             let counts = summary.by_code.entry(code.clone()).or_default();
             match outcome {
                 InsertOutcome::Inserted => counts.replayed += 1,
@@ -206,12 +258,12 @@ mod tests {
     use crate::test_events::utc;
     use eis_contract::Arrival;
 
-    fn judge_at<'a>(registry: &'a Registry, limits: &'a Limits, now: &str) -> Judge<'a> {
+    fn judge<'a>(registry: &'a Registry, limits: &'a Limits) -> Judge<'a> {
         Judge {
             registry,
             mode: RegistryMode::Flag,
             limits,
-            now: utc(now),
+            clock: Utc::now,
         }
     }
 
@@ -244,12 +296,12 @@ mod tests {
         let (registry, limits) = (Registry::default(), Limits::default());
         let record = quarantined(Scope::Event, LATER, 1024);
         assert_eq!(record.code, "future_timestamp");
-        let still = judge_at(&registry, &limits, "2026-12-02T10:01:00Z").record(&record);
+        let still = judge(&registry, &limits).record(&record, utc("2026-12-02T10:01:00Z"));
         assert_eq!((still.events.len(), still.still_invalid), (0, 1));
-        let judged = judge_at(&registry, &limits, "2026-12-02T12:00:00Z").record(&record);
+        let judged = judge(&registry, &limits).record(&record, utc("2026-12-02T12:00:00Z"));
         assert_eq!((judged.events.len(), judged.still_invalid), (1, 0));
         // No client event_id: the id comes from the record, the same on every replay.
-        let again = judge_at(&registry, &limits, "2026-12-02T13:00:00Z").record(&record);
+        let again = judge(&registry, &limits).record(&record, utc("2026-12-02T13:00:00Z"));
         assert_eq!(judged.events[0].event_id, record.replay_event_id(0));
         assert_eq!(again.events[0].event_id, judged.events[0].event_id);
     }
@@ -258,17 +310,15 @@ mod tests {
     fn a_body_refused_whole_is_read_as_its_route_reads_it() {
         let (registry, limits) = (Registry::default(), Limits::default());
         let body = format!(r#"{{"events":[{LATER},{{"unit_type":"user"}}]}}"#);
-        let judged = judge_at(&registry, &limits, "2026-12-02T12:00:00Z").record(&quarantined(
-            Scope::Request,
-            &body,
-            4096,
-        ));
+        let judged = judge(&registry, &limits).record(
+            &quarantined(Scope::Request, &body, 4096),
+            utc("2026-12-02T12:00:00Z"),
+        );
         assert_eq!((judged.events.len(), judged.still_invalid), (1, 1));
-        let garbage = judge_at(&registry, &limits, "2026-12-02T12:00:00Z").record(&quarantined(
-            Scope::Request,
-            "{not json",
-            4096,
-        ));
+        let garbage = judge(&registry, &limits).record(
+            &quarantined(Scope::Request, "{not json", 4096),
+            utc("2026-12-02T12:00:00Z"),
+        );
         assert_eq!((garbage.events.len(), garbage.still_invalid), (0, 1));
     }
 
@@ -276,7 +326,16 @@ mod tests {
     fn a_cut_text_is_not_judged_again() {
         let (registry, limits) = (Registry::default(), Limits::default());
         let record = quarantined(Scope::Event, LATER, 10);
-        let judged = judge_at(&registry, &limits, "2026-12-02T12:00:00Z").record(&record);
-        assert!(judged.truncated && judged.events.is_empty());
+        let judged = judge(&registry, &limits).record(&record, utc("2026-12-02T12:00:00Z"));
+        assert!(record.raw_truncated && judged.events.is_empty());
+    }
+
+    #[test]
+    fn lossy_text_is_not_judged_again() {
+        let (registry, limits) = (Registry::default(), Limits::default());
+        let mut record = quarantined(Scope::Event, LATER, 1024);
+        record.raw_lossy = true;
+        let judged = judge(&registry, &limits).record(&record, utc("2026-12-02T12:00:00Z"));
+        assert_eq!((judged.events.len(), judged.still_invalid), (0, 0));
     }
 }

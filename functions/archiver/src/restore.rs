@@ -10,36 +10,51 @@ use chrono::{DateTime, Duration, Utc};
 use eis_store::Restored;
 use serde::Serialize;
 use tokio::time::Instant;
-use uuid::Uuid;
 
 use crate::app::Archiver;
 use crate::archived;
-use crate::dedupe;
+use crate::bucket;
 use crate::error::ArchiveError;
+use crate::hour_stream::{in_file, HourStream, Next, Resume};
 use crate::partition::HourPartition;
 
-/// Events restored per statement.
-const RESTORE_CHUNK: usize = 5_000;
+/// Rows read, and restored in one statement, at a time: the memory of a restore is one file's
+/// bytes and this many events, whatever the size of the hour.
+pub const RESTORE_CHUNK: usize = 5_000;
 
 #[derive(Debug, Default, Serialize)]
 pub struct RestoreSummary {
     pub action: &'static str,
     /// Hours read completely.
     pub hours: usize,
+    /// Files opened.
     pub files: usize,
-    /// Distinct events read from the archive.
+    /// Rows read from the archive. An event in two files (a raw file and its compacted copy,
+    /// or a file read again after the hour was listed again) is read twice, and counted
+    /// `present` the second time.
     pub events: u64,
     #[serde(flatten)]
     pub restored: Restored,
     /// Older than the retention: not restored.
     pub expired: u64,
-    /// The first hour not read, when the deadline came first (run again from there).
+    /// The first hour not read completely, when the deadline came first (or its files
+    /// vanished twice while it was read): run again from there, with `resume`.
     pub unfinished_from: Option<DateTime<Utc>>,
+    /// Where in `unfinished_from`'s hour to go on (null: from its start).
+    pub resume: Option<Resume>,
 }
 
+fn is_archive_file(name: &str) -> bool {
+    bucket::kind_of(name).is_some()
+}
+
+/// Restores the hours, in chunks of `RESTORE_CHUNK` rows, from `resume` in the first hour.
+/// At least one chunk is restored per invocation, however close the deadline: every
+/// invocation makes progress.
 pub async fn restore(
     archiver: &Archiver,
     hours: &[HourPartition],
+    resume: Option<Resume>,
     now: DateTime<Utc>,
     deadline: Instant,
 ) -> Result<RestoreSummary, ArchiveError> {
@@ -49,32 +64,56 @@ pub async fn restore(
         action: "restore",
         ..Default::default()
     };
+    let out_of_time =
+        || deadline.saturating_duration_since(Instant::now()) < archiver.config.safety_margin;
+    let (mut resume, mut worked) = (resume, false);
     for hour in hours {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left < archiver.config.safety_margin {
+        if worked && out_of_time() {
             summary.unfinished_from = Some(hour.start());
             break;
         }
-        // Raw and compacted files of an hour may both hold an event: each id once.
-        let mut seen: HashSet<Uuid> = HashSet::new();
-        for file in archiver.bucket.list(&archiver.bucket.folder(*hour)).await? {
-            let Some(body) = archiver.bucket.get(&file.key, None).await? else {
-                continue; // compacted away meanwhile: its events are in the new files.
+        let folder = archiver.bucket.folder(*hour);
+        let mut stream = HourStream::open(
+            &archiver.bucket,
+            folder,
+            is_archive_file,
+            RESTORE_CHUNK,
+            resume.take(),
+        )
+        .await?;
+        loop {
+            let batch = match stream.next().await? {
+                Next::Rows(batch) => batch,
+                Next::End => break,
+                Next::Vanished => {
+                    summary.files += stream.files;
+                    summary.unfinished_from = Some(hour.start());
+                    return Ok(summary);
+                }
             };
-            summary.files += 1;
-            let mut events = Vec::new();
-            for batch in dedupe::read_rows(body)? {
-                events.extend(archived::events(&batch)?);
-            }
+            let mut events = archived::events(&batch).map_err(|e| in_file(stream.key(), e))?;
+            // One statement takes distinct ids: a file holds each id once, but it is not ours.
+            let mut seen = HashSet::with_capacity(events.len());
+            let before = events.len();
             events.retain(|e| seen.insert(e.event_id));
-            summary.events += events.len() as u64;
+            summary.restored.present += (before - events.len()) as u64;
+            summary.events += before as u64;
             let before = events.len();
             events.retain(|e| e.timestamp >= oldest);
             summary.expired += (before - events.len()) as u64;
-            for chunk in events.chunks(RESTORE_CHUNK) {
-                summary.restored.add(archiver.restore.restore(chunk).await?);
+            summary
+                .restored
+                .add(archiver.restore.restore(&events).await?);
+            worked = true;
+            // Out of time with rows left in the hour: stop here. (None: the hour is read.)
+            if let Some(position) = stream.position().filter(|_| out_of_time()) {
+                summary.files += stream.files;
+                summary.unfinished_from = Some(hour.start());
+                summary.resume = Some(position);
+                return Ok(summary);
             }
         }
+        summary.files += stream.files;
         summary.hours += 1;
     }
     Ok(summary)

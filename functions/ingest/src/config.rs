@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use eis_contract::{Limits, RegistryMode};
-use eis_runtime::config::{optional, or_default, registry_mode, required, within};
+use eis_runtime::config::{contract_limits, optional, or_default, registry_mode, required, within};
 use eis_runtime::handoff::SQS_MAX_MESSAGE_BYTES;
 use eis_runtime::EnvError;
 use eis_store::DbConfig;
@@ -41,12 +41,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, EnvError> {
-        let defaults = Limits::default();
-        let limits = Limits {
-            max_event_bytes: or_default("EIS_MAX_EVENT_BYTES", defaults.max_event_bytes)?,
-            max_batch_events: or_default("EIS_MAX_BATCH_EVENTS", defaults.max_batch_events)?,
-            ..defaults
-        };
+        let limits = contract_limits()?;
         Ok(Self {
             db: DbConfig::from_env()?,
             queue_url: required("EIS_QUEUE_URL")?,

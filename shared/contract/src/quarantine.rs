@@ -66,9 +66,14 @@ pub struct Quarantined {
     pub received_at: DateTime<Utc>,
     pub code: String,
     pub message: String,
-    /// The text as received (invalid UTF-8 replaced by U+FFFD), cut to the cap at a character
-    /// boundary.
+    /// The text as received (invalid UTF-8 replaced by U+FFFD, see `raw_lossy`), cut to the
+    /// cap at a character boundary.
     pub raw: String,
+    /// The text was not valid UTF-8: `raw` holds replacement characters where the client's
+    /// bytes were, so it is not what the client sent and is never replayed. Absent on the
+    /// hand-off when false, so that records without it read as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub raw_lossy: bool,
     /// The text's length in bytes before any cut.
     pub raw_bytes: u64,
     pub raw_truncated: bool,
@@ -135,7 +140,9 @@ impl Quarantined {
         rejection: &Rejection,
         cap: usize,
     ) -> Self {
+        let text = String::from_utf8_lossy(raw);
         let mut record = Quarantined {
+            raw_lossy: matches!(text, std::borrow::Cow::Owned(_)),
             record_id: record_id(arrival.request_id, scope, batch_index),
             request_id: arrival.request_id.to_string(),
             route: arrival.route.to_string(),
@@ -144,7 +151,7 @@ impl Quarantined {
             received_at: crate::timestamp::normalise(arrival.received_at),
             code: rejection.code.as_str().to_string(),
             message: rejection.message.clone(),
-            raw: String::from_utf8_lossy(raw).into_owned(),
+            raw: text.into_owned(),
             raw_bytes: raw.len() as u64,
             raw_truncated: false,
             experiments: Vec::new(),
@@ -373,6 +380,31 @@ mod tests {
         assert_eq!(a.replay_event_id(0), again.replay_event_id(0));
         assert_ne!(a.replay_event_id(0), a.replay_event_id(1));
         assert_eq!(a.record_id.get_version_num(), 8);
+    }
+
+    #[test]
+    fn invalid_utf8_is_marked_lossy() {
+        let q = Quarantined::event(arrival(), None, b"{\"a\":\"\xff\"}", &rejection(), 64, 32);
+        assert!(q.raw_lossy && q.raw.contains('\u{FFFD}'));
+        let fine = Quarantined::event(
+            arrival(),
+            None,
+            "{\"a\":\"\u{FFFD}\"}".as_bytes(),
+            &rejection(),
+            64,
+            32,
+        );
+        assert!(
+            !fine.raw_lossy,
+            "a replacement character the client sent is its text"
+        );
+        let text = serde_json::to_string(&q).expect("serialize");
+        assert!(text.contains("\"raw_lossy\":true"));
+        assert!(!serde_json::to_string(&fine)
+            .expect("serialize")
+            .contains("raw_lossy"));
+        let back: Quarantined = serde_json::from_str(&text).expect("deserialize");
+        assert_eq!(back, q);
     }
 
     #[test]

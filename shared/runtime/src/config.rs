@@ -73,6 +73,18 @@ where
     Ok(value)
 }
 
+/// The contract's limits a deployment sets (`EIS_MAX_EVENT_BYTES`, `EIS_MAX_BATCH_EVENTS`;
+/// the others are the contract's): read by the ingest API and by the archiver's replay, which
+/// must judge events with the same limits.
+pub fn contract_limits() -> Result<eis_contract::Limits, EnvError> {
+    let defaults = eis_contract::Limits::default();
+    Ok(eis_contract::Limits {
+        max_event_bytes: or_default("EIS_MAX_EVENT_BYTES", defaults.max_event_bytes)?,
+        max_batch_events: or_default("EIS_MAX_BATCH_EVENTS", defaults.max_batch_events)?,
+        ..defaults
+    })
+}
+
 /// `EIS_REGISTRY_MODE`: what an event that does not fit the experiment registry gets, `flag`
 /// (the default) or `reject`. Read by the ingest API and by the archiver's replay, which
 /// must judge events as the API does.

@@ -205,6 +205,7 @@ async fn retention_drops_old_days_but_never_events_not_yet_archived() {
     let policy = MaintenancePolicy {
         retention_days: 90,
         days_ahead: 0,
+        ..MaintenancePolicy::default()
     };
     let report = maintenance::upkeep(&db.db(), at, policy)
         .await

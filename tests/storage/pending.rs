@@ -310,7 +310,10 @@ async fn a_row_bigger_than_the_limit_drains_at_most_the_limit_per_sweep() {
         // Both archive what they took, then settle it.
         for (s, sweeper) in [(&a, &sweepers[0]), (&b, &sweepers[1])] {
             archived.extend(s.events.iter().map(|e| e.event_id));
-            sweeper.settle(&s.rows, &keys(&s.events)).await.expect("settle");
+            sweeper
+                .settle(&s.rows, &keys(&s.events))
+                .await
+                .expect("settle");
         }
     }
     assert!(rounds > 3, "drained over several sweeps, not {rounds}");
@@ -329,7 +332,9 @@ async fn a_row_bigger_than_the_limit_drains_at_most_the_limit_per_sweep() {
 async fn the_audits_requeue_writes_rows_of_bounded_size() {
     let db = TestDb::create().await;
     let pending = PendingHandoffs::new(db.db());
-    let hour = now().duration_trunc(chrono::Duration::hours(1)).expect("hour")
+    let hour = now()
+        .duration_trunc(chrono::Duration::hours(1))
+        .expect("hour")
         - chrono::Duration::hours(3);
     let keys = 2 * eis_store::pending::REQUEUE_ROW_KEYS as i32 + 500;
     let row = bulk_pending_row(&db, keys, hour, hour).await;

@@ -121,7 +121,11 @@ async fn retention_behind_a_long_reader_gives_up_its_lock_and_lets_inserts_throu
     );
     let report = retention.await.expect("task").expect("maintenance");
     assert!(report.partitions_dropped.is_empty(), "{report:?}");
-    assert_eq!(report.partitions_locked, vec![day.clone()], "reported as kept");
+    assert_eq!(
+        report.partitions_locked,
+        vec![day.clone()],
+        "reported as kept"
+    );
     assert!(partition_exists(&watcher, &day).await);
     // The reader was open all along.
     let open: i64 = reader
@@ -152,10 +156,7 @@ async fn an_event_committed_while_retention_waits_keeps_its_day() {
     // pending hand-off in one transaction), held uncommitted.
     let late = events(1, at - chrono::Duration::days(91)).remove(0);
     let writer = db.client().await;
-    writer
-        .batch_execute("BEGIN")
-        .await
-        .expect("begin");
+    writer.batch_execute("BEGIN").await.expect("begin");
     writer
         .execute(
             "INSERT INTO exp.events (event_id, event_type, unit_type, unit_id, \"timestamp\")
@@ -193,5 +194,8 @@ async fn an_event_committed_while_retention_waits_keeps_its_day() {
         .await
         .expect("count")
         .get(0);
-    assert_eq!(kept, 1, "the event whose hand-off is pending is still stored");
+    assert_eq!(
+        kept, 1,
+        "the event whose hand-off is pending is still stored"
+    );
 }

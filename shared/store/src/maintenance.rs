@@ -85,7 +85,12 @@ pub async fn upkeep(
         match outcome.as_str() {
             "dropped" => report.partitions_dropped.push(name),
             "pending" => report.partitions_pending.push(name),
-            _ => report.partitions_locked.push(name),
+            "locked" => report.partitions_locked.push(name),
+            other => {
+                return Err(StoreError::other(format!(
+                    "retention answered {other:?} for {name}"
+                )))
+            }
         }
     }
     Ok(report)

@@ -15,6 +15,7 @@ from reportlib import error_note, failed, med, met, num, ratio, span, stats, tab
 import report_issue14
 import report_issue15
 import report_issue16
+import report_sweep
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -607,6 +608,7 @@ def main():
         ("9. Experiment health job", report_issue15.health_md(data.get("health_job"))),
         ("10. Quarantine, flood and restore", report_issue16.quarantine_md(data.get("quarantine"))
          + "\n" + report_issue16.restore_memory_md(data.get("restore_memory"))),
+        ("11. The sweep against one huge pending row", report_sweep.sweep_md(data.get("sweep_backlog"))),
     ]
     plot(data.get("ingest_http"), png_path)
     v = data["versions"]

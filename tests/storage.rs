@@ -15,6 +15,8 @@ use eis_tests::*;
 mod exact_numbers;
 #[path = "storage/pending.rs"]
 mod pending;
+#[path = "storage/retention.rs"]
+mod retention;
 
 fn now() -> DateTime<Utc> {
     Utc::now()
@@ -228,6 +230,7 @@ async fn maintenance_creates_partitions_ahead_and_moves_early_rows_out_of_defaul
     let policy = MaintenancePolicy {
         retention_days: 90,
         days_ahead: 7,
+        ..MaintenancePolicy::default()
     };
     let report = maintenance::upkeep(&db.db(), at, policy)
         .await

@@ -135,7 +135,7 @@ def test_the_application_role_does_what_ingest_and_the_archiver_do(migrated):
     "TRUNCATE exp.events_default",
     "ALTER TABLE exp.events ADD COLUMN x integer",
     "ALTER TABLE exp.events DETACH PARTITION exp.events_default",
-    "ALTER FUNCTION exp.drop_expired_partitions(integer, timestamptz) SECURITY INVOKER",
+    "ALTER FUNCTION exp.drop_expired_partitions(integer, timestamptz, integer) SECURITY INVOKER",
     "DELETE FROM exp.events",
     "DELETE FROM exp.event_ids",
     "UPDATE exp.event_ids SET digest = ''",
@@ -164,8 +164,9 @@ def test_the_migrator_owns_everything_and_later_tables_are_covered(migrated):
     assert ok(db_admin, "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'exp'") == "eis_migrator"
     definer = ok(db_admin, """SELECT string_agg(proname || ':' || prosecdef, ',' ORDER BY proname)
                               FROM pg_proc WHERE pronamespace = 'exp'::regnamespace""")
-    assert definer == ("drop_expired_partitions:true,ensure_day_partition:true,health_add_counted:false,"
-                       "load_experiments:false,metric_bucket:false,metric_bucket_value:false")
+    assert definer == ("drop_expired_partitions:true,earliest:false,ensure_day_partition:true,"
+                       "health_add_counted:false,load_experiments:false,metric_bucket:false,"
+                       "metric_bucket_value:false")
     # A table a later migration creates (as the migrator) is readable and writable by the app.
     ok(db_admin, "SET ROLE eis_migrator; CREATE TABLE exp.later (x integer)")
     ok(app, "INSERT INTO exp.later VALUES (1)")

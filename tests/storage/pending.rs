@@ -2,6 +2,7 @@
 //! the sweep settle it, concurrent sweeps, and retention's respect for it.
 
 use super::*;
+use chrono::DurationRound;
 use eis_store::{EventKey, PendingHandoffs, Swept};
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -205,6 +206,7 @@ async fn retention_drops_old_days_but_never_events_not_yet_archived() {
     let policy = MaintenancePolicy {
         retention_days: 90,
         days_ahead: 0,
+        ..MaintenancePolicy::default()
     };
     let report = maintenance::upkeep(&db.db(), at, policy)
         .await
@@ -241,4 +243,139 @@ async fn retention_drops_old_days_but_never_events_not_yet_archived() {
         .query_one("SELECT exp.drop_expired_partitions(0)", &[])
         .await;
     assert!(bad.is_err(), "retention of 0 days is refused");
+}
+
+/// `n` events of `timestamp` received at `received_at`, stored by SQL (as many as a test
+/// needs, fast), and their keys in one pending row; returns that row's id.
+async fn bulk_pending_row(
+    db: &TestDb,
+    n: i32,
+    timestamp: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+) -> i64 {
+    let client = db.client().await;
+    client
+        .execute(
+            "INSERT INTO exp.events (event_id, event_type, unit_type, unit_id, \"timestamp\", received_at)
+             SELECT gen_random_uuid(), 'bulk', 'user', 'u' || g, $1, $2 FROM generate_series(1, $3) g",
+            &[&timestamp, &received_at, &n],
+        )
+        .await
+        .expect("events");
+    client
+        .query_one(
+            "INSERT INTO exp.pending_handoffs (received_at, event_ids, timestamps)
+             SELECT $1, array_agg(event_id ORDER BY unit_id), array_agg(\"timestamp\" ORDER BY unit_id)
+             FROM exp.events WHERE event_type = 'bulk'
+             RETURNING id",
+            &[&received_at],
+        )
+        .await
+        .expect("pending row")
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_row_bigger_than_the_limit_drains_at_most_the_limit_per_sweep() {
+    // make test's scale; bench/sweep_backlog.py drains a row of 1 000 000 keys.
+    const KEYS: i32 = 20_000;
+    const LIMIT: i64 = 3_000;
+    let db = TestDb::create().await;
+    let at = now();
+    bulk_pending_row(&db, KEYS, at, at - chrono::Duration::minutes(10)).await;
+    // Two runs at a time, each on a connection of its own.
+    let sweepers: Vec<PendingHandoffs> = (0..2)
+        .map(|_| PendingHandoffs::new(std::sync::Arc::new(Db::new(&db.config()).expect("db"))))
+        .collect();
+    let mut archived: Vec<uuid::Uuid> = Vec::new();
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        assert!(rounds <= 100, "the row never drains");
+        let (a, b) = tokio::join!(
+            sweep_at(&sweepers[0], at, LIMIT),
+            sweep_at(&sweepers[1], at, LIMIT)
+        );
+        if a.rows.is_empty() && b.rows.is_empty() {
+            break;
+        }
+        for s in [&a, &b] {
+            assert!(s.gone.is_empty());
+            assert!(
+                s.events.len() as i64 <= LIMIT,
+                "a sweep took {} keys, over its limit of {LIMIT}",
+                s.events.len()
+            );
+        }
+        // Both archive what they took, then settle it.
+        for (s, sweeper) in [(&a, &sweepers[0]), (&b, &sweepers[1])] {
+            archived.extend(s.events.iter().map(|e| e.event_id));
+            sweeper
+                .settle(&s.rows, &keys(&s.events))
+                .await
+                .expect("settle");
+        }
+    }
+    assert!(rounds > 3, "drained over several sweeps, not {rounds}");
+    let taken = archived.len();
+    archived.sort();
+    archived.dedup();
+    assert_eq!(archived.len(), taken, "no key taken twice");
+    assert_eq!(taken, KEYS as usize, "every key taken once");
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM exp.pending_handoffs").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn the_audits_requeue_writes_rows_of_bounded_size() {
+    let db = TestDb::create().await;
+    let pending = PendingHandoffs::new(db.db());
+    let hour = now()
+        .duration_trunc(chrono::Duration::hours(1))
+        .expect("hour")
+        - chrono::Duration::hours(3);
+    let keys = 2 * eis_store::pending::REQUEUE_ROW_KEYS as i32 + 500;
+    let row = bulk_pending_row(&db, keys, hour, hour).await;
+    let client = db.client().await;
+    // Archived meanwhile (the row goes); then the audit finds them all missing from the archive.
+    client
+        .execute("DELETE FROM exp.pending_handoffs WHERE id = $1", &[&row])
+        .await
+        .expect("forget");
+    let ids: Vec<uuid::Uuid> = client
+        .query("SELECT event_id FROM exp.events", &[])
+        .await
+        .expect("ids")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let requeued = pending
+        .requeue(&ids, hour, hour + chrono::Duration::hours(1))
+        .await
+        .expect("requeue");
+    assert_eq!(requeued, keys as u64);
+    let rows: Vec<(i64, i32)> = client
+        .query(
+            "SELECT count(*) OVER (), cardinality(event_ids) FROM exp.pending_handoffs",
+            &[],
+        )
+        .await
+        .expect("rows")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows
+        .iter()
+        .all(|(_, n)| i64::from(*n) <= eis_store::pending::REQUEUE_ROW_KEYS));
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(DISTINCT k) FROM exp.pending_handoffs, unnest(event_ids) k"
+        )
+        .await,
+        i64::from(keys)
+    );
 }

@@ -45,7 +45,8 @@ pub struct Config {
     pub sweep_grace: Duration,
     /// Most rows swept in one run; the rest wait for the next run (`EIS_SWEEP_LIMIT`, 10 000).
     pub sweep_limit: i64,
-    /// `EIS_RETENTION_DAYS` (90) and `EIS_PARTITIONS_AHEAD_DAYS` (7).
+    /// `EIS_RETENTION_DAYS` (90), `EIS_PARTITIONS_AHEAD_DAYS` (7) and
+    /// `EIS_RETENTION_LOCK_TIMEOUT_MS` (1000).
     pub maintenance: MaintenancePolicy,
     /// `EIS_MAX_FILE_EVENTS` (100 000), `EIS_MAX_FILE_BYTES` (64 MiB of column data) and
     /// `EIS_MAX_BUFFERED_BYTES` (192 MiB).
@@ -114,6 +115,12 @@ impl Config {
             maintenance: MaintenancePolicy {
                 retention_days,
                 days_ahead: within("EIS_PARTITIONS_AHEAD_DAYS", 7, 0, 366)?,
+                lock_timeout: Duration::from_millis(within(
+                    "EIS_RETENTION_LOCK_TIMEOUT_MS",
+                    1000,
+                    1,
+                    600_000,
+                )?),
             },
             limits,
             receive_concurrency: within("EIS_RECEIVE_CONCURRENCY", 4, 1, 32)?,

@@ -526,15 +526,20 @@ impl Run<'_> {
         let policy = self.archiver.config.maintenance;
         match maintenance::upkeep(&self.archiver.db, self.now, policy).await {
             Ok(report) => {
-                if !report.partitions_created.is_empty() || !report.partitions_dropped.is_empty() {
+                if report != maintenance::MaintenanceReport::default() {
                     tracing::info!(
                         created = ?report.partitions_created,
                         dropped = ?report.partitions_dropped,
+                        kept_pending = ?report.partitions_pending,
+                        kept_locked = ?report.partitions_locked,
                         "partition maintenance"
                     );
                 }
-                self.tally.summary.partitions_created = report.partitions_created.len();
-                self.tally.summary.partitions_dropped = report.partitions_dropped.len();
+                let summary = &mut self.tally.summary;
+                summary.partitions_created = report.partitions_created.len();
+                summary.partitions_dropped = report.partitions_dropped.len();
+                summary.partitions_kept_pending = report.partitions_pending.len();
+                summary.partitions_kept_locked = report.partitions_locked.len();
             }
             Err(e) => self.errors.push(log_error(e.into())),
         }

@@ -69,6 +69,11 @@ pub struct Summary {
     pub failed_deletes: usize,
     pub partitions_created: usize,
     pub partitions_dropped: usize,
+    /// Expired days kept: they hold an event not yet archived (dropped once it is).
+    pub partitions_kept_pending: usize,
+    /// Expired days kept: their lock was not granted within `EIS_RETENTION_LOCK_TIMEOUT_MS`
+    /// (a long reader); tried again next run.
+    pub partitions_kept_locked: usize,
     /// Age, at the end of the run, of the earliest `received_at` among the events stored:
     /// how far the archive lags behind ingestion.
     pub oldest_event_age_seconds: Option<f64>,
@@ -162,6 +167,8 @@ impl Summary {
             failed_deletes = self.failed_deletes,
             partitions_created = self.partitions_created,
             partitions_dropped = self.partitions_dropped,
+            partitions_kept_pending = self.partitions_kept_pending,
+            partitions_kept_locked = self.partitions_kept_locked,
             oldest_event_age_seconds = self.oldest_event_age_seconds,
             seconds = self.seconds,
             stopped = self.stopped.as_str(),

@@ -44,9 +44,10 @@ DELETE FROM exp.pending_handoffs p USING rest WHERE p.id = rest.id AND rest.ids 
 "#;
 
 /// Claims the oldest rows past the grace period that no live sweep holds (SKIP LOCKED and
-/// the claim's expiry keep concurrent runs on disjoint rows): at most `$5` rows, and whole
-/// rows while fewer than `$2` events are taken. Returns their events; a key whose event is
-/// gone comes back with NULL columns.
+/// the claim's expiry keep concurrent runs on disjoint rows): at most `$5` rows, whole rows,
+/// as many as fit in `$2` keys (it stops at the first row that does not fit; SPLIT cuts a row
+/// bigger than the sweep's limit). Returns their events; a key whose event is gone comes back
+/// with NULL columns.
 const CLAIM: &str = r#"
 WITH candidates AS (
     SELECT id, received_at, cardinality(event_ids) AS n
@@ -57,9 +58,9 @@ WITH candidates AS (
     FOR UPDATE SKIP LOCKED
 ), taken AS (
     SELECT id FROM (
-        SELECT id, sum(n) OVER (ORDER BY received_at, id) - n AS before FROM candidates
+        SELECT id, sum(n) OVER (ORDER BY received_at, id) AS upto FROM candidates
     ) c
-    WHERE before < $2
+    WHERE upto <= $2
 ), claimed AS (
     UPDATE exp.pending_handoffs p SET claimed_until = $4 + make_interval(secs => $3)
     FROM taken WHERE p.id = taken.id
@@ -74,15 +75,53 @@ LEFT JOIN exp.events e ON e.event_id = k.id AND e."timestamp" = k.ts
 ORDER BY e.received_at
 "#;
 
-/// Makes these stored events pending again (one row), so that the next sweep archives them.
-const REQUEUE: &str = r#"
+/// Cuts the oldest claimable row, when it holds more than `$3` keys, into rows of at most
+/// `$3` keys (its received_at, its keys in order, ids in that order): one statement, so that no
+/// key is lost or doubled, and the row is locked (SKIP LOCKED) so that no other sweep claims
+/// or cuts it meanwhile. Returns one row per piece.
+const SPLIT: &str = r#"
+WITH head AS (
+    SELECT id FROM exp.pending_handoffs
+    WHERE received_at < $1 AND (claimed_until IS NULL OR claimed_until < $2)
+    ORDER BY received_at, id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), big AS (
+    DELETE FROM exp.pending_handoffs p USING head
+    WHERE p.id = head.id AND cardinality(p.event_ids) > $3
+    RETURNING p.received_at, p.event_ids, p.timestamps
+)
 INSERT INTO exp.pending_handoffs (received_at, event_ids, timestamps)
-SELECT min(received_at), array_agg(event_id), array_agg("timestamp")
-FROM exp.events
-WHERE event_id = ANY($1) AND "timestamp" >= $2 AND "timestamp" < $3
-HAVING count(*) > 0
+SELECT big.received_at, big.event_ids[s : s + $3 - 1], big.timestamps[s : s + $3 - 1]
+FROM big CROSS JOIN LATERAL generate_series(1, cardinality(big.event_ids), $3) AS s
+ORDER BY s
+RETURNING id
+"#;
+
+/// Makes these stored events pending again, in rows of at most `$4` keys (oldest received
+/// first), so that the next sweeps archive them.
+const REQUEUE: &str = r#"
+WITH found AS (
+    SELECT event_id, "timestamp", received_at,
+           (row_number() OVER (ORDER BY received_at, event_id) - 1) / $4 AS piece
+    FROM exp.events
+    WHERE event_id = ANY($1) AND "timestamp" >= $2 AND "timestamp" < $3
+)
+INSERT INTO exp.pending_handoffs (received_at, event_ids, timestamps)
+SELECT min(received_at), array_agg(event_id ORDER BY received_at, event_id),
+       array_agg("timestamp" ORDER BY received_at, event_id)
+FROM found
+GROUP BY piece
+ORDER BY piece
 RETURNING cardinality(event_ids)
 "#;
+
+/// Most keys in one row the audit's requeue writes: the size of a large ingest request's row,
+/// so that a requeued hour never makes a row bigger than what the sweep already meets.
+pub const REQUEUE_ROW_KEYS: i64 = 1000;
+
+/// A sweep limit above this is taken as this (keeps SPLIT's slice bounds within int4).
+const MAX_SWEEP_LIMIT: i64 = 1 << 30;
 
 /// Rows locked per claim statement: few, so that concurrent sweeps share the backlog instead
 /// of the first one locking all of it (the lock lasts one statement). A request's row holds
@@ -134,9 +173,11 @@ impl PendingHandoffs {
         Ok(())
     }
 
-    /// Claims pending rows received more than `grace` before `now`, whole rows while fewer
-    /// than `limit` events are taken, until `now + lease` (then another run may take what
-    /// this one did not settle). A few rows per statement, until the limit or none is left.
+    /// Claims pending rows received more than `grace` before `now`, at most `limit` keys in
+    /// all, until `now + lease` (then another run may take what this one did not settle). A
+    /// few whole rows per statement, until the limit, a row that does not fit, or none is
+    /// left. A first row bigger than `limit` is cut into rows of `limit` keys, and the first
+    /// of them taken: a row of any size drains, `limit` keys a sweep.
     pub async fn sweep(
         &self,
         now: DateTime<Utc>,
@@ -148,6 +189,7 @@ impl PendingHandoffs {
             .map_err(|e| StoreError::config("sweep grace out of range").caused_by(e))?;
         let client = self.db.client().await?;
         let mut swept = Swept::default();
+        let limit = limit.min(MAX_SWEEP_LIMIT);
         let mut remaining = limit;
         while remaining > 0 {
             let rows_per_claim = (remaining / EVENTS_PER_ROW).clamp(1, MAX_ROWS_PER_CLAIM);
@@ -165,6 +207,11 @@ impl PendingHandoffs {
                 ))
                 .await?;
             if rows.is_empty() {
+                // Nothing fit: when nothing is taken yet, the oldest row may be bigger than
+                // the limit. A piece of `limit` keys fits only an untaken budget.
+                if remaining == limit && self.split(&client, now - grace, now, limit).await? {
+                    continue;
+                }
                 break;
             }
             remaining -= i64::try_from(rows.len()).unwrap_or(i64::MAX);
@@ -182,8 +229,27 @@ impl PendingHandoffs {
         Ok(swept)
     }
 
-    /// Makes these events of `[from, to)` pending again, so that the next run's sweep writes
-    /// them to the archive. Returns how many were found.
+    /// Cuts the oldest claimable row into rows of at most `limit` keys if it is bigger;
+    /// whether it did.
+    async fn split(
+        &self,
+        client: &tokio_postgres::Client,
+        received_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<bool, StoreError> {
+        let piece = i32::try_from(limit)
+            .map_err(|e| StoreError::config("sweep limit out of range").caused_by(e))?;
+        let pieces = self
+            .db
+            .within_timeout(client.query(SPLIT, &[&received_before, &now, &piece]))
+            .await?;
+        Ok(!pieces.is_empty())
+    }
+
+    /// Makes these events of `[from, to)` pending again, in rows of at most
+    /// [`REQUEUE_ROW_KEYS`] keys, so that the next runs' sweeps write them to the archive.
+    /// Returns how many were found.
     pub async fn requeue(
         &self,
         ids: &[Uuid],
@@ -196,11 +262,12 @@ impl PendingHandoffs {
         let client = self.db.client().await?;
         let rows = self
             .db
-            .within_timeout(client.query(REQUEUE, &[&ids, &from, &to]))
+            .within_timeout(client.query(REQUEUE, &[&ids, &from, &to, &REQUEUE_ROW_KEYS]))
             .await?;
         Ok(rows
-            .first()
-            .map_or(0, |r| u64::try_from(r.get::<_, i32>(0)).unwrap_or(0)))
+            .iter()
+            .map(|r| u64::try_from(r.get::<_, i32>(0)).unwrap_or(0))
+            .sum())
     }
 }
 

@@ -102,21 +102,9 @@ impl HealthStore {
     /// Counts the next window of events that is safe to count (see [`WatermarkPolicy`]).
     pub async fn advance(&self, policy: WatermarkPolicy) -> Result<Advance, StoreError> {
         let mut client = self.db.connect().await?;
-        let tx = client.transaction().await.map_err(StoreError::from_pg)?;
-        tx.batch_execute(&format!(
-            "SET LOCAL statement_timeout = {}",
-            policy.statement_timeout.as_millis()
-        ))
-        .await
-        .map_err(StoreError::from_pg)?;
-        if !tx
-            .query_one(LOCK, &[])
-            .await
-            .map_err(StoreError::from_pg)?
-            .get::<_, bool>(0)
-        {
+        let Some(tx) = locked_transaction(&mut client, &policy).await? else {
             return Ok(Advance::Busy);
-        }
+        };
         let row = tx
             .query_one(HORIZON, &[])
             .await
@@ -177,22 +165,10 @@ impl HealthStore {
     /// before it. Returns the rows deleted.
     pub async fn age(&self, policy: WatermarkPolicy) -> Result<u64, StoreError> {
         let mut client = self.db.connect().await?;
-        let tx = client.transaction().await.map_err(StoreError::from_pg)?;
-        tx.batch_execute(&format!(
-            "SET LOCAL statement_timeout = {}",
-            policy.statement_timeout.as_millis()
-        ))
-        .await
-        .map_err(StoreError::from_pg)?;
         // Under the counting's lock: a window never upserts what is being aged.
-        if !tx
-            .query_one(LOCK, &[])
-            .await
-            .map_err(StoreError::from_pg)?
-            .get::<_, bool>(0)
-        {
+        let Some(tx) = locked_transaction(&mut client, &policy).await? else {
             return Ok(0);
-        }
+        };
         let aged = count::age(&tx, keep_days(policy)).await?;
         tx.commit().await.map_err(StoreError::from_pg)?;
         Ok(aged)
@@ -215,6 +191,27 @@ impl HealthStore {
 
 fn keep_days(policy: WatermarkPolicy) -> i32 {
     i32::try_from(policy.retention_days).unwrap_or(i32::MAX)
+}
+
+/// A transaction with the job's statement timeout that holds the job's lock; None when
+/// another run holds it.
+async fn locked_transaction<'c>(
+    client: &'c mut tokio_postgres::Client,
+    policy: &WatermarkPolicy,
+) -> Result<Option<tokio_postgres::Transaction<'c>>, StoreError> {
+    let tx = client.transaction().await.map_err(StoreError::from_pg)?;
+    tx.batch_execute(&format!(
+        "SET LOCAL statement_timeout = {}",
+        policy.statement_timeout.as_millis()
+    ))
+    .await
+    .map_err(StoreError::from_pg)?;
+    let locked: bool = tx
+        .query_one(LOCK, &[])
+        .await
+        .map_err(StoreError::from_pg)?
+        .get(0);
+    Ok(locked.then_some(tx))
 }
 
 fn chrono_duration(d: Duration) -> Result<chrono::Duration, StoreError> {

@@ -13,7 +13,12 @@ if pid_alive "$LOCAL/moto.pid" moto_server; then
   kill "$pid" 2>/dev/null || true
   # Return only once it is gone (a port or a later `make up` must not find it still there).
   for _ in $(seq 1 50); do pid_alive "$LOCAL/moto.pid" moto_server || break; sleep 0.1; done
-  if pid_alive "$LOCAL/moto.pid" moto_server; then kill -9 "$pid" 2>/dev/null || true; fi
+  if pid_alive "$LOCAL/moto.pid" moto_server; then
+    # Busy machines (two cores compiling) were seen to need longer: force it, and wait again,
+    # since a killed process is still there until the kernel has torn it down.
+    kill -9 "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do pid_alive "$LOCAL/moto.pid" moto_server || break; sleep 0.1; done
+  fi
 fi
 rm -f "$LOCAL/moto.pid" "$LOCAL/moto.port"
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import matplotlib
 
 from reportlib import error_note, failed, med, met, num, ratio, span, stats, table
-import report_issue14
-import report_issue15
-import report_issue16
+import report_write_and_scale
+import report_health
+import report_quarantine
 import report_sweep
 
 matplotlib.use("Agg")
@@ -597,17 +597,17 @@ def main():
     sections = [
         ("1. Validation", validation_md(data.get("validation"), goals)),
         ("2. PostgreSQL write path", pg_md(data.get("pg_write"), goals)
-         + "\n" + report_issue14.index_md(data.get("pg_write"))),
+         + "\n" + report_write_and_scale.index_md(data.get("pg_write"))),
         ("3. Ingest end to end over HTTP", http_md(data.get("ingest_http"), goals, rel_png, m["nproc"])
-         + "\n" + report_issue14.http_references_md(data.get("ingest_http"), goals14)),
+         + "\n" + report_write_and_scale.http_references_md(data.get("ingest_http"), goals14)),
         ("4. Archive encoding", encoding_md(data.get("encoding"), goals)),
         ("5. Archive drain end to end", drain_md(data.get("drain"))),
         ("6. Archive compaction", compaction_md(data.get("compaction"), goals)),
         ("7. Cold start, size, memory", cold_md(data.get("cold_start"), data.get("ingest_http") or {})),
-        ("8. Archiver scale-out", report_issue14.scale_md(data.get("archiver_scale"), goals14)),
-        ("9. Experiment health job", report_issue15.health_md(data.get("health_job"))),
-        ("10. Quarantine, flood and restore", report_issue16.quarantine_md(data.get("quarantine"))
-         + "\n" + report_issue16.restore_memory_md(data.get("restore_memory"))),
+        ("8. Archiver scale-out", report_write_and_scale.scale_md(data.get("archiver_scale"), goals14)),
+        ("9. Experiment health job", report_health.health_md(data.get("health_job"))),
+        ("10. Quarantine, flood and restore", report_quarantine.quarantine_md(data.get("quarantine"))
+         + "\n" + report_quarantine.restore_memory_md(data.get("restore_memory"))),
         ("11. The sweep against one huge pending row", report_sweep.sweep_md(data.get("sweep_backlog"))),
     ]
     plot(data.get("ingest_http"), png_path)
@@ -640,7 +640,7 @@ this run, not across machines. Versions: {v['rustc']}; PostgreSQL {v['postgres']
 
 Each goal with its reference, both measured in this run (§2, §3, §8 for the details).
 
-{report_issue14.goals_md(goals14)}
+{report_write_and_scale.goals_md(goals14)}
 
 Benchmarks report; no figure fails a build.
 

@@ -1,4 +1,4 @@
-"""Formatting helpers of bench/report.py and bench/report_issue14.py: numbers, summaries of
+"""Formatting helpers of bench/report.py and bench/report_write_and_scale.py: numbers, summaries of
 repeated runs (median [min–max]), Markdown tables, verdicts. Standard library only."""
 
 import math

@@ -167,7 +167,12 @@ def _drop(name):
 
 
 def _widen_proxy_egress(t):
-    t["Resources"]["ProxyToEndpoints"]["Properties"].update({"FromPort": 0, "ToPort": 65535})
+    t["Resources"]["ProxySecurityGroup"]["Properties"]["SecurityGroupEgress"][1].update(
+        {"FromPort": 0, "ToPort": 65535})
+
+
+def _drop_proxy_https_egress(t):
+    t["Resources"]["ProxySecurityGroup"]["Properties"]["SecurityGroupEgress"].pop(1)
 
 
 def _open_database_egress(t):
@@ -181,7 +186,7 @@ def _database_any_port_from_functions(t):
 
 
 @pytest.mark.parametrize("mutate", [
-    _drop("ProxyToEndpoints"),        # the state before this rule existed: the proxy is cut off
+    _drop_proxy_https_egress,         # the proxy is cut off from the Secrets Manager endpoint
     _drop("EndpointsFromProxy"),
     _widen_proxy_egress,
     _open_database_egress,
@@ -191,3 +196,49 @@ def test_reachability_catches(database, mutate):
     mutate(database)
     assert (reachability(database, True) != EXPECTED_WITH_PROXY
             or rule_excess(database, True, EXPECTED_WITH_PROXY))
+
+
+# --- inline and standalone rules ------------------------------------------------------------------
+
+
+def rule_style_problems(template):
+    """Inline rules may name CIDRs only (groups naming each other inline form a dependency
+    cycle), and no group mixes inline and standalone rules in one direction (CloudFormation
+    rewriting the inline list can drop the standalone ones)."""
+    r = template["Resources"]
+    problems = []
+    for name, g in r.items():
+        if g["Type"] != "AWS::EC2::SecurityGroup":
+            continue
+        for direction, key in (("ingress", "SecurityGroupIngress"), ("egress", "SecurityGroupEgress")):
+            inline = g["Properties"].get(key, [])
+            standalone = [k for k, x in r.items() if x["Type"] == f"AWS::EC2::SecurityGroup{direction.title()}"
+                          and ref(x["Properties"]["GroupId"]) == name]
+            for rule in inline:
+                if "SourceSecurityGroupId" in rule or "DestinationSecurityGroupId" in rule:
+                    problems.append((name, direction, "names a group inline"))
+            if inline and standalone:
+                problems.append((name, direction, f"inline rules and standalone {standalone}"))
+    return problems
+
+
+def test_no_group_mixes_inline_and_standalone_rules(database):
+    assert rule_style_problems(database) == []
+
+
+def _inline_ingress_from_functions(t):
+    t["Resources"]["ProxySecurityGroup"]["Properties"]["SecurityGroupIngress"] = [
+        {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432,
+         "SourceSecurityGroupId": {"Ref": "LambdaSecurityGroup"}}]
+
+
+def _standalone_egress_beside_inline(t):
+    t["Resources"]["ProxyToDatabase"] = {"Type": "AWS::EC2::SecurityGroupEgress", "Properties": {
+        "GroupId": {"Ref": "ProxySecurityGroup"}, "IpProtocol": "tcp", "FromPort": 5432,
+        "ToPort": 5432, "DestinationSecurityGroupId": {"Ref": "DatabaseSecurityGroup"}}}
+
+
+@pytest.mark.parametrize("mutate", [_inline_ingress_from_functions, _standalone_egress_beside_inline])
+def test_rule_style_catches(database, mutate):
+    mutate(database)
+    assert rule_style_problems(database)

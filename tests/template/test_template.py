@@ -273,6 +273,22 @@ def check_archiver_permissions(t):
         {"Fn::GetAtt": ["ArchiverFunction", "Arn"]}, {"Fn::Sub": "${ArchiverFunction.Arn}:*"}]
 
 
+def check_vpc_permissions(t):
+    """Network interfaces: this account's, in this region. The subnets and security groups they
+    are created in may be another account's (a VPC shared through AWS RAM): no account there."""
+    eni = {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-interface/*"}
+    for name in FUNCTIONS:
+        stmts = role_statements(t, name)
+        for action in ("ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses",
+                       "ec2:UnassignPrivateIpAddresses"):
+            assert allowed(stmts, action) == [eni], (name, action)
+        create = [sub_text(r) for r in allowed(stmts, "ec2:CreateNetworkInterface")]
+        assert sub_text(eni) in create, name
+        for kind in ("subnet", "security-group"):
+            assert f"arn:${{AWS::Partition}}:ec2:${{AWS::Region}}:*:{kind}/*" in create, (name, kind)
+        assert all(r.startswith("arn:${AWS::Partition}:ec2:${AWS::Region}:") for r in create), create
+
+
 def check_fanout(t):
     """Drain workers: bounded by MaxArchiverConcurrency, invoked on the scheduled alias, and
     the reservation (when asked for) is that bound plus one."""
@@ -534,6 +550,7 @@ CHECKS = {f.__name__[len("check_") :]: f for f in [
     check_ingest_permissions,
     check_archiver_permissions,
     check_fanout,
+    check_vpc_permissions,
     check_migrator_permissions,
     check_schedule,
     check_queues,
@@ -674,6 +691,11 @@ MUTATIONS = [
     ("alarms", set_at([R, "ArchiverFanoutSaturatedAlarm", P, "AlarmRule"],
                     {"Fn::Sub": 'ALARM("${ArchiverAtMaxConcurrencyAlarm}") OR ALARM("${QueueBacklogAgeAlarm}")'})),
     ("outputs", delete_at(["Outputs", "QueueUrl"])),
+    # The state before: every ec2 resource of the own account (fails on a shared VPC's subnets).
+    ("vpc_permissions", _edit_statement("IngestRole", "VpcSharedSubnets", Resource={
+        "Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:subnet/*"})),
+    ("vpc_permissions", _edit_statement("MigratorRole", "VpcNetworkInterfaces", Resource={
+        "Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:*"})),
 ]
 
 
@@ -745,7 +767,9 @@ def test_database_stack(database_template):
         sub_text(r["Properties"]["ServiceName"]).rsplit(".", 1)[-1]: r["Properties"]["VpcEndpointType"]
         for r in resources(t, "AWS::EC2::VPCEndpoint").values()
     }
-    assert endpoints == {"s3": "Gateway", "sqs": "Interface", "secretsmanager": "Interface"}
+    # Which services the functions call is derived from the code in test_reachability.py.
+    assert endpoints == {"s3": "Gateway", "sqs": "Interface", "secretsmanager": "Interface",
+                         "lambda": "Interface"}
     types = {r["Type"] for r in t["Resources"].values()}
     assert not types & {"AWS::EC2::NatGateway", "AWS::EC2::InternetGateway"}, "private only"
 

@@ -298,10 +298,13 @@ def check_fanout(t):
     env = fn["Environment"]["Variables"]
     assert env["EIS_MAX_ARCHIVER_CONCURRENCY"] == {"Ref": "MaxArchiverConcurrency"}
     assert env["EIS_FANOUT_QUALIFIER"] == fn["AutoPublishAlias"], "workers run the live alias"
+    # The reservation: the fan-out at its maximum plus one run of every other schedule of the
+    # archiver (health, audit), which can start while the fan-out runs.
+    others = [e for e in fn["Events"].values() if e["Type"] == "Schedule" and "Input" in e["Properties"]]
     mapping = t["Mappings"]["ArchiverConcurrency"]
     assert sorted(int(k) for k in mapping) == sorted(param["AllowedValues"])
     for key, row in mapping.items():
-        assert row["Reserved"] == int(key) + 1, key
+        assert row["Reserved"] == int(key) + len(others), (key, row, len(others))
     assert fn["ReservedConcurrentExecutions"] == {"Fn::If": [
         "ReservesArchiverConcurrency",
         {"Fn::FindInMap": ["ArchiverConcurrency", {"Ref": "MaxArchiverConcurrency"}, "Reserved"]},
@@ -384,15 +387,39 @@ def check_bucket(t):
     assert bucket.get("DeletionPolicy") == "Retain", "the archive outlives the stack"
     rules = p["LifecycleConfiguration"]["Rules"]
     for rule in rules:
-        for key in ("ExpirationInDays", "ExpirationDate", "ExpiredObjectDeleteMarker",
-                    "NoncurrentVersionExpiration", "NoncurrentVersionExpirationInDays"):
-            assert key not in rule, f"the archive is kept indefinitely ({rule['Id']}: {key})"
+        # Current objects expire in the quarantine only (check_lifecycle).
+        if rule.get("Prefix") != {"Ref": "RejectedPrefix"}:
+            for key in ("ExpirationInDays", "ExpirationDate"):
+                assert key not in rule, f"the archive is kept indefinitely ({rule['Id']}: {key})"
     transitions = [tr for r in rules for tr in r.get("Transitions", [])]
     assert {tr["StorageClass"] for tr in transitions} >= {"STANDARD_IA"}
     assert all("Ref" in tr["TransitionInDays"] for tr in transitions), "ages are parameters"
     lock = p["ObjectLockConfiguration"]["Fn::If"]
     assert lock[0] == "UseObjectLock" and lock[1]["ObjectLockEnabled"] == "Enabled"
     assert set(t["Parameters"]["ArchiveProtection"]["AllowedValues"]) == {"Versioning", "ObjectLock"}
+
+
+def check_lifecycle(t):
+    """Old versions go after ArchiveNoncurrentVersionDays (30 by default), never moved to a class
+    with a minimum duration first; the quarantine expires after RejectedRetentionDays."""
+    rules = props(t, "ArchiveBucket")["LifecycleConfiguration"]["Rules"]
+    enabled = [r for r in rules if r["Status"] == "Enabled"]
+    noncurrent = [r for r in enabled if "NoncurrentVersionExpiration" in r]
+    assert len(noncurrent) == 1 and "Prefix" not in noncurrent[0] and "Filter" not in noncurrent[0], \
+        "every old version of the bucket expires"
+    assert noncurrent[0]["NoncurrentVersionExpiration"] == {
+        "NoncurrentDays": {"Ref": "ArchiveNoncurrentVersionDays"}}
+    assert noncurrent[0].get("ExpiredObjectDeleteMarker") is True
+    assert not [r for r in rules if r.get("NoncurrentVersionTransitions")], \
+        "no transition of versions about to expire (Standard-IA bills 30 days at least)"
+    assert t["Parameters"]["ArchiveNoncurrentVersionDays"]["Default"] == 30
+    rejected = [r for r in enabled if "ExpirationInDays" in r]
+    assert len(rejected) == 1 and rejected[0]["Prefix"] == {"Ref": "RejectedPrefix"}
+    assert rejected[0]["ExpirationInDays"] == {"Ref": "RejectedRetentionDays"}
+    assert t["Parameters"]["RejectedRetentionDays"]["Default"] >= t["Parameters"]["RetentionDays"]["Default"], \
+        "a replay reaches back RetentionDays: keep the quarantine as long"
+    text = " ".join(t["Parameters"]["ArchiveNoncurrentVersionDays"]["Description"].split())
+    assert "ObjectLock" in text, "say how it combines with Object Lock"
 
 
 def check_bucket_tls_policy(t):
@@ -556,6 +583,7 @@ CHECKS = {f.__name__[len("check_") :]: f for f in [
     check_queues,
     check_timeouts,
     check_bucket,
+    check_lifecycle,
     check_bucket_tls_policy,
     check_glue,
     check_api_auth,
@@ -649,6 +677,15 @@ MUTATIONS = [
     ("bucket", delete_at([R, "ArchiveBucket", "DeletionPolicy"])),
     ("bucket", lambda t: t[R]["ArchiveBucket"][P]["LifecycleConfiguration"]["Rules"][0].update(
         {"ExpirationInDays": 365})),
+    ("lifecycle", lambda t: t[R]["ArchiveBucket"][P]["LifecycleConfiguration"]["Rules"].pop(1)),
+    ("lifecycle", lambda t: t[R]["ArchiveBucket"][P]["LifecycleConfiguration"]["Rules"][1].__setitem__(
+        "Prefix", {"Ref": "ArchivePrefix"})),
+    ("lifecycle", lambda t: t[R]["ArchiveBucket"][P]["LifecycleConfiguration"]["Rules"].pop(2)),
+    ("lifecycle", lambda t: t[R]["ArchiveBucket"][P]["LifecycleConfiguration"]["Rules"][0].__setitem__(
+        "NoncurrentVersionTransitions", [{"StorageClass": "STANDARD_IA", "TransitionInDays": 30}])),
+    ("lifecycle", set_at(["Parameters", "RejectedRetentionDays", "Default"], 30)),
+    ("bucket", lambda t: t[R]["ArchiveBucket"][P]["LifecycleConfiguration"]["Rules"][2].__setitem__(
+        "Prefix", {"Ref": "ArchivePrefix"})),
     ("bucket_tls_policy", delete_at([R, "ArchiveBucketPolicy"])),
     ("bucket_tls_policy", lambda t: t[R]["ArchiveBucketPolicy"][P]["PolicyDocument"]["Statement"][0][
         "Condition"]["Bool"].update({"aws:SecureTransport": "true"})),
@@ -685,7 +722,9 @@ MUTATIONS = [
                                    "Resource"], {"Fn::Sub": "arn:${AWS::Partition}:lambda:*"})),
     ("fanout", set_at([R, "ArchiverFunction", P, "Environment", "Variables", "EIS_FANOUT_QUALIFIER"],
                     "$LATEST")),
-    ("fanout", set_at(["Mappings", "ArchiverConcurrency", "4", "Reserved"], 4)),
+    ("fanout", set_at(["Mappings", "ArchiverConcurrency", "4", "Reserved"], 5)),  # the state before
+    ("fanout", lambda t: t[R]["ArchiverFunction"][P]["Events"].__setitem__("Replay", {
+        "Type": "Schedule", P: {"Schedule": "rate(1 hour)", "Input": '{"action": "replay"}'}})),
     ("fanout", set_at(["Parameters", "MaxArchiverConcurrency", "MinValue"], 0)),
     ("alarms", delete_at([R, "ArchiverThrottlesAlarm"])),
     ("alarms", set_at([R, "ArchiverFanoutSaturatedAlarm", P, "AlarmRule"],

@@ -35,6 +35,27 @@ def _intrinsic(loader, tag_suffix, node):
 CfnLoader.add_multi_constructor("!", _intrinsic)
 
 
+# The namespace of the functions' EMF metrics (EIS_METRICS_NAMESPACE): one per stack.
+EMF_NAMESPACE = "EIS/${AWS::StackName}"
+# The alarms' two topics, by severity (docs/operations.md).
+TOPICS = ("AlarmTopic", "QualityAlarmTopic")
+
+
+def expression_text(value):
+    """The text of a metric-math or Metrics Insights expression, plain or in a !Sub."""
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        return " ".join((sub[0] if isinstance(sub, list) else sub).split())
+    return " ".join(value.split()) if isinstance(value, str) else ""
+
+
+def notifies(props):
+    """The topic an alarm's AlarmActions name (None when it has none)."""
+    actions = props.get("AlarmActions", [])
+    topics = [a["Ref"] for a in actions if isinstance(a, dict) and a.get("Ref") in TOPICS]
+    return topics[0] if len(topics) == 1 and len(actions) == 1 else None
+
+
 def load_cfn(path: Path) -> dict:
     with path.open(encoding="utf-8") as f:
         return yaml.load(f, Loader=CfnLoader)  # noqa: S506 - SafeLoader subclass

@@ -9,7 +9,7 @@ where it must fail.
 import json
 import re
 
-from conftest import delete_at, mutation_tests, set_at
+from conftest import delete_at, expression_text, mutation_tests, set_at
 
 R = "Resources"
 P = "Properties"
@@ -24,15 +24,16 @@ def param(t, name):
 
 
 def insights_alarm(t, function, metric):
-    """The one alarm whose only metric is `SELECT <function>(<metric>) FROM SCHEMA("EIS", Experiment)`."""
+    """The one alarm whose only metric is `SELECT <function>(<metric>) FROM SCHEMA("EIS/<stack>",
+    Experiment)` (the stack's EMF namespace)."""
     pattern = re.compile(
-        rf'^SELECT\s+{function}\({metric}\)\s+FROM\s+SCHEMA\("EIS",\s*Experiment\)$')
+        rf'^SELECT\s+{function}\({metric}\)\s+FROM\s+SCHEMA\("EIS/\$\{{AWS::StackName\}}",\s*Experiment\)$')
     found = []
     for name, a in t[R].items():
         if a["Type"] != "AWS::CloudWatch::Alarm":
             continue
         for m in a[P].get("Metrics", []):
-            if isinstance(m.get("Expression"), str) and pattern.match(m["Expression"].strip()):
+            if pattern.match(expression_text(m.get("Expression"))):
                 found.append(name)
     assert len(found) == 1, f"one alarm on {function}({metric}) over every experiment: {found}"
     p = t[R][found[0]][P]
@@ -40,7 +41,8 @@ def insights_alarm(t, function, metric):
     period = p["Metrics"][0]["Period"]
     assert period % 60 == 0 and period >= 300, "a Metrics Insights alarm needs a Period"
     assert p["TreatMissingData"] == "notBreaching", "no experiment reporting is no alarm"
-    assert {"Ref": "AlarmTopic"} in p["AlarmActions"] and {"Ref": "AlarmTopic"} in p["OKActions"]
+    # Experiment quality: the working-hours topic, not the pager.
+    assert p["AlarmActions"] == [{"Ref": "QualityAlarmTopic"}] == p["OKActions"]
     text = " ".join(p["AlarmDescription"].split())
     assert "exp.experiment_health" in text and "docs/health.md" in text, "say where to look"
     return p
@@ -140,8 +142,10 @@ MUTATIONS = [
     ("registry_settings", set_at(["Parameters", "RegistryMode", "Default"], "reject")),
     ("srm_alarm", delete_at([R, "ExperimentSrmAlarm"])),
     ("srm_alarm", set_at([R, "ExperimentSrmAlarm", P, "ComparisonOperator"], "GreaterThanThreshold")),
-    ("srm_alarm", _query("ExperimentSrmAlarm", 'SELECT MAX(SrmPValue) FROM SCHEMA("EIS", Experiment)')),
-    ("srm_alarm", _query("ExperimentSrmAlarm", 'SELECT MIN(SrmPValue) FROM SCHEMA("EIS", Function)')),
+    ("srm_alarm", _query("ExperimentSrmAlarm", {"Fn::Sub": 'SELECT MAX(SrmPValue) FROM SCHEMA("EIS/${AWS::StackName}", Experiment)'})),
+    ("srm_alarm", _query("ExperimentSrmAlarm", {"Fn::Sub": 'SELECT MIN(SrmPValue) FROM SCHEMA("EIS/${AWS::StackName}", Function)'})),
+    # The shared namespace of before: another stack's experiments would set this one off.
+    ("srm_alarm", _query("ExperimentSrmAlarm", 'SELECT MIN(SrmPValue) FROM SCHEMA("EIS", Experiment)')),
     ("srm_alarm", set_at([R, "ExperimentSrmAlarm", P, "TreatMissingData"], "breaching")),
     ("srm_alarm", delete_at([R, "ExperimentSrmAlarm", P, "Metrics", 0, "Period"])),
     ("crossover_alarm", delete_at([R, "ExperimentCrossoverAlarm"])),

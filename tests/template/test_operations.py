@@ -8,7 +8,7 @@ where it must fail.
 import json
 import re
 
-from conftest import mutation_tests
+from conftest import EMF_NAMESPACE, TOPICS, mutation_tests, notifies
 
 R = "Resources"
 P = "Properties"
@@ -73,7 +73,7 @@ def one_alarm(t, namespace, metric, **dims):
     names = alarms_on(t, namespace, metric, **dims)
     assert names, f"no alarm on {namespace} {metric} {dims}"
     a = t[R][names[0]]
-    assert {"Ref": "AlarmTopic"} in a[P].get("AlarmActions", []), f"{names[0]} notifies nobody"
+    assert notifies(a[P]) in TOPICS, f"{names[0]} notifies nobody"
     return a[P]
 
 
@@ -104,17 +104,17 @@ def check_ingest_concurrency(t):
 
 def check_publish_failures(t):
     routes = set()
-    for name in alarms_on(t, "EIS", "PublishFailures", Function="ingest"):
+    for name in alarms_on(t, EMF_NAMESPACE, "PublishFailures", Function="ingest"):
         routes |= {d.get("Route") for _, m, d in metrics_of(t[R][name][P]) if m == "PublishFailures"}
-        one_alarm(t, "EIS", "PublishFailures", Function="ingest")
+        one_alarm(t, EMF_NAMESPACE, "PublishFailures", Function="ingest")
     # The EMF document's dimensions are [Function, Route]: every route must be watched.
     assert routes == {"POST /events", "POST /events/batch"}, routes
 
 
 def check_unarchived_backlog(t):
-    lag = one_alarm(t, "EIS", "OldestEventAge", Function="archiver")
+    lag = one_alarm(t, EMF_NAMESPACE, "OldestEventAge", Function="archiver")
     assert lag["Threshold"] == {"Ref": "ArchiveLagAlarmSeconds"}
-    sweep = one_alarm(t, "EIS", "Swept", Function="archiver")
+    sweep = one_alarm(t, EMF_NAMESPACE, "Swept", Function="archiver")
     assert sweep["Threshold"] == 0 and sweep["EvaluationPeriods"] >= 3, "persistent sweeping"
 
 
@@ -123,7 +123,7 @@ def check_archiver_deadline(t):
         alarms_on(t, "AWS/SQS", "ApproximateNumberOfMessagesVisible", QueueName="EventsQueue.QueueName"))
     assert names, "no alarm on runs that reach the deadline while messages wait"
     p = t[R][sorted(names)[0]][P]
-    assert {"Ref": "AlarmTopic"} in p["AlarmActions"]
+    assert notifies(p) in TOPICS
     assert f"duration >= {archiver_deadline_ms(t)}" in expression(p), "the deadline follows Timeout - margin"
 
 
@@ -136,7 +136,7 @@ def check_database(t):
         a = t[R][names[0]]
         assert a.get("Condition") == "HasDbInstance", metric
         assert a[P]["ComparisonOperator"] == op, metric
-        assert {"Ref": "AlarmTopic"} in a[P]["AlarmActions"], metric
+        assert notifies(a[P]) in TOPICS, metric
 
 
 def check_api_rates(t):

@@ -9,7 +9,7 @@ where it must fail.
 
 import re
 
-from conftest import delete_at, mutation_tests, set_at
+from conftest import delete_at, expression_text, mutation_tests, set_at
 
 R = "Resources"
 P = "Properties"
@@ -33,7 +33,7 @@ REJECTED_COLUMNS = [
     ("experiments", "array<struct<experiment_id:string,variant_id:string>>"),
 ]
 REJECTED_QUERY = re.compile(
-    r'^SELECT\s+AVG\(VariantRejected\)\s+FROM\s+SCHEMA\("EIS",\s*Experiment,\s*Variant\)'
+    r'^SELECT\s+AVG\(VariantRejected\)\s+FROM\s+SCHEMA\("EIS/\$\{AWS::StackName\}",\s*Experiment,\s*Variant\)'
     r"\s+GROUP\s+BY\s+Experiment,\s*Variant$")
 
 
@@ -178,7 +178,7 @@ def check_rejected_output(t):
 
 def check_rejected_share_alarm(t):
     found = [name for name, a in t[R].items() if a["Type"] == "AWS::CloudWatch::Alarm"
-             and any(isinstance(m.get("Expression"), str) and REJECTED_QUERY.match(m["Expression"].strip())
+             and any(REJECTED_QUERY.match(expression_text(m.get("Expression")))
                      for m in a[P].get("Metrics", []))]
     assert found == ["VariantRejectedShareAlarm"], f"one alarm on every variant's rejected share: {found}"
     p = t[R]["VariantRejectedShareAlarm"][P]
@@ -191,7 +191,7 @@ def check_rejected_share_alarm(t):
     assert p["Threshold"] == {"Ref": "RejectedShareAlarmThreshold"}
     assert p["ComparisonOperator"] == "GreaterThanThreshold"
     assert p["TreatMissingData"] == "notBreaching", "no variant reporting is no alarm"
-    assert p["AlarmActions"] == [{"Ref": "AlarmTopic"}] and p["OKActions"] == [{"Ref": "AlarmTopic"}]
+    assert p["AlarmActions"] == [{"Ref": "QualityAlarmTopic"}] == p["OKActions"]
     text = " ".join(p["AlarmDescription"].split())
     assert "rejected_events" in text and "docs/quarantine.md" in text, "say where to look"
 
@@ -297,7 +297,11 @@ MUTATIONS = [
     ("rejected_share_alarm", delete_at([R, "VariantRejectedShareAlarm"])),
     ("rejected_share_alarm", set_at(ALARM + ["ComparisonOperator"], "LessThanThreshold")),
     ("rejected_share_alarm", set_at(ALARM + ["Metrics", 0, "Expression"],
-                                    'SELECT AVG(VariantRejected) FROM SCHEMA("EIS", Experiment, Variant)')),
+                                    {"Fn::Sub": 'SELECT AVG(VariantRejected) FROM SCHEMA("EIS/${AWS::StackName}", '
+                                                'Experiment, Variant)'})),
+    ("rejected_share_alarm", set_at(ALARM + ["Metrics", 0, "Expression"],
+                                    'SELECT AVG(VariantRejected) FROM SCHEMA("EIS", Experiment, Variant) '
+                                    "GROUP BY Experiment, Variant")),
     ("rejected_share_alarm", set_at(ALARM + ["Metrics", 0, "Expression"],
                                     'SELECT MAX(VariantRejected) FROM SCHEMA("EIS", Experiment, Variant) '
                                     "GROUP BY Experiment, Variant")),

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from conftest import ROOT, delete_at, load_cfn, mutation_tests, set_at
+from conftest import EMF_NAMESPACE, ROOT, TOPICS, delete_at, load_cfn, mutation_tests, notifies, set_at
 
 # The migrator runs the archiver's binary ({"action": "migrate"}) with other secrets and rights.
 FUNCTIONS = {"IngestFunction": "ingest", "ArchiverFunction": "archiver", "MigratorFunction": "archiver"}
@@ -33,9 +33,10 @@ MIGRATOR_ENV = set(DEPLOY_SECRETS_ENV) | {"EIS_BUCKET"}
 FUNCTION_ENV = {"IngestFunction": INGEST_ENV, "ArchiverFunction": ARCHIVER_ENV,
                 "MigratorFunction": MIGRATOR_ENV}
 ROUTES = {("post", "/events"), ("post", "/events/batch"), ("get", "/health")}
-# The only actions allowed on Resource "*": IAM cannot scope these Describe calls, and Lambda
-# needs them to manage the functions' network interfaces in the VPC.
-STAR_RESOURCE_ACTIONS = {"ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"}
+# The only actions allowed on Resource "*": IAM cannot scope these Describe calls, which Lambda
+# needs to manage the functions' network interfaces in the VPC, nor X-Ray's segment uploads.
+STAR_RESOURCE_ACTIONS = {"ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
+                         "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 GLUE_COLUMNS = [
     ("event_id", "string"),
     ("event_type", "string"),
@@ -537,7 +538,7 @@ def check_alarms(t):
     age = metric_alarms("ApproximateAgeOfOldestMessage", "EventsQueue")
     assert age and props(t, age[0])["Threshold"] == {"Ref": "QueueAgeAlarmSeconds"}
     assert metric_alarms("Errors", "ArchiverFunction"), "archiver errors"
-    assert metric_alarms("5xx", "IngestApi"), "ingest 5xx"
+    assert metric_alarms("Api5xx"), "ingest 5xx (from the access log: test_operations_alerts.py)"
     throttles = metric_alarms("Throttles", "ArchiverFunction")
     assert throttles and props(t, throttles[0])["Threshold"] == 0, "archiver throttled"
     at_max = metric_alarms("ConcurrentExecutions", "ArchiverFunction")
@@ -550,13 +551,13 @@ def check_alarms(t):
     composite = {fed for a in resources(t, "AWS::CloudWatch::CompositeAlarm").values()
                  for fed in re.findall(r'ALARM\("\$\{(\w+)\}"\)', sub_text(a["Properties"]["AlarmRule"]))}
     audit = props(t, "AuditFindingsAlarm")
-    assert (audit["Namespace"], audit["MetricName"]) == ("EIS", "AuditFindings")
+    assert (audit["Namespace"], audit["MetricName"]) == ({"Fn::Sub": EMF_NAMESPACE}, "AuditFindings")
     assert audit["Threshold"] == 0 and audit["ComparisonOperator"] == "GreaterThanThreshold"
     for name, a in {**alarms, **resources(t, "AWS::CloudWatch::CompositeAlarm")}.items():
         if name in composite - {"QueueBacklogAgeAlarm"}:
             assert not a["Properties"].get("AlarmActions"), f"{name} notifies through its composite"
         else:
-            assert {"Ref": "AlarmTopic"} in a["Properties"].get("AlarmActions", []), name
+            assert notifies(a["Properties"]) in TOPICS, name
     assert t["Resources"]["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
 
 
@@ -819,6 +820,7 @@ def test_database_outputs_feed_the_main_template(database_template, template):
     db_params = {
         "DbSubnetIds", "LambdaSecurityGroupId", "DbSecretArn", "DbMigratorSecretArn",
         "DbAdminSecretArn", "DbHost", "DbProxyEndpoint", "DbPort", "DbName", "DbInstanceIdentifier",
+        "DbProxyName",
     }
     assert outputs == db_params
     assert db_params <= set(template["Parameters"])

@@ -46,15 +46,14 @@ def refs_in(value):
 
 
 def depends_on(t, name, seen=None):
-    """Resources `name` depends on, transitively (template references and DependsOn)."""
+    """Resources `name` depends on, transitively (references and DependsOn)."""
     seen = set() if seen is None else seen
     res = t[R].get(name)
     if res is None or name in seen:
         return seen
     seen.add(name)
-    direct = refs_in(res.get(P, {})) | set(res.get("DependsOn", []) if isinstance(res.get("DependsOn"), list)
-                                            else [res["DependsOn"]] if "DependsOn" in res else [])
-    for other in direct:
+    explicit = res.get("DependsOn", [])
+    for other in refs_in(res.get(P, {})) | set([explicit] if isinstance(explicit, str) else explicit):
         depends_on(t, other, seen)
     return seen
 

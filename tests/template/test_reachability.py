@@ -42,23 +42,34 @@ def workspace(root):
 
 def active_dependencies(manifest, features):
     """{dependency name: features asked of it} of a manifest's [dependencies] with `features`
-    on: optional ones only when a feature enables them (`dep:name`)."""
-    enabled = set()
-    todo = list(features)
+    (plus "default") on. Feature items: `dep:x` links optional x; `x/f` links x with f; `x?/f`
+    asks f of x only if x is linked anyway; anything else is another feature of this crate.
+    "default" is taken as on even where a dependent turns it off: at worst a service too many is
+    required to be reachable, never one too few."""
+    table = manifest.get("features", {})
+    on, linked, asked = set(), set(), {}
+    todo = list(features | {"default"})
     while todo:
         f = todo.pop()
-        for item in manifest.get("features", {}).get(f, []):
+        if f in on:
+            continue
+        on.add(f)
+        for item in table.get(f, []):
             if item.startswith("dep:"):
-                enabled.add(item[4:])
-            elif item not in features:
-                features = features | {item}
+                linked.add(item[4:])
+            elif "/" in item:
+                dep, feature = item.split("/", 1)
+                if not dep.endswith("?"):
+                    linked.add(dep)
+                asked.setdefault(dep.rstrip("?"), set()).add(feature)
+            else:
                 todo.append(item)
     deps = {}
     for name, spec in manifest.get("dependencies", {}).items():
         spec = spec if isinstance(spec, dict) else {}
-        if spec.get("optional") and name not in enabled:
+        if spec.get("optional") and name not in linked:
             continue
-        deps[name] = set(spec.get("features", []))
+        deps[name] = set(spec.get("features", [])) | asked.get(name, set())
     return deps
 
 
@@ -80,21 +91,24 @@ def binary_package(packages, binary):
 
 
 def services_called(root, binary):
-    """AWS services the binary calls: the clients constructed by the workspace crates it links."""
+    """AWS services the binary calls: the clients constructed by the workspace crates it links,
+    each crate taken with every feature any of its dependents turns on."""
     packages = workspace(root)
-    services = set()
-    seen = {}
-    todo = [(binary_package(packages, binary), frozenset())]
+    features = {}
+    todo = [(binary_package(packages, binary), set())]
     while todo:
-        name, features = todo.pop()
-        if features <= seen.get(name, frozenset()) and name in seen:
+        name, asked = todo.pop()
+        if name in features and asked <= features[name]:
             continue
-        seen[name] = seen.get(name, frozenset()) | features
+        features[name] = features.get(name, set()) | asked
+        deps = active_dependencies(packages[name][1], features[name])
+        todo += [(d, f) for d, f in deps.items() if d in packages]
+    services = set()
+    for name, on in features.items():
         directory, manifest = packages[name]
-        deps = active_dependencies(manifest, set(seen[name]))
-        linked = {d[len("aws-sdk-"):].replace("-", "") for d in deps if d.startswith("aws-sdk-")}
+        linked = {d[len("aws-sdk-"):].replace("-", "")
+                  for d in active_dependencies(manifest, on) if d.startswith("aws-sdk-")}
         services |= crate_clients(directory) & linked
-        todo += [(d, frozenset(f)) for d, f in deps.items() if d in packages]
     return services
 
 
@@ -219,4 +233,12 @@ def test_the_walk_follows_dependencies_features_and_skips_tests(tiny_workspace):
     manifest = tiny_workspace / "app/Cargo.toml"
     manifest.write_text(manifest.read_text().replace(
         "lib = { workspace = true }", 'lib = { workspace = true, features = ["s3"] }'))
+    assert services_called(tiny_workspace, "app") == {"sqs", "secretsmanager", "s3"}
+
+
+def test_the_walk_follows_features_of_features(tiny_workspace):
+    """`full = ["lib/s3"]` in app, on by default: the library's s3 client is linked."""
+    manifest = tiny_workspace / "app/Cargo.toml"
+    manifest.write_text(manifest.read_text().replace(
+        "[dependencies]", '[features]\ndefault = ["full"]\nfull = ["lib/s3"]\n[dependencies]'))
     assert services_called(tiny_workspace, "app") == {"sqs", "secretsmanager", "s3"}

@@ -82,5 +82,5 @@ bench:
 # $EIS_BUCKET and $EIS_ARCHIVE_PREFIX; AUTH=jwt reads the token from $SMOKE_TOKEN.
 smoke:
 	@test -n "$(URL)" || { echo "usage: make smoke URL=https://… [AUTH=none|iam|jwt] [BUCKET=…] [PREFIX=…] [REGION=…] [WAIT=900]" >&2; exit 2; }
-	infra/tools/smoke.sh '$(URL)' --auth '$(or $(AUTH),none)' $(if $(BUCKET),--bucket '$(BUCKET)') \
+	@infra/tools/smoke.sh '$(URL)' --auth '$(or $(AUTH),none)' $(if $(BUCKET),--bucket '$(BUCKET)') \
 	  $(if $(PREFIX),--prefix '$(PREFIX)') $(if $(REGION),--region '$(REGION)') $(if $(WAIT),--wait '$(WAIT)')

@@ -8,7 +8,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/eis/target
 export EIS_TOOLS_DIR ?= $(HOME)/.cache/eis/tools
 
-.PHONY: help dev test up down migrate archive audit health registry replay restore check-templates sam-build bench
+.PHONY: help dev test up down migrate archive audit health registry replay restore check-templates sam-build bench smoke
 
 help:
 	@echo "make dev              local stack + ingest API on http://127.0.0.1:$${EIS_PORT:-3000} (Ctrl-C stops)"
@@ -25,6 +25,7 @@ help:
 	@echo "make check-templates  cfn-lint, sam validate --lint, checkov and the template tests"
 	@echo "make sam-build        sam build for arm64 and the bootstrap binaries' sizes"
 	@echo "make bench            benchmarks (see BENCHMARKS.md)"
+	@echo "make smoke URL= [AUTH=iam|jwt]  after a deploy: events sent, stored, archived, read back (docs/smoke.md)"
 
 test:
 	infra/local/test.sh
@@ -76,3 +77,10 @@ sam-build:
 
 bench:
 	bench/run.sh
+
+# After a deploy, or against `make dev` (docs/smoke.md). BUCKET and PREFIX default to
+# $EIS_BUCKET and $EIS_ARCHIVE_PREFIX; AUTH=jwt reads the token from $SMOKE_TOKEN.
+smoke:
+	@test -n "$(URL)" || { echo "usage: make smoke URL=https://… [AUTH=none|iam|jwt] [BUCKET=…] [PREFIX=…] [REGION=…] [WAIT=900]" >&2; exit 2; }
+	@infra/tools/smoke.sh '$(URL)' --auth '$(or $(AUTH),none)' $(if $(BUCKET),--bucket '$(BUCKET)') \
+	  $(if $(PREFIX),--prefix '$(PREFIX)') $(if $(REGION),--region '$(REGION)') $(if $(WAIT),--wait '$(WAIT)')

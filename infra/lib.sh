@@ -61,6 +61,18 @@ sam_env() {
 
 # --- The local stack (infra/local, bench) -----------------------------------------------------
 
+# The local stack's Python tools (moto, pytest, boto3, pyarrow, ...) in .local/venv,
+# reinstalled only when infra/local/requirements.txt changes. up.sh needs it, and so does
+# `make smoke` against a deployed stack, which starts no local stack.
+ensure_local_venv() {
+  local req="$ROOT/infra/local/requirements.txt" stamp="$VENV/.requirements"
+  if [ -x "$VENV/bin/python" ] && cmp -s "$req" "$stamp"; then return 0; fi
+  log "installing Python tools into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+  cp "$req" "$stamp"
+}
+
 # A TCP port on 127.0.0.1 that nothing listens on now.
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

@@ -8,16 +8,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 : "${EIS_QUEUE_NAME:=eis-events}"
 : "${AWS_REGION:=us-east-1}"
 
-# --- Python tools: a virtualenv under .local, reinstalled only when requirements change.
-ensure_venv() {
-  local req="$ROOT/infra/local/requirements.txt" stamp="$VENV/.requirements"
-  if [ -x "$VENV/bin/python" ] && cmp -s "$req" "$stamp"; then return 0; fi
-  log "installing Python tools into $VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
-  cp "$req" "$stamp"
-}
-
 # --- PostgreSQL: DATABASE_URL when set and reachable, else a private cluster in $PGDIR (outside
 # the clone, see lib.sh; .local/pg links to it).
 pg_reachable() { psql "$1" -Atqc 'select 1' >/dev/null 2>&1; }
@@ -93,7 +83,7 @@ ensure_moto() {
   die "moto did not answer on $AWS_ENDPOINT_URL"
 }
 
-ensure_venv
+ensure_local_venv
 if [ -n "${DATABASE_URL:-}" ] && ! is_private_url "$DATABASE_URL" \
   && ! is_other_clone_url "$DATABASE_URL" && pg_reachable "$DATABASE_URL"; then
   log "using DATABASE_URL from the environment"

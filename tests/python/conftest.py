@@ -4,6 +4,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -45,14 +46,38 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> int:
     return process.returncode
 
 
-@pytest.fixture
-def env() -> dict:
+def stack_env() -> dict:
     """The environment with the project's Python tools first on PATH (cargo-lambda)."""
     env = os.environ.copy()
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env['PATH']}"
     for name in ("DATABASE_URL", "AWS_ENDPOINT_URL", "EIS_QUEUE_URL"):
         assert env.get(name), f"{name} is not set: run through `make test`"
     return env
+
+
+@pytest.fixture
+def env() -> dict:
+    return stack_env()
+
+
+def start_make_dev(env: dict) -> tuple[subprocess.Popen, str]:
+    """Starts `make dev` in a session of its own (stop it with `stop(process, SIGINT)`, as
+    Ctrl-C would) and returns it with the URL of its `ready:` line. Its later output is read
+    on a thread, so that a full pipe never blocks the server."""
+    dev = subprocess.Popen(["make", "--no-print-directory", "dev"], cwd=ROOT, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           start_new_session=True)
+    try:
+        deadline = time.monotonic() + 1800
+        for line in dev.stdout:
+            if line.startswith("ready:"):
+                threading.Thread(target=dev.stdout.read, daemon=True).start()
+                return dev, line.split(None, 1)[1].strip()
+            assert time.monotonic() < deadline, "no ready line"
+        raise AssertionError(f"make dev exited without a ready line ({dev.wait()})")
+    except BaseException:
+        stop(dev, signal.SIGINT)
+        raise
 
 
 def write_with_example(example: str, source: Path, out: Path, now: str) -> Path:

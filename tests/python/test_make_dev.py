@@ -9,7 +9,7 @@ import urllib.request
 import uuid
 from datetime import datetime, timezone
 
-from conftest import ROOT, free_port, port_open, stop
+from conftest import ROOT, free_port, port_open, start_make_dev, stop
 
 
 def assigned(env, experiment):
@@ -25,17 +25,8 @@ def test_make_dev_serves_the_api_runs_the_jobs_and_stops_on_ctrl_c(env):
     # The cadence stand-in every 2 s, and no lag: the health job counts the event at once.
     env = dict(env, EIS_PORT=str(port), EIS_ARCHIVE_EVERY="2", EIS_HEALTH_LAG_SECS="0")
     experiment = str(uuid.uuid4())
-    dev = subprocess.Popen(["make", "--no-print-directory", "dev"], cwd=ROOT, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           start_new_session=True)
+    dev, ready = start_make_dev(env)
     try:
-        ready = None
-        deadline = time.monotonic() + 1800
-        for line in dev.stdout:
-            if line.startswith("ready:"):
-                ready = line.split(None, 1)[1].strip()
-                break
-            assert time.monotonic() < deadline, "no ready line"
         assert ready == f"http://127.0.0.1:{port}", ready
         assert f"EIS_API_URL='{ready}'" in (ROOT / ".local" / "env").read_text()
 

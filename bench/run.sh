@@ -178,52 +178,45 @@ archiver_scale() {
     "$SCALE_EVENTS" "$SCALE_ROUNDS" $SCALE_RUNS
 }
 
-# The experiment-health job on a generated mix, in a database of its own (bench/health_job.py).
-health_job() {
-  local db=${DB_NAME}_health url
+# Runs a command with DATABASE_URL naming a migrated database of its own, ${DB_NAME}_$1,
+# dropped afterwards: the sections that fill a database leave the bench's own alone.
+in_own_database() {
+  local db=${DB_NAME}_$1 url
+  shift
   url=$(db_url_named "$db")
   psql "$ADMIN_DB_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
   DATABASE_URL=$url cargo run --quiet --locked --bin eis-migrate >&2
-  # shellcheck disable=SC2086  # the two day sizes
-  DATABASE_URL=$url $PY bench/health_job.py "$CARGO_TARGET_DIR/release/archiver" "$HEALTH_EVENTS" "$HEALTH_UNITS" "$HEALTH_INCREMENT" $HEALTH_DAYS
+  DATABASE_URL=$url "$@"
   psql "$ADMIN_DB_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+}
+
+# The experiment-health job on a generated mix (bench/health_job.py).
+health_job() {
+  # shellcheck disable=SC2086  # the two day sizes
+  in_own_database health $PY bench/health_job.py "$CARGO_TARGET_DIR/release/archiver" \
+    "$HEALTH_EVENTS" "$HEALTH_UNITS" "$HEALTH_INCREMENT" $HEALTH_DAYS
 }
 
 # Quarantine cost per rejected event, a flood of invalid events beside valid ones, and a
-# restore of a dropped day (bench/quarantine.py), in a database of its own.
+# restore of a dropped day (bench/quarantine.py).
 quarantine() {
-  local db=${DB_NAME}_quarantine url
-  url=$(db_url_named "$db")
-  psql "$ADMIN_DB_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
-  DATABASE_URL=$url cargo run --quiet --locked --bin eis-migrate >&2
-  DATABASE_URL=$url EIS_QUEUE_URL=$QUEUE_URL EIS_BUCKET=$NAME MOTO_PID=$(cat "$LOCAL/moto.pid") \
+  in_own_database quarantine env EIS_QUEUE_URL="$QUEUE_URL" EIS_BUCKET="$NAME" MOTO_PID="$(cat "$LOCAL/moto.pid")" \
     $PY bench/quarantine.py "$INGEST" "$CARGO_TARGET_DIR/release/archiver" "$FLOOD_EVENTS" "$RESTORE_EVENTS"
-  psql "$ADMIN_DB_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 }
 
 # Restore's peak RSS for an hour of RESTORE_SMALL against RESTORE_LARGE events, and an hour
-# restored over several short invocations (bench/restore_memory.py), in a database of its own.
+# restored over several short invocations (bench/restore_memory.py).
 restore_memory() {
-  local db=${DB_NAME}_restore url
-  url=$(db_url_named "$db")
-  psql "$ADMIN_DB_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
-  DATABASE_URL=$url cargo run --quiet --locked --bin eis-migrate >&2
-  DATABASE_URL=$url EIS_QUEUE_URL=$QUEUE_URL EIS_BUCKET=$NAME \
+  in_own_database restore env EIS_QUEUE_URL="$QUEUE_URL" EIS_BUCKET="$NAME" \
     $PY bench/restore_memory.py "$EIS_BENCH" "$CARGO_TARGET_DIR/release/archiver" \
     "$RESTORE_SMALL" "$RESTORE_LARGE"
-  psql "$ADMIN_DB_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 }
 
 # One pending row of SWEEP_KEYS keys drained by scheduled archiver runs with
-# EIS_SWEEP_LIMIT=SWEEP_LIMIT (bench/sweep_backlog.py), in a database of its own.
+# EIS_SWEEP_LIMIT=SWEEP_LIMIT (bench/sweep_backlog.py).
 sweep_backlog() {
-  local db=${DB_NAME}_sweep url
-  url=$(db_url_named "$db")
-  psql "$ADMIN_DB_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
-  DATABASE_URL=$url cargo run --quiet --locked --bin eis-migrate >&2
-  DATABASE_URL=$url EIS_SWEEP_NAME="$NAME-sweep" \
+  in_own_database sweep env EIS_SWEEP_NAME="$NAME-sweep" \
     $PY bench/sweep_backlog.py "$CARGO_TARGET_DIR/release/archiver" "$SWEEP_KEYS" "$SWEEP_LIMIT"
-  psql "$ADMIN_DB_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 }
 
 cold_start() {

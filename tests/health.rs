@@ -8,7 +8,7 @@ use archiver::health::{self, HealthSummary};
 use chrono::{DateTime, Utc};
 use eis_store::{ExperimentHealth, HealthStore};
 use eis_tests::archive::HEALTH_POLICY as POLICY;
-use eis_tests::{eventually, TestDb};
+use eis_tests::{eventually, pairs, TestDb};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -465,13 +465,11 @@ async fn a_transaction_committing_after_a_later_one_is_still_counted() {
     }
     tx.commit().await.expect("commit");
     run_until_caught_up(&store).await;
-    let counted: Vec<(String, i64)> = client
-        .query("SELECT unit_id, events FROM exp.assignments WHERE experiment_id = 'exp_order' ORDER BY 1", &[])
-        .await
-        .expect("assignments")
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let counted: Vec<(String, i64)> = pairs(
+        &client,
+        "SELECT unit_id, events FROM exp.assignments WHERE experiment_id = 'exp_order' ORDER BY 1",
+    )
+    .await;
     assert_eq!(counted, vec![("early".into(), 1), ("late".into(), 1)]);
 }
 

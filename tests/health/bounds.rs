@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use eis_store::HealthStore;
+use eis_tests::pairs;
 use serde_json::json;
 
 use super::{event, exposures, in_variant, run_until_caught_up, without_context};
@@ -239,16 +240,11 @@ async fn an_experiment_with_no_exposure_in_retention_ages_out() {
         .map(|r| r.counts.experiment_id.as_str())
         .collect();
     assert_eq!(ids, vec!["exp_live"]);
-    let per_experiment: Vec<(String, i64)> = client
-        .query(
-            "SELECT experiment_id, count(*) FROM exp.assignments GROUP BY 1 ORDER BY 1",
-            &[],
-        )
-        .await
-        .expect("assignments")
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let per_experiment: Vec<(String, i64)> = pairs(
+        &client,
+        "SELECT experiment_id, count(*) FROM exp.assignments GROUP BY 1 ORDER BY 1",
+    )
+    .await;
     assert_eq!(per_experiment, vec![("exp_live".into(), 300)]);
     let stored: Vec<String> = client
         .query("SELECT experiment_id FROM exp.experiment_health", &[])

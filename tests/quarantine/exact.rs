@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use eis_contract::{Arrival, Limits, Quarantined};
 use eis_tests::archive::{distinct_events, hour_ago, policy, Stack};
 use eis_tests::events::seed_request;
+use eis_tests::pairs;
 use serde_json::json;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -145,19 +146,11 @@ async fn a_replayed_event_is_received_when_it_is_stored() {
         .await
         .expect("replay");
     assert_eq!(summary.by_code["future_timestamp"].replayed, 5);
-    let stored: Vec<(DateTime<Utc>, i64)> = stack
-        .db
-        .client()
-        .await
-        .query(
-            "SELECT received_at, count(*) FROM exp.events GROUP BY 1 ORDER BY 1",
-            &[],
-        )
-        .await
-        .expect("rows")
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let stored: Vec<(DateTime<Utc>, i64)> = pairs(
+        &stack.db.client().await,
+        "SELECT received_at, count(*) FROM exp.events GROUP BY 1 ORDER BY 1",
+    )
+    .await;
     // The clock moves on while the replay runs: each chunk carries the reading taken for
     // the statement that stored it, later than the replay's start, later for the later chunk.
     let counts: Vec<i64> = stored.iter().map(|(_, n)| *n).collect();

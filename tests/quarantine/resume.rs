@@ -73,13 +73,13 @@ async fn an_hour_larger_than_an_invocation_is_restored_over_several() {
             out.events <= RESTORE_CHUNK as u64,
             "one chunk per invocation"
         );
-        if out.unfinished_from.is_none() {
-            assert_eq!(out.hours, 1);
+        if out.progress.unfinished_from.is_none() {
+            assert_eq!(out.progress.hours, 1);
             break;
         }
-        assert_eq!(out.unfinished_from, Some(hour.start()));
-        assert_eq!(out.hours, 0);
-        resume = out.resume;
+        assert_eq!(out.progress.unfinished_from, Some(hour.start()));
+        assert_eq!(out.progress.hours, 0);
+        resume = out.progress.resume;
         assert!(resume.is_some(), "a position inside the hour");
     }
     assert!(invocations >= 4, "{invocations} invocations");
@@ -160,6 +160,9 @@ async fn a_file_compacted_away_while_the_hour_is_read_is_not_skipped() {
     let out = restore::restore(&archiver, &hours, Some(gone), Utc::now(), Instant::now())
         .await
         .expect("restore");
-    assert_eq!((out.restored.restored, out.unfinished_from), (30, None));
+    assert_eq!(
+        (out.restored.restored, out.progress.unfinished_from),
+        (30, None)
+    );
     assert_eq!(stored_in(&stack, hour).await.len(), 30);
 }

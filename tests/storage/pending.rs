@@ -356,16 +356,11 @@ async fn the_audits_requeue_writes_rows_of_bounded_size() {
         .await
         .expect("requeue");
     assert_eq!(requeued, keys as u64);
-    let rows: Vec<(i64, i32)> = client
-        .query(
-            "SELECT count(*) OVER (), cardinality(event_ids) FROM exp.pending_handoffs",
-            &[],
-        )
-        .await
-        .expect("rows")
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let rows: Vec<(i64, i32)> = pairs(
+        &client,
+        "SELECT count(*) OVER (), cardinality(event_ids) FROM exp.pending_handoffs",
+    )
+    .await;
     assert_eq!(rows.len(), 3, "{rows:?}");
     assert!(rows
         .iter()

@@ -8,14 +8,21 @@
 //! idempotent, so rows read twice are counted `present` / `already_stored`, and none is
 //! skipped. A second vanished file in the same hour ends the stream with `Next::Vanished`,
 //! and the caller reports the hour unfinished.
+//!
+//! `read_hours` walks a range of hours with one stream each, for restore and replay alike.
+
+use std::time::Duration;
 
 use arrow::array::RecordBatch;
+use chrono::{DateTime, Utc};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use crate::bucket::ArchiveBucket;
 use crate::error::ArchiveError;
 use crate::parquet_encoder::FormatError;
+use crate::partition::HourPartition;
 
 /// Where an invocation stopped inside the hour `unfinished_from`: the next row to read is
 /// row `row` (0-based) of the file `key`. The next invocation passes it back as `resume`.
@@ -175,4 +182,76 @@ impl<'a> HourStream<'a> {
             });
         }
     }
+}
+
+/// How far a walk over a range of hours got (part of restore's and replay's summaries).
+#[derive(Debug, Default, Serialize)]
+pub struct RangeProgress {
+    /// Hours read completely.
+    pub hours: usize,
+    /// Files opened.
+    pub files: usize,
+    /// The first hour not read completely, when the deadline came first (or its files
+    /// vanished twice while it was read): run again from there, with `resume`.
+    pub unfinished_from: Option<DateTime<Utc>>,
+    /// Where in `unfinished_from`'s hour to go on (null: from its start).
+    pub resume: Option<Resume>,
+}
+
+/// Which files of an hour a walk reads, and how many rows at a time.
+pub struct HourFiles<F: Fn(&HourPartition) -> String> {
+    /// The hour's folder (key prefix).
+    pub folder: F,
+    /// Which names in the folder are input files.
+    pub accept: fn(&str) -> bool,
+    pub chunk: usize,
+}
+
+/// Reads the hours in chunks, from `resume` in the first hour, handing each chunk and its
+/// file's key to `rows`. Stops between chunks once less than `margin` is left before
+/// `deadline`, but only after at least one chunk: every invocation makes progress, however
+/// close its deadline.
+pub async fn read_hours<F: Fn(&HourPartition) -> String>(
+    bucket: &ArchiveBucket,
+    hours: &[HourPartition],
+    files: &HourFiles<F>,
+    resume: Option<Resume>,
+    (deadline, margin): (Instant, Duration),
+    mut rows: impl AsyncFnMut(&RecordBatch, &str) -> Result<(), ArchiveError>,
+) -> Result<RangeProgress, ArchiveError> {
+    let out_of_time = || deadline.saturating_duration_since(Instant::now()) < margin;
+    let mut progress = RangeProgress::default();
+    let (mut resume, mut worked) = (resume, false);
+    for hour in hours {
+        if worked && out_of_time() {
+            progress.unfinished_from = Some(hour.start());
+            break;
+        }
+        let folder = (files.folder)(hour);
+        let mut stream =
+            HourStream::open(bucket, folder, files.accept, files.chunk, resume.take()).await?;
+        loop {
+            let batch = match stream.next().await? {
+                Next::Rows(batch) => batch,
+                Next::End => break,
+                Next::Vanished => {
+                    progress.files += stream.files;
+                    progress.unfinished_from = Some(hour.start());
+                    return Ok(progress);
+                }
+            };
+            rows(&batch, stream.key()).await?;
+            worked = true;
+            // Out of time with rows left in the hour: stop here. (None: the hour is read.)
+            if let Some(position) = stream.position().filter(|_| out_of_time()) {
+                progress.files += stream.files;
+                progress.unfinished_from = Some(hour.start());
+                progress.resume = Some(position);
+                return Ok(progress);
+            }
+        }
+        progress.files += stream.files;
+        progress.hours += 1;
+    }
+    Ok(progress)
 }

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::app::Archiver;
 use crate::error::ArchiveError;
-use crate::hour_stream::{in_file, HourStream, Next, Resume};
+use crate::hour_stream::{in_file, read_hours, HourFiles, RangeProgress, Resume};
 use crate::partition::HourPartition;
 use crate::rejected;
 
@@ -49,21 +49,14 @@ pub struct CodeCounts {
 #[derive(Debug, Default, Serialize)]
 pub struct ReplaySummary {
     pub action: &'static str,
-    /// Hours read completely.
-    pub hours: usize,
-    /// Files opened.
-    pub files: usize,
+    #[serde(flatten)]
+    pub progress: RangeProgress,
     /// Quarantine records read (of the chosen code, if any). A record in two copies of a
     /// file is read twice; its events are `already_stored` the second time.
     pub records: u64,
     pub by_code: BTreeMap<String, CodeCounts>,
     /// Stored events that SQS did not confirm (the sweep archives them).
     pub publish_failures: usize,
-    /// The first hour not read completely, when the deadline came first (or its files
-    /// vanished twice while it was read): run again from there, with `resume`.
-    pub unfinished_from: Option<DateTime<Utc>>,
-    /// Where in `unfinished_from`'s hour to go on (null: from its start).
-    pub resume: Option<Resume>,
 }
 
 /// What replay judges: the registry and mode, the limits (the ingest's), and the clock. The
@@ -148,51 +141,27 @@ pub async fn replay(
         action: "replay",
         ..Default::default()
     };
-    let out_of_time =
-        || deadline.saturating_duration_since(Instant::now()) < archiver.config.safety_margin;
     let prefix = &archiver.config.rejected_prefix;
-    let (mut resume, mut worked) = (resume, false);
-    for hour in hours {
-        if worked && out_of_time() {
-            summary.unfinished_from = Some(hour.start());
-            break;
-        }
-        let folder = format!("{prefix}{}", hour.folder());
-        let mut stream = HourStream::open(
-            &archiver.bucket,
-            folder,
-            is_quarantine_file,
-            REPLAY_CHUNK,
-            resume.take(),
-        )
-        .await?;
-        loop {
-            let batch = match stream.next().await? {
-                Next::Rows(batch) => batch,
-                Next::End => break,
-                Next::Vanished => {
-                    summary.files += stream.files;
-                    summary.unfinished_from = Some(hour.start());
-                    return Ok(summary);
-                }
-            };
-            let mut records =
-                rejected::decode_batch(&batch).map_err(|e| in_file(stream.key(), e))?;
+    let files = HourFiles {
+        folder: |hour: &HourPartition| format!("{prefix}{}", hour.folder()),
+        accept: is_quarantine_file,
+        chunk: REPLAY_CHUNK,
+    };
+    let progress = read_hours(
+        &archiver.bucket,
+        hours,
+        &files,
+        resume,
+        (deadline, archiver.config.safety_margin),
+        async |batch, key| {
+            let mut records = rejected::decode_batch(batch).map_err(|e| in_file(key, e))?;
             records.retain(|r| code.is_none_or(|c| r.code == c));
             summary.records += records.len() as u64;
-            store(archiver, judge, &records, &mut summary).await?;
-            worked = true;
-            // Out of time with rows left in the hour: stop here. (None: the hour is read.)
-            if let Some(position) = stream.position().filter(|_| out_of_time()) {
-                summary.files += stream.files;
-                summary.unfinished_from = Some(hour.start());
-                summary.resume = Some(position);
-                return Ok(summary);
-            }
-        }
-        summary.files += stream.files;
-        summary.hours += 1;
-    }
+            store(archiver, judge, &records, &mut summary).await
+        },
+    )
+    .await?;
+    summary.progress = progress;
     Ok(summary)
 }
 

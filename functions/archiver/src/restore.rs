@@ -15,7 +15,7 @@ use crate::app::Archiver;
 use crate::archived;
 use crate::bucket;
 use crate::error::ArchiveError;
-use crate::hour_stream::{in_file, HourStream, Next, Resume};
+use crate::hour_stream::{in_file, read_hours, HourFiles, RangeProgress, Resume};
 use crate::partition::HourPartition;
 
 /// Rows read, and restored in one statement, at a time: the memory of a restore is one file's
@@ -25,10 +25,8 @@ pub const RESTORE_CHUNK: usize = 5_000;
 #[derive(Debug, Default, Serialize)]
 pub struct RestoreSummary {
     pub action: &'static str,
-    /// Hours read completely.
-    pub hours: usize,
-    /// Files opened.
-    pub files: usize,
+    #[serde(flatten)]
+    pub progress: RangeProgress,
     /// Rows read from the archive. An event in two files (a raw file and its compacted copy,
     /// or a file read again after the hour was listed again) is read twice, and counted
     /// `present` the second time.
@@ -37,11 +35,6 @@ pub struct RestoreSummary {
     pub restored: Restored,
     /// Older than the retention: not restored.
     pub expired: u64,
-    /// The first hour not read completely, when the deadline came first (or its files
-    /// vanished twice while it was read): run again from there, with `resume`.
-    pub unfinished_from: Option<DateTime<Utc>>,
-    /// Where in `unfinished_from`'s hour to go on (null: from its start).
-    pub resume: Option<Resume>,
 }
 
 fn is_archive_file(name: &str) -> bool {
@@ -64,34 +57,19 @@ pub async fn restore(
         action: "restore",
         ..Default::default()
     };
-    let out_of_time =
-        || deadline.saturating_duration_since(Instant::now()) < archiver.config.safety_margin;
-    let (mut resume, mut worked) = (resume, false);
-    for hour in hours {
-        if worked && out_of_time() {
-            summary.unfinished_from = Some(hour.start());
-            break;
-        }
-        let folder = archiver.bucket.folder(*hour);
-        let mut stream = HourStream::open(
-            &archiver.bucket,
-            folder,
-            is_archive_file,
-            RESTORE_CHUNK,
-            resume.take(),
-        )
-        .await?;
-        loop {
-            let batch = match stream.next().await? {
-                Next::Rows(batch) => batch,
-                Next::End => break,
-                Next::Vanished => {
-                    summary.files += stream.files;
-                    summary.unfinished_from = Some(hour.start());
-                    return Ok(summary);
-                }
-            };
-            let mut events = archived::events(&batch).map_err(|e| in_file(stream.key(), e))?;
+    let files = HourFiles {
+        folder: |hour: &HourPartition| archiver.bucket.folder(*hour),
+        accept: is_archive_file,
+        chunk: RESTORE_CHUNK,
+    };
+    let progress = read_hours(
+        &archiver.bucket,
+        hours,
+        &files,
+        resume,
+        (deadline, archiver.config.safety_margin),
+        async |batch, key| {
+            let mut events = archived::events(batch).map_err(|e| in_file(key, e))?;
             // One statement takes distinct ids: a file holds each id once, but it is not ours.
             let mut seen = HashSet::with_capacity(events.len());
             let before = events.len();
@@ -104,17 +82,10 @@ pub async fn restore(
             summary
                 .restored
                 .add(archiver.restore.restore(&events).await?);
-            worked = true;
-            // Out of time with rows left in the hour: stop here. (None: the hour is read.)
-            if let Some(position) = stream.position().filter(|_| out_of_time()) {
-                summary.files += stream.files;
-                summary.unfinished_from = Some(hour.start());
-                summary.resume = Some(position);
-                return Ok(summary);
-            }
-        }
-        summary.files += stream.files;
-        summary.hours += 1;
-    }
+            Ok(())
+        },
+    )
+    .await?;
+    summary.progress = progress;
     Ok(summary)
 }

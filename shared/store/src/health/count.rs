@@ -137,45 +137,41 @@ WITH dead AS (
 SELECT count(*) FROM gone
 "#;
 
-/// The counting state of days before the floor, which the job never changes again (their
-/// rollups stay).
-const AGE_UNITS: &str = r#"
-WITH gone AS (
-    DELETE FROM exp.variant_daily_units
-    WHERE ctid = ANY (ARRAY(SELECT ctid FROM exp.variant_daily_units WHERE day < $1::date LIMIT $2))
-    RETURNING 1
-)
-SELECT count(*) FROM gone
-"#;
-const AGE_BUCKETS: &str = r#"
-WITH gone AS (
-    DELETE FROM exp.variant_daily_metric_buckets
-    WHERE ctid = ANY (ARRAY(SELECT ctid FROM exp.variant_daily_metric_buckets WHERE day < $1::date LIMIT $2))
-    RETURNING 1
-)
-SELECT count(*) FROM gone
-"#;
+/// The tables of per-day counting state: days before the floor are never changed by the
+/// job again (their rollups stay), so their rows go.
+const AGED_BY_DAY: [&str; 2] = [
+    "exp.variant_daily_units",
+    "exp.variant_daily_metric_buckets",
+];
+
+/// Deletes at most `$2` rows of `table` whose day is before `$1`.
+fn age_by_day(table: &str) -> String {
+    format!(
+        "WITH gone AS (DELETE FROM {table} WHERE ctid = ANY (ARRAY(\
+         SELECT ctid FROM {table} WHERE day < $1::date LIMIT $2)) RETURNING 1) \
+         SELECT count(*) FROM gone"
+    )
+}
 
 /// Deletes at most [`AGE_CHUNK`] rows of each kind that retention has passed; returns how many.
 pub(super) async fn age(tx: &Transaction<'_>, keep_days: i32) -> Result<u64, StoreError> {
     let pg = StoreError::from_pg;
     let floor: DateTime<Utc> = tx.query_one(FLOOR, &[&keep_days]).await.map_err(pg)?.get(0);
     let day = floor.date_naive();
-    let mut total = 0;
-    for (sql, at) in [
-        (
-            AGE_ASSIGNMENTS,
-            &floor as &(dyn tokio_postgres::types::ToSql + Sync),
-        ),
-        (AGE_UNITS, &day),
-        (AGE_BUCKETS, &day),
-    ] {
+    let count = |n: i64| u64::try_from(n).unwrap_or_default();
+    let assignments: i64 = tx
+        .query_one(AGE_ASSIGNMENTS, &[&floor, &AGE_CHUNK])
+        .await
+        .map_err(pg)?
+        .get(0);
+    let mut total = count(assignments);
+    for table in AGED_BY_DAY {
         let n: i64 = tx
-            .query_one(sql, &[at, &AGE_CHUNK])
+            .query_one(&age_by_day(table), &[&day, &AGE_CHUNK])
             .await
             .map_err(pg)?
             .get(0);
-        total += u64::try_from(n).unwrap_or_default();
+        total += count(n);
     }
     Ok(total)
 }

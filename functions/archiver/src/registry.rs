@@ -280,7 +280,8 @@ mod tests {
 
     #[test]
     fn each_fault_has_its_code() {
-        let cases: Vec<(&str, Box<dyn FnOnce(&mut Value)>)> = vec![
+        type Edit = Box<dyn FnOnce(&mut Value)>;
+        let cases: Vec<(&str, Edit)> = vec![
             (
                 "registry_malformed",
                 Box::new(|x| x["colour"] = json!("red")),

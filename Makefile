@@ -19,7 +19,7 @@ help:
 	@echo "make archive          one archiver run now against the local stack; prints the summary"
 	@echo "make audit            compare the local archive with PostgreSQL; prints the audit's summary"
 	@echo "make health           one experiment-health run now (assignments, rollups, SRM); prints its summary"
-	@echo "make registry         load REGISTRY (default: the example) into exp.experiments (docs/health.md)"
+	@echo "make registry         load REGISTRY (default: the example) into the experiment registry (docs/health.md)"
 	@echo "make replay FROM= TO= [CODE=]  judge the quarantined input of [FROM, TO) again (docs/quarantine.md)"
 	@echo "make restore FROM= TO=         archived events of [FROM, TO) back into PostgreSQL (docs/quarantine.md)"
 	@echo "make check-templates  cfn-lint, sam validate --lint, checkov and the template tests"
@@ -51,12 +51,14 @@ audit: up
 health: up
 	source .local/env && cargo run --quiet --locked --bin archiver -- events/archiver-health.json
 
-# Registry entries from a JSON file (docs/health.md, "The registry"); each replaces the
-# experiment of its id.
-REGISTRY ?= infra/local/experiments.example.json
+# Registry entries (docs/health.md, "The registry"); each replaces the experiment of its id.
+# The same input `aws lambda invoke` sends the migrator function in AWS: REGISTRY's array
+# (a file) as {"action":"registry","experiments":[…]}; without REGISTRY, the example fixture.
 registry: migrate
-	source .local/env && psql "$$DATABASE_URL" -v ON_ERROR_STOP=1 -Atq -v doc="$$(cat '$(REGISTRY)')" \
-	  <<< "SELECT 'experiments loaded: ' || exp.load_experiments(:'doc'::jsonb);"
+	source .local/env && if [ -z '$(REGISTRY)' ]; then input=events/archiver-registry.json; \
+	  else input=.local/registry-input.json; \
+	  printf '{"action":"registry","experiments":%s}\n' "$$(cat '$(REGISTRY)')" > "$$input"; fi && \
+	  cargo run --quiet --locked --bin archiver -- "$$input"
 
 # The operator's inputs of docs/quarantine.md, as `aws lambda invoke` sends them in AWS:
 # FROM and TO are RFC 3339 instants (TO excluded), CODE one rejection code. range.sh invokes

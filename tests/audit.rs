@@ -54,7 +54,7 @@ async fn a_clean_archive_lists_no_ids_and_reports_nothing() {
     assert_eq!(s.hours_mismatched, 0, "{s:?}");
     assert_eq!((s.missing, s.extra, s.duplicates), (0, 0, 0));
     assert!(s.findings.is_empty() && !s.incomplete && s.errors.is_empty());
-    assert_eq!(s.emf()["AuditFindings"], 0);
+    assert_eq!(s.emf(&Default::default())["AuditFindings"], 0);
     assert_eq!(serde_json::to_value(&s).expect("json")["action"], "audit");
 }
 
@@ -89,7 +89,7 @@ async fn missing_events_are_found_by_digest_and_archived_again() {
     assert_eq!((s.missing, s.requeued, s.extra), (45, 45, 0), "{s:?}");
     assert_eq!((s.duplicate_hours, s.duplicates), (1, 10));
     assert_eq!(s.findings.len(), 1);
-    assert_eq!(s.emf()["AuditFindings"], 55);
+    assert_eq!(s.emf(&Default::default())["AuditFindings"], 55);
 
     // The next scheduled run sweeps the 45 back into the hour and compacts it.
     let run = archiver

@@ -103,7 +103,7 @@ async fn a_52_48_split_on_20000_units_alarms_and_a_balanced_one_does_not() {
         "{figures:?}"
     );
     assert!(srm.srm_checked);
-    let doc = health::emf(srm).expect("running");
+    let doc = health::emf(srm, &Default::default()).expect("running");
     assert_eq!(doc["Experiment"], "exp_srm");
     assert!(
         metric(&doc, "SrmPValue").is_some_and(|p| p < 0.001),
@@ -111,7 +111,7 @@ async fn a_52_48_split_on_20000_units_alarms_and_a_balanced_one_does_not() {
     );
 
     let balanced = row(&rows, "exp_balanced");
-    let doc = health::emf(balanced).expect("running");
+    let doc = health::emf(balanced, &Default::default()).expect("running");
     assert!(
         metric(&doc, "SrmPValue").is_some_and(|p| p >= 0.001),
         "{doc}"
@@ -179,7 +179,7 @@ async fn units_in_two_variants_are_crossover_and_stay_out_of_the_ratio_test() {
     assert_eq!(cross.counts.units, 1000);
     assert_eq!(cross.counts.crossover_units, 50);
     assert_eq!(cross.counts.srm_units(), 950);
-    let doc = health::emf(cross).expect("running");
+    let doc = health::emf(cross, &Default::default()).expect("running");
     assert_eq!(metric(&doc, "CrossoverUnits"), Some(50.0));
     assert_eq!(metric(&doc, "CrossoverShare"), Some(0.05));
     let assignments: i64 = client
@@ -401,7 +401,7 @@ async fn a_stopped_experiment_keeps_its_window_and_reports_no_metrics() {
     assert_eq!(stopped.counts.window_end, ends);
     assert_eq!(stopped.counts.unknown_variant_events, 20);
     assert_eq!(stopped.counts.srm_units(), 400);
-    assert!(health::emf(stopped).is_none());
+    assert!(health::emf(stopped, &Default::default()).is_none());
     // The window's hours hold the 400 exposures and 10 events without context.
     let hour = |t: DateTime<Utc>| t.timestamp() / 3600;
     assert!(hour(ends) > hour(now - chrono::Duration::hours(3)));

@@ -1,5 +1,6 @@
-//! The experiment registry on the ingest path (docs/health.md, "Flags at ingest"), through
-//! the API on a database of its own: flags, reject mode, a registry change reaching the
+//! The experiment registry: the operator's load (`registry/load.rs`, the archiver's
+//! `{"action":"registry"}`), and its use on the ingest path (docs/health.md, "Flags at ingest"),
+//! through the API on a database of its own: flags, reject mode, a registry change reaching the
 //! function within its max age, and a retry after a change staying a duplicate.
 
 use std::time::Duration;
@@ -10,6 +11,9 @@ use eis_tests::events::{seed_request, EXPERIMENT, VARIANT};
 use eis_tests::TestDb;
 use serde_json::{json, Value};
 use uuid::Uuid;
+
+#[path = "registry/load.rs"]
+mod load;
 
 const OTHER_VARIANT: &str = "5c0c8f5e-8b4a-4a43-b7c5-0f2f0c0b9a0f";
 const UNREGISTERED: &str = "0b7e6a43-2d1e-4f55-9d7c-6f6f6b1f0aff";

@@ -275,7 +275,7 @@ async fn unregistered_experiments_never_get_a_metric_dimension_of_their_own() {
     }
     let (_, rows) = run_until_caught_up(&store).await;
     assert_eq!(rows.len(), 41);
-    let docs = health::emf_documents(&rows);
+    let docs = health::emf_documents(&rows, &Default::default());
     let dims: Vec<&str> = docs
         .iter()
         .filter_map(|d| d["Experiment"].as_str())
@@ -303,7 +303,7 @@ async fn extreme_registry_weights_make_no_sample_ratio_alarm() {
     let row = super::row(&rows, &id);
     assert!(row.srm_checked);
     assert_eq!(row.expected_shares, vec![Some(0.5), Some(0.5)]);
-    let doc = health::emf(row).expect("running");
+    let doc = health::emf(row, &Default::default()).expect("running");
     let p = doc["SrmPValue"].as_f64().expect("SrmPValue");
     assert!((p - 1.0).abs() < 1e-12, "{doc}");
 }

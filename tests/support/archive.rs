@@ -69,6 +69,7 @@ pub fn archiver_config(
             function: None,
         },
         health: HEALTH_POLICY,
+        metrics_namespace: Default::default(),
     }
 }
 

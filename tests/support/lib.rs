@@ -35,6 +35,7 @@ pub fn db_config(url: String) -> DbConfig {
         secret_arn: None,
         connect_timeout: Duration::from_secs(5),
         query_timeout: Duration::from_secs(5),
+        idle_probe_after: Duration::from_secs(60),
     }
 }
 
@@ -541,6 +542,7 @@ pub fn ingest_config(db: &TestDb, queue_url: &str) -> ingest::config::Config {
         registry_mode: eis_contract::RegistryMode::Flag,
         registry_max_age: Duration::from_secs(60),
         quarantine: Default::default(),
+        metrics_namespace: Default::default(),
     }
 }
 
@@ -566,6 +568,7 @@ pub fn api_state(
         quarantine_bounds: Default::default(),
         limits: eis_contract::Limits::default(),
         max_body_bytes: 5 << 20,
+        metrics_namespace: Default::default(),
         now: chrono::Utc::now,
     }
 }

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use eis_runtime::telemetry::Emf;
+use eis_runtime::telemetry::{Emf, Namespace};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 use serde::Serialize;
@@ -92,8 +92,8 @@ impl AuditSummary {
         );
     }
 
-    pub fn emf(&self) -> serde_json::Value {
-        let mut emf = Emf::default();
+    pub fn emf(&self, namespace: &Namespace) -> serde_json::Value {
+        let mut emf = Emf::new(namespace);
         emf.metric("AuditHoursChecked", self.hours_checked, "Count");
         emf.metric("AuditMissing", self.missing, "Count");
         emf.metric("AuditDuplicates", self.duplicates, "Count");

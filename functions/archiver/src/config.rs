@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use eis_runtime::config::{millis, optional, or_default, required, within};
+use eis_runtime::telemetry::Namespace;
 use eis_runtime::EnvError;
 use eis_store::maintenance::MaintenancePolicy;
 use eis_store::{DbConfig, RoleSecrets, WatermarkPolicy};
@@ -72,6 +73,8 @@ pub struct Config {
     /// `EIS_HEALTH_WINDOW_SECS` (3600), `EIS_HEALTH_STATEMENT_TIMEOUT_SECS` (120) and
     /// `EIS_SRM_MIN_UNITS` (100).
     pub health: HealthPolicy,
+    /// The CloudWatch namespace of the metrics (`EIS_METRICS_NAMESPACE`, `EIS`).
+    pub metrics_namespace: Namespace,
 }
 
 impl Config {
@@ -156,6 +159,7 @@ impl Config {
                 },
                 min_units: within("EIS_SRM_MIN_UNITS", 100, 1, i64::MAX)?,
             },
+            metrics_namespace: eis_runtime::config::metrics_namespace()?,
         })
     }
 }

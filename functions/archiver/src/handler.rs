@@ -2,7 +2,8 @@
 //! the EventBridge schedule (one archive run), the drain workers that run starts
 //! (`{"action":"drain"}`), the audit's schedule (`{"action":"audit"}`), the health job's
 //! schedule (`{"action":"health"}`), the deploy's `{"action":"migrate"}`, and the operator's
-//! `{"action":"replay",…}` and `{"action":"restore",…}` (docs/quarantine.md).
+//! `{"action":"replay",…}` and `{"action":"restore",…}` (docs/quarantine.md) and
+//! `{"action":"registry",…}` (docs/health.md).
 
 use std::time::SystemTime;
 
@@ -17,11 +18,12 @@ use crate::error::ArchiveError;
 use crate::health::{self, HealthSummary};
 use crate::hour_stream::Resume;
 use crate::partition::{hours_between, HourPartition};
+use crate::registry::{self, Experiment, RegistrySummary};
 use crate::replay::{self, Judge, ReplaySummary};
 use crate::restore::{self, RestoreSummary};
 use crate::summary::Summary;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Input {
     /// An EventBridge "Scheduled Event": one archive run.
     Scheduled,
@@ -47,6 +49,9 @@ pub enum Input {
         hours: Vec<HourPartition>,
         resume: Option<Resume>,
     },
+    /// `{"action":"registry","experiments":[…]}`: load experiment registry entries, as the
+    /// migrator (the migrator function in AWS).
+    Registry(Vec<Experiment>),
 }
 
 /// An hour range's input (RFC 3339 instants; `to` excluded). `resume` is a previous answer's
@@ -92,6 +97,10 @@ struct EventBridgeInput {
 
 impl Input {
     pub fn parse(value: &Value) -> Result<Self, ArchiveError> {
+        // Its own parse, so that a refusal says what is wrong with which experiment.
+        if value.get("action").and_then(Value::as_str) == Some("registry") {
+            return Ok(Input::Registry(registry::parse(value)?));
+        }
         if let Ok(range) = RangeInput::deserialize(value) {
             let hours = hours_between(range.from, range.to).map_err(ArchiveError::InvalidInput)?;
             let resume = range.resume;
@@ -159,6 +168,7 @@ pub enum Output {
     Health(HealthSummary),
     Replay(ReplaySummary),
     Restore(RestoreSummary),
+    Registry(RegistrySummary),
     Migrated {
         action: &'static str,
         applied: Vec<String>,
@@ -172,13 +182,15 @@ pub fn deadline(at: SystemTime) -> Instant {
 }
 
 /// Runs one input. A run's summary is logged (and, with `emf`, printed as CloudWatch
-/// metrics) whether or not it met errors; the first error is what the invocation returns.
+/// metrics in the stack's namespace) whether or not it met errors; the first error is what
+/// the invocation returns.
 pub async fn handle(
     archiver: &Archiver,
     input: Input,
     deadline: Instant,
     emf: bool,
 ) -> Result<Output, ArchiveError> {
+    let namespace = &archiver.config.metrics_namespace;
     match input {
         Input::Replay {
             hours,
@@ -210,6 +222,11 @@ pub async fn handle(
                 applied,
             })
         }
+        Input::Registry(experiments) => {
+            let summary = archiver.load_registry(&experiments).await?;
+            tracing::info!(summary = ?summary, "registry loaded");
+            Ok(Output::Registry(summary))
+        }
         Input::Scheduled | Input::Drain => {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let drain = input == Input::Drain;
@@ -225,7 +242,7 @@ pub async fn handle(
             };
             outcome.summary.log();
             if emf {
-                println!("{}", outcome.summary.emf());
+                println!("{}", outcome.summary.emf(namespace));
             }
             outcome.into_result().map(Output::Run)
         }
@@ -239,7 +256,7 @@ pub async fn handle(
             .await?;
             health::log(&rows);
             if emf {
-                for doc in health::emf_documents(&rows) {
+                for doc in health::emf_documents(&rows, namespace) {
                     println!("{doc}");
                 }
             }
@@ -250,7 +267,7 @@ pub async fn handle(
             let outcome = audit::audit(archiver, Utc::now(), deadline).await;
             outcome.summary.log();
             if emf {
-                println!("{}", outcome.summary.emf());
+                println!("{}", outcome.summary.emf(namespace));
             }
             outcome.into_result().map(Output::Audit)
         }
@@ -302,6 +319,11 @@ mod tests {
             panic!("archiver-restore.json is a restore");
         };
         assert_eq!((hours.len(), resume), (24, None));
+        let Ok(Input::Registry(experiments)) = Input::parse(&fixture("archiver-registry.json"))
+        else {
+            panic!("archiver-registry.json is a registry load");
+        };
+        assert_eq!(experiments.len(), 3);
     }
 
     #[test]

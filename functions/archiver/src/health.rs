@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use eis_runtime::telemetry::Emf;
+use eis_runtime::telemetry::{Emf, Namespace};
 use eis_store::{Advance, ExperimentCounts, ExperimentHealth, HealthStore, SrmFigures};
 use serde::Serialize;
 use serde_json::Value;
@@ -150,11 +150,11 @@ pub const OTHER: &str = "other";
 /// The EMF documents of one run: one per running registered experiment (operators register
 /// them: a bounded set), and one `other` summing every running unregistered experiment, so
 /// the number of metric series never follows the experiment ids clients send.
-pub fn emf_documents(rows: &[ExperimentHealth]) -> Vec<Value> {
+pub fn emf_documents(rows: &[ExperimentHealth], namespace: &Namespace) -> Vec<Value> {
     let mut docs: Vec<Value> = rows
         .iter()
         .filter(|r| r.counts.registered)
-        .filter_map(emf)
+        .filter_map(|r| emf(r, namespace))
         .collect();
     let others: Vec<&ExperimentCounts> = rows
         .iter()
@@ -162,13 +162,13 @@ pub fn emf_documents(rows: &[ExperimentHealth]) -> Vec<Value> {
         .filter(|c| !c.registered && !c.stopped)
         .collect();
     if !others.is_empty() {
-        docs.push(other_emf(&others));
+        docs.push(other_emf(&others, namespace));
     }
     docs
 }
 
 /// The unregistered experiments' sums (no `SrmPValue`: p-values do not add up).
-fn other_emf(others: &[&ExperimentCounts]) -> Value {
+fn other_emf(others: &[&ExperimentCounts], namespace: &Namespace) -> Value {
     let sum = |f: fn(&ExperimentCounts) -> i64| others.iter().map(|c| f(c)).sum::<i64>();
     let summed = ExperimentCounts {
         experiment_id: OTHER.into(),
@@ -184,7 +184,7 @@ fn other_emf(others: &[&ExperimentCounts]) -> Value {
         window_events: 0,
         no_context_events: 0,
     };
-    let mut emf = Emf::default();
+    let mut emf = Emf::new(namespace);
     emf.metric("UnregisteredExperiments", others.len(), "Count");
     counts_metrics(&mut emf, &summed);
     emf.property("Experiment", OTHER);
@@ -201,12 +201,12 @@ fn counts_metrics(emf: &mut Emf, c: &ExperimentCounts) {
 /// The EMF document of one experiment under its own id ([`emf_documents`] decides which get
 /// one); stopped experiments get none (nothing to alarm on). `SrmPValue` is present only when
 /// the test counts.
-pub fn emf(row: &ExperimentHealth) -> Option<Value> {
+pub fn emf(row: &ExperimentHealth, namespace: &Namespace) -> Option<Value> {
     let c = &row.counts;
     if c.stopped {
         return None;
     }
-    let mut emf = Emf::default();
+    let mut emf = Emf::new(namespace);
     if let (true, Some(srm)) = (row.srm_checked, row.srm) {
         emf.metric("SrmPValue", srm.p_value, "None");
     }
@@ -307,7 +307,7 @@ mod tests {
         );
         assert!(row.srm.is_some());
         assert!(!row.srm_checked);
-        let doc = emf(&row).expect("running");
+        let doc = emf(&row, &Namespace::default()).expect("running");
         assert!(doc.get("SrmPValue").is_none(), "{doc}");
         assert_eq!(doc["Experiment"], "exp_checkout");
         assert_eq!(doc["CrossoverUnits"], 0);
@@ -319,6 +319,6 @@ mod tests {
         c.stopped = true;
         let row = assess(c, 100);
         assert!(row.srm_checked);
-        assert!(emf(&row).is_none());
+        assert!(emf(&row, &Namespace::default()).is_none());
     }
 }

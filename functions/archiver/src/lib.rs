@@ -9,7 +9,8 @@
 //! back through `bucket`, deduplicated by `dedupe`) to hold each event once; `audit`
 //! compares the archive with PostgreSQL by `digest`. A scheduled run facing a deep queue
 //! starts drain workers of its own function (`fanout`). `health` maintains the experiments'
-//! assignments, rollups and health rows (with `srm`'s sample-ratio test).
+//! assignments, rollups and health rows (with `srm`'s sample-ratio test); `registry` checks an
+//! operator's experiment registry load.
 
 pub mod app;
 pub mod archived;
@@ -30,6 +31,7 @@ pub mod ledger;
 pub mod parquet_encoder;
 pub mod partition;
 pub mod queue;
+pub mod registry;
 pub mod rejected;
 pub mod replay;
 pub mod restore;

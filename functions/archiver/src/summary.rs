@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use eis_runtime::telemetry::Emf;
+use eis_runtime::telemetry::{Emf, Namespace};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -188,8 +188,8 @@ impl Summary {
     }
 
     /// The EMF document: CloudWatch extracts the listed metrics from this log line.
-    pub fn emf(&self) -> Value {
-        let mut emf = Emf::default();
+    pub fn emf(&self, namespace: &Namespace) -> Value {
+        let mut emf = Emf::new(namespace);
         emf.metric("Messages", self.messages, "Count");
         emf.metric("Events", self.events, "Count");
         emf.metric("Files", self.files, "Count");
@@ -239,7 +239,7 @@ mod tests {
             errors: vec!["storage_unavailable"],
             ..Summary::default()
         };
-        let doc = summary.emf();
+        let doc = summary.emf(&Namespace::default());
         let defs = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
             .as_array()
             .cloned()
@@ -266,7 +266,7 @@ mod tests {
 
     #[test]
     fn without_archived_events_there_is_no_age() {
-        let doc = Summary::default().emf();
+        let doc = Summary::default().emf(&Namespace::default());
         assert!(doc.get("OldestEventAge").is_none());
         let names: Vec<&str> = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
             .as_array()

@@ -41,6 +41,7 @@ pub async fn state(config: &Config) -> Result<AppState, eis_store::StoreError> {
         quarantine_bounds: config.quarantine,
         limits: config.limits.clone(),
         max_body_bytes: config.max_body_bytes,
+        metrics_namespace: config.metrics_namespace.clone(),
         now: Utc::now,
     })
 }

@@ -3,8 +3,11 @@
 use std::time::Duration;
 
 use eis_contract::{Limits, RegistryMode};
-use eis_runtime::config::{contract_limits, optional, or_default, registry_mode, required, within};
+use eis_runtime::config::{
+    contract_limits, metrics_namespace, optional, or_default, registry_mode, required, within,
+};
 use eis_runtime::handoff::SQS_MAX_MESSAGE_BYTES;
+use eis_runtime::telemetry::Namespace;
 use eis_runtime::EnvError;
 use eis_store::DbConfig;
 
@@ -37,6 +40,8 @@ pub struct Config {
     /// `EIS_QUARANTINE_REQUEST_BYTES`, `EIS_QUARANTINE_BUDGET_BYTES`,
     /// `EIS_QUARANTINE_TIMEOUT_MS`; see `QuarantineBounds`).
     pub quarantine: QuarantineBounds,
+    /// The CloudWatch namespace of the metrics (`EIS_METRICS_NAMESPACE`, `EIS`).
+    pub metrics_namespace: Namespace,
 }
 
 impl Config {
@@ -62,6 +67,7 @@ impl Config {
                 3600,
             )?),
             quarantine: quarantine_bounds()?,
+            metrics_namespace: metrics_namespace()?,
         })
     }
 }

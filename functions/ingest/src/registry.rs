@@ -144,6 +144,7 @@ mod tests {
             secret_arn: None,
             connect_timeout: Duration::from_millis(200),
             query_timeout: Duration::from_millis(200),
+            idle_probe_after: Duration::from_secs(60),
         };
         let db = Arc::new(Db::new(&config).expect("config"));
         RegistryCache::new(db, max_age, mode)

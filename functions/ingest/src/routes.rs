@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::{middleware, Router};
 use chrono::{DateTime, Utc};
 use eis_contract::{parse_batch, validate_event, Arrival, Event, Limits};
+use eis_runtime::telemetry::Namespace;
 use eis_store::{InsertOutcome, Storage};
 
 use crate::answer::{BatchAnswer, BatchError, BatchRefused, BatchWarning, EventAccepted, Healthy};
@@ -34,6 +35,8 @@ pub struct AppState {
     pub quarantine_bounds: QuarantineBounds,
     pub limits: Limits,
     pub max_body_bytes: usize,
+    /// The CloudWatch namespace of the requests' metrics.
+    pub metrics_namespace: Namespace,
     /// The clock, injectable so that tests of time rules neither sleep nor race midnight.
     pub now: fn() -> DateTime<Utc>,
 }
@@ -47,7 +50,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             failed(RequestLog::new("unmatched"), ApiError::MethodNotAllowed)
         })
-        .layer(middleware::from_fn(log_requests))
+        .layer(middleware::from_fn_with_state(
+            state.metrics_namespace.clone(),
+            log_requests,
+        ))
         .with_state(state)
 }
 
@@ -291,6 +297,7 @@ mod tests {
             secret_arn: None,
             connect_timeout: Duration::from_secs(1),
             query_timeout: Duration::from_secs(1),
+            idle_probe_after: Duration::from_secs(60),
         })
         .expect("valid config");
         let sqs = aws_sdk_sqs::Client::from_conf(
@@ -319,6 +326,7 @@ mod tests {
             )),
             limits: Limits::default(),
             max_body_bytes: 1024 * 1024,
+            metrics_namespace: Namespace::default(),
             now: Utc::now,
         })
     }

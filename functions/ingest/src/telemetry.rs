@@ -8,11 +8,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use eis_contract::{Event, NamedVariant, Registry};
-use eis_runtime::telemetry::Emf;
+use eis_runtime::telemetry::{Emf, Namespace};
 use eis_store::SaveReport;
 use serde_json::Value;
 use uuid::Uuid;
@@ -30,8 +30,13 @@ const EMF_MAX_VALUES: usize = 100;
 pub struct RequestId(pub String);
 
 /// Times every request and writes its log line and metrics from the [`RequestLog`] that the
-/// handler attached to the response (a response without one is logged as `unmatched`).
-pub async fn log_requests(mut request: Request, next: Next) -> Response {
+/// handler attached to the response (a response without one is logged as `unmatched`); its
+/// metrics go to the stack's `namespace`.
+pub async fn log_requests(
+    State(namespace): State<Namespace>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let request_id = request_id(&request);
     request
@@ -44,7 +49,7 @@ pub async fn log_requests(mut request: Request, next: Next) -> Response {
         .unwrap_or_else(|| RequestLog::new("unmatched"));
     log.request_id = request_id;
     log.status = response.status().as_u16();
-    log.finish(started.elapsed());
+    log.finish(&namespace, started.elapsed());
     response
 }
 
@@ -144,7 +149,7 @@ impl RequestLog {
         *self.flagged.entry(flag).or_default() += 1;
     }
 
-    fn finish(&self, latency: Duration) {
+    fn finish(&self, namespace: &Namespace, latency: Duration) {
         let rejected: usize = self.rejected.values().sum();
         tracing::info!(
             request_id = %self.request_id,
@@ -165,22 +170,22 @@ impl RequestLog {
             oversize = self.oversize,
             "request"
         );
-        println!("{}", self.emf(latency, rejected));
-        for doc in self.variant_emf() {
+        println!("{}", self.emf(namespace, latency, rejected));
+        for doc in self.variant_emf(namespace) {
             println!("{doc}");
         }
     }
 
     /// Per variant, one observation per event: 1 rejected, 0 accepted. Their average over a
     /// period is the variant's rejected share (the alarm), their sum its rejected count.
-    fn variant_emf(&self) -> Vec<Value> {
+    fn variant_emf(&self, namespace: &Namespace) -> Vec<Value> {
         let mut docs = Vec::new();
         for (variant, &(accepted, rejected)) in &self.variants {
             let observations: Vec<u8> = std::iter::repeat_n(1, rejected)
                 .chain(std::iter::repeat_n(0, accepted))
                 .collect();
             for values in observations.chunks(EMF_MAX_VALUES) {
-                let mut emf = Emf::default();
+                let mut emf = Emf::new(namespace);
                 emf.metric("VariantRejected", values.to_vec(), "Count");
                 emf.property("Experiment", Series::dimension(variant.experiment));
                 emf.property("Variant", Series::dimension(variant.variant));
@@ -191,8 +196,8 @@ impl RequestLog {
     }
 
     /// The EMF document: CloudWatch extracts the listed metrics from this log line.
-    fn emf(&self, latency: Duration, rejected: usize) -> Value {
-        let mut emf = Emf::default();
+    fn emf(&self, namespace: &Namespace, latency: Duration, rejected: usize) -> Value {
+        let mut emf = Emf::new(namespace);
         emf.metric("Accepted", self.accepted, "Count");
         emf.metric("Duplicates", self.duplicates, "Count");
         emf.metric("Rejected", rejected, "Count");
@@ -239,7 +244,9 @@ mod tests {
         log.reject("missing_timestamp");
         log.reject("invalid_experiment_id");
         log.flag("old_timestamp");
-        let doc = log.emf(Duration::from_millis(5), 2);
+        let namespace = Namespace::parse("EIS-test").expect("valid");
+        let doc = log.emf(&namespace, Duration::from_millis(5), 2);
+        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "EIS-test");
         let defs = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
             .as_array()
             .cloned()
@@ -311,7 +318,7 @@ mod tests {
             .insert(Series::of(Some(&registry()), EXP, A), (230, 20));
         log.variants
             .insert(Series::of(Some(&registry()), EXP, B), (5, 0));
-        let docs = log.variant_emf();
+        let docs = log.variant_emf(&Namespace::default());
         // 250 observations of a in documents of at most 100, then b's 5.
         let counts: Vec<usize> = docs
             .iter()
@@ -348,7 +355,7 @@ mod tests {
         log.variants_of_rejected(&[named(&upper, A.braced())], Some(&registry));
         let event = accepted(&[(EXP, A), (Uuid::from_u128(7), B)]);
         log.variants_of_accepted(&event, Some(&registry));
-        let docs = log.variant_emf();
+        let docs = log.variant_emf(&Namespace::default());
         let mut series = dimensions(&docs);
         series.dedup();
         let other = || OTHER.to_string();
@@ -374,7 +381,10 @@ mod tests {
         let mut log = RequestLog::new("POST /events");
         log.variants_of_rejected(&[named(EXP, A)], None);
         log.variants_of_accepted(&event, None);
-        assert_eq!(dimensions(&log.variant_emf()), [(other(), other())]);
+        assert_eq!(
+            dimensions(&log.variant_emf(&Namespace::default())),
+            [(other(), other())]
+        );
         assert_eq!(log.variants.len(), 1);
     }
 }

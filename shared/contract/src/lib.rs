@@ -44,4 +44,4 @@ pub use record::{Encoded, ToRecord};
 pub use registry::{Misfit, RegisteredExperiment, Registry, RegistryMode};
 pub use rejection::Rejection;
 pub use standard::STANDARD_EVENT_TYPES;
-pub use validate::{validate_event, validate_replayed_event};
+pub use validate::{is_name, validate_event, validate_replayed_event};

@@ -154,7 +154,9 @@ fn name<'a>(
     Ok(text)
 }
 
-fn is_name(text: &str, max_bytes: usize) -> bool {
+/// The rule of `event_type` and `unit_type` names (also a registered experiment's
+/// `unit_type`, which must be one an event can carry).
+pub fn is_name(text: &str, max_bytes: usize) -> bool {
     let bytes = text.as_bytes();
     bytes.len() <= max_bytes
         && bytes.first().is_some_and(u8::is_ascii_lowercase)

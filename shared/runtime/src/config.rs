@@ -92,6 +92,18 @@ pub fn registry_mode() -> Result<eis_contract::RegistryMode, EnvError> {
     parse_registry_mode(or_default("EIS_REGISTRY_MODE", "flag".to_string())?)
 }
 
+/// `EIS_METRICS_NAMESPACE`: the CloudWatch namespace of every EMF line (`EIS`).
+pub fn metrics_namespace() -> Result<crate::telemetry::Namespace, EnvError> {
+    parse_metrics_namespace(&or_default("EIS_METRICS_NAMESPACE", "EIS".to_string())?)
+}
+
+fn parse_metrics_namespace(text: &str) -> Result<crate::telemetry::Namespace, EnvError> {
+    crate::telemetry::Namespace::parse(text).map_err(|reason| EnvError::Invalid {
+        name: "EIS_METRICS_NAMESPACE",
+        reason,
+    })
+}
+
 fn parse_registry_mode(value: String) -> Result<eis_contract::RegistryMode, EnvError> {
     match value.as_str() {
         "flag" => Ok(eis_contract::RegistryMode::Flag),
@@ -120,5 +132,13 @@ mod tests {
         );
         let err = parse_registry_mode("Reject".into()).expect_err("case matters");
         assert!(err.to_string().contains("EIS_REGISTRY_MODE"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_metrics_namespace_names_the_variable() {
+        let namespace = parse_metrics_namespace("EIS-staging").expect("valid");
+        assert_eq!(namespace.as_str(), "EIS-staging");
+        let err = parse_metrics_namespace("AWS/Lambda").expect_err("AWS's own");
+        assert!(err.to_string().contains("EIS_METRICS_NAMESPACE"), "{err}");
     }
 }

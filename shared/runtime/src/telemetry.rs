@@ -1,6 +1,7 @@
 //! Logging and metrics shared by both functions: JSON log lines (tracing) and CloudWatch
 //! Embedded Metric Format (EMF) documents, which CloudWatch turns into metrics from the log.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
@@ -39,15 +40,57 @@ pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// One EMF document in the `EIS` namespace: metrics with their units, and the properties
+/// The CloudWatch namespace of every EMF document a stack prints (`EIS_METRICS_NAMESPACE`,
+/// `EIS`): one per stack, so that two stages in one account do not mix their metrics and
+/// alarms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace(Arc<str>);
+
+impl Namespace {
+    /// CloudWatch's rule: 1 to 255 ASCII letters, digits and `.-_/#: `, not only spaces, not
+    /// starting with `AWS/` (AWS's own).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c);
+        if text.is_empty() || text.len() > 255 || !text.chars().all(allowed) {
+            return Err(format!(
+                "{text:?} is not 1 to 255 ASCII letters, digits or any of .-_/#: and space"
+            ));
+        }
+        if text.trim().is_empty() || text.starts_with("AWS/") {
+            return Err(format!("{text:?} is blank or starts with AWS/"));
+        }
+        Ok(Self(text.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Namespace {
+    fn default() -> Self {
+        Self("EIS".into())
+    }
+}
+
+/// One EMF document in a [`Namespace`]: metrics with their units, and the properties
 /// (dimensions among them) that say where they came from.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Emf {
+    namespace: Namespace,
     values: Map<String, Value>,
     metrics: Vec<Value>,
 }
 
 impl Emf {
+    pub fn new(namespace: &Namespace) -> Self {
+        Self {
+            namespace: namespace.clone(),
+            values: Map::new(),
+            metrics: Vec::new(),
+        }
+    }
+
     pub fn metric(&mut self, name: impl Into<String>, value: impl Into<Value>, unit: &str) {
         let name = name.into();
         self.metrics.push(json!({ "Name": name, "Unit": unit }));
@@ -61,6 +104,7 @@ impl Emf {
     /// The finished document; `dimensions` name properties set with [`Emf::property`].
     pub fn document(self, dimensions: &[&str]) -> Value {
         let Emf {
+            namespace,
             mut values,
             metrics,
         } = self;
@@ -73,7 +117,7 @@ impl Emf {
             json!({
                 "Timestamp": timestamp,
                 "CloudWatchMetrics": [{
-                    "Namespace": "EIS",
+                    "Namespace": namespace.as_str(),
                     "Dimensions": [dimensions],
                     "Metrics": metrics,
                 }],
@@ -89,7 +133,7 @@ mod tests {
 
     #[test]
     fn every_listed_metric_and_dimension_has_a_value() {
-        let mut emf = Emf::default();
+        let mut emf = Emf::new(&Namespace::default());
         emf.metric("Accepted", 3usize, "Count");
         emf.metric("Latency", 1.5, "Milliseconds");
         emf.property("Function", "ingest");
@@ -110,6 +154,35 @@ mod tests {
         );
         assert_eq!(doc["Function"], "ingest");
         assert!(doc["_aws"]["Timestamp"].as_u64().unwrap_or_default() > 0);
+    }
+
+    #[test]
+    fn the_document_carries_the_stack_s_namespace() {
+        let namespace = Namespace::parse("EIS/prod").expect("valid");
+        let doc = Emf::new(&namespace).document(&[]);
+        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "EIS/prod");
+    }
+
+    #[test]
+    fn a_namespace_follows_cloudwatch_s_rule() {
+        for good in ["EIS", "EIS-staging", "team/eis.prod_2", "a b#c:d"] {
+            assert_eq!(
+                Namespace::parse(good).map(|n| n.as_str().to_string()),
+                Ok(good.into())
+            );
+        }
+        let long = "x".repeat(256);
+        for bad in [
+            "",
+            "   ",
+            "AWS/Lambda",
+            "EIS\nx",
+            "é",
+            "EIS;prod",
+            long.as_str(),
+        ] {
+            assert!(Namespace::parse(bad).is_err(), "{bad:?}");
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use eis_runtime::config::{millis, optional, required};
+use eis_runtime::config::{millis, optional, required, within};
 use eis_runtime::EnvError;
 
 /// How to reach PostgreSQL.
@@ -20,6 +20,11 @@ pub struct DbConfig {
     pub connect_timeout: Duration,
     /// Upper bound on any one statement, enforced client-side.
     pub query_timeout: Duration,
+    /// A shared connection left idle this long is probed with a round trip before it is
+    /// handed out, and replaced if the server closed it meanwhile (`EIS_DB_IDLE_PROBE_SECS`,
+    /// 60, 0..=1800; 0 probes every use). RDS Proxy closes a client connection idle for its
+    /// `IdleClientTimeout` (1 800 s), typically while the Lambda is frozen.
+    pub idle_probe_after: Duration,
 }
 
 impl DbConfig {
@@ -30,6 +35,7 @@ impl DbConfig {
             secret_arn: optional("EIS_DB_SECRET_ARN")?,
             connect_timeout: millis("EIS_DB_CONNECT_TIMEOUT_MS", 3_000)?,
             query_timeout: millis("EIS_DB_QUERY_TIMEOUT_MS", 10_000)?,
+            idle_probe_after: Duration::from_secs(within("EIS_DB_IDLE_PROBE_SECS", 60, 0, 1800)?),
         })
     }
 }

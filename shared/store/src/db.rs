@@ -1,13 +1,14 @@
 //! One PostgreSQL connection per Lambda container: opened lazily on first use, reused across
-//! invocations, re-opened when it breaks. Local mode may keep a few (`Db::with_connections`),
-//! taken in turn, so that concurrent requests are not serialised on one backend. TLS through
-//! native-tls, honouring libpq's sslmode.
+//! invocations, re-opened when it breaks, and probed before use after a long idle (a proxy may
+//! have closed it while the Lambda was frozen). Local mode may keep a few
+//! (`Db::with_connections`), taken in turn, so that concurrent requests are not serialised on
+//! one backend. TLS through native-tls, honouring libpq's sslmode.
 
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use native_tls::{Certificate, TlsConnector};
 use postgres_native_tls::MakeTlsConnector;
@@ -34,13 +35,41 @@ pub struct Db {
     config: Config,
     tls: MakeTlsConnector,
     query_timeout: Duration,
+    /// A shared connection idle this long is probed before it is handed out.
+    idle_probe_after: Duration,
     /// The shared connections (one unless `with_connections`), each opened when first needed.
-    clients: Vec<Mutex<Option<Arc<Client>>>>,
+    clients: Vec<Mutex<Option<Shared>>>,
     /// Which connection the next `client()` call gets.
     next: AtomicUsize,
     secret_arn: Option<String>,
     /// Credentials read from the secret, kept until the server refuses them (rotation).
     credentials: Mutex<Option<Credentials>>,
+}
+
+/// A shared connection and when it was last handed out.
+struct Shared {
+    client: Arc<Client>,
+    at: Instant,
+    /// The wall clock too: whether the monotonic clock advances while a Lambda is frozen is
+    /// not documented, and the idle time of a frozen container is what matters.
+    at_wall: SystemTime,
+}
+
+impl Shared {
+    fn handed_out(client: Arc<Client>) -> Self {
+        Self {
+            client,
+            at: Instant::now(),
+            at_wall: SystemTime::now(),
+        }
+    }
+
+    fn idle(&self) -> Duration {
+        let wall = SystemTime::now()
+            .duration_since(self.at_wall)
+            .unwrap_or_default();
+        self.at.elapsed().max(wall)
+    }
 }
 
 /// A database user's name and password, as a Secrets Manager secret holds them (RDS's own
@@ -107,6 +136,7 @@ impl Db {
             config,
             tls,
             query_timeout: cfg.query_timeout,
+            idle_probe_after: cfg.idle_probe_after,
             clients: vec![Mutex::new(None)],
             next: AtomicUsize::new(0),
             secret_arn: cfg.secret_arn.clone(),
@@ -137,13 +167,43 @@ impl Db {
     pub async fn client(&self) -> Result<Arc<Client>, StoreError> {
         let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
         let mut slot = self.clients[turn].lock().await;
-        if let Some(client) = slot.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(Arc::clone(client));
+        let kept = match slot.take() {
+            Some(shared) if self.fit(&shared).await => shared.client,
+            _ => Arc::new(self.connect().await?),
+        };
+        *slot = Some(Shared::handed_out(Arc::clone(&kept)));
+        Ok(kept)
+    }
+
+    /// Whether a shared connection may be handed out: it is open and, after a long idle, it
+    /// answers a round trip. A server (or proxy) that closed it meanwhile fails the probe
+    /// rather than the caller's statement, which may not be safe to send twice. The probe is
+    /// bounded like a connect: a socket that answers nothing is replaced as fast as one.
+    async fn fit(&self, shared: &Shared) -> bool {
+        if shared.client.is_closed() {
+            return false;
         }
-        *slot = None;
-        let client = Arc::new(self.connect().await?);
-        *slot = Some(Arc::clone(&client));
-        Ok(client)
+        let idle = shared.idle();
+        if idle < self.idle_probe_after {
+            return true;
+        }
+        let limit = self
+            .config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(self.query_timeout);
+        let probe = tokio::time::timeout(limit, shared.client.simple_query("SELECT 1")).await;
+        let failure = match probe {
+            Ok(Ok(_)) => return true,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {limit:?}"),
+        };
+        tracing::info!(
+            idle_secs = idle.as_secs(),
+            failure,
+            "replacing a shared connection that failed its probe after an idle"
+        );
+        false
     }
 
     /// A new connection of its own, for work that needs a transaction (`&mut Client`).

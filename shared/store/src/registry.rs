@@ -1,5 +1,6 @@
-//! Reading the experiment registry (exp.experiments, exp.experiment_variants; migration V6)
-//! into the contract's [`Registry`]: one query, for the ingest function's cache.
+//! The experiment registry (exp.experiments, exp.experiment_variants; migration V6): read into
+//! the contract's [`Registry`] in one query, for the ingest function's cache; written by an
+//! operator's load, as the migrator.
 
 use std::collections::HashMap;
 
@@ -38,4 +39,16 @@ pub async fn load(db: &Db) -> Result<Registry, StoreError> {
         })
         .collect();
     Ok(Registry::new(experiments))
+}
+
+/// Loads registry entries (the JSON array of docs/health.md, already checked by the caller)
+/// through exp.load_experiments, on a connection of `db`'s own: one statement, so one
+/// transaction, all of them or none. Returns how many were loaded. Only the migrator (the
+/// function's owner) may run it.
+pub async fn store(db: &Db, entries: &serde_json::Value) -> Result<i32, StoreError> {
+    let client = db.connect().await?;
+    let row = db
+        .within_timeout(client.query_one("SELECT exp.load_experiments($1)", &[entries]))
+        .await?;
+    Ok(row.get(0))
 }

@@ -13,6 +13,8 @@ use eis_tests::*;
 
 #[path = "storage/exact_numbers.rs"]
 mod exact_numbers;
+#[path = "storage/login.rs"]
+mod login;
 #[path = "storage/pending.rs"]
 mod pending;
 #[path = "storage/retention.rs"]

@@ -32,5 +32,8 @@ async fn a_refused_login_names_the_user_the_secret_and_the_fix() {
     }
     let at_the_boundary = ArchiveError::from(err);
     assert_eq!(at_the_boundary.code(), "database_login_refused");
-    assert!(!at_the_boundary.is_retryable(), "a retry cannot register a secret");
+    assert!(
+        !at_the_boundary.is_retryable(),
+        "a retry cannot register a secret"
+    );
 }

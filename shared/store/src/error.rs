@@ -107,11 +107,21 @@ mod tests {
 
     #[test]
     fn a_refused_login_says_which_secret_and_how_to_register_it() {
-        let refused = StoreError::LoginRefused("28P01: password authentication failed".into(), None)
-            .login_refused("eis_deploy", ARN);
+        let refused =
+            StoreError::LoginRefused("28P01: password authentication failed".into(), None)
+                .login_refused("eis_deploy", ARN);
         let text = refused.to_string();
-        assert!(text.starts_with("database login refused: user eis_deploy of secret "), "{text}");
-        for needed in [ARN, "28P01", "aws rds modify-db-proxy", "--auth", "Database roles"] {
+        assert!(
+            text.starts_with("database login refused: user eis_deploy of secret "),
+            "{text}"
+        );
+        for needed in [
+            ARN,
+            "28P01",
+            "aws rds modify-db-proxy",
+            "--auth",
+            "Database roles",
+        ] {
             assert!(text.contains(needed), "{text:?} lacks {needed:?}");
         }
         assert!(!refused.is_retryable());

@@ -15,6 +15,8 @@ use eis_tests::*;
 mod exact_numbers;
 #[path = "storage/idle_connection.rs"]
 mod idle_connection;
+#[path = "storage/login.rs"]
+mod login;
 #[path = "storage/pending.rs"]
 mod pending;
 #[path = "storage/retention.rs"]

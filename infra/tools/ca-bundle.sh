@@ -7,6 +7,13 @@
 #   infra/tools/ca-bundle.sh             assemble infra/certs/rds-global-bundle.pem if it is
 #                                        missing or incomplete, then check it
 #   infra/tools/ca-bundle.sh --check F   only check file F (e.g. the built layer's copy)
+#   infra/tools/ca-bundle.sh --into DIR  assemble and check as above, then copy the bundle into
+#                                        DIR and check the copy: the layer's build (`sam build`
+#                                        runs it through infra/ca-layer/Makefile)
+#
+# EIS_CA_BUNDLE_OPTIONAL=1 (make test on a machine that cannot download) lets --into fall back
+# to Amazon Root CA 1 alone, but only into a build directory named build-incomplete-ca, which
+# `sam deploy` never reads: a layer that cannot verify RDS must never be deployable.
 #
 # Sources, in order: EIS_RDS_CA_BUNDLE (a local copy of the RDS global bundle, for machines that
 # cannot download) or the RDS trust store URL; Amazon Root CA 1 from the system trust store or
@@ -96,13 +103,48 @@ assemble_in() {
   log "wrote $BUNDLE"
 }
 
-if [ "${1:-}" = --check ]; then
-  [ -n "${2:-}" ] || die "usage: $0 --check FILE"
-  check "$2"
-  exit
-fi
-if [ -f "$BUNDLE" ] && check "$BUNDLE" 2>/dev/null; then
-  check "$BUNDLE"
-  exit 0
-fi
-assemble || die "the CA bundle of the functions' layer is incomplete: sam build would package a layer that cannot verify the database (see above)"
+# The complete bundle at $BUNDLE: the one already there, or a new one.
+ensure() {
+  if [ -f "$BUNDLE" ] && check "$BUNDLE" 2>/dev/null; then
+    check "$BUNDLE"
+  else
+    assemble
+  fi
+}
+
+# into DIR: the layer's content. The partial fallback is refused unless DIR is in an
+# incomplete-CA build directory (see the top of this file).
+into() {
+  local dir=$1
+  mkdir -p "$dir"
+  if ensure; then
+    cp "$BUNDLE" "$dir/rds-global-bundle.pem"
+    check "$dir/rds-global-bundle.pem"
+    return
+  fi
+  [ "${EIS_CA_BUNDLE_OPTIONAL:-0}" = 1 ] \
+    || die "no complete CA bundle: not building a layer that cannot verify the database (see above)"
+  case "$(cd "$dir" && pwd)/" in
+    */build-incomplete-ca/*) ;;
+    *) die "EIS_CA_BUNDLE_OPTIONAL=1 builds an incomplete layer only under a build-incomplete-ca directory (sam build --build-dir .aws-sam/build-incomplete-ca), never into $dir" ;;
+  esac
+  [ -s /usr/share/ca-certificates/mozilla/Amazon_Root_CA_1.crt ] \
+    || die "no system copy of Amazon Root CA 1 for the incomplete layer"
+  cp /usr/share/ca-certificates/mozilla/Amazon_Root_CA_1.crt "$dir/rds-global-bundle.pem"
+  log "warning: $dir/rds-global-bundle.pem holds Amazon Root CA 1 alone (not deployable)"
+}
+
+case "${1:-}" in
+  --check)
+    [ -n "${2:-}" ] || die "usage: $0 --check FILE"
+    check "$2"
+    ;;
+  --into)
+    [ -n "${2:-}" ] || die "usage: $0 --into DIR"
+    into "$2"
+    ;;
+  "")
+    ensure || die "the CA bundle of the functions' layer is incomplete: sam build would package a layer that cannot verify the database (see above)"
+    ;;
+  *) die "usage: $0 [--check FILE | --into DIR]" ;;
+esac

@@ -23,27 +23,22 @@ else
   log "warning: rustup not found; the aarch64-unknown-linux-gnu target must be installed"
 fi
 
-# The CA layer's bundle: assembled (downloaded) and checked for both CAs before the build, and
-# checked again in the built layer. EIS_CA_BUNDLE_OPTIONAL=1 (make test on a machine that
-# cannot download) builds anyway, with Amazon Root CA 1 alone, into a separate build directory
-# that `sam deploy` does not read, and removes that partial bundle again.
+# The CA layer's bundle: `sam build` assembles and checks it itself (CaBundleLayer's Makefile,
+# infra/tools/ca-bundle.sh --into). It is checked here first only to pick the build directory:
+# EIS_CA_BUNDLE_OPTIONAL=1 (make test on a machine that cannot download) builds anyway, with
+# Amazon Root CA 1 alone, into .aws-sam/build-incomplete-ca, which `sam deploy` does not read.
 BUILD_DIR=.aws-sam/build
-partial_bundle=
 if ! infra/tools/ca-bundle.sh; then
   [ "${EIS_CA_BUNDLE_OPTIONAL:-0}" = 1 ] || die "no complete CA bundle: not building a layer that cannot verify the database"
   [ -e infra/certs/rds-global-bundle.pem ] && die "infra/certs/rds-global-bundle.pem is incomplete: replace or remove it"
   log "warning: building with an INCOMPLETE CA bundle into .aws-sam/build-incomplete-ca (not deployable)"
   BUILD_DIR=.aws-sam/build-incomplete-ca
-  partial_bundle=infra/certs/rds-global-bundle.pem
-  mkdir -p infra/certs
-  cp /usr/share/ca-certificates/mozilla/Amazon_Root_CA_1.crt "$partial_bundle"
-  trap 'rm -f "$partial_bundle"; rmdir infra/certs 2>/dev/null || true' EXIT
 fi
 
 cargo lambda --version
 log "sam build $*"
 sam build --build-dir "$BUILD_DIR" "$@"
-if [ -z "$partial_bundle" ]; then
+if [ "$BUILD_DIR" = .aws-sam/build ]; then
   infra/tools/ca-bundle.sh --check "$BUILD_DIR/CaBundleLayer/rds-global-bundle.pem" \
     || die "the built layer's CA bundle is incomplete"
 fi

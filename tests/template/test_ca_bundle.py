@@ -72,7 +72,10 @@ def test_sam_build_checks_the_bundle_before_and_after(root):
 
 def test_layer_ships_the_checked_file(template):
     layer = template["Resources"]["CaBundleLayer"]["Properties"]
-    assert layer["ContentUri"].rstrip("/") == "infra/certs"
+    assert layer["ContentUri"].rstrip("/") == "infra/ca-layer"
+    # Built by sam build itself (test_ca_layer_build.py builds it from a fresh clone).
+    assert template["Resources"]["CaBundleLayer"]["Metadata"]["BuildMethod"] == "makefile"
+    assert "ca-bundle.sh\" --into \"$(ARTIFACTS_DIR)\"" in (ROOT / "infra/ca-layer/Makefile").read_text()
     for fn in ("IngestFunction", "ArchiverFunction"):
         env = template["Resources"][fn]["Properties"]["Environment"]["Variables"]
         assert env["EIS_PG_CA_FILE"] == "/opt/rds-global-bundle.pem"

@@ -194,7 +194,7 @@ def check_environment(t):
 
 def check_ca_bundle(t):
     layer = props(t, "CaBundleLayer")
-    assert layer["ContentUri"].rstrip("/") == "infra/certs"
+    assert layer["ContentUri"].rstrip("/") == "infra/ca-layer"
     for name in FUNCTIONS:
         p = props(t, name)
         assert {"Ref": "CaBundleLayer"} in p["Layers"], f"{name} needs the CA bundle layer"

@@ -51,6 +51,7 @@ impl ArchiveError {
             ArchiveError::InvalidRegistry(e) => e.code(),
             ArchiveError::MigratorOnly => "migrator_only",
             ArchiveError::Database(e) if e.is_retryable() => "database_unavailable",
+            ArchiveError::Database(StoreError::LoginRefused(..)) => "database_login_refused",
             ArchiveError::Database(_) => "database_error",
             ArchiveError::QueueUnavailable(_) => "queue_unavailable",
             ArchiveError::QueueRefused(_) => "queue_refused",
@@ -132,5 +133,8 @@ mod tests {
         let other = ArchiveError::from(StoreError::other("42P01: no such table"));
         assert_eq!(other.code(), "database_error");
         assert!(!other.is_retryable());
+        let refused = ArchiveError::from(StoreError::LoginRefused("28P01".into(), None));
+        assert_eq!(refused.code(), "database_login_refused");
+        assert!(!refused.is_retryable());
     }
 }

@@ -209,11 +209,13 @@ impl Db {
     /// A new connection of its own, for work that needs a transaction (`&mut Client`).
     pub async fn connect(&self) -> Result<Client, StoreError> {
         let mut config = self.config.clone();
+        let mut login = None;
         if let Some(arn) = &self.secret_arn {
             let credentials = self.secret_credentials(arn).await?;
             config
                 .user(&credentials.username)
                 .password(credentials.password);
+            login = Some((credentials.username, arn));
         }
         let connecting = config.connect(self.tls.clone());
         // connect_timeout bounds each socket attempt; this bounds the handshake as a whole.
@@ -231,7 +233,11 @@ impl Db {
                 if e.code().is_some_and(|c| c.code().starts_with("28")) {
                     *self.credentials.lock().await = None;
                 }
-                return Err(StoreError::from_pg(e));
+                let err = StoreError::from_pg(e);
+                return Err(match login {
+                    Some((user, arn)) => err.login_refused(&user, arn),
+                    None => err,
+                });
             }
         };
         tokio::spawn(async move {

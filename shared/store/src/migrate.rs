@@ -15,8 +15,9 @@ mod embedded {
 const MIGRATION_LOCK: i64 = 0x0045_4953_5f6d_6967; // "EIS_mig"
 
 /// The deploy's migration step. With role secrets (in AWS) the master user creates the login
-/// users from their secrets, then the migrator applies the migrations; the master user does
-/// nothing else. Without them (locally) DATABASE_URL's user applies the migrations.
+/// users from their secrets, the application user logs in once, then the migrator applies the
+/// migrations; the master user does nothing else. A refused login names its user and secret
+/// (`StoreError::LoginRefused`). Without them (locally) DATABASE_URL's user applies the migrations.
 pub async fn deploy(
     db: &DbConfig,
     secrets: Option<&RoleSecrets>,
@@ -36,6 +37,12 @@ pub async fn deploy(
     };
     let admin = Db::new(&with_secret(&secrets.admin_arn))?;
     roles::provision(&admin.connect().await?, &users).await?;
+    // The application's login is tried too, before anything changes: behind RDS Proxy its
+    // secret must be registered as well, and a refusal here (naming the secret) fails the
+    // deploy instead of every request after it.
+    Db::with_credentials(&with_secret(&secrets.app_arn), users.app)?
+        .connect()
+        .await?;
     let migrator = Db::with_credentials(&with_secret(&secrets.migrator_arn), users.migrator)?;
     apply(&migrator).await
 }

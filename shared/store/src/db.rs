@@ -8,7 +8,7 @@ use std::future::Future;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use native_tls::{Certificate, TlsConnector};
 use postgres_native_tls::MakeTlsConnector;
@@ -49,26 +49,22 @@ pub struct Db {
 /// A shared connection and when it was last handed out.
 struct Shared {
     client: Arc<Client>,
-    at: Instant,
-    /// The wall clock too: whether the monotonic clock advances while a Lambda is frozen is
-    /// not documented, and the idle time of a frozen container is what matters.
-    at_wall: SystemTime,
+    /// The wall clock: whether the monotonic clock advances while a Lambda is frozen is not
+    /// documented, and the idle time of a frozen container is what matters.
+    at: SystemTime,
 }
 
 impl Shared {
     fn handed_out(client: Arc<Client>) -> Self {
         Self {
             client,
-            at: Instant::now(),
-            at_wall: SystemTime::now(),
+            at: SystemTime::now(),
         }
     }
 
+    /// Zero when the wall clock was set back (the connection is then not probed).
     fn idle(&self) -> Duration {
-        let wall = SystemTime::now()
-            .duration_since(self.at_wall)
-            .unwrap_or_default();
-        self.at.elapsed().max(wall)
+        SystemTime::now().duration_since(self.at).unwrap_or_default()
     }
 }
 
@@ -229,11 +225,11 @@ impl Db {
         let (client, connection) = match connected {
             Ok(c) => c,
             Err(e) => {
-                // 28xxx: authentication refused; the secret may have been rotated.
-                if e.code().is_some_and(|c| c.code().starts_with("28")) {
+                let err = StoreError::from_pg(e);
+                // The secret may have been rotated: read it again on the next connect.
+                if matches!(err, StoreError::LoginRefused(..)) {
                     *self.credentials.lock().await = None;
                 }
-                let err = StoreError::from_pg(e);
                 return Err(match login {
                     Some((user, arn)) => err.login_refused(&user, arn),
                     None => err,

@@ -1,7 +1,7 @@
 //! The archiver against the real local stack: events posted to the ingest API end up in the
 //! right hour folders of a bucket exactly once; faults (S3 gone, a deadline, a crash, a poison
 //! message, events the ingest never published) lose nothing. Files are read back with the
-//! parquet crate and checked against `archiver::parquet_encoder::schema()`.
+//! parquet crate and checked against `archiver::archive::event_parquet::schema()`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use archiver::app::Archiver;
-use archiver::bucket::ArchiveBucket;
+use archiver::archive::bucket::ArchiveBucket;
+use archiver::archive::event_parquet;
+use archiver::archive::partition::HourPartition;
 use archiver::config::Config;
+use archiver::drain::summary::Stop;
 use archiver::handler::{self, Input, Output};
-use archiver::parquet_encoder;
-use archiver::partition::HourPartition;
-use archiver::summary::Stop;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::TimestampMicrosecondType;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -36,7 +36,7 @@ fn config(db: &TestDb, queue: &TestQueue, bucket: &str) -> Config {
 
 fn config_for(db: eis_store::DbConfig, queue: &TestQueue, bucket: &str) -> Config {
     // These tests look at the raw files a run writes: compaction off (tests/compaction.rs).
-    let compaction = archiver::config::CompactionPolicy {
+    let compaction = archiver::compaction::CompactionPolicy {
         max_hours: 0,
         ..Default::default()
     };
@@ -138,8 +138,8 @@ async fn archived(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<Object> {
             .expect("reader");
         let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().expect("batches");
         let rows =
-            arrow::compute::concat_batches(&parquet_encoder::schema(), &batches).expect("rows");
-        assert_eq!(rows.schema(), parquet_encoder::schema(), "{key}");
+            arrow::compute::concat_batches(&event_parquet::schema(), &batches).expect("rows");
+        assert_eq!(rows.schema(), event_parquet::schema(), "{key}");
         objects.push(Object { key, rows });
     }
     objects

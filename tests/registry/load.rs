@@ -3,7 +3,7 @@
 //! `make registry` and `aws lambda invoke` send, a reload replacing entries, and a refused or
 //! failed load writing nothing.
 
-use archiver::config::CompactionPolicy;
+use archiver::compaction::CompactionPolicy;
 use archiver::handler::{self, Input};
 use eis_tests::archive::archiver_config;
 use tokio::time::Instant;

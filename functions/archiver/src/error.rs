@@ -7,7 +7,7 @@ use eis_runtime::aws::{is_transient, HttpResponse, SdkError};
 use eis_store::StoreError;
 use lambda_runtime::Diagnostic;
 
-use crate::parquet_encoder::FormatError;
+use crate::archive::event_parquet::FormatError;
 use crate::registry::RegistryInputError;
 
 #[derive(Debug, thiserror::Error)]

@@ -13,15 +13,15 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::app::Archiver;
-use crate::audit::{self, AuditSummary};
+use crate::archive::partition::{hours_between, HourPartition};
+use crate::compaction::audit::{self, AuditSummary};
+use crate::drain::summary::Summary;
 use crate::error::ArchiveError;
 use crate::health::{self, HealthSummary};
-use crate::hour_stream::Resume;
-use crate::partition::{hours_between, HourPartition};
+use crate::recovery::hour_stream::Resume;
+use crate::recovery::replay::{self, Judge, ReplaySummary};
+use crate::recovery::restore::{self, RestoreSummary};
 use crate::registry::{self, Experiment, RegistrySummary};
-use crate::replay::{self, Judge, ReplaySummary};
-use crate::restore::{self, RestoreSummary};
-use crate::summary::Summary;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
@@ -205,12 +205,27 @@ pub async fn handle(
                 clock: Utc::now,
             };
             let code = code.as_deref();
-            let summary = replay::replay(archiver, &hours, resume, code, &judge, deadline).await?;
+            let summary = replay::replay(
+                &archiver.replay_job(),
+                &hours,
+                resume,
+                code,
+                &judge,
+                deadline,
+            )
+            .await?;
             tracing::info!(summary = ?summary, "replay");
             Ok(Output::Replay(summary))
         }
         Input::Restore { hours, resume } => {
-            let summary = restore::restore(archiver, &hours, resume, Utc::now(), deadline).await?;
+            let summary = restore::restore(
+                &archiver.restore_job(),
+                &hours,
+                resume,
+                Utc::now(),
+                deadline,
+            )
+            .await?;
             tracing::info!(summary = ?summary, "restore");
             Ok(Output::Restore(summary))
         }
@@ -264,7 +279,7 @@ pub async fn handle(
             Ok(Output::Health(summary))
         }
         Input::Audit => {
-            let outcome = audit::audit(archiver, Utc::now(), deadline).await;
+            let outcome = audit::audit(&archiver.audit_job(), Utc::now(), deadline).await;
             outcome.summary.log();
             if emf {
                 println!("{}", outcome.summary.emf(namespace));

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use eis_contract::Event;
 
-use crate::parquet_encoder::{EventColumns, FormatError};
-use crate::partition::HourPartition;
+use crate::archive::event_parquet::{EventColumns, FormatError};
+use crate::archive::partition::HourPartition;
 
 /// When a partition's buffer becomes a file, and how much may be held in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,8 +14,9 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
+pub mod srm;
+
 use crate::error::ArchiveError;
-use crate::srm;
 
 /// The job's settings (crate::config).
 #[derive(Debug, Clone, Copy)]

@@ -16,23 +16,24 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use eis_runtime::handoff;
-use eis_store::maintenance;
-use eis_store::StoreError;
+use eis_store::maintenance::{self, MaintenancePolicy};
+use eis_store::{ArchiveHours, Db, PendingHandoffs, StoreError};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::app::Archiver;
-use crate::batcher::{Batcher, Chunk, ChunkId, SourceId};
-use crate::compact;
+use crate::archive::bucket::ArchiveBucket;
+use crate::archive::event_parquet;
+use crate::archive::partition::{by_partition, HourPartition};
+use crate::archive::quarantine_parquet;
+use crate::compaction::compact::{self, Compaction};
+use crate::compaction::CompactionPolicy;
+use crate::drain::batcher::{Batcher, BufferLimits, Chunk, ChunkId, SourceId};
+use crate::drain::fanout::{self, Fanout};
+use crate::drain::ledger::{Ledger, Origin, Seen};
+use crate::drain::queue::{ArchiveQueue, Deleted, Received, MAX_DELETE_BATCH};
+use crate::drain::summary::{Stop, Summary, Tally};
 use crate::error::ArchiveError;
-use crate::fanout;
-use crate::ledger::{Ledger, Origin, Seen};
-use crate::parquet_encoder;
-use crate::partition::{by_partition, HourPartition};
-use crate::queue::{Deleted, Received, MAX_DELETE_BATCH};
-use crate::rejected;
-use crate::summary::{Stop, Summary, Tally};
 
 /// SQS's long-polling wait is counted in whole seconds: a shorter budget cannot receive.
 const MIN_RECEIVE_BUDGET: Duration = Duration::from_secs(1);
@@ -40,6 +41,34 @@ const MIN_RECEIVE_BUDGET: Duration = Duration::from_secs(1);
 const SWEEP_LEASE_MARGIN: Duration = Duration::from_secs(60);
 /// Quarantine records held before they are written (their messages are at most 256 KiB).
 const REJECTED_HELD_BYTES: usize = 16 * 1024 * 1024;
+
+/// A run's settings (config.rs names the variable of each).
+#[derive(Clone, Copy)]
+pub struct DrainPolicy {
+    pub safety_margin: Duration,
+    pub sweep_grace: Duration,
+    pub sweep_limit: i64,
+    pub limits: BufferLimits,
+    pub receive_concurrency: usize,
+    pub receive_wait: Duration,
+    pub upload_concurrency: usize,
+    pub maintenance: MaintenancePolicy,
+    pub compaction: CompactionPolicy,
+}
+
+/// What a run works with: the queue and the bucket, the database's pending hand-offs, record
+/// of hours and partitions, its settings, and the fan-out (None: a drain worker's run, or no
+/// function to invoke outside Lambda).
+pub struct Drain<'a> {
+    pub queue: &'a ArchiveQueue,
+    pub bucket: &'a ArchiveBucket,
+    pub pending: &'a PendingHandoffs,
+    pub hours: &'a ArchiveHours,
+    pub db: &'a Db,
+    pub rejected_prefix: &'a str,
+    pub policy: DrainPolicy,
+    pub fanout: Option<Fanout<'a>>,
+}
 
 /// What a run did, and what went wrong on the way (a run goes on after most errors).
 #[derive(Debug)]
@@ -78,7 +107,7 @@ struct InFlight {
 }
 
 struct Run<'a> {
-    archiver: &'a Archiver,
+    job: &'a Drain<'a>,
     now: DateTime<Utc>,
     deadline: Instant,
     batcher: Batcher<Origin>,
@@ -103,26 +132,17 @@ struct HeldRejected {
     bytes: usize,
 }
 
-impl Archiver {
-    /// One scheduled run: `now` is the run's clock (sweep grace, maintenance, lag metric); no
-    /// receive starts once less than the safety margin remains before `deadline`. It first
-    /// starts drain workers if the queue holds more than it can drain alone.
+impl Drain<'_> {
+    /// One run: `now` is the run's clock (sweep grace, maintenance, lag metric); no receive
+    /// starts once less than the safety margin remains before `deadline`. With a fan-out, it
+    /// first starts drain workers if the queue holds more than it can drain alone.
     pub async fn run(&self, now: DateTime<Utc>, deadline: Instant) -> RunOutcome {
-        self.run_as(now, deadline, true).await
-    }
-
-    /// A drain worker's run: the same run without the fan-out, so workers start no workers.
-    pub async fn drain(&self, now: DateTime<Utc>, deadline: Instant) -> RunOutcome {
-        self.run_as(now, deadline, false).await
-    }
-
-    async fn run_as(&self, now: DateTime<Utc>, deadline: Instant, fan_out: bool) -> RunOutcome {
         let started = Instant::now();
         let mut run = Run {
-            archiver: self,
+            job: self,
             now,
             deadline,
-            batcher: Batcher::new(self.config.limits),
+            batcher: Batcher::new(self.policy.limits),
             ledger: Ledger::default(),
             in_flight: InFlight::default(),
             stop: None,
@@ -132,8 +152,8 @@ impl Archiver {
             swept_rows: Vec::new(),
             rejected: HeldRejected::default(),
         };
-        if fan_out {
-            run.tally.summary.fanout = fanout::fan_out(self).await;
+        if let Some(fanout) = &self.fanout {
+            run.tally.summary.fanout = fanout::fan_out(fanout).await;
         }
         run.sweep().await;
         run.drain().await;
@@ -144,12 +164,24 @@ impl Archiver {
     }
 }
 
+impl Drain<'_> {
+    /// Compaction of the hours this run's bucket and record hold.
+    fn compaction(&self) -> Compaction<'_> {
+        Compaction {
+            bucket: self.bucket,
+            hours: self.hours,
+            policy: self.policy.compaction,
+            safety_margin: self.policy.safety_margin,
+        }
+    }
+}
+
 impl Run<'_> {
     /// Time for one more receive, if more than the margin remains.
     fn receive_budget(&self) -> Option<Duration> {
         self.deadline
             .saturating_duration_since(Instant::now())
-            .checked_sub(self.archiver.config.safety_margin)
+            .checked_sub(self.job.policy.safety_margin)
             .filter(|budget| *budget >= MIN_RECEIVE_BUDGET)
     }
 
@@ -165,14 +197,14 @@ impl Run<'_> {
         if self.receive_budget().is_none() {
             return;
         }
-        let config = &self.archiver.config;
+        let policy = &self.job.policy;
         // Claimed until shortly after this run's deadline: a run cut off by its timeout
         // leaves what it took to the next one.
         let lease = self.deadline.saturating_duration_since(Instant::now()) + SWEEP_LEASE_MARGIN;
         let swept = self
-            .archiver
+            .job
             .pending
-            .sweep(self.now, config.sweep_grace, config.sweep_limit, lease)
+            .sweep(self.now, policy.sweep_grace, policy.sweep_limit, lease)
             .await;
         match swept {
             Ok(swept) => {
@@ -229,19 +261,19 @@ impl Run<'_> {
     }
 
     fn start_receives(&mut self) {
-        let config = &self.archiver.config;
+        let policy = &self.job.policy;
         while self.stop.is_none()
-            && self.in_flight.receives.len() < config.receive_concurrency
+            && self.in_flight.receives.len() < policy.receive_concurrency
             && !self.paused()
         {
             let Some(budget) = self.receive_budget() else {
                 self.stop = Some(Stop::Deadline);
                 return;
             };
-            let queue = self.archiver.queue.clone();
+            let queue = self.job.queue.clone();
             self.in_flight
                 .receives
-                .spawn(queue.receive(config.receive_wait.min(budget)));
+                .spawn(queue.receive(policy.receive_wait.min(budget)));
         }
     }
 
@@ -327,13 +359,13 @@ impl Run<'_> {
 
     fn start_deletes(&mut self, all: bool) {
         while let Some(handles) = self.ledger.next_deletes(all) {
-            let queue = self.archiver.queue.clone();
+            let queue = self.job.queue.clone();
             self.in_flight.deletes.spawn(queue.delete(handles));
         }
     }
 
     fn start_uploads(&mut self) {
-        while self.in_flight.uploads.len() < self.archiver.config.upload_concurrency {
+        while self.in_flight.uploads.len() < self.job.policy.upload_concurrency {
             if !self.batcher.has_ready() && self.batcher.under_pressure() {
                 self.batcher.cut_largest();
             }
@@ -351,7 +383,7 @@ impl Run<'_> {
             partition,
             columns,
         } = chunk;
-        let bucket = self.archiver.bucket.clone();
+        let bucket = self.job.bucket.clone();
         let key = bucket.raw_key(partition, Uuid::now_v7());
         let events = columns.len();
         let earliest_received = columns.earliest_received();
@@ -362,14 +394,14 @@ impl Run<'_> {
         let hours = self
             .touched
             .insert(partition)
-            .then(|| self.archiver.hours.clone());
+            .then(|| self.job.hours.clone());
         self.in_flight.uploads.spawn(async move {
             let touch_error = match hours {
                 Some(hours) => hours.touch(partition.start()).await.err(),
                 None => None,
             };
             let result = async {
-                let body = tokio::task::spawn_blocking(move || parquet_encoder::encode(columns))
+                let body = tokio::task::spawn_blocking(move || event_parquet::encode(columns))
                     .await
                     .map_err(|e| ArchiveError::Internal(e.to_string()))??;
                 let bytes = body.len();
@@ -446,12 +478,12 @@ impl Run<'_> {
                 .push(record);
         }
         for (hour, records) in hours {
-            let key = rejected::key(&self.archiver.config.rejected_prefix, hour, Uuid::now_v7());
+            let key = quarantine_parquet::key(self.job.rejected_prefix, hour, Uuid::now_v7());
             let stored = async {
-                let body = rejected::encode(&records)?;
+                let body = quarantine_parquet::encode(&records)?;
                 let bytes = body.len();
                 let run_id = self.tally.summary.run_id;
-                self.archiver
+                self.job
                     .bucket
                     .put(&key, body, run_id, records.len())
                     .await?;
@@ -472,7 +504,7 @@ impl Run<'_> {
             }
         }
         for handles in held.handles.chunks(MAX_DELETE_BATCH) {
-            let deleted = self.archiver.queue.clone().delete(handles.to_vec()).await;
+            let deleted = self.job.queue.clone().delete(handles.to_vec()).await;
             self.deleted(Ok(deleted));
         }
     }
@@ -495,7 +527,7 @@ impl Run<'_> {
         }
         let marks = self.ledger.take_marks();
         if !self.swept_rows.is_empty() {
-            match self.archiver.pending.settle(&self.swept_rows, &marks).await {
+            match self.job.pending.settle(&self.swept_rows, &marks).await {
                 Ok(()) => self.tally.summary.marked = marks.len() as u64,
                 // They stay pending: a later sweep archives them again (duplicates only).
                 Err(e) => self.errors.push(log_error(e.into())),
@@ -509,7 +541,7 @@ impl Run<'_> {
             return;
         }
         let (summary, errors) = compact::compact_settled(
-            self.archiver,
+            &self.job.compaction(),
             self.now,
             self.deadline,
             self.tally.summary.run_id,
@@ -523,8 +555,8 @@ impl Run<'_> {
 
     /// Partition upkeep: idempotent, so a failure here is simply redone next run.
     async fn maintain(&mut self) {
-        let policy = self.archiver.config.maintenance;
-        match maintenance::upkeep(&self.archiver.db, self.now, policy).await {
+        let policy = self.job.policy.maintenance;
+        match maintenance::upkeep(self.job.db, self.now, policy).await {
             Ok(report) => {
                 if report != maintenance::MaintenanceReport::default() {
                     tracing::info!(

@@ -7,16 +7,24 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
-use eis_store::Restored;
+use eis_store::{RestoreStore, Restored};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::app::Archiver;
-use crate::archived;
-use crate::bucket;
+use crate::archive::bucket::{self, ArchiveBucket};
+use crate::archive::event_parquet_reader;
+use crate::archive::partition::HourPartition;
 use crate::error::ArchiveError;
-use crate::hour_stream::{in_file, read_hours, HourFiles, RangeProgress, Resume};
-use crate::partition::HourPartition;
+use crate::recovery::hour_stream::{in_file, read_hours, HourFiles, RangeProgress, Resume};
+
+/// What a restore works with: the bucket, the store it restores into, PostgreSQL's retention
+/// (older events are not restored), and the time it leaves before a deadline.
+pub struct Restore<'a> {
+    pub bucket: &'a ArchiveBucket,
+    pub store: &'a RestoreStore,
+    pub retention_days: u32,
+    pub safety_margin: std::time::Duration,
+}
 
 /// Rows read, and restored in one statement, at a time: the memory of a restore is one file's
 /// bytes and this many events, whatever the size of the hour.
@@ -45,31 +53,31 @@ fn is_archive_file(name: &str) -> bool {
 /// At least one chunk is restored per invocation, however close the deadline: every
 /// invocation makes progress.
 pub async fn restore(
-    archiver: &Archiver,
+    parts: &Restore<'_>,
     hours: &[HourPartition],
     resume: Option<Resume>,
     now: DateTime<Utc>,
     deadline: Instant,
 ) -> Result<RestoreSummary, ArchiveError> {
-    let retention = Duration::days(i64::from(archiver.config.maintenance.retention_days));
+    let retention = Duration::days(i64::from(parts.retention_days));
     let oldest = now - retention;
     let mut summary = RestoreSummary {
         action: "restore",
         ..Default::default()
     };
     let files = HourFiles {
-        folder: |hour: &HourPartition| archiver.bucket.folder(*hour),
+        folder: |hour: &HourPartition| parts.bucket.folder(*hour),
         accept: is_archive_file,
         chunk: RESTORE_CHUNK,
     };
     let progress = read_hours(
-        &archiver.bucket,
+        parts.bucket,
         hours,
         &files,
         resume,
-        (deadline, archiver.config.safety_margin),
+        (deadline, parts.safety_margin),
         async |batch, key| {
-            let mut events = archived::events(batch).map_err(|e| in_file(key, e))?;
+            let mut events = event_parquet_reader::events(batch).map_err(|e| in_file(key, e))?;
             // One statement takes distinct ids: a file holds each id once, but it is not ours.
             let mut seen = HashSet::with_capacity(events.len());
             let before = events.len();
@@ -79,9 +87,7 @@ pub async fn restore(
             let before = events.len();
             events.retain(|e| e.timestamp >= oldest);
             summary.expired += (before - events.len()) as u64;
-            summary
-                .restored
-                .add(archiver.restore.restore(&events).await?);
+            summary.restored.add(parts.store.restore(&events).await?);
             Ok(())
         },
     )

@@ -7,9 +7,41 @@
 use std::ops::Range;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, GenericListArray, LargeStringArray, OffsetSizeTrait, StringArray,
-    StringViewArray,
+    Array, ArrayRef, AsArray, GenericListArray, LargeStringArray, OffsetSizeTrait, RecordBatch,
+    StringArray, StringViewArray,
 };
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::errors::ParquetError;
+
+use crate::archive::event_parquet::{FormatError, ROW_GROUP_ROWS};
+
+/// The rows of one Parquet file, as batches of its own schema.
+pub fn read_batches(body: Bytes) -> Result<Vec<RecordBatch>, FormatError> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(body)?
+        .with_batch_size(ROW_GROUP_ROWS)
+        .build()?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The error for a file (`file` says which kind) whose `what` is missing or unreadable.
+pub fn invalid(file: &str, what: &str) -> FormatError {
+    FormatError::Parquet(ParquetError::General(format!(
+        "{file}: {what} missing or invalid"
+    )))
+}
+
+/// A column of `batch` by name, or the error for the file.
+pub fn named<'a>(
+    batch: &'a RecordBatch,
+    name: &str,
+    file: &str,
+) -> Result<&'a dyn Array, FormatError> {
+    batch
+        .column_by_name(name)
+        .map(|c| c.as_ref())
+        .ok_or_else(|| invalid(file, name))
+}
 
 /// A column of strings, whatever its physical type.
 pub enum Text<'a> {

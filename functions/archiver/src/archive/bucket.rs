@@ -9,9 +9,9 @@ use bytes::Bytes;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use uuid::Uuid;
 
+use crate::archive::event_parquet::FormatError;
+use crate::archive::partition::HourPartition;
 use crate::error::ArchiveError;
-use crate::parquet_encoder::FormatError;
-use crate::partition::HourPartition;
 
 /// Bytes fetched from the end of a file in the hope that they hold the whole footer.
 const FOOTER_GUESS: u64 = 64 * 1024;

@@ -3,17 +3,19 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
+use arrow::array::{AsArray, RecordBatch, UInt32Array};
 use arrow::datatypes::TimestampMicrosecondType;
-use bytes::Bytes;
 use md5::{Digest, Md5};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
 
-use crate::bucket::{ArchiveFile, Kind};
-use crate::digest::{self, IdDigest};
-use crate::parquet_encoder::{self, FormatError};
+use crate::archive::bucket::{ArchiveFile, Kind};
+use crate::archive::columns::{invalid, named};
+
+/// Which file an error is about.
+const FILE: &str = "archive file";
+use crate::archive::digest::{self, IdDigest};
+use crate::archive::event_parquet::{self, FormatError};
 
 pub const GENERATION_KEY: &str = "eis.compaction.generation";
 pub const SHARD_KEY: &str = "eis.compaction.shard";
@@ -75,16 +77,16 @@ pub struct Deduped {
 /// row order): smallest `received_at`, then earliest part, then earliest row. The survivors
 /// come out sorted by (`timestamp`, `event_id`), so the same inputs give the same file.
 pub fn dedupe(parts: &[RecordBatch]) -> Result<Deduped, FormatError> {
-    let all = arrow::compute::concat_batches(&parquet_encoder::schema(), parts)?;
-    let ids = column(&all, "event_id")?
+    let all = arrow::compute::concat_batches(&event_parquet::schema(), parts)?;
+    let ids = named(&all, "event_id", FILE)?
         .as_string_opt::<i32>()
-        .ok_or_else(|| bad("event_id"))?;
-    let received = column(&all, "received_at")?
+        .ok_or_else(|| invalid(FILE, "event_id"))?;
+    let received = named(&all, "received_at", FILE)?
         .as_primitive_opt::<TimestampMicrosecondType>()
-        .ok_or_else(|| bad("received_at"))?;
-    let timestamps = column(&all, "timestamp")?
+        .ok_or_else(|| invalid(FILE, "received_at"))?;
+    let timestamps = named(&all, "timestamp", FILE)?
         .as_primitive_opt::<TimestampMicrosecondType>()
-        .ok_or_else(|| bad("timestamp"))?;
+        .ok_or_else(|| invalid(FILE, "timestamp"))?;
     // Rows are in (part, row) order: the first row met wins a tie on received_at.
     let mut first: HashMap<&str, usize> = HashMap::with_capacity(all.num_rows());
     for row in 0..all.num_rows() {
@@ -115,7 +117,7 @@ pub fn dedupe(parts: &[RecordBatch]) -> Result<Deduped, FormatError> {
         .iter()
         .map(|c| arrow::compute::take(c.as_ref(), &indices, None))
         .collect::<Result<Vec<_>, _>>()?;
-    let rows = RecordBatch::try_new(parquet_encoder::schema(), columns)?;
+    let rows = RecordBatch::try_new(event_parquet::schema(), columns)?;
     let dropped = (all.num_rows() - rows.num_rows()) as u64;
     Ok(Deduped {
         rows,
@@ -124,34 +126,13 @@ pub fn dedupe(parts: &[RecordBatch]) -> Result<Deduped, FormatError> {
     })
 }
 
-fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a dyn Array, FormatError> {
-    batch
-        .column_by_name(name)
-        .map(|c| c.as_ref())
-        .ok_or_else(|| bad(name))
-}
-
-fn bad(name: &str) -> FormatError {
-    FormatError::Parquet(parquet::errors::ParquetError::General(format!(
-        "column {name} missing or of another type"
-    )))
-}
-
-/// The rows of one Parquet file, as batches of the archive schema.
-pub fn read_rows(body: Bytes) -> Result<Vec<RecordBatch>, FormatError> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(body)?
-        .with_batch_size(parquet_encoder::ROW_GROUP_ROWS)
-        .build()?;
-    Ok(reader.collect::<Result<Vec<_>, _>>()?)
-}
-
 /// Only the rows of `shard` among `shards`.
 pub fn shard_rows(batch: RecordBatch, shard: u32, shards: u32) -> Result<RecordBatch, FormatError> {
     if shards <= 1 {
         return Ok(batch);
     }
-    let ids =
-        crate::columns::Text::of(column(&batch, "event_id")?).ok_or_else(|| bad("event_id"))?;
+    let ids = crate::archive::columns::Text::of(named(&batch, "event_id", FILE)?)
+        .ok_or_else(|| invalid(FILE, "event_id"))?;
     let keep: arrow::array::BooleanArray = (0..ids.len())
         .map(|i| Some(digest::shard_of(ids.get(i).unwrap_or_default(), shards) == shard))
         .collect();
@@ -162,8 +143,8 @@ pub fn shard_rows(batch: RecordBatch, shard: u32, shards: u32) -> Result<RecordB
 pub fn encode_shard(rows: &RecordBatch, metadata: Vec<KeyValue>) -> Result<Vec<u8>, FormatError> {
     let mut writer = ArrowWriter::try_new(
         Vec::new(),
-        parquet_encoder::schema(),
-        Some(parquet_encoder::writer_properties()?),
+        event_parquet::schema(),
+        Some(event_parquet::writer_properties()?),
     )?;
     for kv in metadata {
         writer.append_key_value_metadata(kv);
@@ -178,7 +159,7 @@ mod tests {
     use chrono::{DateTime, TimeZone, Utc};
     use eis_contract::Event;
 
-    use crate::parquet_encoder::EventColumns;
+    use crate::archive::event_parquet::EventColumns;
 
     fn at(minute: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 1, 5, 9, minute, 0)
@@ -226,7 +207,7 @@ mod tests {
                 ("000000000001".into(), "a".into()),
             ]
         );
-        assert_eq!(d.rows.schema(), parquet_encoder::schema());
+        assert_eq!(d.rows.schema(), event_parquet::schema());
     }
 
     #[test]
@@ -250,7 +231,7 @@ mod tests {
         let file = |name: &str| ArchiveFile {
             key: format!("2026/01/05/09/{name}"),
             size: 1,
-            kind: crate::bucket::kind_of(name).expect("archive name"),
+            kind: crate::archive::bucket::kind_of(name).expect("archive name"),
         };
         let done = [
             file("events_cab_0-2.parquet"),

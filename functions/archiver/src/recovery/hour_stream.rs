@@ -19,10 +19,10 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::bucket::ArchiveBucket;
+use crate::archive::bucket::ArchiveBucket;
+use crate::archive::event_parquet::FormatError;
+use crate::archive::partition::HourPartition;
 use crate::error::ArchiveError;
-use crate::parquet_encoder::FormatError;
-use crate::partition::HourPartition;
 
 /// Where an invocation stopped inside the hour `unfinished_from`: the next row to read is
 /// row `row` (0-based) of the file `key`. The next invocation passes it back as `resume`.

@@ -12,15 +12,26 @@ use chrono::{DateTime, Utc};
 use eis_contract::{
     parse_batch, validate_replayed_event, Event, Limits, Quarantined, Registry, RegistryMode, Scope,
 };
-use eis_store::InsertOutcome;
+use std::time::Duration;
+
+use eis_store::{InsertOutcome, Storage};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::app::Archiver;
+use crate::archive::bucket::ArchiveBucket;
+use crate::archive::partition::HourPartition;
+use crate::archive::quarantine_parquet;
 use crate::error::ArchiveError;
-use crate::hour_stream::{in_file, read_hours, HourFiles, RangeProgress, Resume};
-use crate::partition::HourPartition;
-use crate::rejected;
+use crate::recovery::hour_stream::{in_file, read_hours, HourFiles, RangeProgress, Resume};
+
+/// What a replay works with: the bucket and the quarantine's prefix in it, the ingest's
+/// storage path, and the time it leaves before a deadline.
+pub struct Replay<'a> {
+    pub bucket: &'a ArchiveBucket,
+    pub rejected_prefix: &'a str,
+    pub storage: &'a Storage,
+    pub safety_margin: Duration,
+}
 
 /// Records read at a time: a record holds at most one body refused whole (192 KiB by
 /// default), so a chunk holds at most some tens of MiB of text.
@@ -130,7 +141,7 @@ fn is_quarantine_file(name: &str) -> bool {
 /// Replays the hours, from `resume` in the first hour. At least one chunk is replayed per
 /// invocation, however close the deadline: every invocation makes progress.
 pub async fn replay(
-    archiver: &Archiver,
+    parts: &Replay<'_>,
     hours: &[HourPartition],
     resume: Option<Resume>,
     code: Option<&str>,
@@ -141,23 +152,24 @@ pub async fn replay(
         action: "replay",
         ..Default::default()
     };
-    let prefix = &archiver.config.rejected_prefix;
+    let prefix = parts.rejected_prefix;
     let files = HourFiles {
         folder: |hour: &HourPartition| format!("{prefix}{}", hour.folder()),
         accept: is_quarantine_file,
         chunk: REPLAY_CHUNK,
     };
     let progress = read_hours(
-        &archiver.bucket,
+        parts.bucket,
         hours,
         &files,
         resume,
-        (deadline, archiver.config.safety_margin),
+        (deadline, parts.safety_margin),
         async |batch, key| {
-            let mut records = rejected::decode_batch(batch).map_err(|e| in_file(key, e))?;
+            let mut records =
+                quarantine_parquet::decode_batch(batch).map_err(|e| in_file(key, e))?;
             records.retain(|r| code.is_none_or(|c| r.code == c));
             summary.records += records.len() as u64;
-            store(archiver, judge, &records, &mut summary).await
+            store(parts.storage, judge, &records, &mut summary).await
         },
     )
     .await?;
@@ -167,7 +179,7 @@ pub async fn replay(
 
 /// Judges and stores one chunk of records, in file order (the order they arrived in).
 async fn store(
-    archiver: &Archiver,
+    storage: &Storage,
     judge: &Judge<'_>,
     records: &[Quarantined],
     summary: &mut ReplaySummary,
@@ -203,7 +215,7 @@ async fn store(
         if chunk.is_empty() {
             continue;
         }
-        let report = archiver.storage.save(&chunk).await?;
+        let report = storage.save(&chunk).await?;
         summary.publish_failures += report.publish_failures;
         for (outcome, code) in report.outcomes.iter().zip(&chunk_codes) {
             let counts = summary.by_code.entry(code.clone()).or_default();

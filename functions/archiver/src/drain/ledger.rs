@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use eis_store::EventKey;
 
-use crate::batcher::SourceId;
-use crate::queue::MAX_DELETE_BATCH;
+use crate::drain::batcher::SourceId;
+use crate::drain::queue::MAX_DELETE_BATCH;
 
 /// Where a buffered event came from: what acknowledging it takes.
 pub enum Origin {

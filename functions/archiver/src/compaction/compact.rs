@@ -20,18 +20,31 @@ use serde::Serialize;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::app::Archiver;
-use crate::bucket;
-use crate::digest;
-use crate::error::ArchiveError;
-use crate::parquet_encoder::FormatError;
-use crate::partition::HourPartition;
+use eis_store::ArchiveHours;
 
-pub use crate::dedupe::{
+use crate::archive::bucket::{self, ArchiveBucket};
+use crate::archive::digest;
+use crate::archive::event_parquet::FormatError;
+use crate::archive::partition::HourPartition;
+use crate::compaction::CompactionPolicy;
+use crate::error::ArchiveError;
+
+use crate::archive::columns::read_batches;
+pub use crate::compaction::dedupe::{
     dedupe, generation, needs_compaction, DIGEST_KEY, DROPPED_KEY, GENERATION_KEY, INPUTS_KEY,
     SHARD_KEY,
 };
-use crate::dedupe::{encode_shard, read_rows, shard_rows};
+use crate::compaction::dedupe::{encode_shard, shard_rows};
+
+/// What compaction works with: the bucket, the record of the hours that hold raw files, its
+/// policy, and the time it leaves before a deadline.
+#[derive(Clone, Copy)]
+pub struct Compaction<'a> {
+    pub bucket: &'a ArchiveBucket,
+    pub hours: &'a ArchiveHours,
+    pub policy: CompactionPolicy,
+    pub safety_margin: Duration,
+}
 
 /// What compaction did in one run (part of the run's summary).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -72,13 +85,12 @@ fn has_time(deadline: Instant, margin: Duration) -> bool {
 
 /// Compacts one hour if it needs it (see the module's notes).
 pub async fn compact_hour(
-    archiver: &Archiver,
+    compaction: &Compaction<'_>,
     hour: HourPartition,
     deadline: Instant,
     run_id: Uuid,
 ) -> Result<HourOutcome, ArchiveError> {
-    let config = &archiver.config;
-    let archive = &archiver.bucket;
+    let archive = compaction.bucket;
     let folder = archive.folder(hour);
     let files = archive.list(&folder).await?;
     if !needs_compaction(&files) {
@@ -92,12 +104,12 @@ pub async fn compact_hour(
         rows_in += u64::try_from(meta.file_metadata().num_rows()).unwrap_or_default();
     }
     let bytes_in: u64 = files.iter().map(|f| f.size).sum();
-    let shards = config.compaction.shards(rows_in, bytes_in);
+    let shards = compaction.policy.shards(rows_in, bytes_in);
     let generation = generation(&files);
     let mut outputs = Vec::new();
     let (mut events_out, mut dropped) = (0u64, 0u64);
     for shard in 0..shards {
-        if !has_time(deadline, config.safety_margin) {
+        if !has_time(deadline, compaction.safety_margin) {
             return Ok(HourOutcome::Aborted("deadline"));
         }
         let mut parts = Vec::new();
@@ -106,7 +118,7 @@ pub async fn compact_hour(
                 return Ok(HourOutcome::Aborted("an input vanished"));
             };
             let batches = tokio::task::spawn_blocking(move || -> Result<_, FormatError> {
-                read_rows(body)?
+                read_batches(body)?
                     .into_iter()
                     .map(|b| shard_rows(b, shard, shards))
                     .collect::<Result<Vec<_>, _>>()
@@ -169,19 +181,19 @@ pub async fn compact_hour(
 
 /// Compacts the settled hours recorded as pending, oldest first, while time remains.
 pub async fn compact_settled(
-    archiver: &Archiver,
+    compaction: &Compaction<'_>,
     now: DateTime<Utc>,
     deadline: Instant,
     run_id: Uuid,
 ) -> (CompactionSummary, Vec<ArchiveError>) {
-    let policy = archiver.config.compaction;
+    let policy = compaction.policy;
     let mut summary = CompactionSummary::default();
     let mut errors = Vec::new();
     if policy.max_hours == 0 {
         return (summary, errors);
     }
     let limit = i64::try_from(policy.max_hours).unwrap_or(i64::MAX);
-    let pending = match archiver
+    let pending = match compaction
         .hours
         .pending(policy.settled_before(now), limit, policy.write_window)
         .await
@@ -190,10 +202,10 @@ pub async fn compact_settled(
         Err(e) => return (summary, vec![e.into()]),
     };
     for p in pending {
-        if !has_time(deadline, archiver.config.safety_margin) {
+        if !has_time(deadline, compaction.safety_margin) {
             break;
         }
-        let outcome = compact_hour(archiver, HourPartition::of(p.hour), deadline, run_id).await;
+        let outcome = compact_hour(compaction, HourPartition::of(p.hour), deadline, run_id).await;
         let done = match outcome {
             Ok(HourOutcome::AlreadyCompact) => {
                 summary.hours_clean += 1;
@@ -227,7 +239,7 @@ pub async fn compact_settled(
             }
         };
         if done && p.clearable {
-            if let Err(e) = archiver.hours.clear(&p).await {
+            if let Err(e) = compaction.hours.clear(&p).await {
                 errors.push(e.into());
             }
         }

@@ -9,10 +9,10 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::compact::CompactionSummary;
-use crate::fanout::FanoutSummary;
-use crate::partition::HourPartition;
-use crate::queue::Deleted;
+use crate::archive::partition::HourPartition;
+use crate::compaction::compact::CompactionSummary;
+use crate::drain::fanout::FanoutSummary;
+use crate::drain::queue::Deleted;
 
 /// Why the run stopped receiving.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

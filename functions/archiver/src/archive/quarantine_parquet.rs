@@ -19,10 +19,12 @@ use chrono::DateTime;
 use eis_contract::{NamedVariant, Quarantined, Scope};
 use uuid::Uuid;
 
-use crate::columns::{struct_text, Lists, Text};
-use crate::dedupe;
-use crate::parquet_encoder::{self, FormatError};
-use crate::partition::HourPartition;
+use crate::archive::columns::{invalid, named, read_batches, struct_text, Lists, Text};
+
+/// Which file an error is about.
+const FILE: &str = "quarantine file";
+use crate::archive::event_parquet::{self, FormatError};
+use crate::archive::partition::HourPartition;
 
 fn variant_fields() -> Fields {
     Fields::from(vec![
@@ -37,12 +39,6 @@ fn variant_item() -> Arc<Field> {
         DataType::Struct(variant_fields()),
         false,
     ))
-}
-
-fn bad(what: &str) -> FormatError {
-    FormatError::Parquet(parquet::errors::ParquetError::General(format!(
-        "quarantine file: {what} missing or invalid"
-    )))
 }
 
 /// The columns, in the Glue table's order; only `batch_index` is nullable.
@@ -130,20 +126,13 @@ pub fn encode(records: &[Quarantined]) -> Result<Vec<u8>, FormatError> {
         Arc::new(experiments),
     ];
     let batch = RecordBatch::try_new(schema(), columns)?;
-    parquet_encoder::write_parquet(&batch)
-}
-
-fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a dyn Array, FormatError> {
-    batch
-        .column_by_name(name)
-        .map(|c| c.as_ref())
-        .ok_or_else(|| bad(name))
+    event_parquet::write_parquet(&batch)
 }
 
 /// The records of one file (tests and tools; replay streams a file by `decode_batch`).
 pub fn decode(body: Bytes) -> Result<Vec<Quarantined>, FormatError> {
     let mut records = Vec::new();
-    for batch in dedupe::read_rows(body)? {
+    for batch in read_batches(body)? {
         records.extend(decode_batch(&batch)?);
     }
     Ok(records)
@@ -154,8 +143,8 @@ pub fn decode(body: Bytes) -> Result<Vec<Quarantined>, FormatError> {
 /// A file without `raw_lossy` (written before it existed) marks a text holding U+FFFD lossy:
 /// it may have been a replaced byte.
 pub fn decode_batch(batch: &RecordBatch) -> Result<Vec<Quarantined>, FormatError> {
-    let text = |name| Text::of(column(batch, name)?).ok_or_else(|| bad(name));
-    let primitive = |name| column(batch, name);
+    let text = |name| Text::of(named(batch, name, FILE)?).ok_or_else(|| invalid(FILE, name));
+    let primitive = |name| named(batch, name, FILE);
     let (record_id, request_id, route, scope) = (
         text("record_id")?,
         text("request_id")?,
@@ -165,29 +154,33 @@ pub fn decode_batch(batch: &RecordBatch) -> Result<Vec<Quarantined>, FormatError
     let (code, message, raw) = (text("code")?, text("message")?, text("raw")?);
     let index = primitive("batch_index")?
         .as_primitive_opt::<Int32Type>()
-        .ok_or_else(|| bad("batch_index"))?;
+        .ok_or_else(|| invalid(FILE, "batch_index"))?;
     let received = primitive("received_at")?
         .as_primitive_opt::<TimestampMicrosecondType>()
-        .ok_or_else(|| bad("received_at"))?;
+        .ok_or_else(|| invalid(FILE, "received_at"))?;
     let raw_bytes = primitive("raw_bytes")?
         .as_primitive_opt::<Int64Type>()
-        .ok_or_else(|| bad("raw_bytes"))?;
+        .ok_or_else(|| invalid(FILE, "raw_bytes"))?;
     let truncated = primitive("raw_truncated")?
         .as_boolean_opt()
-        .ok_or_else(|| bad("raw_truncated"))?;
+        .ok_or_else(|| invalid(FILE, "raw_truncated"))?;
     let lossy = match batch.column_by_name("raw_lossy") {
-        Some(c) => Some(c.as_boolean_opt().ok_or_else(|| bad("raw_lossy"))?),
+        Some(c) => Some(
+            c.as_boolean_opt()
+                .ok_or_else(|| invalid(FILE, "raw_lossy"))?,
+        ),
         None => None,
     };
-    let experiments = Lists::of(column(batch, "experiments")?).ok_or_else(|| bad("experiments"))?;
+    let experiments = Lists::of(named(batch, "experiments", FILE)?)
+        .ok_or_else(|| invalid(FILE, "experiments"))?;
     let ids = struct_text(experiments.values(), "experiment_id");
     let vids = struct_text(experiments.values(), "variant_id");
     let (Some(ids), Some(vids)) = (ids, vids) else {
-        return Err(bad("experiments"));
+        return Err(invalid(FILE, "experiments"));
     };
     let mut records = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
-        let bad = |what: &str| bad(&format!("{what} of row {row}"));
+        let bad = |what: &str| invalid(FILE, &format!("{what} of row {row}"));
         let string = |t: &Text, what: &str| t.get(row).map(str::to_string).ok_or_else(|| bad(what));
         let present =
             |a: &dyn Array, what: &str| (!a.is_null(row)).then_some(()).ok_or_else(|| bad(what));

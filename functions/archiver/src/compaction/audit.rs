@@ -16,13 +16,21 @@ use serde::Serialize;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::app::Archiver;
-use crate::bucket::{self, ArchiveFile};
-use crate::compact::{self, DIGEST_KEY};
-use crate::digest::{self, IdDigest};
+use eis_store::PendingHandoffs;
+
+use crate::archive::bucket::{self, ArchiveFile};
+use crate::archive::digest::{self, IdDigest};
+use crate::archive::event_parquet::FormatError;
+use crate::archive::partition::HourPartition;
+use crate::compaction::compact::{self, Compaction, DIGEST_KEY};
 use crate::error::ArchiveError;
-use crate::parquet_encoder::FormatError;
-use crate::partition::HourPartition;
+
+/// What the audit works with: compaction's bucket, record of hours and policy, and the
+/// pending hand-offs that missing events are handed back to.
+pub struct Audit<'a> {
+    pub compaction: Compaction<'a>,
+    pub pending: &'a PendingHandoffs,
+}
 
 /// Hours with a finding listed in the answer at most (the counts cover all).
 const MAX_FINDINGS: usize = 50;
@@ -122,9 +130,9 @@ impl AuditOutcome {
 }
 
 /// Audits the settled hours of the last `audit_days` days, newest first, while time remains.
-pub async fn audit(archiver: &Archiver, now: DateTime<Utc>, deadline: Instant) -> AuditOutcome {
+pub async fn audit(parts: &Audit<'_>, now: DateTime<Utc>, deadline: Instant) -> AuditOutcome {
     let started = Instant::now();
-    let policy = archiver.config.compaction;
+    let policy = parts.compaction.policy;
     let mut summary = AuditSummary {
         action: "audit",
         run_id: Uuid::now_v7(),
@@ -138,11 +146,11 @@ pub async fn audit(archiver: &Archiver, now: DateTime<Utc>, deadline: Instant) -
     let oldest = now - chrono::Duration::days(policy.audit_days.into());
     let mut hour = HourPartition::of(settled - chrono::Duration::microseconds(1)).start();
     while hour >= oldest {
-        if deadline.saturating_duration_since(Instant::now()) <= archiver.config.safety_margin {
+        if deadline.saturating_duration_since(Instant::now()) <= parts.compaction.safety_margin {
             summary.incomplete = true;
             break;
         }
-        match audit_hour(archiver, HourPartition::of(hour), received_before).await {
+        match audit_hour(parts, HourPartition::of(hour), received_before).await {
             Ok(report) => summary.add(report),
             Err(e) => {
                 tracing::warn!(%hour, code = e.code(), error = %e, "hour not audited");
@@ -191,14 +199,14 @@ impl AuditSummary {
 
 /// The ids of the hour's files, each with the number of copies.
 async fn archive_ids(
-    archiver: &Archiver,
+    parts: &Audit<'_>,
     files: &[ArchiveFile],
 ) -> Result<HashMap<String, u64>, ArchiveError> {
     let mut ids: HashMap<String, u64> = HashMap::new();
     for file in files {
         // A file compacted away meanwhile: its rows are in the new generation, which this
         // listing lacks; the hour is simply checked again by the next audit.
-        let Some(body) = archiver.bucket.get(&file.key, None).await? else {
+        let Some(body) = parts.compaction.bucket.get(&file.key, None).await? else {
             return Err(ArchiveError::StorageUnavailable(format!(
                 "{} vanished during the audit",
                 file.key
@@ -222,7 +230,7 @@ fn read_ids(body: Bytes) -> Result<Vec<String>, FormatError> {
     for batch in builder.with_projection(mask).build()? {
         let batch = batch?;
         // Any string type another writer may use; another type is an error, not "no ids".
-        let col = crate::columns::Text::of(batch.column(0).as_ref()).ok_or_else(|| {
+        let col = crate::archive::columns::Text::of(batch.column(0).as_ref()).ok_or_else(|| {
             FormatError::Parquet(parquet::errors::ParquetError::General(
                 "event_id is not a string column".into(),
             ))
@@ -234,12 +242,12 @@ fn read_ids(body: Bytes) -> Result<Vec<String>, FormatError> {
 
 /// The sum of the digests in the footers of one complete generation; None when a file lacks it.
 async fn footer_digest(
-    archiver: &Archiver,
+    parts: &Audit<'_>,
     files: &[ArchiveFile],
 ) -> Result<Option<IdDigest>, ArchiveError> {
     let mut total = IdDigest::default();
     for file in files {
-        let meta = archiver.bucket.footer(file).await?;
+        let meta = parts.compaction.bucket.footer(file).await?;
         let Some(d) = meta
             .as_ref()
             .and_then(|m| bucket::metadata_value(m, DIGEST_KEY))
@@ -253,32 +261,36 @@ async fn footer_digest(
 }
 
 async fn audit_hour(
-    archiver: &Archiver,
+    parts: &Audit<'_>,
     hour: HourPartition,
     received_before: DateTime<Utc>,
 ) -> Result<HourReport, ArchiveError> {
     let (from, to) = (hour.start(), hour.start() + chrono::Duration::hours(1));
     let mut report = HourReport::default();
     report.finding.hour = hour.folder();
-    let pg = archiver.hours.digest(from, to).await?;
-    let files = archiver.bucket.list(&archiver.bucket.folder(hour)).await?;
+    let pg = parts.compaction.hours.digest(from, to).await?;
+    let files = parts
+        .compaction
+        .bucket
+        .list(&parts.compaction.bucket.folder(hour))
+        .await?;
     if files.is_empty() && pg.count == 0 {
         return Ok(report);
     }
     let needs_compaction = compact::needs_compaction(&files);
     if needs_compaction {
-        archiver.hours.touch(from).await?;
+        parts.compaction.hours.touch(from).await?;
         report.recorded = true;
     }
     let mut ids = None;
     let archive = match needs_compaction {
-        false => footer_digest(archiver, &files).await?,
+        false => footer_digest(parts, &files).await?,
         true => None,
     };
     let archive = match archive {
         Some(d) => d,
         None => {
-            let found = archive_ids(archiver, &files).await?;
+            let found = archive_ids(parts, &files).await?;
             let mut d = IdDigest::default();
             for (id, copies) in &found {
                 digest::add(&mut d, id);
@@ -294,9 +306,9 @@ async fn audit_hour(
     report.mismatched = true;
     let archived = match ids {
         Some(ids) => ids,
-        None => archive_ids(archiver, &files).await?,
+        None => archive_ids(parts, &files).await?,
     };
-    let stored = archiver.hours.ids(from, to).await?;
+    let stored = parts.compaction.hours.ids(from, to).await?;
     let in_pg: HashSet<String> = stored.iter().map(|(id, _)| id.to_string()).collect();
     let mut missing = Vec::new();
     for (id, received_at) in &stored {
@@ -310,7 +322,7 @@ async fn audit_hour(
     }
     report.finding.missing = missing.len() as u64;
     report.finding.extra = archived.keys().filter(|id| !in_pg.contains(*id)).count() as u64;
-    report.requeued = archiver.pending.requeue(&missing, from, to).await?;
+    report.requeued = parts.pending.requeue(&missing, from, to).await?;
     tracing::warn!(
         hour = %report.finding.hour,
         missing = report.finding.missing,

@@ -10,47 +10,37 @@ use chrono::{DateTime, Utc};
 use eis_contract::{Event, ExperimentRef, Flag, JsonObject};
 use uuid::Uuid;
 
-use crate::columns::{struct_text, Lists, Text};
-use crate::parquet_encoder::FormatError;
+use crate::archive::columns::{invalid, named, struct_text, Lists, Text};
 
-fn bad(what: &str) -> FormatError {
-    FormatError::Parquet(parquet::errors::ParquetError::General(format!(
-        "archive row: {what} missing or invalid"
-    )))
-}
-
-fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a dyn Array, FormatError> {
-    batch
-        .column_by_name(name)
-        .map(|c| c.as_ref())
-        .ok_or_else(|| bad(name))
-}
+/// Which file an error is about.
+const FILE: &str = "archive row";
+use crate::archive::event_parquet::FormatError;
 
 fn time(micros: i64) -> Result<DateTime<Utc>, FormatError> {
-    DateTime::from_timestamp_micros(micros).ok_or_else(|| bad("timestamp"))
+    DateTime::from_timestamp_micros(micros).ok_or_else(|| invalid(FILE, "timestamp"))
 }
 
 fn uuid(text: Option<&str>, what: &str) -> Result<Uuid, FormatError> {
     text.and_then(|t| Uuid::try_parse(t).ok())
-        .ok_or_else(|| bad(what))
+        .ok_or_else(|| invalid(FILE, what))
 }
 
 fn object(text: Option<&str>, what: &str) -> Result<JsonObject, FormatError> {
     text.and_then(|t| JsonObject::parse(t).ok())
-        .ok_or_else(|| bad(what))
+        .ok_or_else(|| invalid(FILE, what))
 }
 
 /// The events of one batch of the archive schema, in row order. Strings and lists may be of
 /// any of the types other writers use (`columns`); a column of another type, or a null where
 /// the archive has none, is an error, never a panic: the files come from a bucket.
 pub fn events(batch: &RecordBatch) -> Result<Vec<Event>, FormatError> {
-    let text = |name| Text::of(column(batch, name)?).ok_or_else(|| bad(name));
+    let text = |name| Text::of(named(batch, name, FILE)?).ok_or_else(|| invalid(FILE, name));
     let micros = |name| {
-        column(batch, name)?
+        named(batch, name, FILE)?
             .as_primitive_opt::<TimestampMicrosecondType>()
-            .ok_or_else(|| bad(name))
+            .ok_or_else(|| invalid(FILE, name))
     };
-    let list = |name| Lists::of(column(batch, name)?).ok_or_else(|| bad(name));
+    let list = |name| Lists::of(named(batch, name, FILE)?).ok_or_else(|| invalid(FILE, name));
     let (ids, unit_types, unit_ids) = (text("event_id")?, text("unit_type")?, text("unit_id")?);
     let (event_types, contexts, payloads) =
         (text("event_type")?, text("context")?, text("payload")?);
@@ -59,27 +49,29 @@ pub fn events(batch: &RecordBatch) -> Result<Vec<Event>, FormatError> {
     let experiment_ids = struct_text(experiments.values(), "experiment_id");
     let variant_ids = struct_text(experiments.values(), "variant_id");
     let (Some(experiment_ids), Some(variant_ids)) = (experiment_ids, variant_ids) else {
-        return Err(bad("experiments"));
+        return Err(invalid(FILE, "experiments"));
     };
-    let flag_names = Text::of(flags.values().as_ref()).ok_or_else(|| bad("flags"))?;
-    let metrics = column(batch, "metrics")?
+    let flag_names = Text::of(flags.values().as_ref()).ok_or_else(|| invalid(FILE, "flags"))?;
+    let metrics = named(batch, "metrics", FILE)?
         .as_map_opt()
-        .ok_or_else(|| bad("metrics"))?;
+        .ok_or_else(|| invalid(FILE, "metrics"))?;
     let metric_keys = Text::of(metrics.keys().as_ref());
     let metric_values = metrics.values().as_primitive_opt::<Float64Type>();
     let (Some(metric_keys), Some(metric_values)) = (metric_keys, metric_values) else {
-        return Err(bad("metrics"));
+        return Err(invalid(FILE, "metrics"));
     };
     let metric_offsets = metrics.value_offsets();
     let present = |array: &dyn Array, row: usize, what: &str| {
         (row < array.len() && !array.is_null(row))
             .then_some(())
-            .ok_or_else(|| bad(what))
+            .ok_or_else(|| invalid(FILE, what))
     };
 
     let mut events = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
-        let pairs = experiments.range(row).ok_or_else(|| bad("experiments"))?;
+        let pairs = experiments
+            .range(row)
+            .ok_or_else(|| invalid(FILE, "experiments"))?;
         let experiments = pairs
             .map(|i| {
                 Ok(ExperimentRef {
@@ -91,28 +83,32 @@ pub fn events(batch: &RecordBatch) -> Result<Vec<Event>, FormatError> {
         present(metrics, row, "metrics")?;
         let (start, end) = match (metric_offsets.get(row), metric_offsets.get(row + 1)) {
             (Some(s), Some(e)) if 0 <= *s && s <= e => (*s as usize, *e as usize),
-            _ => return Err(bad("metrics")),
+            _ => return Err(invalid(FILE, "metrics")),
         };
         let metrics = (start..end)
             .map(|i| {
-                let key = metric_keys.get(i).ok_or_else(|| bad("metrics"))?;
+                let key = metric_keys.get(i).ok_or_else(|| invalid(FILE, "metrics"))?;
                 present(metric_values, i, "metrics")?;
                 Ok((key.to_string(), metric_values.value(i)))
             })
             .collect::<Result<BTreeMap<String, f64>, FormatError>>()?;
         let flags = flags
             .range(row)
-            .ok_or_else(|| bad("flags"))?
+            .ok_or_else(|| invalid(FILE, "flags"))?
             .map(|i| {
                 let name = flag_names.get(i);
                 Flag::ALL
                     .iter()
                     .copied()
                     .find(|f| Some(f.as_str()) == name)
-                    .ok_or_else(|| bad("flag"))
+                    .ok_or_else(|| invalid(FILE, "flag"))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let name = |t: &Text, what: &str| t.get(row).map(str::to_string).ok_or_else(|| bad(what));
+        let name = |t: &Text, what: &str| {
+            t.get(row)
+                .map(str::to_string)
+                .ok_or_else(|| invalid(FILE, what))
+        };
         present(timestamps, row, "timestamp")?;
         present(received, row, "received_at")?;
         events.push(Event {
@@ -135,7 +131,7 @@ pub fn events(batch: &RecordBatch) -> Result<Vec<Event>, FormatError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parquet_encoder::{encode, EventColumns};
+    use crate::archive::event_parquet::{encode, EventColumns};
     use crate::test_events::{event, utc};
 
     /// Every column filled: experiments, context, metrics, payload and a flag.
@@ -169,7 +165,8 @@ mod tests {
         }
         let file = encode(columns).expect("encode");
         let mut back = Vec::new();
-        for batch in crate::dedupe::read_rows(bytes::Bytes::from(file)).expect("read") {
+        for batch in crate::archive::columns::read_batches(bytes::Bytes::from(file)).expect("read")
+        {
             back.extend(super::events(&batch).expect("events"));
         }
         assert_eq!(back, events);

@@ -11,7 +11,7 @@ use std::pin::Pin;
 
 use serde::Serialize;
 
-use crate::app::Archiver;
+use crate::drain::queue::ArchiveQueue;
 
 /// The input of a drain worker (events/archiver-drain.json).
 pub const DRAIN_INPUT: &str = r#"{"action":"drain"}"#;
@@ -103,14 +103,19 @@ pub struct FanoutSummary {
     pub workers_failed: u32,
 }
 
+/// What the fan-out works with: the queue whose depth it reads, the workers it starts, and
+/// its bounds.
+pub struct Fanout<'a> {
+    pub queue: &'a ArchiveQueue,
+    pub workers: &'a dyn StartWorker,
+    pub policy: &'a FanoutPolicy,
+}
+
 /// Reads the queue's depth and starts the drain workers it calls for. Never fails the
 /// run: a failed read or invoke is logged and counted, the queue waits for the next run.
-pub async fn fan_out(archiver: &Archiver) -> FanoutSummary {
+pub async fn fan_out(fanout: &Fanout<'_>) -> FanoutSummary {
     let mut summary = FanoutSummary::default();
-    let Some(workers) = &archiver.workers else {
-        return summary;
-    };
-    let depth = match archiver.queue.depth().await {
+    let depth = match fanout.queue.depth().await {
         Ok(depth) => depth,
         Err(e) => {
             let error = eis_runtime::telemetry::chain(&e);
@@ -119,10 +124,10 @@ pub async fn fan_out(archiver: &Archiver) -> FanoutSummary {
         }
     };
     summary.queue_depth = Some(depth);
-    let policy = &archiver.config.fanout;
+    let policy = fanout.policy;
     let extra = extra_workers(depth, policy.max_concurrency, policy.run_capacity_messages);
     for _ in 0..extra {
-        match workers.start(DRAIN_INPUT).await {
+        match fanout.workers.start(DRAIN_INPUT).await {
             Ok(()) => summary.workers_started += 1,
             Err(e) => {
                 let error = eis_runtime::telemetry::chain(&e);

@@ -170,7 +170,7 @@ measured there). The model is in `bench/capacity.py`; every other input is liste
 | ingest CPU per event, single events | {n(m['fn_cpu_us']['single_c8'])} µs | §3, single event, 8 connections, SQS stub |
 | ingest CPU per event, batches of 500 | {n(m['fn_cpu_us']['batch500_c8'], 1)} µs | §3, batch of 500, 8 connections, SQS stub |
 | PostgreSQL CPU per event, single events | {n(m['pg_cpu_us']['single_c8'])} µs | §3 (the commit of each request dominates) |
-| PostgreSQL CPU per event, batches of 500 | {n(m['pg_cpu_us']['batch500_c8'], 1)} µs | issue 14's goal row (cluster CPU) |
+| PostgreSQL CPU per event, batches of 500 | {n(m['pg_cpu_us']['batch500_c8'], 1)} µs | §3, the write path's goal row (cluster CPU) |
 | `\\copy` of the same rows (the floor) | {n(m['copy_cpu_us'], 1)} µs | same run |
 | bytes per stored event, indexes and identity row included | {n(m['bytes_per_row'])} B | pg_write's bytes per row |
 | record size (events per 256 KiB message) | {n(m['record_bytes'])} B ({n(SQS_MAX_MESSAGE // math.ceil(m['record_bytes'] + 1))}) | the batch-500 body |
@@ -228,7 +228,7 @@ this order:
    code: the insert statement is per shard (the batch split by shard key, one statement each,
    no cross-shard transaction needed because each event's claim and row are co-located);
    partitions by day remain per shard; the per-experiment GIN index is replaced by the
-   assignments table of the experiment-health issue, sharded by `unit_id`.
+   assignments table of the experiment-health job (`exp.assignments`), sharded by `unit_id`.
 """
 
 

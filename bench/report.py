@@ -11,6 +11,7 @@ import math
 import sys
 from pathlib import Path
 
+from prices import FIREHOSE_RECORD_ROUND_BYTES, HTTP_API_METER_BYTES, SQS_BILLED_CHUNK_BYTES, price
 from reportlib import error_note, failed, goals_md, med, met, num, ratio, span, stats, table
 import report_archiver_scale
 import report_health
@@ -18,22 +19,6 @@ import report_quarantine
 import report_sweep
 import report_write_path
 
-# Public list prices, us-east-1, as published on the AWS pricing pages (known as of 2025; not
-# fetched by the bench). They are assumptions of the cost model: check them before relying
-# on a figure.
-PRICES = {
-    "lambda_arm64_gb_s": 0.0000133334,
-    "lambda_requests_per_million": 0.20,
-    "http_api_per_million": 1.00,  # first 300 M/month; metered per 512 KB of request
-    "http_api_meter_bytes": 512 * 1024,
-    "sqs_standard_per_million": 0.40,  # after the free tier; per 64 KiB chunk of payload
-    "sqs_chunk_bytes": 64 * 1024,
-    "s3_put_per_thousand": 0.005,
-    "s3_standard_gb_month": 0.023,
-    "firehose_direct_put_per_gb": 0.029,  # first 500 TB/month; each record rounded up to 5 KB
-    "firehose_record_round_bytes": 5 * 1024,
-    "firehose_format_conversion_per_gb": 0.018,
-}
 INGEST_MEMORY_MB = 512  # template.yaml, IngestFunction MemorySize
 ARCHIVER_MEMORY_MB = 1024  # template.yaml, ArchiverFunction MemorySize
 LAMBDA_FULL_VCPU_MB = 1769  # Lambda gives one full vCPU at 1769 MB, proportionally below
@@ -445,7 +430,6 @@ def cost_md(data):
     h, e, d = data.get("ingest_http"), data.get("encoding"), data.get("drain")
     if failed(h) or failed(e):
         return "_The cost model needs §3 and §4; one of them did not complete._\n"
-    P = PRICES
     n = 1_000_000
     record_bytes = e["ours"]["message_bytes"] / e["ours"]["events"]  # JSON record in a message
     parquet_bytes = e["ours"]["parquet_bytes"] / e["ours"]["events"]
@@ -455,7 +439,7 @@ def cost_md(data):
 
     def lambda_cost(invocations, billed_ms, memory_mb):
         gb_s = invocations * billed_ms / 1000 * memory_mb / 1024
-        return invocations * P["lambda_requests_per_million"] / 1e6 + gb_s * P["lambda_arm64_gb_s"]
+        return invocations * price("lambda_requests_per_million") / 1e6 + gb_s * price("lambda_arm64_gb_s")
 
     rows = []
     for key, label in (("single_c1", "single events"), ("batch100_c8", "batches of 100"),
@@ -471,7 +455,7 @@ def cost_md(data):
             ms = math.ceil(max(med(r["p50_ms"]), cpu_ms_request / vcpu_ingest))
             billed.append(ms)
             costs.append(lambda_cost(invocations, ms, INGEST_MEMORY_MB))
-        api = invocations * math.ceil(r["body_bytes"] / P["http_api_meter_bytes"]) * P["http_api_per_million"] / 1e6
+        api = invocations * math.ceil(r["body_bytes"] / HTTP_API_METER_BYTES) * price("http_api_per_million") / 1e6
         rows.append([label, num(invocations), f"{billed[0]}–{billed[1]} ms",
                      f"${costs[0]:.3f}–{costs[1]:.3f}", f"${api:.3f}",
                      f"${costs[0] + api:.3f}–{costs[1] + api:.3f}"])
@@ -479,7 +463,7 @@ def cost_md(data):
                           "Lambda", "HTTP API", "total per 1 M events"], rows)
 
     # SQS: every action is billed per 64 KiB chunk of payload (at least one per call).
-    chunk = P["sqs_chunk_bytes"]
+    chunk = SQS_BILLED_CHUNK_BYTES
     events_per_message = e["ours"]["events"] / e["ours"]["messages"]
     message_bytes = e["ours"]["message_bytes"] / e["ours"]["messages"]
     packed_messages = n / events_per_message
@@ -493,23 +477,23 @@ def cost_md(data):
     ]
     sqs_table = table(["SQS for 1 M events", "send (chunks)", "receive (chunks)", "delete calls", "cost"],
                       [[r[0], num(r[1]), num(r[2]), num(r[3]),
-                        f"${(r[1] + r[2] + r[3]) * P['sqs_standard_per_million'] / 1e6:.4f}"] for r in sqs_rows])
-    sqs_packed = (packed_chunks * 2 + packed_messages / 10) * P["sqs_standard_per_million"] / 1e6
+                        f"${(r[1] + r[2] + r[3]) * price('sqs_standard_per_million') / 1e6:.4f}"] for r in sqs_rows])
+    sqs_packed = (packed_chunks * 2 + packed_messages / 10) * price("sqs_standard_per_million") / 1e6
 
     # Archiver: its CPU per event from the drain (decode, encode, SDK), stretched to its share.
     if not failed(d):
         cpu_per_event = stats([r["cpu_seconds"] / r["events"] for r in d["runs"]])["median"]
-        archiver_cost = n * cpu_per_event / vcpu_archiver * ARCHIVER_MEMORY_MB / 1024 * P["lambda_arm64_gb_s"]
+        archiver_cost = n * cpu_per_event / vcpu_archiver * ARCHIVER_MEMORY_MB / 1024 * price("lambda_arm64_gb_s")
         archiver_note = (f"{cpu_per_event * 1e6:.1f} µs CPU per event in §5, at "
                          f"{vcpu_archiver:.2f} vCPU ({ARCHIVER_MEMORY_MB} MB)")
     else:
         archiver_cost, archiver_note = None, "§5 did not complete"
     parquet_gb = n * parquet_bytes / GB
-    storage = parquet_gb * P["s3_standard_gb_month"]
-    puts_full = n / 100_000 * P["s3_put_per_thousand"] / 1000
-    puts_schedule = ARCHIVER_RUNS_PER_MONTH * P["s3_put_per_thousand"] / 1000
-    firehose_gb = n * math.ceil(record_bytes / P["firehose_record_round_bytes"]) * P["firehose_record_round_bytes"] / GB
-    firehose = firehose_gb * (P["firehose_direct_put_per_gb"] + P["firehose_format_conversion_per_gb"])
+    storage = parquet_gb * price("s3_standard_gb_month")
+    puts_full = n / 100_000 * price("s3_put_per_thousand") / 1000
+    puts_schedule = ARCHIVER_RUNS_PER_MONTH * price("s3_put_per_thousand") / 1000
+    firehose_gb = n * math.ceil(record_bytes / FIREHOSE_RECORD_ROUND_BYTES) * FIREHOSE_RECORD_ROUND_BYTES / GB
+    firehose = firehose_gb * (price("firehose_direct_put_per_gb") + price("firehose_format_conversion_per_gb"))
     ours_archival = sqs_packed + (archiver_cost or 0) + puts_full
     arch_rows = [
         ["SQS, packed (send + receive + delete)", f"${sqs_packed:.4f}", ""],
@@ -522,14 +506,11 @@ def cost_md(data):
         ["ratio Firehose / this project", ratio(firehose, ours_archival), ""],
     ]
     arch_table = table(["archival leg per 1 M events", "cost", "basis"], arch_rows)
-    price_rows = [[k, v] for k, v in PRICES.items()]
     return f"""Per million events, from this run's measurements and list prices. **Assumptions**:
-us-east-1 list prices as published on the AWS pricing pages (known as of 2025, not fetched by
-the bench; free tiers ignored), arm64 Lambda with the template's memory sizes (ingest
+the prices of `bench/prices.py` (listed with their sources and dates in
+[docs/capacity.md](docs/capacity.md), "Prices"), arm64 Lambda with the template's memory sizes (ingest
 {INGEST_MEMORY_MB} MB = {vcpu_ingest:.2f} vCPU, archiver {ARCHIVER_MEMORY_MB} MB = {vcpu_archiver:.2f} vCPU),
 and Graviton doing the work in the CPU time this x86_64 machine needed (not measured).
-
-{table(["price", "USD"], price_rows)}
 
 **Ingest.** Billed duration per invocation = the measured p50 answer time of §3, from the
 run with the SQS stub (low: PostgreSQL only) to the run with moto (high: a slow emulated SQS);
@@ -554,7 +535,7 @@ GB (assumed billed on the same rounded volume), one event per record.
 
 **Storage**: {num(parquet_bytes, 1)} B/event as zstd Parquet = {num(parquet_gb, 3)} GB per
 million events = ${storage:.4f} per month in S3 Standard (gzip'd JSON lines:
-{num(gzip_bytes, 1)} B/event, ${n * gzip_bytes / GB * P['s3_standard_gb_month']:.4f}).
+{num(gzip_bytes, 1)} B/event, ${n * gzip_bytes / GB * price('s3_standard_gb_month'):.4f}).
 """
 
 

@@ -4,7 +4,7 @@ parse of the same body, the API's events/s against COPY's rows/s (§3), and the 
 insert and bytes per row (§2). Called by bench/report.py; `http_references_md` adds its goal
 rows to `goals` as (goal, measured, reference, ratio, verdict) and returns Markdown."""
 
-from reportlib import error_note, failed, med, num, quotient, span, stats, table, times
+from reportlib import failed, med, num, quotient, span, stats, table, times
 
 BACKENDS = (("stub", "SQS stub"), ("moto", "moto"))
 

@@ -1,29 +1,16 @@
-"""The parts of BENCHMARKS.md about issue 14 (lean write path and scale-out): its goals, each
-with the reference measured beside it in the same run, the index cost per insert and bytes
-per row (§2), the references beside the batch-500 runs (§3) and the archiver scale-out (§8).
-Called by bench/report.py; each function adds its goal rows to `goals` as
-(goal, measured, reference, ratio, verdict) and returns Markdown."""
+"""BENCHMARKS.md's parts on the write path against its references: PostgreSQL CPU per event
+through the API and by `\\copy` of the same rows, the ingest's CPU per event against a `Value`
+parse of the same body, the API's events/s against COPY's rows/s (§3), and the index cost per
+insert and bytes per row (§2). Called by bench/report.py; `http_references_md` adds its goal
+rows to `goals` as (goal, measured, reference, ratio, verdict) and returns Markdown."""
 
-from reportlib import error_note, failed, med, met, num, span, stats, table
+from reportlib import failed, med, num, quotient, span, stats, table, times
 
 BACKENDS = (("stub", "SQS stub"), ("moto", "moto"))
 
 
-def times(x):
-    return f"{x:.2f}×" if x is not None else "n/a"
-
-
-def quotient(a, b):
-    return a / b if a and b else None
-
-
-def goals_md(goals):
-    rows = [[g, m, r, times(q), met(ok)] for g, m, r, q, ok in goals]
-    return table(["goal", "measured", "reference (same run)", "ratio", "verdict"], rows)
-
-
 def http_references_md(h, goals):
-    """Goals 1-3, from the ingest_http section: PostgreSQL CPU per event through the API and
+    """The write path's goals, from the ingest_http section: PostgreSQL CPU per event through the API and
     by `\\copy` of the same rows, the ingest's CPU per event and a `Value` parse of the same
     body, the API's events/s and COPY's rows/s."""
     pg_goal = "PostgreSQL CPU per stored event through the API ≤ 1.3× `\\copy` (batches of 500, 8 connections, {})"
@@ -63,7 +50,7 @@ def http_references_md(h, goals):
     header = ["SQS side", "API: PG CPU µs/event (cluster)", "backend only", "`\\copy`: PG CPU µs/row",
               "ratio", "API events/s", "`\\copy` rows/s", "ratio", "ingest CPU µs/event",
               "vs `Value` parse"]
-    return f"""**Issue 14's references, beside the batch-500 runs.** After each batch-500, 8-connection
+    return f"""**The write path's references, beside the batch-500 runs.** After each batch-500, 8-connection
 run, the rows it stored are exported (outside the measurement) and loaded again with
 `psql \\copy` (CSV) into the emptied `exp.events`: same table, indexes and database, the ids
 the API assigned (new to the emptied table). PostgreSQL CPU is that of the whole cluster (the
@@ -103,7 +90,7 @@ def index_md(p):
                      num(full - floor, 1) if full is not None else "n/a",
                      f"{100 * (full - floor) / full:.0f}%" if full else "n/a"])
     defs = "\n".join(f"- `{i['name']}`: `{i['definition']}`" for i in p["secondary_indexes"])
-    out = [f"""**Index cost per insert (issue 14).** The same `\\copy` of {num(p['events'])} rows with
+    out = [f"""**Index cost per insert.** The same `\\copy` of {num(p['events'])} rows with
 each secondary index of `exp.events` dropped in turn (`DROP INDEX` on the partitioned table
 before the load, created again on the emptied table after it), interleaved with the other
 methods in each round. An index's cost per insert is the CPU per row with every index minus
@@ -135,56 +122,3 @@ or at vacuum), so a load that leaves entries in the list is charged less than th
 {table(["relation", "bytes per row"], size_rows)}
 """)
     return "\n".join(out)
-
-
-def scale_md(s, goals):
-    """§8: 1, 2 and 4 concurrent archiver runs on one deep queue."""
-    goal = "Archiver scale-out: 4 concurrent runs drain ≥ 3× the rate of 1, nothing lost, nothing archived twice"
-    if failed(s):
-        goals.append((goal, "n/a", "n/a", None, None))
-        return error_note("The archiver scale-out", s)
-    by = s["by_runs"]
-    one = med(by["1"]["events_per_s"]) if "1" in by else None
-    rows = []
-    for c in s["run_counts"]:
-        r = by[str(c)]
-        rounds = r["rounds"]
-        rows.append([c, span(r["events_per_s"]), span(r.get("drained_s"), 1),
-                     span(r.get("events_per_s_to_exit")), span(r["wall_s"], 1),
-                     times(quotient(med(r["events_per_s"]), one)),
-                     span(r["archiver_cpu_us_per_event"], 1), span(r["moto_cpu_share"], 2),
-                     r["lost"], r["duplicates"], sum(x["left_in_queue"] for x in rounds),
-                     " / ".join(str(x["objects"]) for x in rounds)])
-    if "4" in by and one:
-        four = med(by["4"]["events_per_s"])
-        clean = by["4"]["lost"] == 0 and by["4"]["duplicates"] == 0
-        q = four / one
-        goals.append((goal, f"4 runs: {num(four)} events/s; lost {by['4']['lost']}, "
-                            f"archived twice {by['4']['duplicates']}",
-                      f"1 run: {num(one)} events/s", q, q >= 3 and clean))
-    else:
-        goals.append((goal, "n/a", "n/a", None, None))
-    return f"""`bench/archiver_scale.py`: for each count of concurrent runs and each round, a fresh
-queue (the stack's attributes: visibility timeout 120 s, redrive) and bucket of the bench's
-own on moto, filled with {num(s['events'])} packed events by `eis-bench fill-queue` (spread over
-the last two hours: three hour partitions, none settled, so no compaction runs); then N
-release archiver processes (`events/archiver-scheduled.json`, as `make archive` runs it)
-start together on the bench's database. Drain rate = events sent / wall time from the first
-start until the queue holds no message, visible or in flight (read every 0.2 s; a message is
-deleted only once its events are stored; this goal is a rate, so wall time). The runs then
-still wait out one empty long poll (`EIS_RECEIVE_WAIT_SECS`, 2 s) and their maintenance: the
-rate to the last exit is beside it. CPU: the archivers' user + system time
-per event and moto's cores busy. Afterwards every object in the bucket is read back: lost =
-events sent − distinct ids archived, archived twice = rows − distinct ids (raw files, before any
-compaction). {s['rounds']} round(s), the counts interleaved.
-
-{table(["concurrent runs", "events/s (to empty queue)", "queue empty after s",
-        "events/s (to last exit)", "last exit s", "vs 1 run", "archiver CPU µs/event", "moto cores busy",
-        "lost", "archived twice", "left in queue", "objects per round"], rows)}
-
-**What limits it**: moto is one Python process serving SQS and S3 for every run (its cores
-busy are in the table): when it is near one core, more archiver runs only queue on it, and
-the ratio measures the emulator, not the archiver. On 2 shared cores the archivers also
-compete with moto and each other. In AWS, SQS and S3 scale per request and each Lambda run
-has its own vCPU share.
-"""

@@ -276,7 +276,7 @@ def compaction_md(c, goals):
     goals.append(("Compaction events/s per core (reported)", span(eps), "", None, None))
     return f"""`eis-bench compact`: one hour of {num(runs[0]['events'])} generated events written as the
 scheduled runs write it (one raw file per run, {runs[0]['before']['files']} files, 2% of the events
-in two files), then `archiver::compact::compact_hour` on it through moto. CPU is the bench
+in two files), then `archiver::compaction::compact::compact_hour` on it through moto. CPU is the bench
 process's user + system time (`/proc/self/stat`, all threads: reading, deduplicating, sorting,
 encoding and the S3 client), not wall time; moto's CPU is not in it. {len(runs)} round(s):
 events per CPU-second {span(eps)}.

@@ -18,7 +18,7 @@ def contract_years():
 
 
 def archiver_folder_format():
-    src = (ROOT / "functions" / "archiver" / "src" / "partition.rs").read_text()
+    src = (ROOT / "functions" / "archiver" / "src" / "archive" / "partition.rs").read_text()
     m = re.search(r'fn folder\(&self\) -> String \{\s*format!\(\s*"([^"]+)"', src)
     assert m, "the archiver's folder format moved: update this test"
     return m.group(1)

@@ -7,9 +7,7 @@ use std::time::Duration;
 use eis_runtime::aws;
 use eis_runtime::handoff::SQS_MAX_MESSAGE_BYTES;
 use eis_runtime::SqsPublisher;
-use eis_store::{migrate, ArchiveHours, Db, HealthStore, PendingHandoffs, RestoreStore, Storage};
-
-use crate::registry::{self, Experiment, RegistrySummary};
+use eis_store::{ArchiveHours, Db, HealthStore, PendingHandoffs, RestoreStore, Storage};
 
 use crate::bucket::ArchiveBucket;
 use crate::config::Config;
@@ -74,24 +72,5 @@ impl Archiver {
             db,
             config,
         })
-    }
-
-    /// Applies pending migrations; returns the names of those applied now.
-    pub async fn migrate(&self) -> Result<Vec<String>, ArchiveError> {
-        Ok(migrate::deploy(&self.config.db, self.config.roles.as_ref()).await?)
-    }
-
-    /// Loads checked registry entries as the migrator (`registry::migrator_db`), all of them
-    /// or none.
-    pub async fn load_registry(
-        &self,
-        experiments: &[Experiment],
-    ) -> Result<RegistrySummary, ArchiveError> {
-        let db = registry::migrator_db(&self.config.db, self.config.roles.as_ref())
-            .ok_or(ArchiveError::MigratorOnly)?;
-        let entries = serde_json::to_value(experiments)
-            .map_err(|e| ArchiveError::Internal(format!("registry entries as JSON: {e}")))?;
-        let loaded = eis_store::registry::store(&Db::new(&db)?, &entries).await?;
-        Ok(RegistrySummary::new(loaded, experiments))
     }
 }

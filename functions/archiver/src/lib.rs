@@ -9,8 +9,7 @@
 //! back through `bucket`, deduplicated by `dedupe`) to hold each event once; `audit`
 //! compares the archive with PostgreSQL by `digest`. A scheduled run facing a deep queue
 //! starts drain workers of its own function (`fanout`). `health` maintains the experiments'
-//! assignments, rollups and health rows (with `srm`'s sample-ratio test); `registry` checks an
-//! operator's experiment registry load.
+//! assignments, rollups and health rows (with `srm`'s sample-ratio test).
 
 pub mod app;
 pub mod archived;
@@ -31,7 +30,6 @@ pub mod ledger;
 pub mod parquet_encoder;
 pub mod partition;
 pub mod queue;
-pub mod registry;
 pub mod rejected;
 pub mod replay;
 pub mod restore;

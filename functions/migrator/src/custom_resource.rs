@@ -115,13 +115,10 @@ mod tests {
 
     use super::*;
 
+    /// The request of events/migrator-custom-resource.json.
     fn fixture() -> serde_json::Value {
-        let path = format!(
-            "{}/../../events/migrator-custom-resource.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let text = std::fs::read_to_string(&path).expect(&path);
-        serde_json::from_str(&text).expect("fixture is JSON")
+        let text = include_str!("../../../events/migrator-custom-resource.json");
+        serde_json::from_str(text).expect("fixture is JSON")
     }
 
     #[test]

@@ -20,16 +20,12 @@ pub enum Input {
     CustomResource(Request),
 }
 
+/// The inputs that are an action alone: `{"action":"migrate"}`, nothing more.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ActionInput {
-    action: Action,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Action {
-    Migrate,
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+enum Bare {
+    // A struct variant: serde refuses unknown keys beside the tag only for those.
+    Migrate {},
 }
 
 impl Input {
@@ -45,10 +41,8 @@ impl Input {
         if value.get("action").and_then(Value::as_str) == Some("registry") {
             return Ok(Input::Registry(registry::parse(value)?));
         }
-        match ActionInput::deserialize(value) {
-            Ok(ActionInput {
-                action: Action::Migrate,
-            }) => Ok(Input::Migrate),
+        match Bare::deserialize(value) {
+            Ok(Bare::Migrate {}) => Ok(Input::Migrate),
             // The input itself is not echoed: it is not ours and could be anything.
             Err(_) => Err(MigratorError::InvalidInput(format!(
                 "unrecognised {}",
@@ -65,26 +59,23 @@ mod tests {
     use super::*;
     use crate::custom_resource::RequestType;
 
-    fn fixture(name: &str) -> Value {
-        let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
-        let text = std::fs::read_to_string(&path).expect(&path);
-        serde_json::from_str(&text).expect("fixture is JSON")
+    /// The fixtures `cargo lambda invoke` and `sam local invoke` send (events/).
+    const MIGRATE: &str = include_str!("../../../events/migrator-migrate.json");
+    const REGISTRY: &str = include_str!("../../../events/migrator-registry.json");
+    const REQUEST: &str = include_str!("../../../events/migrator-custom-resource.json");
+
+    fn parsed(text: &str) -> Result<Input, MigratorError> {
+        Input::parse(&serde_json::from_str(text).expect("fixture is JSON"))
     }
 
     #[test]
     fn the_fixtures_are_recognised() {
-        assert_eq!(
-            Input::parse(&fixture("migrator-migrate.json")).ok(),
-            Some(Input::Migrate)
-        );
-        let Ok(Input::Registry(experiments)) = Input::parse(&fixture("migrator-registry.json"))
-        else {
+        assert_eq!(parsed(MIGRATE).ok(), Some(Input::Migrate));
+        let Ok(Input::Registry(experiments)) = parsed(REGISTRY) else {
             panic!("migrator-registry.json is a registry load");
         };
         assert_eq!(experiments.len(), 3);
-        let Ok(Input::CustomResource(request)) =
-            Input::parse(&fixture("migrator-custom-resource.json"))
-        else {
+        let Ok(Input::CustomResource(request)) = parsed(REQUEST) else {
             panic!("migrator-custom-resource.json is a custom-resource request");
         };
         assert_eq!(request.request_type, RequestType::Create);

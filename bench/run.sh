@@ -100,7 +100,7 @@ trap cleanup EXIT
 
 psql "$ADMIN_DB_URL" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null
 psql "$ADMIN_DB_URL" -qc "CREATE DATABASE $DB_NAME" >/dev/null
-DATABASE_URL=$BENCH_DB_URL cargo run --quiet --locked --bin eis-migrate >&2
+DATABASE_URL=$BENCH_DB_URL cargo run --quiet --locked --bin migrator >&2
 # Day partitions around today, as the archiver's maintenance keeps them in production.
 psql "$BENCH_DB_URL" -qAtc "SELECT exp.ensure_day_partition(d::date)
   FROM generate_series((now() AT TIME ZONE 'UTC')::date - 1, (now() AT TIME ZONE 'UTC')::date + 1, '1 day') d" >/dev/null
@@ -185,7 +185,7 @@ in_own_database() {
   shift
   url=$(db_url_named "$db")
   psql "$ADMIN_DB_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
-  DATABASE_URL=$url cargo run --quiet --locked --bin eis-migrate >&2
+  DATABASE_URL=$url cargo run --quiet --locked --bin migrator >&2
   DATABASE_URL=$url "$@"
   psql "$ADMIN_DB_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 }

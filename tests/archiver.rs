@@ -14,7 +14,6 @@ use archiver::archive::event_parquet;
 use archiver::archive::partition::HourPartition;
 use archiver::config::Config;
 use archiver::drain::summary::Stop;
-use archiver::handler::{self, Input, Output};
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::TimestampMicrosecondType;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -581,48 +580,6 @@ async fn a_scheduled_run_keeps_the_partitions_ahead() {
     assert!(exists, "{ahead}");
     let second = archiver.run(now, deadline()).await;
     assert_eq!(second.summary.partitions_created, 0, "idempotent");
-}
-
-#[tokio::test]
-async fn the_migrate_input_applies_pending_migrations_once() {
-    let admin = connect(&stack_var("DATABASE_URL")).await;
-    let name = format!(
-        "eis_t_{}_a{}",
-        Utc::now().timestamp(),
-        &uuid::Uuid::now_v7().simple().to_string()[26..]
-    );
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    let url = with_database(&stack_var("DATABASE_URL"), &name);
-    let queue = TestQueue::create(5, 30).await;
-    let cfg = config_for(db_config(url), &queue, "unused");
-    let archiver = archiver(cfg).await;
-
-    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"))
-        .expect("migrations dir")
-        .count();
-    let first = handler::handle(&archiver, Input::Migrate, deadline(), false)
-        .await
-        .expect("migrate");
-    let applied = match first {
-        Output::Migrated { applied, .. } => applied,
-        other => panic!("something else answered a migrate input: {other:?}"),
-    };
-    assert_eq!(applied.len(), files, "{applied:?}");
-    let again = serde_json::to_value(
-        handler::handle(&archiver, Input::Migrate, deadline(), false)
-            .await
-            .expect("migrate again"),
-    )
-    .expect("json");
-    assert_eq!(again, json!({"action": "migrate", "applied": []}));
-
-    admin
-        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await
-        .expect("drop database");
 }
 
 #[tokio::test]

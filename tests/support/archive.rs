@@ -41,7 +41,6 @@ pub fn archiver_config(
 ) -> Config {
     Config {
         db,
-        roles: None,
         queue_url: queue_url.to_string(),
         bucket: bucket.to_string(),
         prefix: String::new(),

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use eis_runtime::aws;
 use eis_runtime::handoff::SQS_MAX_MESSAGE_BYTES;
 use eis_runtime::SqsPublisher;
-use eis_store::{migrate, ArchiveHours, Db, HealthStore, PendingHandoffs, RestoreStore, Storage};
+use eis_store::{ArchiveHours, Db, HealthStore, PendingHandoffs, RestoreStore, Storage};
 
 use crate::archive::bucket::ArchiveBucket;
 use crate::compaction::audit::Audit;
@@ -22,7 +22,6 @@ use crate::drain::run::{Drain, DrainPolicy, RunOutcome};
 use crate::error::ArchiveError;
 use crate::recovery::replay::Replay;
 use crate::recovery::restore::Restore;
-use crate::registry::{self, Experiment, RegistrySummary};
 
 /// AWS calls: the SDK retries up to this many attempts (standard mode, backoff with jitter).
 const AWS_MAX_ATTEMPTS: u32 = 3;
@@ -157,24 +156,5 @@ impl Archiver {
             retention_days: self.config.maintenance.retention_days,
             safety_margin: self.config.safety_margin,
         }
-    }
-
-    /// Applies pending migrations; returns the names of those applied now.
-    pub async fn migrate(&self) -> Result<Vec<String>, ArchiveError> {
-        Ok(migrate::deploy(&self.config.db, self.config.roles.as_ref()).await?)
-    }
-
-    /// Loads checked registry entries as the migrator (`registry::migrator_db`), all of them
-    /// or none.
-    pub async fn load_registry(
-        &self,
-        experiments: &[Experiment],
-    ) -> Result<RegistrySummary, ArchiveError> {
-        let db = registry::migrator_db(&self.config.db, self.config.roles.as_ref())
-            .ok_or(ArchiveError::MigratorOnly)?;
-        let entries = serde_json::to_value(experiments)
-            .map_err(|e| ArchiveError::Internal(format!("registry entries as JSON: {e}")))?;
-        let loaded = eis_store::registry::store(&Db::new(&db)?, &entries).await?;
-        Ok(RegistrySummary::new(loaded, experiments))
     }
 }

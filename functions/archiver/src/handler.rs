@@ -1,11 +1,9 @@
 //! The invocation: which input it is, what it does, what it answers. The same function serves
 //! the EventBridge schedule (one archive run), the drain workers that run starts
 //! (`{"action":"drain"}`), the audit's schedule (`{"action":"audit"}`), the health job's
-//! schedule (`{"action":"health"}`), the deploy's `{"action":"migrate"}`, and the operator's
-//! `{"action":"replay",…}` and `{"action":"restore",…}` (docs/quarantine.md) and
-//! `{"action":"registry",…}` (docs/health.md).
-
-use std::time::SystemTime;
+//! schedule (`{"action":"health"}`), and the operator's `{"action":"replay",…}` and
+//! `{"action":"restore",…}` (docs/quarantine.md). Migrations and registry loads are the
+//! migrator function's (functions/migrator).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -21,7 +19,6 @@ use crate::health::{self, HealthSummary};
 use crate::recovery::hour_stream::Resume;
 use crate::recovery::replay::{self, Judge, ReplaySummary};
 use crate::recovery::restore::{self, RestoreSummary};
-use crate::registry::{self, Experiment, RegistrySummary};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
@@ -30,8 +27,6 @@ pub enum Input {
     /// `{"action":"drain"}`: a drain worker started by a scheduled run's fan-out: the same
     /// run, without fanning out itself.
     Drain,
-    /// `{"action":"migrate"}`: apply the database migrations.
-    Migrate,
     /// `{"action":"audit"}`: compare the archive with PostgreSQL, hour by settled hour.
     Audit,
     /// `{"action":"health"}`: count new events into the experiments' health tables.
@@ -49,9 +44,6 @@ pub enum Input {
         hours: Vec<HourPartition>,
         resume: Option<Resume>,
     },
-    /// `{"action":"registry","experiments":[…]}`: load experiment registry entries, as the
-    /// migrator (the migrator function in AWS).
-    Registry(Vec<Experiment>),
 }
 
 /// An hour range's input (RFC 3339 instants; `to` excluded). `resume` is a previous answer's
@@ -83,7 +75,6 @@ struct ActionInput {
 #[serde(rename_all = "snake_case")]
 enum Action {
     Drain,
-    Migrate,
     Audit,
     Health,
 }
@@ -97,10 +88,6 @@ struct EventBridgeInput {
 
 impl Input {
     pub fn parse(value: &Value) -> Result<Self, ArchiveError> {
-        // Its own parse, so that a refusal says what is wrong with which experiment.
-        if value.get("action").and_then(Value::as_str) == Some("registry") {
-            return Ok(Input::Registry(registry::parse(value)?));
-        }
         if let Ok(range) = RangeInput::deserialize(value) {
             let hours = hours_between(range.from, range.to).map_err(ArchiveError::InvalidInput)?;
             let resume = range.resume;
@@ -129,7 +116,6 @@ impl Input {
         if let Ok(ActionInput { action }) = ActionInput::deserialize(value) {
             return Ok(match action {
                 Action::Drain => Input::Drain,
-                Action::Migrate => Input::Migrate,
                 Action::Audit => Input::Audit,
                 Action::Health => Input::Health,
             });
@@ -142,20 +128,9 @@ impl Input {
             )),
             Err(_) => Err(ArchiveError::InvalidInput(format!(
                 "unrecognised {}",
-                kind(value)
+                eis_contract::json_kind(value)
             ))),
         }
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Object(_) => "object",
-        Value::Array(_) => "array",
-        Value::String(_) => "string",
-        Value::Number(_) => "number",
-        Value::Bool(_) => "boolean",
-        Value::Null => "null",
     }
 }
 
@@ -168,17 +143,6 @@ pub enum Output {
     Health(HealthSummary),
     Replay(ReplaySummary),
     Restore(RestoreSummary),
-    Registry(RegistrySummary),
-    Migrated {
-        action: &'static str,
-        applied: Vec<String>,
-    },
-}
-
-/// The Lambda deadline as an instant of the run's clock.
-pub fn deadline(at: SystemTime) -> Instant {
-    let remaining = at.duration_since(SystemTime::now()).unwrap_or_default();
-    Instant::now() + remaining
 }
 
 /// Runs one input. A run's summary is logged (and, with `emf`, printed as CloudWatch
@@ -228,19 +192,6 @@ pub async fn handle(
             .await?;
             tracing::info!(summary = ?summary, "restore");
             Ok(Output::Restore(summary))
-        }
-        Input::Migrate => {
-            let applied = archiver.migrate().await?;
-            tracing::info!(applied = ?applied, "migrations");
-            Ok(Output::Migrated {
-                action: "migrate",
-                applied,
-            })
-        }
-        Input::Registry(experiments) => {
-            let summary = archiver.load_registry(&experiments).await?;
-            tracing::info!(summary = ?summary, "registry loaded");
-            Ok(Output::Registry(summary))
         }
         Input::Scheduled | Input::Drain => {
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -306,10 +257,6 @@ mod tests {
             Some(Input::Scheduled)
         );
         assert_eq!(
-            Input::parse(&fixture("archiver-migrate.json")).ok(),
-            Some(Input::Migrate)
-        );
-        assert_eq!(
             Input::parse(&fixture("archiver-audit.json")).ok(),
             Some(Input::Audit)
         );
@@ -334,11 +281,6 @@ mod tests {
             panic!("archiver-restore.json is a restore");
         };
         assert_eq!((hours.len(), resume), (24, None));
-        let Ok(Input::Registry(experiments)) = Input::parse(&fixture("archiver-registry.json"))
-        else {
-            panic!("archiver-registry.json is a registry load");
-        };
-        assert_eq!(experiments.len(), 3);
     }
 
     #[test]
@@ -364,7 +306,8 @@ mod tests {
     fn anything_else_is_invalid_input() {
         for value in [
             serde_json::json!({"action": "drop_everything"}),
-            serde_json::json!({"action": "migrate", "extra": 1}),
+            serde_json::json!({"action": "migrate"}),
+            serde_json::json!({"action": "registry", "experiments": []}),
             serde_json::json!({"action": "drain", "fan_out": true}),
             serde_json::json!({"action": "replay", "from": "2026-12-02T10:00:00Z"}),
             serde_json::json!({"action": "restore", "from": "2026-12-02T10:00:00Z",
@@ -381,17 +324,5 @@ mod tests {
             assert_eq!(err.code(), "invalid_input", "{value}");
             assert!(!err.is_retryable());
         }
-    }
-
-    #[test]
-    fn the_migrate_answer_names_what_was_applied() {
-        let out = Output::Migrated {
-            action: "migrate",
-            applied: vec!["V1__events".into()],
-        };
-        assert_eq!(
-            serde_json::to_value(out).expect("json"),
-            serde_json::json!({"action": "migrate", "applied": ["V1__events"]})
-        );
     }
 }

@@ -24,6 +24,5 @@ pub mod error;
 pub mod handler;
 pub mod health;
 pub mod recovery;
-pub mod registry;
 #[cfg(test)]
 mod test_events;

@@ -1,7 +1,7 @@
 //! `{"action":"registry","experiments":[…]}`: an operator's load of experiment registry entries
 //! (docs/health.md, "The registry"), sent by `aws lambda invoke` to the migrator function and
 //! run locally by `make registry`. The whole input is checked here before anything is written;
-//! `Archiver::load_registry` then loads it in one transaction as the migrator, the registry's
+//! `handler::load_registry` then loads it in one transaction as the migrator, the registry's
 //! owner.
 
 use std::collections::HashSet;

@@ -46,37 +46,27 @@ pub enum Input {
     },
 }
 
-/// An hour range's input (RFC 3339 instants; `to` excluded). `resume` is a previous answer's
-/// position in its `unfinished_from` hour, which must then be `from`'s hour.
+/// Every input but EventBridge's schedule names its action. An hour range is two RFC 3339
+/// instants (`to` excluded); `resume` is a previous answer's position in its `unfinished_from`
+/// hour, which must then be `from`'s hour.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RangeInput {
-    action: RangeAction,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    code: Option<String>,
-    resume: Option<Resume>,
-}
-
-#[derive(Deserialize, PartialEq)]
-#[serde(rename_all = "snake_case")]
-enum RangeAction {
-    Replay,
-    Restore,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ActionInput {
-    action: Action,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 enum Action {
-    Drain,
-    Audit,
-    Health,
+    // Struct variants: serde refuses unknown keys beside the tag only for those.
+    Drain {},
+    Audit {},
+    Health {},
+    Replay {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        code: Option<String>,
+        resume: Option<Resume>,
+    },
+    Restore {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        resume: Option<Resume>,
+    },
 }
 
 /// Only the field that tells a scheduled event apart; EventBridge may add others.
@@ -88,36 +78,27 @@ struct EventBridgeInput {
 
 impl Input {
     pub fn parse(value: &Value) -> Result<Self, ArchiveError> {
-        if let Ok(range) = RangeInput::deserialize(value) {
-            let hours = hours_between(range.from, range.to).map_err(ArchiveError::InvalidInput)?;
-            let resume = range.resume;
-            if let (Some(r), Some(first)) = (&resume, hours.first()) {
-                let dir = r.key.rsplit_once('/').map_or("", |(dir, _)| dir);
-                if !format!("{dir}/").ends_with(&first.folder()) {
-                    return Err(ArchiveError::InvalidInput(
-                        "`resume` is a position in `from`'s hour: pass the answer's \
-                         `unfinished_from` as `from`"
-                            .into(),
-                    ));
-                }
-            }
-            return match (range.action, range.code) {
-                (RangeAction::Replay, code) => Ok(Input::Replay {
-                    hours,
+        if value.get("action").is_some() {
+            let action = Action::deserialize(value)
+                .map_err(|e| ArchiveError::InvalidInput(e.to_string()))?;
+            return Ok(match action {
+                Action::Drain {} => Input::Drain,
+                Action::Audit {} => Input::Audit,
+                Action::Health {} => Input::Health,
+                Action::Replay {
+                    from,
+                    to,
                     code,
                     resume,
-                }),
-                (RangeAction::Restore, None) => Ok(Input::Restore { hours, resume }),
-                (RangeAction::Restore, Some(_)) => Err(ArchiveError::InvalidInput(
-                    "`code` applies to replay only".into(),
-                )),
-            };
-        }
-        if let Ok(ActionInput { action }) = ActionInput::deserialize(value) {
-            return Ok(match action {
-                Action::Drain => Input::Drain,
-                Action::Audit => Input::Audit,
-                Action::Health => Input::Health,
+                } => Input::Replay {
+                    hours: hour_range(from, to, resume.as_ref())?,
+                    code,
+                    resume,
+                },
+                Action::Restore { from, to, resume } => Input::Restore {
+                    hours: hour_range(from, to, resume.as_ref())?,
+                    resume,
+                },
             });
         }
         match EventBridgeInput::deserialize(value) {
@@ -132,6 +113,26 @@ impl Input {
             ))),
         }
     }
+}
+
+/// The hours of `[from, to)`, with `resume` (if any) in the first of them.
+fn hour_range(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    resume: Option<&Resume>,
+) -> Result<Vec<HourPartition>, ArchiveError> {
+    let hours = hours_between(from, to).map_err(ArchiveError::InvalidInput)?;
+    if let (Some(r), Some(first)) = (resume, hours.first()) {
+        let dir = r.key.rsplit_once('/').map_or("", |(dir, _)| dir);
+        if !format!("{dir}/").ends_with(&first.folder()) {
+            return Err(ArchiveError::InvalidInput(
+                "`resume` is a position in `from`'s hour: pass the answer's `unfinished_from` \
+                 as `from`"
+                    .into(),
+            ));
+        }
+    }
+    Ok(hours)
 }
 
 /// The invocation's answer.

@@ -36,8 +36,9 @@ up:
 down:
 	infra/local/down.sh
 
+# The migrator's {"action":"migrate"}, its default input outside Lambda.
 migrate: up
-	source .local/env && cargo run --quiet --locked --bin eis-migrate
+	source .local/env && cargo run --quiet --locked --bin migrator
 
 # The same input EventBridge sends; the same build as `make dev` and `cargo lambda watch`.
 archive: up
@@ -55,10 +56,10 @@ health: up
 # The same input `aws lambda invoke` sends the migrator function in AWS: REGISTRY's array
 # (a file) as {"action":"registry","experiments":[…]}; without REGISTRY, the example fixture.
 registry: migrate
-	source .local/env && if [ -z '$(REGISTRY)' ]; then input=events/archiver-registry.json; \
+	source .local/env && if [ -z '$(REGISTRY)' ]; then input=events/migrator-registry.json; \
 	  else input=.local/registry-input.json; \
 	  printf '{"action":"registry","experiments":%s}\n' "$$(cat '$(REGISTRY)')" > "$$input"; fi && \
-	  cargo run --quiet --locked --bin archiver -- "$$input"
+	  cargo run --quiet --locked --bin migrator -- "$$input"
 
 # The operator's inputs of docs/quarantine.md, as `aws lambda invoke` sends them in AWS:
 # FROM and TO are RFC 3339 instants (TO excluded), CODE one rejection code. range.sh invokes

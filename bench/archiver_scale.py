@@ -1,4 +1,4 @@
-"""Archiver scale-out (issue 14): one deep queue drained by 1, 2 and 4 concurrent release
+"""Archiver scale-out: one deep queue drained by 1, 2 and 4 concurrent release
 archiver runs (`events/archiver-scheduled.json`, as `make archive` runs it), moto as SQS and
 S3. Prints one JSON object.
 

@@ -5,16 +5,24 @@
 Measured here (the run named at the top of the output): the function's CPU per event, single
 and in batches of 500; PostgreSQL's CPU per stored event; bytes per stored row with its
 indexes and its identity row; the record's size (events per SQS message); the archiver's CPU
-per event. Not measurable here, and therefore stated as inputs below with their source: AWS
-round-trip latencies, Lambda's CPU share per MB, service limits and list prices. Change an
+per event; the archive's bytes per event. Not measurable here, and therefore stated as inputs
+with their source: AWS round-trip latencies, Lambda's CPU share per MB, service limits, the
+stacks' defaults, and list prices (bench/prices.py, shared with bench/report.py). Change an
 input and run the script again; nothing else in the document is typed by hand.
 """
 
 import json
 import math
+import re
 import sys
+from pathlib import Path
 
-# --- Inputs that are not measurements (AWS documentation; us-east-1 list prices, 2026).
+from prices import (HOURS_PER_MONTH, RDS_CLASSES, RDS_MULTI_AZ_FACTOR, SQS_BILLED_CHUNK_BYTES,
+                    price, table_md, usd)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# --- Inputs that are not measurements (AWS documentation, template.yaml, infra/database.yaml).
 LAMBDA_MB_PER_VCPU = 1769          # Lambda: one full vCPU at 1 769 MB, proportional below
 INGEST_MB, ARCHIVER_MB = 512, 1024  # template.yaml MemorySize
 WAIT_MS = {"pg_commit": 3.0, "sqs_send": 15.0}  # RDS commit round trip (Multi-AZ), SQS call
@@ -24,16 +32,16 @@ PG_TARGET_UTIL = 0.6               # keep the primary below 60% CPU
 RDS_MAX_STORAGE_TIB = 64
 RETENTION_DAYS = 90
 SQS_MAX_MESSAGE = 262_144
-SQS_BILLED_CHUNK = 65_536
 ARCHIVE_RUN_SECONDS = 300          # ArchiverSchedule rate(5 minutes)
 MAX_FILE_EVENTS = 100_000          # EIS_MAX_FILE_EVENTS
-RDS_CLASSES = [  # Graviton memory-optimised, vCPUs and on-demand $/h (PostgreSQL, Multi-AZ)
-    ("db.r6g.large", 2, 0.45), ("db.r6g.xlarge", 4, 0.90), ("db.r6g.2xlarge", 8, 1.80),
-    ("db.r6g.4xlarge", 16, 3.60), ("db.r6g.8xlarge", 32, 7.19), ("db.r6g.12xlarge", 48, 10.79),
-    ("db.r6g.16xlarge", 64, 14.39),
-]
-PRICE = {"lambda_gb_s": 0.0000133334, "lambda_request": 0.20e-6, "http_api_request": 1.00e-6,
-         "sqs_request": 0.40e-6, "s3_put": 0.005e-3, "rds_gb_month": 0.23}  # gp3, Multi-AZ
+# The plan sizes a Multi-AZ primary on the Graviton memory-optimised classes.
+PLAN_CLASSES = [(name, vcpus, hourly * RDS_MULTI_AZ_FACTOR)
+                for name, vcpus, hourly, _ in RDS_CLASSES if name.startswith("db.r6g.")]
+ARCHIVE_IA_DAYS, ARCHIVE_GLACIER_DAYS = 30, 180  # template.yaml ArchiveInfrequentAccessDays, ArchiveGlacierDays
+# The database stack as shipped (infra/database.yaml defaults): its instance and storage, its
+# proxy, its interface endpoints (SQS, Secrets Manager, Lambda) in its two AZs, its secrets
+# (the RDS-managed master user's, the application's, the migrator's).
+DB_STACK = {"class": "db.t4g.micro", "storage_gb": 20, "interface_endpoints": 3, "azs": 2, "secrets": 3}
 RATES = [1_000, 10_000, 100_000]
 MODES = [("single events", "single_c8", 1), ("batches of 500", "batch500_c8", 500)]
 
@@ -62,13 +70,14 @@ def measured(run):
         "bytes_per_row": (b["events_total"] + b["event_ids_total"]) / size["rows"],
         "record_bytes": configs["batch500_c8"]["body_bytes"] / 500,
         "archiver_cpu_us": median(one.get("archiver_cpu_us_per_event")) if one else None,
+        "parquet_bytes": run["encoding"]["ours"]["parquet_bytes"] / run["encoding"]["ours"]["events"],
     }
 
 
 def rds_class(vcpus):
-    for name, n, price in RDS_CLASSES:
+    for name, n, hourly in PLAN_CLASSES:
         if n >= vcpus:
-            return name, n, price
+            return name, n, hourly
     return None
 
 
@@ -88,10 +97,10 @@ def plan(m, rate, config, per_request):
     # Ingest: one SendMessageBatch per request; the archiver receives and deletes 10 messages
     # per call. SQS bills each 64 KiB of a call's payload as one request.
     payload_s = rate * m["record_bytes"]
-    send_billed = req_s * max(1, math.ceil(per_request * m["record_bytes"] / SQS_BILLED_CHUNK))
+    send_billed = req_s * max(1, math.ceil(per_request * m["record_bytes"] / SQS_BILLED_CHUNK_BYTES))
     receive_calls = messages_s / 10
     sqs_calls = req_s + 2 * receive_calls
-    sqs_billed = send_billed + max(receive_calls, payload_s / SQS_BILLED_CHUNK) + receive_calls
+    sqs_billed = send_billed + max(receive_calls, payload_s / SQS_BILLED_CHUNK_BYTES) + receive_calls
     partitions = 2  # a run usually spans the current and the previous hour
     s3_puts = max(partitions / ARCHIVE_RUN_SECONDS, rate / MAX_FILE_EVENTS) + 1 / 3600
     arch_cpu = m["archiver_cpu_us"]
@@ -99,20 +108,20 @@ def plan(m, rate, config, per_request):
     arch_gb_s = workers * ARCHIVER_MB / 1024 if workers else 0
     month_events = rate * 86_400 * 30
     cost = {
-        "lambda": (gb_s + arch_gb_s) * PRICE["lambda_gb_s"] * 1e6 / rate
-                  + PRICE["lambda_request"] * 1e6 / per_request,
-        "api": PRICE["http_api_request"] * 1e6 / per_request,
-        "sqs": sqs_billed * PRICE["sqs_request"] * 1e6 / rate,
-        "s3": s3_puts * PRICE["s3_put"] * 1e6 / rate,
+        "lambda": (gb_s + arch_gb_s) * price("lambda_arm64_gb_s") * 1e6 / rate
+                  + price("lambda_requests_per_million") / per_request,
+        "api": price("http_api_per_million") / per_request,
+        "sqs": sqs_billed * price("sqs_standard_per_million") / rate,
+        "s3": s3_puts * price("s3_put_per_thousand") * 1e3 / rate,
         "rds": (rds[2] * 24 * 30 / month_events * 1e6) if rds else None,
-        "storage": storage_tib * 1024 * PRICE["rds_gb_month"] / month_events * 1e6,
+        "storage": storage_tib * 1024 * price("rds_gp3_gb_month") * RDS_MULTI_AZ_FACTOR / month_events * 1e6,
     }
     limits = [
         ("Lambda concurrency (account quota)", concurrency / ACCOUNT_CONCURRENCY,
          "a quota increase, or larger batches from the clients (fewer, longer requests)"),
         ("API Gateway requests/s (account throttle)", req_s / HTTP_API_RPS,
          "a quota increase, or client-side batching"),
-        ("PostgreSQL primary CPU", pg_vcpus / RDS_CLASSES[-1][1],
+        ("PostgreSQL primary CPU", pg_vcpus / PLAN_CLASSES[-1][1],
          "the instance class; batching (per-request commit cost); past the largest class: sharding"),
         ("PostgreSQL storage (RDS maximum)", storage_tib / RDS_MAX_STORAGE_TIB,
          "EIS_RETENTION_DAYS (the archive is the system of record)"),
@@ -137,7 +146,7 @@ def render(run, m):
         for label, config, per_request in MODES:
             p = plan(m, rate, config, per_request)
             rds = f"{p['rds'][0]} ({n(p['pg_vcpus'], 1)} vCPU needed)" if p["rds"] else \
-                f"**none** ({n(p['pg_vcpus'])} vCPU needed > {RDS_CLASSES[-1][1]})"
+                f"**none** ({n(p['pg_vcpus'])} vCPU needed > {PLAN_CLASSES[-1][1]})"
             total = sum(v for v in p["cost"].values() if v is not None)
             rows.append([n(rate), label, n(p["concurrency"], 1), n(p["gb_s"], 1), rds,
                          n(p["storage_tib"], 1), f"{n(p['sqs_calls'])} ({n(p['sqs_billed'])} billed)",
@@ -170,11 +179,12 @@ measured there). The model is in `bench/capacity.py`; every other input is liste
 | ingest CPU per event, single events | {n(m['fn_cpu_us']['single_c8'])} µs | §3, single event, 8 connections, SQS stub |
 | ingest CPU per event, batches of 500 | {n(m['fn_cpu_us']['batch500_c8'], 1)} µs | §3, batch of 500, 8 connections, SQS stub |
 | PostgreSQL CPU per event, single events | {n(m['pg_cpu_us']['single_c8'])} µs | §3 (the commit of each request dominates) |
-| PostgreSQL CPU per event, batches of 500 | {n(m['pg_cpu_us']['batch500_c8'], 1)} µs | issue 14's goal row (cluster CPU) |
+| PostgreSQL CPU per event, batches of 500 | {n(m['pg_cpu_us']['batch500_c8'], 1)} µs | §3, the write path's goal row (cluster CPU) |
 | `\\copy` of the same rows (the floor) | {n(m['copy_cpu_us'], 1)} µs | same run |
 | bytes per stored event, indexes and identity row included | {n(m['bytes_per_row'])} B | pg_write's bytes per row |
 | record size (events per 256 KiB message) | {n(m['record_bytes'])} B ({n(SQS_MAX_MESSAGE // math.ceil(m['record_bytes'] + 1))}) | the batch-500 body |
 | archiver CPU per event | {n(m['archiver_cpu_us'], 1)} µs | §8, one run |
+| archive bytes per event (zstd Parquet) | {n(m['parquet_bytes'], 1)} B | §4, the archiver's files |
 
 ## Inputs that are not measured here
 
@@ -184,11 +194,18 @@ Lambda's CPU share: {LAMBDA_MB_PER_VCPU} MB per vCPU (ingest {INGEST_MB} MB, arc
 stack has neither network nor durable commits (fsync off), so RDS's CPU per commit is higher
 than measured here: keep the {PG_TARGET_UTIL:.0%} utilisation target. Limits: Lambda
 concurrency {ACCOUNT_CONCURRENCY} per region (default quota), HTTP API {n(HTTP_API_RPS)}
-requests/s (default throttle), RDS storage {RDS_MAX_STORAGE_TIB} TiB. Prices (us-east-1 list,
-on demand; check the AWS calculator): Lambda arm64 ${PRICE['lambda_gb_s']}/GB-s and
-$0.20 per million requests, HTTP API $1.00 per million requests, SQS $0.40 per million
-requests (each 64 KiB of payload is one request), S3 PUT $0.005 per 1 000, RDS gp3
-${PRICE['rds_gb_month']}/GB-month, instance classes as listed in the script (Multi-AZ).
+requests/s (default throttle), RDS storage {RDS_MAX_STORAGE_TIB} TiB. Prices: the next
+section.
+
+## Prices
+
+The one list of the prices every cost figure uses, here and in BENCHMARKS.md's cost model
+(`bench/prices.py`): us-east-1, on demand, free tiers ignored; RDS single-AZ, a Multi-AZ
+deployment pays {RDS_MULTI_AZ_FACTOR}× the instance and its storage. They are inputs, not
+measurements: written into the project on the date given, from the page named, not fetched
+by the bench and not checked since. Check them there before relying on a figure.
+
+{table_md()}
 
 ## The plan
 
@@ -209,6 +226,7 @@ What breaks first, and the knob that moves it:
 
 {chr(10).join(notes)}
 
+{costs_md(run, m)}
 ## When one PostgreSQL primary is not enough
 
 Storage is what gives out first at every rate above: at 10 000 events/s the 90-day window is
@@ -228,7 +246,71 @@ this order:
    code: the insert statement is per shard (the batch split by shard key, one statement each,
    no cross-shard transaction needed because each event's claim and row are co-located);
    partitions by day remain per shard; the per-experiment GIN index is replaced by the
-   assignments table of the experiment-health issue, sharded by `unit_id`.
+   assignments table of the experiment-health job (`exp.assignments`), sharded by `unit_id`.
+"""
+
+
+def fixed_monthly():
+    """The database stack as shipped, idle, per month: (item, USD) and the total without the proxy."""
+    name, vcpus, hourly, _ = next(c for c in RDS_CLASSES if c[0] == DB_STACK["class"])
+    items = [
+        (f"{name}, single-AZ", hourly * HOURS_PER_MONTH),
+        (f"{DB_STACK['storage_gb']} GB gp3", DB_STACK["storage_gb"] * price("rds_gp3_gb_month")),
+        (f"RDS Proxy ({max(2, vcpus)} vCPU billed)", max(2, vcpus) * price("rds_proxy_vcpu_hour") * HOURS_PER_MONTH),
+        (f"{DB_STACK['interface_endpoints']} interface endpoints in {DB_STACK['azs']} AZs",
+         DB_STACK["interface_endpoints"] * DB_STACK["azs"] * price("interface_endpoint_az_hour") * HOURS_PER_MONTH),
+        (f"{DB_STACK['secrets']} secrets", DB_STACK["secrets"] * price("secret_month")),
+    ]
+    return items, sum(cost for item, cost in items if not item.startswith("RDS Proxy"))
+
+
+def template_alarms():
+    """Alarms of template.yaml: all of them, and those without a condition (always deployed)."""
+    text = (ROOT / "template.yaml").read_text()
+    alarms = re.findall(r"\n    Type: AWS::CloudWatch::Alarm\n(    Condition: )?", text)
+    return len(alarms), sum(1 for condition in alarms if not condition)
+
+
+def costs_md(run, m):
+    rows = []
+    for rate in RATES:
+        for label, config, per_request in MODES:
+            c = plan(m, rate, config, per_request)["cost"]
+            rows.append([n(rate), label] + [f"${v:.4f}" if v is not None else "n/a" for v in c.values()]
+                        + [f"${sum(v for v in c.values() if v is not None):.2f}"])
+    header = ["events/s", "sent as", "Lambda (both functions)", "API Gateway", "SQS", "S3 PUTs",
+              "RDS instance (Multi-AZ)", f"RDS storage ({RETENTION_DAYS} days, Multi-AZ)", "total"]
+    variable = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                         + ["| " + " | ".join(r) + " |" for r in rows])
+    gb = m["parquet_bytes"] * 1e6 / 1e9
+    archive = [(f"S3 Standard (the first {ARCHIVE_IA_DAYS} days)", price("s3_standard_gb_month")),
+               (f"S3 Standard-IA (to day {ARCHIVE_GLACIER_DAYS})", price("s3_standard_ia_gb_month")),
+               ("S3 Glacier Instant Retrieval (after that, for ever)", price("s3_glacier_ir_gb_month"))]
+    items, without_proxy = fixed_monthly()
+    alarms, unconditional = template_alarms()
+    return f"""## Costs
+
+**Per million events**, from the plan above (the measured per-event costs and the prices): the
+cost-per-million column of the plan, by service. CloudWatch Logs are not in it: the bytes
+logged per request are not measured ({usd(price('logs_ingested_gb'))} per GB ingested).
+
+{variable}
+
+Batching is what moves the variable cost: one request carries 500 events through API Gateway,
+Lambda and SQS instead of one (BENCHMARKS.md, "Cost model", has the SQS packing in detail).
+
+**The archive** keeps every event, {n(m['parquet_bytes'], 1)} B per event as zstd Parquet
+(measured, §4 of BENCHMARKS.md): {gb:.4f} GB per million events, per month:
+{"; ".join(f"{where} ${gb * per_gb:.5f}" for where, per_gb in archive)} (the bucket's lifecycle,
+template.yaml; transition requests are per object and not priced here).
+
+**Fixed per month, idle.** The database stack as shipped (infra/database.yaml's defaults):
+{", ".join(f"{item} ${cost:.2f}" for item, cost in items)}: **${sum(cost for _, cost in items):.2f}**,
+or ${without_proxy:.2f} without the proxy. The EIS stack itself: Lambda, API Gateway and SQS
+cost nothing idle; template.yaml has {alarms} alarms, {unconditional} of them always deployed,
+each at least {usd(price('alarm_metric_month'))} a month (an alarm on metric math pays for each
+metric in it): at least ${unconditional * price('alarm_metric_month'):.2f}. The archiver's scheduled runs on an empty queue
+are not measured, so not priced.
 """
 
 

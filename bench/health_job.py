@@ -1,4 +1,4 @@
-"""The experiment-health job (issue 15): its events per second per core, and the size of
+"""The experiment-health job: its events per second per core, and the size of
 exp.assignments against exp.events, for a realistic mix generated in a database of its own.
 
 The mix: EVENTS events over the last DAYS days, UNITS units, 5 experiments. Each unit is in
@@ -12,7 +12,7 @@ Two measurements, each one release archiver run of `events/archiver-health.json`
 - backfill: the whole mix, counted in one run;
 - increment: INCREMENT more events of today, received after the backfill (a steady-state
   run).
-Then the day-size measure (issue 23): in the same database, emptied, a day of DAY_SMALL
+Then the day-size measure: in the same database, emptied, a day of DAY_SMALL
 events of UNITS units, counted, then INCREMENT new events, written back to disk (a
 CHECKPOINT, measured apart: the write path's cost), then counted (measured); again with a
 day of DAY_LARGE events. The ratio of the two increments' CPU says whether a run's cost

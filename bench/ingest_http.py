@@ -5,7 +5,7 @@ Every configuration runs twice: against moto (the local stack as specified), the
 `eis-bench sqs-stub` (an SQS stand-in that accepts at once), which shows what the function and
 PostgreSQL do when the emulator is not the bottleneck.
 
-Issue 14's references, in the same run: after each batch-500 run, the rows it stored are
+The write path's references, in the same run: after each batch-500 run, the rows it stored are
 loaded again with `psql \\copy` (CSV) into the emptied exp.events (same table, indexes and
 database; the ids the API assigned, new to the emptied table): PostgreSQL CPU per event of
 both (the whole cluster's processes, from /proc) and COPY's rows/s. And
@@ -38,7 +38,7 @@ CONFIGS = [
     ("batch500_c8", "batch-500", 8, 500),
 ]
 HERE = Path(__file__).resolve().parent
-# The configuration that issue 14's references run beside.
+# The configuration that the write path's references run beside.
 COPY_BESIDE = "batch500_c8"
 COLUMNS = ('event_id, event_type, unit_type, unit_id, experiments, context, metrics, payload, '
            '"timestamp", received_at, flags')

@@ -51,7 +51,7 @@ read -r QUEUE_URL _ < <($PY infra/local/resources.py --queue "$NAME" --bucket "$
 export DATABASE_URL=$BENCH_DB_URL EIS_QUEUE_URL=$QUEUE_URL EIS_BUCKET=$NAME
 # Room for the whole drain: the local deadline stands in for Lambda's.
 export EIS_LOCAL_DEADLINE_SECS=${EIS_LOCAL_DEADLINE_SECS:-900}
-"$ARCHIVER" events/archiver-migrate.json >/dev/null
+cargo run --quiet --locked --bin migrator >/dev/null
 
 log "queueing $N events"
 "$CARGO_TARGET_DIR/debug/eis-bench" fill-queue "$QUEUE_URL" "$N" >&2

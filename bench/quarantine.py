@@ -1,4 +1,4 @@
-"""Quarantine, flood and restore (issue 16), on the release binaries, PostgreSQL and moto.
+"""Quarantine, flood and restore, on the release binaries, PostgreSQL and moto.
 Prints one JSON object.
 
 - cost: the ingest's CPU per rejected event (batches of 100 events without unit_type, each

@@ -1,7 +1,9 @@
-"""Writes BENCHMARKS.md and the ingest plot from bench/results/latest.json. Run by
-bench/run.sh in .local/bench-venv (matplotlib); rerunnable by hand on a saved latest.json.
+"""Writes BENCHMARKS.md, and the ingest plot when PLOT_PNG is given, from
+bench/results/latest.json. Run by bench/run.sh in .local/bench-venv (matplotlib). Without
+PLOT_PNG it renders the Markdown alone, from the standard library, and leaves the plot as it
+is: that renders a saved latest.json again without running a benchmark.
 
-Usage: report.py LATEST_JSON BENCHMARKS_MD PLOT_PNG
+Usage: report.py LATEST_JSON BENCHMARKS_MD [PLOT_PNG]
 """
 
 import json
@@ -9,33 +11,14 @@ import math
 import sys
 from pathlib import Path
 
-import matplotlib
-
-from reportlib import error_note, failed, med, met, num, ratio, span, stats, table
-import report_write_and_scale
+from prices import FIREHOSE_RECORD_ROUND_BYTES, HTTP_API_METER_BYTES, SQS_BILLED_CHUNK_BYTES, price
+from reportlib import error_note, failed, goals_md, med, met, num, ratio, span, stats, table
+import report_archiver_scale
 import report_health
 import report_quarantine
 import report_sweep
+import report_write_path
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-# Public list prices, us-east-1, as published on the AWS pricing pages (known as of 2025; not
-# fetched by the bench). They are assumptions of the cost model: check them before relying
-# on a figure.
-PRICES = {
-    "lambda_arm64_gb_s": 0.0000133334,
-    "lambda_requests_per_million": 0.20,
-    "http_api_per_million": 1.00,  # first 300 M/month; metered per 512 KB of request
-    "http_api_meter_bytes": 512 * 1024,
-    "sqs_standard_per_million": 0.40,  # after the free tier; per 64 KiB chunk of payload
-    "sqs_chunk_bytes": 64 * 1024,
-    "s3_put_per_thousand": 0.005,
-    "s3_standard_gb_month": 0.023,
-    "firehose_direct_put_per_gb": 0.029,  # first 500 TB/month; each record rounded up to 5 KB
-    "firehose_record_round_bytes": 5 * 1024,
-    "firehose_format_conversion_per_gb": 0.018,
-}
 INGEST_MEMORY_MB = 512  # template.yaml, IngestFunction MemorySize
 ARCHIVER_MEMORY_MB = 1024  # template.yaml, ArchiverFunction MemorySize
 LAMBDA_FULL_VCPU_MB = 1769  # Lambda gives one full vCPU at 1769 MB, proportionally below
@@ -58,7 +41,7 @@ CHANGES = [
 
 def validation_md(v, goals):
     if failed(v):
-        goals.append(("Typed validator at least as fast as `serde_json::Value`", "n/a", None))
+        goals.append(("Typed validator at least as fast as `serde_json::Value`", "n/a", "", None, None))
         return error_note("Validation", v)
     ours, ref = v["event_1k/validate_event"], v["event_1k/serde_json_value"]
     batch = v["batch_1000/parse_batch"]
@@ -72,11 +55,11 @@ def validation_md(v, goals):
     lo, hi = ours["criterion_median_ci95_ns"]
     rlo, rhi = ref["criterion_median_ci95_ns"]
     tie = not ok and lo <= rhi and rlo <= hi
-    goals.append(("Typed validator at least as fast as `serde_json::Value` (§1)",
+    goals.append(("Typed validator at least as fast as `serde_json::Value`",
                   f"{num(ours_rate['median'])} vs {num(ref_rate['median'])} events/s per core "
                   f"({ratio(ours_rate['median'], ref_rate['median'])})"
                   + ("; criterion's 95% intervals overlap: a tie within noise" if tie else ""),
-                  "tie" if tie else ok))
+                  "", None, "tie" if tie else ok))
     rows = [
         ["`validate_event` (parse + every rule)", f"{ours['bytes_per_iter']} B",
          span(ours["ns_per_iter"]), span(fix(ours_rate)),
@@ -93,7 +76,7 @@ def validation_md(v, goals):
                         span(fix(rate(checked))), span(fix(ref_rate)),
                         ratio(rate(checked)["median"], ref_rate["median"])])
         extra = checked["ns_per_iter"]["median"] - ours["ns_per_iter"]["median"]
-        registry_line = (f"\nThe experiment registry's check (issue 15) costs {num(extra)} ns per event on "
+        registry_line = (f"\nThe experiment registry's check costs {num(extra)} ns per event on "
                          f"the ingest path: {100 * extra / ours['ns_per_iter']['median']:.1f}% of "
                          "`validate_event` (medians of the same run; no database round trip: the "
                          "function's cached copy).\n")
@@ -109,7 +92,7 @@ Reference: `serde_json::from_slice::<serde_json::Value>` of the same bytes (the 
 
 def pg_md(p, goals):
     if failed(p):
-        goals.append(("Batch writer ≥ 0.7× `COPY` (§2)", "n/a", None))
+        goals.append(("Batch writer ≥ 0.7× `COPY`", "n/a", "", None, None))
         return error_note("The Postgres write path", p)
     m = p["methods"]
     copy = med(stats(m["psql_copy"]["rows_per_s"]))
@@ -129,12 +112,12 @@ def pg_md(p, goals):
     b100 = med(stats(m["batch_100"]["rows_per_s"]))
     with_id = med(stats(m["batch_500"]["pg_cpu_us_per_row"]))
     without_id = med(stats(m["batch_500_without_identity"]["pg_cpu_us_per_row"]))
-    goals.append(("Batch writer ≥ 0.7× `COPY` (§2)",
+    goals.append(("Batch writer ≥ 0.7× `COPY`",
                   f"batches of 1 000: {ratio(best, copy)}, of 100: {ratio(b100, copy)}",
-                  best / copy >= 0.7 if copy else None))
-    goals.append(("Identity cost: PostgreSQL CPU per event, with / without `exp.event_ids` (§2, reported)",
+                  "", None, best / copy >= 0.7 if copy else None))
+    goals.append(("Identity cost: PostgreSQL CPU per event, with / without `exp.event_ids` (reported)",
                   f"{with_id:.1f} / {without_id:.1f} µs = {ratio(with_id, without_id)}"
-                  if with_id and without_id else "n/a", None))
+                  if with_id and without_id else "n/a", "", None, None))
     return f"""{p['events']} generated events (about 1 KiB each as JSON), one connection, into an
 emptied `exp.events` and `exp.event_ids` (partitioned by day, with its four indexes, one of
 them GIN on `experiments`); {p['rounds']} rounds, methods interleaved. The per-row method
@@ -170,8 +153,8 @@ PROCS = ("ingest", "postgres", "sqs", "wrk")
 
 def http_md(h, goals, plot_name, nproc):
     if failed(h):
-        goals.append(("Batch-500 ≥ 50 000 events/s accepted (§3)", "n/a", None))
-        goals.append(("Single-event p99 ≤ 10 ms at concurrency 8 (§3)", "n/a", None))
+        goals.append(("Batch-500 ≥ 50 000 events/s accepted (with moto)", "n/a", "", None, None))
+        goals.append(("Single-event p99 ≤ 10 ms at concurrency 8 (with moto)", "n/a", "", None, None))
         return error_note("Ingest over HTTP", h)
     b = h["backends"]
     moto, stub = b["moto"]["configs"], b["stub"]["configs"]
@@ -191,12 +174,12 @@ def http_md(h, goals, plot_name, nproc):
                     for st, ev in rr["stored_vs_counted"])
     b500, b500s = med(moto["batch500_c8"]["events_per_s"]), med(stub["batch500_c8"]["events_per_s"])
     p99, p99s = med(moto["single_c8"]["p99_ms"]), med(stub["single_c8"]["p99_ms"])
-    goals.append(("Batch-500 ≥ 50 000 events/s accepted (§3, with moto)",
+    goals.append(("Batch-500 ≥ 50 000 events/s accepted (with moto)",
                   f"{num(b500)} events/s with moto; {num(b500s)} with the SQS stub "
-                  f"({met(b500s >= 50_000)} without the emulator)", b500 >= 50_000))
-    goals.append(("Single-event p99 ≤ 10 ms at concurrency 8 (§3, with moto)",
+                  f"({met(b500s >= 50_000)} without the emulator)", "", None, b500 >= 50_000))
+    goals.append(("Single-event p99 ≤ 10 ms at concurrency 8 (with moto)",
                   f"{num(p99, 1)} ms with moto; {num(p99s, 2)} ms with the SQS stub "
-                  f"({met(p99s <= 10)} without the emulator)", p99 <= 10))
+                  f"({met(p99s <= 10)} without the emulator)", "", None, p99 <= 10))
     return f"""The release `ingest` binary in local mode (axum on 127.0.0.1, the same router as in
 Lambda) with PostgreSQL in the loop: each request validates, commits to PostgreSQL, publishes
 to SQS and records the hand-off before it answers. Every configuration runs twice: with
@@ -223,8 +206,8 @@ serving it, the SQS side (moto or the stub) and wrk; and the cores each kept bus
 
 def encoding_md(e, goals):
     if failed(e):
-        goals.append(("Encoding faster than DuckDB (threads = 1) (§4)", "n/a", None))
-        goals.append(("Files no larger than DuckDB's (§4)", "n/a", None))
+        goals.append(("Encoding faster than DuckDB (threads = 1)", "n/a", "", None, None))
+        goals.append(("Files no larger than DuckDB's", "n/a", "", None, None))
         return error_note("Archive encoding", e)
     ours, refs = e["ours"], e["refs"]
     n = ours["events"]
@@ -241,13 +224,13 @@ def encoding_md(e, goals):
     rows.append(["JSON lines (input of the references)", "", "", num(refs["jsonl_bytes"] / n, 1), ""])
     rows.append(["JSON lines, gzip -6", "", "", num(refs["jsonl_gzip_bytes"] / n, 1), ""])
     rows.append(["SQS message bodies (input of the archiver)", "", "", num(ours["message_bytes"] / n, 1), ""])
-    goals.append(("Encoding faster than DuckDB (threads = 1) (§4)",
+    goals.append(("Encoding faster than DuckDB (threads = 1)",
                   f"{num(ours_cpu['median'])} vs {num(med(duck['events_per_cpu_s']))} events/s per core "
                   f"({ratio(ours_cpu['median'], med(duck['events_per_cpu_s']))})",
-                  ours_cpu["median"] > med(duck["events_per_cpu_s"])))
-    goals.append(("Files no larger than DuckDB's (§4)",
+                  "", None, ours_cpu["median"] > med(duck["events_per_cpu_s"])))
+    goals.append(("Files no larger than DuckDB's",
                   f"{num(ours['parquet_bytes'] / n, 1)} vs {num(duck['bytes'] / n, 1)} bytes/event",
-                  ours["parquet_bytes"] <= duck["bytes"]))
+                  "", None, ours["parquet_bytes"] <= duck["bytes"]))
     return f"""{num(n)} events of one hour (one file each), zstd level 3 for all three. Events/s per
 core = events / CPU seconds of the converting thread (archiver) or process (references);
 wall-clock rates beside them. The archiver decodes its SQS bodies (`{{"v":1,"events":[...]}}`,
@@ -282,7 +265,7 @@ moto (a Python emulator): the rate is moto's, not the archiver's.
 
 def compaction_md(c, goals):
     if failed(c):
-        goals.append(("Compaction events/s per core (§6, reported)", "n/a", None))
+        goals.append(("Compaction events/s per core (reported)", "n/a", "", None, None))
         return error_note("The compaction", c)
     runs = c["runs"]
     eps = stats([r["events_per_cpu_second"] for r in runs])
@@ -290,10 +273,10 @@ def compaction_md(c, goals):
              f"{r['cpu_seconds']:.2f}", num(r["events_per_cpu_second"]),
              f"{r['before']['files']} → {r['after']['files']}",
              f"{r['before']['bytes_per_event']:.0f} → {r['after']['bytes_per_event']:.0f}"] for r in runs]
-    goals.append(("Compaction events/s per core (§6, reported)", span(eps), None))
+    goals.append(("Compaction events/s per core (reported)", span(eps), "", None, None))
     return f"""`eis-bench compact`: one hour of {num(runs[0]['events'])} generated events written as the
 scheduled runs write it (one raw file per run, {runs[0]['before']['files']} files, 2% of the events
-in two files), then `archiver::compact::compact_hour` on it through moto. CPU is the bench
+in two files), then `archiver::compaction::compact::compact_hour` on it through moto. CPU is the bench
 process's user + system time (`/proc/self/stat`, all threads: reading, deduplicating, sorting,
 encoding and the S3 client), not wall time; moto's CPU is not in it. {len(runs)} round(s):
 events per CPU-second {span(eps)}.
@@ -447,7 +430,6 @@ def cost_md(data):
     h, e, d = data.get("ingest_http"), data.get("encoding"), data.get("drain")
     if failed(h) or failed(e):
         return "_The cost model needs §3 and §4; one of them did not complete._\n"
-    P = PRICES
     n = 1_000_000
     record_bytes = e["ours"]["message_bytes"] / e["ours"]["events"]  # JSON record in a message
     parquet_bytes = e["ours"]["parquet_bytes"] / e["ours"]["events"]
@@ -457,7 +439,7 @@ def cost_md(data):
 
     def lambda_cost(invocations, billed_ms, memory_mb):
         gb_s = invocations * billed_ms / 1000 * memory_mb / 1024
-        return invocations * P["lambda_requests_per_million"] / 1e6 + gb_s * P["lambda_arm64_gb_s"]
+        return invocations * price("lambda_requests_per_million") / 1e6 + gb_s * price("lambda_arm64_gb_s")
 
     rows = []
     for key, label in (("single_c1", "single events"), ("batch100_c8", "batches of 100"),
@@ -473,7 +455,7 @@ def cost_md(data):
             ms = math.ceil(max(med(r["p50_ms"]), cpu_ms_request / vcpu_ingest))
             billed.append(ms)
             costs.append(lambda_cost(invocations, ms, INGEST_MEMORY_MB))
-        api = invocations * math.ceil(r["body_bytes"] / P["http_api_meter_bytes"]) * P["http_api_per_million"] / 1e6
+        api = invocations * math.ceil(r["body_bytes"] / HTTP_API_METER_BYTES) * price("http_api_per_million") / 1e6
         rows.append([label, num(invocations), f"{billed[0]}–{billed[1]} ms",
                      f"${costs[0]:.3f}–{costs[1]:.3f}", f"${api:.3f}",
                      f"${costs[0] + api:.3f}–{costs[1] + api:.3f}"])
@@ -481,7 +463,7 @@ def cost_md(data):
                           "Lambda", "HTTP API", "total per 1 M events"], rows)
 
     # SQS: every action is billed per 64 KiB chunk of payload (at least one per call).
-    chunk = P["sqs_chunk_bytes"]
+    chunk = SQS_BILLED_CHUNK_BYTES
     events_per_message = e["ours"]["events"] / e["ours"]["messages"]
     message_bytes = e["ours"]["message_bytes"] / e["ours"]["messages"]
     packed_messages = n / events_per_message
@@ -495,23 +477,23 @@ def cost_md(data):
     ]
     sqs_table = table(["SQS for 1 M events", "send (chunks)", "receive (chunks)", "delete calls", "cost"],
                       [[r[0], num(r[1]), num(r[2]), num(r[3]),
-                        f"${(r[1] + r[2] + r[3]) * P['sqs_standard_per_million'] / 1e6:.4f}"] for r in sqs_rows])
-    sqs_packed = (packed_chunks * 2 + packed_messages / 10) * P["sqs_standard_per_million"] / 1e6
+                        f"${(r[1] + r[2] + r[3]) * price('sqs_standard_per_million') / 1e6:.4f}"] for r in sqs_rows])
+    sqs_packed = (packed_chunks * 2 + packed_messages / 10) * price("sqs_standard_per_million") / 1e6
 
     # Archiver: its CPU per event from the drain (decode, encode, SDK), stretched to its share.
     if not failed(d):
         cpu_per_event = stats([r["cpu_seconds"] / r["events"] for r in d["runs"]])["median"]
-        archiver_cost = n * cpu_per_event / vcpu_archiver * ARCHIVER_MEMORY_MB / 1024 * P["lambda_arm64_gb_s"]
+        archiver_cost = n * cpu_per_event / vcpu_archiver * ARCHIVER_MEMORY_MB / 1024 * price("lambda_arm64_gb_s")
         archiver_note = (f"{cpu_per_event * 1e6:.1f} µs CPU per event in §5, at "
                          f"{vcpu_archiver:.2f} vCPU ({ARCHIVER_MEMORY_MB} MB)")
     else:
         archiver_cost, archiver_note = None, "§5 did not complete"
     parquet_gb = n * parquet_bytes / GB
-    storage = parquet_gb * P["s3_standard_gb_month"]
-    puts_full = n / 100_000 * P["s3_put_per_thousand"] / 1000
-    puts_schedule = ARCHIVER_RUNS_PER_MONTH * P["s3_put_per_thousand"] / 1000
-    firehose_gb = n * math.ceil(record_bytes / P["firehose_record_round_bytes"]) * P["firehose_record_round_bytes"] / GB
-    firehose = firehose_gb * (P["firehose_direct_put_per_gb"] + P["firehose_format_conversion_per_gb"])
+    storage = parquet_gb * price("s3_standard_gb_month")
+    puts_full = n / 100_000 * price("s3_put_per_thousand") / 1000
+    puts_schedule = ARCHIVER_RUNS_PER_MONTH * price("s3_put_per_thousand") / 1000
+    firehose_gb = n * math.ceil(record_bytes / FIREHOSE_RECORD_ROUND_BYTES) * FIREHOSE_RECORD_ROUND_BYTES / GB
+    firehose = firehose_gb * (price("firehose_direct_put_per_gb") + price("firehose_format_conversion_per_gb"))
     ours_archival = sqs_packed + (archiver_cost or 0) + puts_full
     arch_rows = [
         ["SQS, packed (send + receive + delete)", f"${sqs_packed:.4f}", ""],
@@ -524,14 +506,11 @@ def cost_md(data):
         ["ratio Firehose / this project", ratio(firehose, ours_archival), ""],
     ]
     arch_table = table(["archival leg per 1 M events", "cost", "basis"], arch_rows)
-    price_rows = [[k, v] for k, v in PRICES.items()]
     return f"""Per million events, from this run's measurements and list prices. **Assumptions**:
-us-east-1 list prices as published on the AWS pricing pages (known as of 2025, not fetched by
-the bench; free tiers ignored), arm64 Lambda with the template's memory sizes (ingest
+the prices of `bench/prices.py` (listed with their sources and dates in
+[docs/capacity.md](docs/capacity.md), "Prices"), arm64 Lambda with the template's memory sizes (ingest
 {INGEST_MEMORY_MB} MB = {vcpu_ingest:.2f} vCPU, archiver {ARCHIVER_MEMORY_MB} MB = {vcpu_archiver:.2f} vCPU),
 and Graviton doing the work in the CPU time this x86_64 machine needed (not measured).
-
-{table(["price", "USD"], price_rows)}
 
 **Ingest.** Billed duration per invocation = the measured p50 answer time of §3, from the
 run with the SQS stub (low: PostgreSQL only) to the run with moto (high: a slow emulated SQS);
@@ -556,13 +535,18 @@ GB (assumed billed on the same rounded volume), one event per record.
 
 **Storage**: {num(parquet_bytes, 1)} B/event as zstd Parquet = {num(parquet_gb, 3)} GB per
 million events = ${storage:.4f} per month in S3 Standard (gzip'd JSON lines:
-{num(gzip_bytes, 1)} B/event, ${n * gzip_bytes / GB * P['s3_standard_gb_month']:.4f}).
+{num(gzip_bytes, 1)} B/event, ${n * gzip_bytes / GB * price('s3_standard_gb_month'):.4f}).
 """
 
 
 # ---------------------------------------------------------------- plot and document
 
 def plot(h, path):
+    import matplotlib  # the bench's own venv only: the Markdown needs none of it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(8, 6.5), dpi=120)
     if not failed(h):
         for backend, marker in (("moto", "o"), ("stub", "s")):
@@ -589,28 +573,43 @@ def plot(h, path):
 
 
 def main():
-    src, md_path, png_path = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    src, md_path = Path(sys.argv[1]), Path(sys.argv[2])
+    # Without PLOT_PNG, the document links the plot already beside the results.
+    draw = len(sys.argv) > 3
+    png_path = Path(sys.argv[3]) if draw else src.parent / "ingest-throughput-p99.png"
     data = json.loads(src.read_text())
     m = data["machine"]
-    goals, goals14 = [], []
     rel_png = png_path.resolve().relative_to(md_path.resolve().parent)
-    sections = [
-        ("1. Validation", validation_md(data.get("validation"), goals)),
-        ("2. PostgreSQL write path", pg_md(data.get("pg_write"), goals)
-         + "\n" + report_write_and_scale.index_md(data.get("pg_write"))),
-        ("3. Ingest end to end over HTTP", http_md(data.get("ingest_http"), goals, rel_png, m["nproc"])
-         + "\n" + report_write_and_scale.http_references_md(data.get("ingest_http"), goals14)),
-        ("4. Archive encoding", encoding_md(data.get("encoding"), goals)),
-        ("5. Archive drain end to end", drain_md(data.get("drain"))),
-        ("6. Archive compaction", compaction_md(data.get("compaction"), goals)),
-        ("7. Cold start, size, memory", cold_md(data.get("cold_start"), data.get("ingest_http") or {})),
-        ("8. Archiver scale-out", report_write_and_scale.scale_md(data.get("archiver_scale"), goals14)),
-        ("9. Experiment health job", report_health.health_md(data.get("health_job"))),
-        ("10. Quarantine, flood and restore", report_quarantine.quarantine_md(data.get("quarantine"))
-         + "\n" + report_quarantine.restore_memory_md(data.get("restore_memory"))),
-        ("11. The sweep against one huge pending row", report_sweep.sweep_md(data.get("sweep_backlog"))),
-    ]
-    plot(data.get("ingest_http"), png_path)
+    # Each topic's section, and the goals it states (goal, measured, reference, ratio, verdict).
+    sections = []
+
+    def section(title, render):
+        goals = []
+        sections.append((title, render(goals), goals))
+
+    section("1. Validation", lambda g: validation_md(data.get("validation"), g))
+    section("2. PostgreSQL write path", lambda g: pg_md(data.get("pg_write"), g)
+            + "\n" + report_write_path.index_md(data.get("pg_write")))
+    section("3. Ingest end to end over HTTP",
+            lambda g: http_md(data.get("ingest_http"), g, rel_png, m["nproc"])
+            + "\n" + report_write_path.http_references_md(data.get("ingest_http"), g))
+    section("4. Archive encoding", lambda g: encoding_md(data.get("encoding"), g))
+    section("5. Archive drain end to end", lambda g: drain_md(data.get("drain")))
+    section("6. Archive compaction", lambda g: compaction_md(data.get("compaction"), g))
+    section("7. Cold start, size, memory",
+            lambda g: cold_md(data.get("cold_start"), data.get("ingest_http") or {}))
+    section("8. Archiver scale-out",
+            lambda g: report_archiver_scale.scale_md(data.get("archiver_scale"), g))
+    section("9. Experiment health job", lambda g: report_health.health_md(data.get("health_job")))
+    section("10. Quarantine, flood and restore",
+            lambda g: report_quarantine.quarantine_md(data.get("quarantine"))
+            + "\n" + report_quarantine.restore_memory_md(data.get("restore_memory")))
+    section("11. The sweep against one huge pending row",
+            lambda g: report_sweep.sweep_md(data.get("sweep_backlog")))
+    goals_by_topic = "\n\n".join(f"### {title}\n\n{goals_md(goals)}"
+                                  for title, _, goals in sections if goals)
+    if draw:
+        plot(data.get("ingest_http"), png_path)
     v = data["versions"]
     quick = ("\n> **Quick smoke run (`BENCH_QUICK=1`)**: small sizes, one round. Not for comparison.\n"
              if data.get("quick") else "")
@@ -632,17 +631,12 @@ median of the rounds run ({data['sizes']}), with [min–max] beside it. Compare 
 this run, not across machines. Versions: {v['rustc']}; PostgreSQL {v['postgres']}; moto {v['moto']};
 {v['wrk']}; {v['valgrind']}; {v['python']}.
 
-## Goals of issue 7
+## Goals, by topic
 
-{table(["goal", "measured", "verdict"], [[g, mv, met(ok)] for g, mv, ok in goals])}
+Each goal under the section that measures it; a goal relative to a reference has the
+reference beside it, measured in the same run. Benchmarks report; no figure fails a build.
 
-## Goals of issue 14
-
-Each goal with its reference, both measured in this run (§2, §3, §8 for the details).
-
-{report_write_and_scale.goals_md(goals14)}
-
-Benchmarks report; no figure fails a build.
+{goals_by_topic}
 
 ## How to reproduce
 
@@ -651,6 +645,7 @@ make bench                 # everything, ~25-35 min; release builds cached in ~/
 BENCH_QUICK=1 make bench   # smoke run: small sizes, one round
 BENCH_ONLY="ingest_http archiver_scale" make bench   # only these sections
 .local/bench-venv/bin/python bench/report.py bench/results/latest.json BENCHMARKS.md bench/results/ingest-throughput-p99.png
+python3 bench/report.py bench/results/latest.json BENCHMARKS.md   # the Markdown alone, from the stored results
 ```
 
 `bench/run.sh` starts the local stack if it is not running (and then stops it), installs
@@ -677,7 +672,7 @@ loop; `oha` would cost a cargo install and more CPU per request).
 - **The encoders' schemas differ** (§4): same events, different inferred tables.
 - The arm64 binaries are not run here; x86_64 CPU figures stand in for Graviton.
 """]
-    for title, body in sections:
+    for title, body, _ in sections:
         doc.append(f"## {title}\n\n{body}")
     doc.append(f"""## Where the time goes
 

@@ -1,4 +1,4 @@
-"""BENCHMARKS.md's section on the experiment-health job (issue 15), from bench/health_job.py's
+"""BENCHMARKS.md's section on the experiment-health job, from bench/health_job.py's
 figures: events per CPU second (the job's process and PostgreSQL's), and the size of
 exp.assignments against exp.events."""
 
@@ -42,7 +42,7 @@ experiments, not with events.{counting_state_md(size)}
 
 
 def day_size_md(d):
-    """Issue 23's measure: the same increment on a small and a large day."""
+    """The day-size measure: the same increment on a small and a large day."""
     if not d:
         return ""
     rows = []

@@ -1,4 +1,4 @@
-"""BENCHMARKS.md's section on quarantine, flood and restore (issue 16), from
+"""BENCHMARKS.md's section on quarantine, flood and restore, from
 bench/quarantine.py's figures: the ingest's CPU per rejected event against a valid one's,
 valid-event latency under a flood of invalid ones, and restore against COPY."""
 
@@ -57,7 +57,7 @@ exp.event_ids and skips present rows).
 
 
 def restore_memory_md(r):
-    """Issue 23's restore measure, from bench/restore_memory.py."""
+    """Restore's memory against hour size, from bench/restore_memory.py."""
     if failed(r):
         return error_note("The restore memory benchmark (restore_memory)", r)
     carried = f" (carried over from the run of {r['carried_from']})" if r.get("carried_from") else ""

@@ -1,5 +1,6 @@
-"""Formatting helpers of bench/report.py and bench/report_write_and_scale.py: numbers, summaries of
-repeated runs (median [min–max]), Markdown tables, verdicts. Standard library only."""
+"""Formatting helpers of bench/report.py and its section modules (bench/report_*.py): numbers,
+summaries of repeated runs (median [min–max]), Markdown tables, goals and verdicts. Standard
+library only."""
 
 import math
 
@@ -28,6 +29,14 @@ def ratio(a, b):
     return f"{a / b:.2f}×" if a and b else "n/a"
 
 
+def times(x):
+    return f"{x:.2f}×" if x is not None else "n/a"
+
+
+def quotient(a, b):
+    return a / b if a and b else None
+
+
 def met(ok):
     if ok == "tie":
         return "**met within noise**"
@@ -38,6 +47,13 @@ def table(header, rows):
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(out)
+
+
+def goals_md(goals):
+    """A table of goals, each (goal, measured, reference, ratio, verdict); a goal stated
+    without a reference measured beside it has an empty reference and ratio."""
+    rows = [[g, m, r, times(q) if r else "", met(ok)] for g, m, r, q, ok in goals]
+    return table(["goal", "measured", "reference (same run)", "ratio", "verdict"], rows)
 
 
 def stats(values):

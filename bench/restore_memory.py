@@ -1,5 +1,5 @@
-"""Restore: memory against hour size, and an hour bigger than one invocation (issue 23), on
-the release archiver, PostgreSQL and moto. Prints one JSON object.
+"""Restore: memory against hour size, and an hour bigger than one invocation, on the
+release archiver, PostgreSQL and moto. Prints one JSON object.
 
 - memory: an archive hour of SMALL events and one of LARGE events (raw files of 100 000
   events, as the runs write them; `eis-bench archive-hour`), each restored into an empty

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: every benchmark of issues 7 and 14, on the local stack, in one run on this machine.
+# `make bench`: every benchmark, on the local stack, in one run on this machine.
 # Writes bench/results/latest.json, the plot bench/results/ingest-throughput-p99.png and
 # BENCHMARKS.md (generated from the JSON by bench/report.py). Benchmarks report; a number
 # never fails the run. A section that breaks is recorded as an error and the others go on.
@@ -42,7 +42,7 @@ ONLY=${BENCH_ONLY:-}
 for key in $ONLY; do
   [[ " ${SECTIONS[*]} " == *" $key "* ]] || { log "BENCH_ONLY: no section $key (sections: ${SECTIONS[*]})"; exit 2; }
 done
-# Concurrent archiver runs of the scale-out section (issue 14).
+# Concurrent archiver runs of the scale-out section.
 SCALE_RUNS="1 2 4"
 # An hour as the scheduled runs leave it: one raw file per 5-minute run, 2% of the events twice.
 COMPACT_FILES=12 COMPACT_DUPLICATE_PCT=2
@@ -100,7 +100,7 @@ trap cleanup EXIT
 
 psql "$ADMIN_DB_URL" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null
 psql "$ADMIN_DB_URL" -qc "CREATE DATABASE $DB_NAME" >/dev/null
-DATABASE_URL=$BENCH_DB_URL cargo run --quiet --locked --bin eis-migrate >&2
+DATABASE_URL=$BENCH_DB_URL cargo run --quiet --locked --bin migrator >&2
 # Day partitions around today, as the archiver's maintenance keeps them in production.
 psql "$BENCH_DB_URL" -qAtc "SELECT exp.ensure_day_partition(d::date)
   FROM generate_series((now() AT TIME ZONE 'UTC')::date - 1, (now() AT TIME ZONE 'UTC')::date + 1, '1 day') d" >/dev/null
@@ -185,7 +185,7 @@ in_own_database() {
   shift
   url=$(db_url_named "$db")
   psql "$ADMIN_DB_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
-  DATABASE_URL=$url cargo run --quiet --locked --bin eis-migrate >&2
+  DATABASE_URL=$url cargo run --quiet --locked --bin migrator >&2
   DATABASE_URL=$url "$@"
   psql "$ADMIN_DB_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 }

@@ -1,7 +1,7 @@
 //! The archiver against the real local stack: events posted to the ingest API end up in the
 //! right hour folders of a bucket exactly once; faults (S3 gone, a deadline, a crash, a poison
 //! message, events the ingest never published) lose nothing. Files are read back with the
-//! parquet crate and checked against `archiver::parquet_encoder::schema()`.
+//! parquet crate and checked against `archiver::archive::event_parquet::schema()`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -9,12 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use archiver::app::Archiver;
-use archiver::bucket::ArchiveBucket;
+use archiver::archive::bucket::ArchiveBucket;
+use archiver::archive::event_parquet;
+use archiver::archive::partition::HourPartition;
 use archiver::config::Config;
-use archiver::handler::{self, Input, Output};
-use archiver::parquet_encoder;
-use archiver::partition::HourPartition;
-use archiver::summary::Stop;
+use archiver::drain::summary::Stop;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::TimestampMicrosecondType;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -36,7 +35,7 @@ fn config(db: &TestDb, queue: &TestQueue, bucket: &str) -> Config {
 
 fn config_for(db: eis_store::DbConfig, queue: &TestQueue, bucket: &str) -> Config {
     // These tests look at the raw files a run writes: compaction off (tests/compaction.rs).
-    let compaction = archiver::config::CompactionPolicy {
+    let compaction = archiver::compaction::CompactionPolicy {
         max_hours: 0,
         ..Default::default()
     };
@@ -138,8 +137,8 @@ async fn archived(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<Object> {
             .expect("reader");
         let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().expect("batches");
         let rows =
-            arrow::compute::concat_batches(&parquet_encoder::schema(), &batches).expect("rows");
-        assert_eq!(rows.schema(), parquet_encoder::schema(), "{key}");
+            arrow::compute::concat_batches(&event_parquet::schema(), &batches).expect("rows");
+        assert_eq!(rows.schema(), event_parquet::schema(), "{key}");
         objects.push(Object { key, rows });
     }
     objects
@@ -581,48 +580,6 @@ async fn a_scheduled_run_keeps_the_partitions_ahead() {
     assert!(exists, "{ahead}");
     let second = archiver.run(now, deadline()).await;
     assert_eq!(second.summary.partitions_created, 0, "idempotent");
-}
-
-#[tokio::test]
-async fn the_migrate_input_applies_pending_migrations_once() {
-    let admin = connect(&stack_var("DATABASE_URL")).await;
-    let name = format!(
-        "eis_t_{}_a{}",
-        Utc::now().timestamp(),
-        &uuid::Uuid::now_v7().simple().to_string()[26..]
-    );
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    let url = with_database(&stack_var("DATABASE_URL"), &name);
-    let queue = TestQueue::create(5, 30).await;
-    let cfg = config_for(db_config(url), &queue, "unused");
-    let archiver = archiver(cfg).await;
-
-    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"))
-        .expect("migrations dir")
-        .count();
-    let first = handler::handle(&archiver, Input::Migrate, deadline(), false)
-        .await
-        .expect("migrate");
-    let applied = match first {
-        Output::Migrated { applied, .. } => applied,
-        other => panic!("something else answered a migrate input: {other:?}"),
-    };
-    assert_eq!(applied.len(), files, "{applied:?}");
-    let again = serde_json::to_value(
-        handler::handle(&archiver, Input::Migrate, deadline(), false)
-            .await
-            .expect("migrate again"),
-    )
-    .expect("json");
-    assert_eq!(again, json!({"action": "migrate", "applied": []}));
-
-    admin
-        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await
-        .expect("drop database");
 }
 
 #[tokio::test]

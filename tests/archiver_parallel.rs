@@ -10,8 +10,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use archiver::config::CompactionPolicy;
-use archiver::fanout::{FanoutError, FanoutSummary, StartWorker, DRAIN_INPUT};
+use archiver::compaction::CompactionPolicy;
+use archiver::drain::fanout::{FanoutError, FanoutSummary, StartWorker, DRAIN_INPUT};
 use chrono::Utc;
 use eis_tests::archive::{distinct_events, hour_ago, publish_all, Stack, SMALL_MESSAGES};
 use eis_tests::depth;

@@ -2,7 +2,7 @@
 //! found out by its digests, the events go back to the sweep, and after the next run and its
 //! compaction the archive's ids equal PostgreSQL's; a clean hour lists no ids.
 
-use archiver::audit;
+use archiver::compaction::audit;
 use archiver::handler::{self, Input, Output};
 use eis_contract::Event;
 use eis_store::PgEventStore;
@@ -81,7 +81,7 @@ async fn missing_events_are_found_by_digest_and_archived_again() {
     write_raw(&archiver, &events[..45], t, "copy").await;
     write_raw(&archiver, &events[..10], t, "copy").await;
 
-    let s = audit::audit(&archiver, chrono::Utc::now(), deadline())
+    let s = audit::audit(&archiver.audit_job(), chrono::Utc::now(), deadline())
         .await
         .into_result()
         .expect("audit");
@@ -101,7 +101,7 @@ async fn missing_events_are_found_by_digest_and_archived_again() {
     assert_eq!(run.compaction.hours, 1, "{run:?}");
     stack.assert_each_once(&events).await;
 
-    let again = audit::audit(&archiver, chrono::Utc::now(), deadline())
+    let again = audit::audit(&archiver.audit_job(), chrono::Utc::now(), deadline())
         .await
         .into_result()
         .expect("audit");

@@ -4,11 +4,11 @@
 
 use std::collections::BTreeSet;
 
-use archiver::bucket::{self, Kind};
-use archiver::compact::{self, HourOutcome, DIGEST_KEY};
-use archiver::digest;
-use archiver::partition::HourPartition;
-use archiver::summary::Summary;
+use archiver::archive::bucket::{self, Kind};
+use archiver::archive::digest;
+use archiver::archive::partition::HourPartition;
+use archiver::compaction::compact::{self, HourOutcome, DIGEST_KEY};
+use archiver::drain::summary::Summary;
 use eis_tests::archive::*;
 use tokio::time::Instant;
 
@@ -19,7 +19,7 @@ fn deadline() -> Instant {
 /// One compaction of the settled hours now; no error expected.
 async fn compact_now(archiver: &archiver::app::Archiver) -> compact::CompactionSummary {
     let (summary, errors) = compact::compact_settled(
-        archiver,
+        &archiver.compaction_job(),
         chrono::Utc::now(),
         deadline(),
         uuid::Uuid::now_v7(),
@@ -89,7 +89,13 @@ async fn duplicates_across_raw_files_compact_to_the_first_copy_of_each() {
         .await
         .expect("pending");
     assert!(pending.is_empty(), "{pending:?}");
-    let again = compact::compact_hour(&archiver, hour, deadline(), uuid::Uuid::now_v7()).await;
+    let again = compact::compact_hour(
+        &archiver.compaction_job(),
+        hour,
+        deadline(),
+        uuid::Uuid::now_v7(),
+    )
+    .await;
     assert_eq!(again.expect("compact"), HourOutcome::AlreadyCompact);
 }
 
@@ -104,7 +110,8 @@ async fn two_compactions_at_once_leave_each_event_once() {
         let from = n * 50;
         write_raw(&archiver, &events[from..], t, copy).await;
     }
-    let run = |_: u8| compact::compact_hour(&archiver, hour, deadline(), uuid::Uuid::now_v7());
+    let compaction = archiver.compaction_job();
+    let run = |_: u8| compact::compact_hour(&compaction, hour, deadline(), uuid::Uuid::now_v7());
     let (first, second) = tokio::join!(run(1), run(2));
     for outcome in [first, second] {
         match outcome.expect("no error") {
@@ -194,9 +201,14 @@ async fn sharded_compaction_keeps_the_same_ids_with_bounded_files() {
     let events = distinct_events(200, t);
     write_raw(&archiver, &events, t, "a").await;
     write_raw(&archiver, &events[100..], t, "b").await;
-    let outcome = compact::compact_hour(&archiver, hour, deadline(), uuid::Uuid::now_v7())
-        .await
-        .expect("compact");
+    let outcome = compact::compact_hour(
+        &archiver.compaction_job(),
+        hour,
+        deadline(),
+        uuid::Uuid::now_v7(),
+    )
+    .await
+    .expect("compact");
     // 300 rows in, at most 40 per shard: 8 shards.
     let HourOutcome::Compacted {
         files_out,

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use archiver::config::CompactionPolicy;
+use archiver::compaction::CompactionPolicy;
 use chrono::Utc;
 use eis_runtime::{handoff, SqsPublisher};
 use eis_tests::api::answer;
@@ -44,7 +44,7 @@ async fn api_with(
 }
 
 /// One scheduled archiver run now; the sweep takes rows at once (no grace).
-async fn archive(stack: &Stack, compaction: CompactionPolicy) -> archiver::summary::Summary {
+async fn archive(stack: &Stack, compaction: CompactionPolicy) -> archiver::drain::summary::Summary {
     let mut config = stack.config(compaction);
     config.sweep_grace = Duration::ZERO;
     let archiver = archiver::app::Archiver::from_config(config)

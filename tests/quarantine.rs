@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use archiver::partition::{hours_between, HourPartition};
-use archiver::replay::{self, Judge};
-use archiver::restore;
+use archiver::archive::partition::{hours_between, HourPartition};
+use archiver::recovery::replay::{self, Judge};
+use archiver::recovery::restore;
 use chrono::{DateTime, SecondsFormat, Utc};
 use eis_contract::{Limits, Quarantined, Registry, RegistryMode};
 use eis_runtime::handoff::{self, Message};
@@ -75,7 +75,8 @@ async fn quarantined(stack: &Stack) -> Vec<(String, Quarantined)> {
     for key in keys(&stack.s3, &stack.bucket).await {
         if key.starts_with("rejected/") {
             let body = get(&stack.s3, &stack.bucket, &key).await;
-            for r in archiver::rejected::decode(body).expect("a quarantine file") {
+            for r in archiver::archive::quarantine_parquet::decode(body).expect("a quarantine file")
+            {
                 out.push((key.clone(), r));
             }
         }
@@ -95,7 +96,7 @@ async fn stored_ids(db: &TestDb) -> BTreeSet<Uuid> {
 }
 
 /// One archiver run now, which must meet no error.
-async fn archive_now(stack: &Stack) -> archiver::run::RunOutcome {
+async fn archive_now(stack: &Stack) -> archiver::drain::run::RunOutcome {
     let run = stack
         .archiver(policy())
         .await
@@ -120,9 +121,16 @@ async fn replay_at(
         limits: &limits,
         clock,
     };
-    replay::replay(&archiver, hours, None, code, &judge, deadline())
-        .await
-        .expect("replay")
+    replay::replay(
+        &archiver.replay_job(),
+        hours,
+        None,
+        code,
+        &judge,
+        deadline(),
+    )
+    .await
+    .expect("replay")
 }
 
 #[tokio::test]
@@ -378,9 +386,15 @@ async fn a_dropped_day_is_restored_from_the_archive() {
 
     let archiver = stack.archiver(policy()).await;
     let hours = hours_between(day_start, day_start + chrono::Duration::days(1)).expect("hours");
-    let first = restore::restore(&archiver, &hours, None, Utc::now(), deadline())
-        .await
-        .expect("restore");
+    let first = restore::restore(
+        &archiver.restore_job(),
+        &hours,
+        None,
+        Utc::now(),
+        deadline(),
+    )
+    .await
+    .expect("restore");
     assert_eq!(
         (
             first.events,
@@ -394,17 +408,29 @@ async fn a_dropped_day_is_restored_from_the_archive() {
         before,
         "the same ids and rows"
     );
-    let again = restore::restore(&archiver, &hours, None, Utc::now(), deadline())
-        .await
-        .expect("restore");
+    let again = restore::restore(
+        &archiver.restore_job(),
+        &hours,
+        None,
+        Utc::now(),
+        deadline(),
+    )
+    .await
+    .expect("restore");
     assert_eq!((again.restored.restored, again.restored.present), (0, 48));
     assert_eq!(day_rows(&stack.db, day).await, before);
 
     // Past the retention: not restored. Nothing restored is handed to the archive again.
     let old_hours = hours_between(old, old + chrono::Duration::seconds(1)).expect("hours");
-    let expired = restore::restore(&archiver, &old_hours, None, Utc::now(), deadline())
-        .await
-        .expect("restore");
+    let expired = restore::restore(
+        &archiver.restore_job(),
+        &old_hours,
+        None,
+        Utc::now(),
+        deadline(),
+    )
+    .await
+    .expect("restore");
     assert_eq!(
         (expired.events, expired.expired, expired.restored.restored),
         (1, 1, 0)

@@ -1,4 +1,4 @@
-//! The experiment registry: the operator's load (`registry/load.rs`, the archiver's
+//! The experiment registry: the operator's load (`registry/load.rs`, the migrator's
 //! `{"action":"registry"}`), and its use on the ingest path (docs/health.md, "Flags at ingest"),
 //! through the API on a database of its own: flags, reject mode, a registry change reaching the
 //! function within its max age, and a retry after a change staying a duplicate.

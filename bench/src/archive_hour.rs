@@ -7,9 +7,9 @@
 
 use anyhow::Context;
 use archiver::app::Archiver;
+use archiver::archive::event_parquet::{self, EventColumns};
+use archiver::archive::partition::HourPartition;
 use archiver::config::Config;
-use archiver::parquet_encoder::{self, EventColumns};
-use archiver::partition::HourPartition;
 use chrono::{DurationRound, TimeDelta, Utc};
 use eis_contract::{validate_event, Limits};
 use serde_json::{json, Value};
@@ -39,7 +39,7 @@ pub async fn write(events: usize, hours_ago: i64) -> anyhow::Result<Value> {
             columns.push(&event)?;
         }
         let key = archiver.bucket.raw_key(hour, uuid::Uuid::now_v7());
-        let body = parquet_encoder::encode(columns)?;
+        let body = event_parquet::encode(columns)?;
         let n = (first + FILE_EVENTS).min(events) - first;
         archiver
             .bucket

@@ -8,11 +8,11 @@
 
 use anyhow::Context;
 use archiver::app::Archiver;
-use archiver::bucket::ArchiveFile;
-use archiver::compact::{self, HourOutcome};
+use archiver::archive::bucket::ArchiveFile;
+use archiver::archive::event_parquet::{self, EventColumns};
+use archiver::archive::partition::HourPartition;
+use archiver::compaction::compact::{self, HourOutcome};
 use archiver::config::Config;
-use archiver::parquet_encoder::{self, EventColumns};
-use archiver::partition::HourPartition;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
@@ -46,7 +46,7 @@ pub async fn measure(
     let cpu = process_cpu_seconds()?;
     let started = std::time::Instant::now();
     let outcome = compact::compact_hour(
-        &archiver,
+        &archiver.compaction_job(),
         hour,
         Instant::now() + std::time::Duration::from_secs(900),
         uuid::Uuid::now_v7(),
@@ -93,7 +93,7 @@ async fn write(
 ) -> anyhow::Result<()> {
     archiver.hours.touch(hour.start()).await?;
     let key = archiver.bucket.raw_key(hour, uuid::Uuid::now_v7());
-    let body = parquet_encoder::encode(columns)?;
+    let body = event_parquet::encode(columns)?;
     archiver
         .bucket
         .put(&key, body, uuid::Uuid::now_v7(), events)

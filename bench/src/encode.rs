@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use archiver::batcher::{Batcher, BufferLimits};
-use archiver::parquet_encoder;
+use archiver::archive::event_parquet;
+use archiver::drain::batcher::{Batcher, BufferLimits};
 use eis_runtime::handoff;
 use serde_json::{json, Value};
 
@@ -69,6 +69,6 @@ pub fn encode(bodies: &[String]) -> anyhow::Result<Vec<Vec<u8>>> {
     }
     batcher.cut_all();
     std::iter::from_fn(|| batcher.next_ready())
-        .map(|chunk| Ok(parquet_encoder::encode(chunk.columns)?))
+        .map(|chunk| Ok(event_parquet::encode(chunk.columns)?))
         .collect()
 }

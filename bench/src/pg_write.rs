@@ -5,7 +5,7 @@
 //! server's practical limit) and one prepared INSERT per row (what a naive Lambda does).
 //! Server CPU is read from /proc for every process of the cluster, not from wall time.
 //!
-//! Index cost per insert (issue 14): the same `\copy` with each secondary index of exp.events
+//! Index cost per insert: the same `\copy` with each secondary index of exp.events
 //! dropped in turn, and with all of them dropped (heap and primary key only); the difference
 //! to the `\copy` with every index is that index's CPU per row. After the loads, the bytes
 //! per row of the partitions, per index and of exp.event_ids (the capacity plan's storage).

@@ -1,4 +1,4 @@
-//! `eis-bench value-parse BODY ROUNDS`: the reference of issue 14's function-CPU goal.
+//! `eis-bench value-parse BODY ROUNDS`: the reference of the ingest function's CPU goal (BENCHMARKS.md, Validation).
 //! `serde_json::from_slice::<serde_json::Value>` of the very request body the HTTP run sends
 //! (bench/ingest_http.py passes its batch-500 file), repeated until each round has used at
 //! least `ROUND_CPU_SECONDS` of this thread's CPU time (not wall time), per event. The ingest

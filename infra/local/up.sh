@@ -115,5 +115,5 @@ ENV
 mv "$ENV_FILE.tmp" "$ENV_FILE"
 
 log "applying migrations"
-(cd "$ROOT" && source "$ENV_FILE" && cargo run --quiet --locked --bin eis-migrate >&2)
+(cd "$ROOT" && source "$ENV_FILE" && cargo run --quiet --locked --bin migrator >&2)
 log "stack is up; environment in .local/env"

@@ -1,7 +1,7 @@
 """Prepares `sam local invoke` against a local stack (the GitHub workflow .github/workflows/sam.yml).
 
 `sam local` passes a function only the environment variables its template declares, and
-`--env-vars` can only override those. This adds AWS_ENDPOINT_URL (moto) to both functions of
+`--env-vars` can only override those. This adds AWS_ENDPOINT_URL (moto) to the functions of
 the *built* template (.aws-sam/build/template.yaml, never template.yaml itself) and writes the
 --env-vars file that points them at the local PostgreSQL, queue and bucket, without TLS and
 without Secrets Manager. Run it with the SAM CLI's Python (it uses SAM's YAML helpers).
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from samcli.yamlhelper import yaml_dump, yaml_parse
 
-FUNCTIONS = ("IngestFunction", "ArchiverFunction")
+FUNCTIONS = ("IngestFunction", "ArchiverFunction", "MigratorFunction")
 
 
 def main() -> None:
@@ -33,17 +33,19 @@ def main() -> None:
         variables["AWS_ENDPOINT_URL"] = args.endpoint
     path.write_text(yaml_dump(template), encoding="utf-8")
 
-    common = {
+    database = {
         "AWS_ENDPOINT_URL": args.endpoint,
         "DATABASE_URL": args.database_url,
         # Empty = unset for the functions: no secret lookup, no CA file (sslmode in the URL).
         "EIS_DB_SECRET_ARN": "",
         "EIS_PG_CA_FILE": "",
-        "EIS_QUEUE_URL": args.queue_url,
         "RUST_LOG": "info",
     }
+    common = dict(database, EIS_QUEUE_URL=args.queue_url)
     env = {
         "IngestFunction": dict(common),
+        # Without role secrets the migrator migrates as DATABASE_URL's user, as `make migrate`.
+        "MigratorFunction": dict(database, EIS_DB_ADMIN_SECRET_ARN="", EIS_DB_MIGRATOR_SECRET_ARN=""),
         "ArchiverFunction": dict(common, EIS_BUCKET=args.bucket, EIS_ARCHIVE_PREFIX="",
                                  EIS_REJECTED_PREFIX="rejected/"),
     }

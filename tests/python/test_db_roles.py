@@ -51,7 +51,7 @@ def secret(env: dict, name: str, user: str, password: str) -> str:
 
 def eis_migrate(env: dict, url: str, extra: dict) -> str:
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    migrate = target / "debug" / "eis-migrate"
+    migrate = target / "debug" / "migrator"
     assert migrate.exists(), f"{migrate} missing: `make up` builds it"
     run = subprocess.run([str(migrate)], env={**env, "DATABASE_URL": url, **extra},
                          capture_output=True, text=True, timeout=120)

@@ -1,5 +1,5 @@
-"""The built functions under the real Lambda runtime path: `cargo lambda watch` serves both
-functions (the function name is the binary name), `cargo lambda invoke --data-file` sends the
+"""The built functions under the real Lambda runtime path: `cargo lambda watch` serves every
+function (the function name is the binary name), `cargo lambda invoke --data-file` sends the
 same `events/` fixtures that `sam local invoke` uses."""
 
 import json
@@ -20,7 +20,7 @@ def invoke(env: dict, port: int, function: str, fixture: str) -> dict:
     return json.loads(out.stdout)
 
 
-def test_ingest_and_archiver_run_under_cargo_lambda_watch(env, tmp_path):
+def test_ingest_and_migrator_run_under_cargo_lambda_watch(env, tmp_path):
     # Build first, so that the watch starts the binaries instead of compiling them.
     subprocess.run(["cargo", "build", "--locked", "--bins"],
                    cwd=ROOT, env=env, check=True, timeout=3600)
@@ -55,8 +55,8 @@ def test_ingest_and_archiver_run_under_cargo_lambda_watch(env, tmp_path):
             assert response.status == 202
             assert json.loads(response.read())["warnings"] == ["no_experiment_context"]
 
-        # The archiver through the same watch: the deploy-time migrate input.
-        answer = invoke(env, port, "archiver", "archiver-migrate.json")
+        # The migrator through the same watch: the migrate input.
+        answer = invoke(env, port, "migrator", "migrator-migrate.json")
         assert "applied" in json.dumps(answer), answer
     finally:
         stop(watch)

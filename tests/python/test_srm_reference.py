@@ -1,5 +1,5 @@
 """The SRM reference fixture is scipy's answer on the generated counts, as committed: it cannot
-go stale or be edited by hand (tests/srm.rs compares archiver::srm with it)."""
+go stale or be edited by hand (tests/srm.rs compares archiver::health::srm with it)."""
 
 import json
 

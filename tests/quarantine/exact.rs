@@ -5,9 +5,11 @@
 
 use std::sync::Arc;
 
-use archiver::parquet_encoder::{self, EventColumns};
-use archiver::partition::{hours_between, HourPartition};
-use archiver::{handler, rejected, restore};
+use archiver::archive::event_parquet::{self, EventColumns};
+use archiver::archive::partition::{hours_between, HourPartition};
+use archiver::archive::quarantine_parquet;
+use archiver::handler;
+use archiver::recovery::restore;
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema};
@@ -79,8 +81,8 @@ fn ticking() -> DateTime<Utc> {
 
 /// Puts one quarantine file of `records` in `hour`'s folder.
 async fn put_rejected(stack: &Stack, hour: HourPartition, records: &[Quarantined]) {
-    let key = rejected::key("rejected/", hour, Uuid::now_v7());
-    let body = rejected::encode(records).expect("encode");
+    let key = quarantine_parquet::key("rejected/", hour, Uuid::now_v7());
+    let body = quarantine_parquet::encode(records).expect("encode");
     stack
         .archive()
         .put(&key, body, Uuid::now_v7(), records.len())
@@ -131,7 +133,7 @@ async fn a_replayed_event_is_received_when_it_is_stored() {
     let started = ticking();
     let archiver = stack.archiver(policy()).await;
     let (registry, limits) = (eis_contract::Registry::default(), Limits::default());
-    let judge = archiver::replay::Judge {
+    let judge = archiver::recovery::replay::Judge {
         registry: &registry,
         mode: eis_contract::RegistryMode::Flag,
         limits: &limits,
@@ -142,9 +144,16 @@ async fn a_replayed_event_is_received_when_it_is_stored() {
         second_hour.start() + chrono::Duration::hours(1),
     )
     .expect("hours");
-    let summary = archiver::replay::replay(&archiver, &hours, None, None, &judge, deadline())
-        .await
-        .expect("replay");
+    let summary = archiver::recovery::replay::replay(
+        &archiver.replay_job(),
+        &hours,
+        None,
+        None,
+        &judge,
+        deadline(),
+    )
+    .await
+    .expect("replay");
     assert_eq!(summary.by_code["future_timestamp"].replayed, 5);
     let stored: Vec<(DateTime<Utc>, i64)> = pairs(
         &stack.db.client().await,
@@ -295,23 +304,29 @@ async fn files_from_other_writers_are_read_or_refused_by_name() {
         ],
     );
     let folder = archiver.bucket.folder(hour);
-    let key = archiver::bucket::compacted_key(&folder, "f0reign", 0, 1);
-    let body = parquet_encoder::write_parquet(&theirs).expect("write");
+    let key = archiver::archive::bucket::compacted_key(&folder, "f0reign", 0, 1);
+    let body = event_parquet::write_parquet(&theirs).expect("write");
     archiver
         .bucket
         .put(&key, body, Uuid::now_v7(), events.len())
         .await
         .expect("put");
-    let out = restore::restore(&archiver, &hour_of(at), None, Utc::now(), deadline())
-        .await
-        .expect("another writer's types are read");
+    let out = restore::restore(
+        &archiver.restore_job(),
+        &hour_of(at),
+        None,
+        Utc::now(),
+        deadline(),
+    )
+    .await
+    .expect("another writer's types are read");
     assert_eq!(out.restored.restored, events.len() as u64);
 
     // The same for a quarantine file.
     let now = Utc::now();
     let (records, hour) = refused_many(2, now);
-    let file = rejected::encode(&records).expect("encode");
-    let ours = archiver::dedupe::read_rows(bytes::Bytes::from(file)).expect("read");
+    let file = quarantine_parquet::encode(&records).expect("encode");
+    let ours = archiver::archive::columns::read_batches(bytes::Bytes::from(file)).expect("read");
     let theirs = as_other_writer(
         &ours[0],
         &[
@@ -323,8 +338,8 @@ async fn files_from_other_writers_are_read_or_refused_by_name() {
             ),
         ],
     );
-    let body = parquet_encoder::write_parquet(&theirs).expect("write");
-    let back = rejected::decode(bytes::Bytes::from(body)).expect("decoded");
+    let body = event_parquet::write_parquet(&theirs).expect("write");
+    let back = quarantine_parquet::decode(bytes::Bytes::from(body)).expect("decoded");
     let micros = |r: &Quarantined| (r.record_id, r.raw.clone(), r.code.clone());
     assert_eq!(
         back.iter().map(micros).collect::<Vec<_>>(),
@@ -333,19 +348,19 @@ async fn files_from_other_writers_are_read_or_refused_by_name() {
 
     // A column of a type no writer uses for it: an error naming the file.
     let wrong = as_other_writer(&ours[0], &[("raw_bytes", DataType::Utf8)]);
-    let odd = rejected::key("rejected/", hour, Uuid::now_v7());
-    let body = parquet_encoder::write_parquet(&wrong).expect("write");
+    let odd = quarantine_parquet::key("rejected/", hour, Uuid::now_v7());
+    let body = event_parquet::write_parquet(&wrong).expect("write");
     stack
         .archive()
         .put(&odd, body, Uuid::now_v7(), 2)
         .await
         .expect("put");
-    let err = archiver::replay::replay(
-        &archiver,
+    let err = archiver::recovery::replay::replay(
+        &archiver.replay_job(),
         &hour_of(hour.start()),
         None,
         None,
-        &archiver::replay::Judge {
+        &archiver::recovery::replay::Judge {
             registry: &eis_contract::Registry::default(),
             mode: eis_contract::RegistryMode::Flag,
             limits: &Limits::default(),

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeSet;
 
-use archiver::hour_stream::{HourStream, Next};
-use archiver::parquet_encoder::{self, EventColumns};
-use archiver::partition::{hours_between, HourPartition};
-use archiver::restore::{self, RESTORE_CHUNK};
+use archiver::archive::event_parquet::{self, EventColumns};
+use archiver::archive::partition::{hours_between, HourPartition};
+use archiver::recovery::hour_stream::{HourStream, Next};
+use archiver::recovery::restore::{self, RESTORE_CHUNK};
 use chrono::{DateTime, Utc};
 use eis_contract::Event;
 use eis_tests::archive::{distinct_events, hour_ago, policy, write_raw, Stack};
@@ -63,9 +63,15 @@ async fn an_hour_larger_than_an_invocation_is_restored_over_several() {
     loop {
         invocations += 1;
         assert!(invocations <= 10, "no progress");
-        let out = restore::restore(&archiver, &hours, resume, Utc::now(), Instant::now())
-            .await
-            .expect("restore");
+        let out = restore::restore(
+            &archiver.restore_job(),
+            &hours,
+            resume,
+            Utc::now(),
+            Instant::now(),
+        )
+        .await
+        .expect("restore");
         assert_eq!(out.restored.conflicts, 0);
         restored += out.restored.restored;
         read += out.events;
@@ -101,7 +107,7 @@ async fn put_file(stack: &Stack, key: &str, events: &[Event]) {
         .archive()
         .put(
             key,
-            parquet_encoder::encode(columns).expect("encode"),
+            event_parquet::encode(columns).expect("encode"),
             Uuid::now_v7(),
             events.len(),
         )
@@ -119,13 +125,13 @@ async fn a_file_compacted_away_while_the_hour_is_read_is_not_skipped() {
     let first = write_raw(&archiver, &events[..10], at, "user").await;
     let second = write_raw(&archiver, &events[10..], at, "user").await;
     let folder = archiver.bucket.folder(hour);
-    let is_input = |name: &str| archiver::bucket::kind_of(name).is_some();
+    let is_input = |name: &str| archiver::archive::bucket::kind_of(name).is_some();
 
     // Listed, then compaction replaces both files before either is read.
     let mut stream = HourStream::open(&archiver.bucket, folder.clone(), is_input, 7, None)
         .await
         .expect("list");
-    let compacted = archiver::bucket::compacted_key(&folder, "0123abcd", 0, 1);
+    let compacted = archiver::archive::bucket::compacted_key(&folder, "0123abcd", 0, 1);
     put_file(&stack, &compacted, &events).await;
     archiver
         .bucket
@@ -136,7 +142,7 @@ async fn a_file_compacted_away_while_the_hour_is_read_is_not_skipped() {
     loop {
         match stream.next().await.expect("read") {
             Next::Rows(batch) => {
-                for e in archiver::archived::events(&batch).expect("rows") {
+                for e in archiver::archive::event_parquet_reader::events(&batch).expect("rows") {
                     ids.insert(e.event_id);
                 }
                 assert_eq!(stream.key(), compacted, "read from the new listing");
@@ -153,13 +159,19 @@ async fn a_file_compacted_away_while_the_hour_is_read_is_not_skipped() {
     with_partition(&stack, at).await;
     let hours =
         hours_between(hour.start(), hour.start() + chrono::Duration::hours(1)).expect("hours");
-    let gone = archiver::hour_stream::Resume {
+    let gone = archiver::recovery::hour_stream::Resume {
         key: archiver.bucket.raw_key(hour, Uuid::now_v7()),
         row: 5,
     };
-    let out = restore::restore(&archiver, &hours, Some(gone), Utc::now(), Instant::now())
-        .await
-        .expect("restore");
+    let out = restore::restore(
+        &archiver.restore_job(),
+        &hours,
+        Some(gone),
+        Utc::now(),
+        Instant::now(),
+    )
+    .await
+    .expect("restore");
     assert_eq!(
         (out.restored.restored, out.progress.unfinished_from),
         (30, None)

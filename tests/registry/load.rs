@@ -1,43 +1,33 @@
 //! The operator's registry load, `{"action":"registry","experiments":[…]}` (docs/health.md,
-//! "The registry"), through the archiver's handler on a database of its own: the fixture
+//! "The registry"), through the migrator's handler on a database of its own: the fixture
 //! `make registry` and `aws lambda invoke` send, a reload replacing entries, and a refused or
 //! failed load writing nothing.
 
-use archiver::config::CompactionPolicy;
-use archiver::handler::{self, Input};
-use eis_tests::archive::archiver_config;
+use migrator::config::Config;
+use migrator::handler;
+use migrator::input::Input;
 use tokio::time::Instant;
 
 use super::*;
 
 fn fixture() -> Value {
     let path = format!(
-        "{}/../events/archiver-registry.json",
+        "{}/../events/migrator-registry.json",
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).expect("JSON")
 }
 
-/// The archiver on `db`; a registry load touches neither its queue nor its bucket.
-async fn archiver(db: &TestDb) -> archiver::app::Archiver {
-    let config = archiver_config(
-        db.config(),
-        "http://127.0.0.1:1/000000000000/none",
-        "none",
-        CompactionPolicy::default(),
-    );
-    archiver::app::Archiver::from_config(config)
-        .await
-        .expect("archiver")
-}
-
 /// The input's answer as JSON, or its error code.
 async fn invoke(db: &TestDb, input: &Value) -> Result<Value, &'static str> {
     let input = Input::parse(input).map_err(|e| e.code())?;
     let deadline = Instant::now() + Duration::from_secs(60);
-    let archiver = archiver(db).await;
-    handler::handle(&archiver, input, deadline, false)
+    let config = Config {
+        db: db.config(),
+        roles: None,
+    };
+    handler::handle(&config, input, deadline)
         .await
         .map(|out| serde_json::to_value(out).expect("JSON"))
         .map_err(|e| e.code())

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use archiver::app::Archiver;
-use archiver::batcher::BufferLimits;
-use archiver::config::CompactionPolicy;
+use archiver::archive::event_parquet::{self, EventColumns};
+use archiver::archive::partition::HourPartition;
+use archiver::compaction::CompactionPolicy;
 use archiver::config::Config;
-use archiver::parquet_encoder::{self, EventColumns};
-use archiver::partition::HourPartition;
+use archiver::drain::batcher::BufferLimits;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::TimestampMicrosecondType;
 use chrono::{DateTime, Utc};
@@ -41,7 +41,6 @@ pub fn archiver_config(
 ) -> Config {
     Config {
         db,
-        roles: None,
         queue_url: queue_url.to_string(),
         bucket: bucket.to_string(),
         prefix: String::new(),
@@ -63,7 +62,7 @@ pub fn archiver_config(
         local_deadline: Duration::from_secs(60),
         compaction,
         // No function to invoke: the local stack cannot run Lambda.
-        fanout: archiver::fanout::FanoutPolicy {
+        fanout: archiver::drain::fanout::FanoutPolicy {
             max_concurrency: 4,
             run_capacity_messages: 5000,
             function: None,
@@ -101,8 +100,12 @@ impl Stack {
     }
 
     /// The stack's bucket as the archiver sees it (no prefix).
-    pub fn archive(&self) -> archiver::bucket::ArchiveBucket {
-        archiver::bucket::ArchiveBucket::new(self.s3.clone(), self.bucket.clone(), String::new())
+    pub fn archive(&self) -> archiver::archive::bucket::ArchiveBucket {
+        archiver::archive::bucket::ArchiveBucket::new(
+            self.s3.clone(),
+            self.bucket.clone(),
+            String::new(),
+        )
     }
 
     pub fn queue(&self) -> &TestQueue {
@@ -137,7 +140,7 @@ impl Stack {
                 .collect::<Result<_, _>>()
                 .expect("batches");
             let rows =
-                arrow::compute::concat_batches(&parquet_encoder::schema(), &batches).expect("rows");
+                arrow::compute::concat_batches(&event_parquet::schema(), &batches).expect("rows");
             out.push((key, rows));
         }
         out
@@ -245,7 +248,7 @@ pub async fn write_raw(
         .await
         .expect("record hour");
     let key = archiver.bucket.raw_key(hour, uuid::Uuid::now_v7());
-    let body = parquet_encoder::encode(columns).expect("encode");
+    let body = event_parquet::encode(columns).expect("encode");
     archiver
         .bucket
         .put(&key, body, uuid::Uuid::now_v7(), events.len())

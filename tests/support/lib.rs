@@ -552,9 +552,9 @@ pub fn ingest_config(db: &TestDb, queue_url: &str) -> ingest::config::Config {
 pub fn api_state(
     db: &DbConfig,
     publisher: impl eis_runtime::Publish + 'static,
-) -> ingest::routes::AppState {
+) -> ingest::app::AppState {
     let db = Arc::new(Db::new(db).expect("db"));
-    ingest::routes::AppState {
+    ingest::app::AppState {
         registry: Arc::new(ingest::registry::RegistryCache::new(
             Arc::clone(&db),
             Duration::from_secs(60),

@@ -98,7 +98,7 @@ def test_every_file_a_first_deploy_command_names_exists_or_is_made_before():
 
 
 @pytest.mark.parametrize("line", [
-    # The step issue 24 found: the file does not exist on a first deploy.
+    # A step that once named a file a first deploy does not have yet.
     "sam deploy --guided --config-file samconfig.local.toml --parameter-overrides \"$overrides\"",
     "awscurl --service execute-api -X POST -d @event.json \"$API_URL/events\"",
 ])

@@ -18,7 +18,7 @@ def contract_years():
 
 
 def archiver_folder_format():
-    src = (ROOT / "functions" / "archiver" / "src" / "partition.rs").read_text()
+    src = (ROOT / "functions" / "archiver" / "src" / "archive" / "partition.rs").read_text()
     m = re.search(r'fn folder\(&self\) -> String \{\s*format!\(\s*"([^"]+)"', src)
     assert m, "the archiver's folder format moved: update this test"
     return m.group(1)
@@ -43,7 +43,7 @@ def test_projected_year_folders_are_the_archivers(template):
 
 
 def test_a_1970_event_is_projected(template):
-    """The case of the issue: an event dated 1970 (flagged old_timestamp, still accepted)."""
+    """The case this guards: an event dated 1970 (flagged old_timestamp, still accepted)."""
     p = projection(template)
     first, last = (int(x) for x in p["projection.year.range"].split(","))
     assert first <= 1970 <= last

@@ -18,7 +18,7 @@ PARTS = ("**What it means:**", "**Check first:**", "**Recover:**")
 # Procedure heading -> what it must tell the reader to run.
 PROCEDURES = {
     "UPDATE_ROLLBACK_FAILED": ["aws cloudformation continue-update-rollback",
-                               "--resources-to-skip Migrations", "describe-stack-events"],
+                               "--resources-to-skip SchemaMigrations", "describe-stack-events"],
     "Redriving the dead-letter queue": ["aws sqs start-message-move-task"],
     "Restoring the database to a point in time": ["restore-db-instance-to-point-in-time",
                                                   "extra", '{"action":"restore"'],
@@ -113,7 +113,7 @@ MUTATIONS = [
                            "### `ArchiverErrorsAlarm`\n\n**Topic:** `QualityAlarmTopic`")),
     ("runbooks", _edit_doc("- **Recover:** fix the cause (S3 permissions", "- fix the cause (S3 permissions")),
     ("procedures", _edit_doc("### UPDATE_ROLLBACK_FAILED", "### A failed rollback")),
-    ("procedures", _edit_doc("--resources-to-skip Migrations", "--resources-to-skip")),
+    ("procedures", _edit_doc("--resources-to-skip SchemaMigrations", "--resources-to-skip")),
     ("procedures", _edit_doc("### Rotating the database CA", "### Certificates")),
 ]
 

@@ -13,10 +13,11 @@ import pytest
 
 from conftest import EMF_NAMESPACE, ROOT, TOPICS, delete_at, load_cfn, mutation_tests, notifies, set_at
 
-# The migrator runs the archiver's binary ({"action": "migrate"}) with other secrets and rights.
-FUNCTIONS = {"IngestFunction": "ingest", "ArchiverFunction": "archiver", "MigratorFunction": "archiver"}
-COMMON_ENV = {"DATABASE_URL", "EIS_DB_SECRET_ARN", "EIS_PG_CA_FILE", "EIS_QUEUE_URL", "RUST_LOG"}
+# Each function its own binary (functions/<binary>).
+FUNCTIONS = {"IngestFunction": "ingest", "ArchiverFunction": "archiver", "MigratorFunction": "migrator"}
+COMMON_ENV = {"DATABASE_URL", "EIS_DB_SECRET_ARN", "EIS_PG_CA_FILE", "RUST_LOG"}
 ARCHIVER_ENV = {
+    "EIS_QUEUE_URL",
     "EIS_BUCKET",
     "EIS_ARCHIVE_PREFIX",
     "EIS_SAFETY_MARGIN_MS",
@@ -25,11 +26,12 @@ ARCHIVER_ENV = {
     "EIS_MAX_ARCHIVER_CONCURRENCY",
     "EIS_FANOUT_QUALIFIER",
 }
-INGEST_ENV = {"EIS_MAX_BODY_BYTES", "EIS_MAX_BATCH_EVENTS", "EIS_MAX_EVENT_BYTES"}
+INGEST_ENV = {"EIS_QUEUE_URL", "EIS_MAX_BODY_BYTES", "EIS_MAX_BATCH_EVENTS", "EIS_MAX_EVENT_BYTES"}
 # Only the migrator holds the master user's and the migrator user's secrets.
 DEPLOY_SECRETS_ENV = {"EIS_DB_ADMIN_SECRET_ARN": "DbAdminSecretArn",
                       "EIS_DB_MIGRATOR_SECRET_ARN": "DbMigratorSecretArn"}
-MIGRATOR_ENV = set(DEPLOY_SECRETS_ENV) | {"EIS_BUCKET"}
+# Exactly what the migrator's Config reads: no queue, no bucket, no placeholder.
+MIGRATOR_ENV = set(DEPLOY_SECRETS_ENV)
 FUNCTION_ENV = {"IngestFunction": INGEST_ENV, "ArchiverFunction": ARCHIVER_ENV,
                 "MigratorFunction": MIGRATOR_ENV}
 ROUTES = {("post", "/events"), ("post", "/events/batch"), ("get", "/health")}
@@ -155,8 +157,10 @@ def check_functions(t):
         assert p["CodeUri"] == ".", f"{name}: cargo-lambda builds from the workspace root"
         assert res["Metadata"]["BuildMethod"] == "rust-cargolambda", name
         assert res["Metadata"]["BuildProperties"]["Binary"] == binary, name
+        cargo = (ROOT / "functions" / binary / "Cargo.toml").read_text()
+        assert f'[[bin]]\nname = "{binary}"' in cargo, f"{name}: functions/{binary} builds {binary}"
         binaries.append(binary)
-    assert sorted(binaries) == ["archiver", "archiver", "ingest"], binaries
+    assert len(set(binaries)) == len(binaries), f"a binary of its own each: {binaries}"
 
 
 def check_environment(t):
@@ -170,6 +174,8 @@ def check_environment(t):
                 assert env[key] == {"Ref": param}, key
             else:
                 assert key not in env, f"{name} must not hold {key}"
+        if name == "MigratorFunction":
+            assert set(env) == expected, f"{name} reads only {sorted(expected)}"
         for key, value in env.items():
             assert "PASSWORD" not in key.upper(), f"{name}.{key}: no password in the environment"
             assert "password" not in json.dumps(value).lower(), f"{name}.{key}"
@@ -178,7 +184,8 @@ def check_environment(t):
         assert "sslmode=verify-full" in url, "TLS to the database must verify the server"
         assert "@" not in url, "DATABASE_URL names no user: each function's secret does"
         assert env["EIS_DB_SECRET_ARN"] == {"Ref": "DbSecretArn"}
-        assert env["EIS_QUEUE_URL"] == {"Ref": "EventsQueue"}
+        if "EIS_QUEUE_URL" in expected:
+            assert env["EIS_QUEUE_URL"] == {"Ref": "EventsQueue"}
     ingest = props(t, "IngestFunction")["Environment"]["Variables"]
     assert ingest["EIS_MAX_BODY_BYTES"] == "5242880"
     assert ingest["EIS_MAX_BATCH_EVENTS"] == "1000"
@@ -367,10 +374,9 @@ def check_timeouts(t):
     assert props(t, "EventsQueue")["VisibilityTimeout"] > timeout, (
         "a message must stay invisible for longer than the run that received it"
     )
-    migrations = props(t, "MigrationsFunction")
-    assert migrations["Timeout"] > timeout, "the custom resource must outwait the archiver"
-    read_timeout = int(migrations["Environment"]["Variables"]["READ_TIMEOUT_SECONDS"])
-    assert timeout < read_timeout < migrations["Timeout"]
+    migrator = props(t, "MigratorFunction")["Timeout"]
+    service_timeout = props(t, "SchemaMigrations")["ServiceTimeout"]
+    assert migrator < service_timeout <= 3600, "CloudFormation outwaits one migrator run"
     # The HTTP API gives up on an integration after 30 s.
     assert props(t, "IngestFunction")["Timeout"] < 30
     for op in api_operations(t).values():
@@ -502,19 +508,27 @@ def check_api_stage_and_throttling(t):
 
 
 def check_migrations(t):
-    cr = t["Resources"]["Migrations"]
+    """The SchemaMigrations custom resource is served by the migrator's own alias (no function in
+    between), re-runs on each new migrator version, and the service's functions wait for it;
+    the migrator answers CloudFormation from inside the VPC (through the S3 gateway endpoint)
+    and no schedule or reservation can hold it."""
+    cr = t["Resources"]["SchemaMigrations"]
     assert cr["Type"].startswith("Custom::")
     p = cr["Properties"]
-    assert p["ServiceToken"] == {"Fn::GetAtt": ["MigrationsFunction", "Arn"]}
-    assert {"Ref": "MigratorFunction.Version"} in p.values(), "re-run on each new migrator version"
-    fn = props(t, "MigrationsFunction")
-    assert fn["Environment"]["Variables"]["MIGRATOR_FUNCTION"] == {"Ref": "MigratorFunction.Alias"}
-    code = (ROOT / fn["CodeUri"] / "index.py").read_text()
-    assert "def respond(" in code and '"migrate"' in code
-    migrations_role = [s for _, s in identity_statements(t) if _ == ref_target(fn["Role"])]
-    assert allowed(migrations_role, "lambda:InvokeFunction") == [{"Ref": "MigratorFunction.Alias"}]
+    assert p["ServiceToken"] == {"Ref": "MigratorFunction.Alias"}
+    assert p["MigratorVersion"] == {"Ref": "MigratorFunction.Version"}, "re-run on each new version"
+    assert p["RunId"] == {"Ref": "MigrationsRunId"}
     for name in ("IngestFunction", "ArchiverFunction"):
-        assert "Migrations" in as_list(t["Resources"][name].get("DependsOn", [])), name
+        assert "SchemaMigrations" in as_list(t["Resources"][name].get("DependsOn", [])), name
+    python = [n for n, r in t["Resources"].items()
+              if str(r.get("Properties", {}).get("Runtime", "")).startswith("python")]
+    assert python == [], f"no shim between CloudFormation and the migrator: {python}"
+    migrator = props(t, "MigratorFunction")
+    assert migrator["VpcConfig"]["SubnetIds"] == {"Ref": "DbSubnetIds"}
+    assert not migrator.get("Events") and "ReservedConcurrentExecutions" not in migrator
+    source = (ROOT / "functions" / "migrator" / "src" / "custom_resource.rs").read_text()
+    reserve = int(re.search(r"ANSWER_RESERVE: Duration = Duration::from_secs\((\d+)\)", source)[1])
+    assert 0 < reserve < migrator["Timeout"] / 4, "the answer's reserve leaves most of the run"
 
 
 def check_alarms(t):
@@ -701,8 +715,14 @@ MUTATIONS = [
     ("api_stage_and_throttling", set_at([R, "IngestApi", P, "StageName"], "prod")),
     ("api_stage_and_throttling", set_at([R, "IngestApi", P, "DefaultRouteSettings", "ThrottlingRateLimit"],
                                       10000)),
-    ("migrations", set_at([R, "Migrations", P, "MigratorVersion"], "1")),
-    ("migrations", _edit_statement("MigrationsRole", "InvokeMigrator", Resource="*")),
+    ("migrations", set_at([R, "SchemaMigrations", P, "MigratorVersion"], "1")),
+    ("migrations", set_at([R, "SchemaMigrations", P, "ServiceToken"], {"Fn::GetAtt": ["MigratorFunction", "Arn"]})),
+    ("migrations", set_at([R, "SchemaMigrations", P, "RunId"], "1")),
+    ("migrations", set_at([R, "MigratorFunction", P, "VpcConfig", "SubnetIds"], [])),
+    ("migrations", set_at([R, "MigratorFunction", P, "Runtime"], "python3.13")),
+    ("timeouts", set_at([R, "SchemaMigrations", P, "ServiceTimeout"], 300)),
+    ("functions", set_at([R, "MigratorFunction", "Metadata", "BuildProperties", "Binary"], "archiver")),
+    ("environment", set_at([R, "MigratorFunction", P, "Environment", "Variables", "EIS_BUCKET"], "unused")),
     ("migrations", delete_at([R, "IngestFunction", "DependsOn"])),
     ("migrations", delete_at([R, "ArchiverFunction", "DependsOn"])),
     ("migrator_permissions", _edit_statement("ArchiverRole", "DatabaseSecret",
@@ -783,15 +803,17 @@ def test_samconfig_environments(root):
     )
 
 
-def test_archiver_fixtures(root):
+def test_function_fixtures(root):
     scheduled = json.loads((root / "events" / "archiver-scheduled.json").read_text())
     assert scheduled["detail-type"] == "Scheduled Event"
     assert scheduled["source"] == "aws.events"
     assert "action" not in scheduled
-    migrate = json.loads((root / "events" / "archiver-migrate.json").read_text())
-    assert migrate == {"action": "migrate"}
     drain = json.loads((root / "events" / "archiver-drain.json").read_text())
     assert drain == {"action": "drain"}
+    migrate = json.loads((root / "events" / "migrator-migrate.json").read_text())
+    assert migrate == {"action": "migrate"}
+    request = json.loads((root / "events" / "migrator-custom-resource.json").read_text())
+    assert request["RequestType"] == "Create" and request["LogicalResourceId"] == "SchemaMigrations"
 
 
 def test_database_stack(database_template):

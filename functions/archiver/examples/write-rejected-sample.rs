@@ -7,7 +7,7 @@
 //! refused whole gives one request-scope record; otherwise each rejected event gives one.
 
 use anyhow::{bail, Context};
-use archiver::rejected;
+use archiver::archive::quarantine_parquet;
 use chrono::{DateTime, Utc};
 use eis_contract::{parse_batch, validate_event, Arrival, Limits, Quarantined};
 
@@ -54,7 +54,7 @@ fn main() -> anyhow::Result<()> {
             })
             .collect(),
     };
-    std::fs::write(output, rejected::encode(&records)?)
+    std::fs::write(output, quarantine_parquet::encode(&records)?)
         .with_context(|| format!("writing {output}"))?;
     Ok(())
 }

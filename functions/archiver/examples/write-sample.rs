@@ -7,7 +7,7 @@
 //! receive time given to validation, so the caller knows every `received_at` and flag.
 
 use anyhow::{bail, Context};
-use archiver::parquet_encoder::{self, EventColumns};
+use archiver::archive::event_parquet::{self, EventColumns};
 use chrono::{DateTime, Utc};
 
 fn main() -> anyhow::Result<()> {
@@ -30,7 +30,7 @@ fn main() -> anyhow::Result<()> {
             .map_err(|r| anyhow::anyhow!("line {}: {} ({})", n + 1, r.code.as_str(), r.message))?;
         columns.push(&event)?;
     }
-    std::fs::write(output, parquet_encoder::encode(columns)?)
+    std::fs::write(output, event_parquet::encode(columns)?)
         .with_context(|| format!("writing {output}"))?;
     Ok(())
 }

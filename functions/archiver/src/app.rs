@@ -4,24 +4,33 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+
 use eis_runtime::aws;
 use eis_runtime::handoff::SQS_MAX_MESSAGE_BYTES;
 use eis_runtime::SqsPublisher;
-use eis_store::{migrate, ArchiveHours, Db, HealthStore, PendingHandoffs, RestoreStore, Storage};
+use eis_store::{ArchiveHours, Db, HealthStore, PendingHandoffs, RestoreStore, Storage};
 
-use crate::registry::{self, Experiment, RegistrySummary};
-
-use crate::bucket::ArchiveBucket;
+use crate::archive::bucket::ArchiveBucket;
+use crate::compaction::audit::Audit;
+use crate::compaction::compact::Compaction;
 use crate::config::Config;
+use crate::drain::fanout::{Fanout, LambdaWorkers, StartWorker};
+use crate::drain::queue::ArchiveQueue;
+use crate::drain::run::{Drain, DrainPolicy, RunOutcome};
 use crate::error::ArchiveError;
-use crate::fanout::{LambdaWorkers, StartWorker};
-use crate::queue::ArchiveQueue;
+use crate::recovery::replay::Replay;
+use crate::recovery::restore::Restore;
 
 /// AWS calls: the SDK retries up to this many attempts (standard mode, backoff with jitter).
 const AWS_MAX_ATTEMPTS: u32 = 3;
 /// Above the longest long-poll wait (20 s) and enough for a large object upload.
 const AWS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The composition root: every client and setting, built once per container. Each job gets
+/// only its parts (`drain_job`, `compaction_job`, `audit_job`, `replay_job`, `restore_job`); only the
+/// handler sees the whole.
 pub struct Archiver {
     pub config: Config,
     pub queue: ArchiveQueue,
@@ -76,22 +85,76 @@ impl Archiver {
         })
     }
 
-    /// Applies pending migrations; returns the names of those applied now.
-    pub async fn migrate(&self) -> Result<Vec<String>, ArchiveError> {
-        Ok(migrate::deploy(&self.config.db, self.config.roles.as_ref()).await?)
+    /// A scheduled run: it may start drain workers first (the fan-out).
+    pub async fn run(&self, now: DateTime<Utc>, deadline: Instant) -> RunOutcome {
+        self.drain_job(true).run(now, deadline).await
     }
 
-    /// Loads checked registry entries as the migrator (`registry::migrator_db`), all of them
-    /// or none.
-    pub async fn load_registry(
-        &self,
-        experiments: &[Experiment],
-    ) -> Result<RegistrySummary, ArchiveError> {
-        let db = registry::migrator_db(&self.config.db, self.config.roles.as_ref())
-            .ok_or(ArchiveError::MigratorOnly)?;
-        let entries = serde_json::to_value(experiments)
-            .map_err(|e| ArchiveError::Internal(format!("registry entries as JSON: {e}")))?;
-        let loaded = eis_store::registry::store(&Db::new(&db)?, &entries).await?;
-        Ok(RegistrySummary::new(loaded, experiments))
+    /// A drain worker's run: the same run without the fan-out, so workers start no workers.
+    pub async fn drain(&self, now: DateTime<Utc>, deadline: Instant) -> RunOutcome {
+        self.drain_job(false).run(now, deadline).await
+    }
+
+    fn drain_job(&self, fan_out: bool) -> Drain<'_> {
+        let c = &self.config;
+        let fanout = self.workers.as_deref().filter(|_| fan_out);
+        Drain {
+            queue: &self.queue,
+            bucket: &self.bucket,
+            pending: &self.pending,
+            hours: &self.hours,
+            db: &self.db,
+            rejected_prefix: &c.rejected_prefix,
+            policy: DrainPolicy {
+                safety_margin: c.safety_margin,
+                sweep_grace: c.sweep_grace,
+                sweep_limit: c.sweep_limit,
+                limits: c.limits,
+                receive_concurrency: c.receive_concurrency,
+                receive_wait: c.receive_wait,
+                upload_concurrency: c.upload_concurrency,
+                maintenance: c.maintenance,
+                compaction: c.compaction,
+            },
+            fanout: fanout.map(|workers| Fanout {
+                queue: &self.queue,
+                workers,
+                policy: &c.fanout,
+            }),
+        }
+    }
+
+    pub fn compaction_job(&self) -> Compaction<'_> {
+        Compaction {
+            bucket: &self.bucket,
+            hours: &self.hours,
+            policy: self.config.compaction,
+            safety_margin: self.config.safety_margin,
+        }
+    }
+
+    pub fn audit_job(&self) -> Audit<'_> {
+        Audit {
+            compaction: self.compaction_job(),
+            pending: &self.pending,
+        }
+    }
+
+    pub fn replay_job(&self) -> Replay<'_> {
+        Replay {
+            bucket: &self.bucket,
+            rejected_prefix: &self.config.rejected_prefix,
+            storage: &self.storage,
+            safety_margin: self.config.safety_margin,
+        }
+    }
+
+    pub fn restore_job(&self) -> Restore<'_> {
+        Restore {
+            bucket: &self.bucket,
+            store: &self.restore,
+            retention_days: self.config.maintenance.retention_days,
+            safety_margin: self.config.safety_margin,
+        }
     }
 }

@@ -7,21 +7,13 @@ use eis_runtime::aws::{is_transient, HttpResponse, SdkError};
 use eis_store::StoreError;
 use lambda_runtime::Diagnostic;
 
-use crate::parquet_encoder::FormatError;
-use crate::registry::RegistryInputError;
+use crate::archive::event_parquet::FormatError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     /// The invocation input is neither a scheduled event nor a known action.
-    #[error("input is neither an EventBridge Scheduled Event nor {{\"action\":\"drain\"}} / {{\"action\":\"migrate\"}} / {{\"action\":\"audit\"}} / {{\"action\":\"health\"}} / {{\"action\":\"replay\",\"from\",\"to\"[,\"code\"]}} / {{\"action\":\"restore\",\"from\",\"to\"}} / {{\"action\":\"registry\",\"experiments\"}}: {0}")]
+    #[error("input is neither an EventBridge Scheduled Event nor {{\"action\":\"drain\"}} / {{\"action\":\"audit\"}} / {{\"action\":\"health\"}} / {{\"action\":\"replay\",\"from\",\"to\"[,\"code\"]}} / {{\"action\":\"restore\",\"from\",\"to\"}}: {0}")]
     InvalidInput(String),
-    /// A `{"action":"registry"}` input that cannot be loaded as it is; its code says why.
-    #[error("registry input refused: {0}")]
-    InvalidRegistry(#[from] RegistryInputError),
-    /// A registry load sent to a function whose database user is the application's: only
-    /// the migrator function (or a local run without secrets) writes the registry.
-    #[error("registry loads run on the migrator function (its EIS_DB_MIGRATOR_SECRET_ARN); this function's database user is the application's")]
-    MigratorOnly,
     /// The database was unavailable (retryable) or answered with an error that retrying will
     /// not fix (schema, data, config): `StoreError` says which.
     #[error(transparent)]
@@ -48,11 +40,7 @@ impl ArchiveError {
     pub fn code(&self) -> &'static str {
         match self {
             ArchiveError::InvalidInput(_) => "invalid_input",
-            ArchiveError::InvalidRegistry(e) => e.code(),
-            ArchiveError::MigratorOnly => "migrator_only",
-            ArchiveError::Database(e) if e.is_retryable() => "database_unavailable",
-            ArchiveError::Database(StoreError::LoginRefused(..)) => "database_login_refused",
-            ArchiveError::Database(_) => "database_error",
+            ArchiveError::Database(e) => e.code(),
             ArchiveError::QueueUnavailable(_) => "queue_unavailable",
             ArchiveError::QueueRefused(_) => "queue_refused",
             ArchiveError::StorageUnavailable(_) => "storage_unavailable",

@@ -1,11 +1,9 @@
 //! The invocation: which input it is, what it does, what it answers. The same function serves
 //! the EventBridge schedule (one archive run), the drain workers that run starts
 //! (`{"action":"drain"}`), the audit's schedule (`{"action":"audit"}`), the health job's
-//! schedule (`{"action":"health"}`), the deploy's `{"action":"migrate"}`, and the operator's
-//! `{"action":"replay",…}` and `{"action":"restore",…}` (docs/quarantine.md) and
-//! `{"action":"registry",…}` (docs/health.md).
-
-use std::time::SystemTime;
+//! schedule (`{"action":"health"}`), and the operator's `{"action":"replay",…}` and
+//! `{"action":"restore",…}` (docs/quarantine.md). Migrations and registry loads are the
+//! migrator function's (functions/migrator).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -13,15 +11,14 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::app::Archiver;
-use crate::audit::{self, AuditSummary};
+use crate::archive::partition::{hours_between, HourPartition};
+use crate::compaction::audit::{self, AuditSummary};
+use crate::drain::summary::Summary;
 use crate::error::ArchiveError;
 use crate::health::{self, HealthSummary};
-use crate::hour_stream::Resume;
-use crate::partition::{hours_between, HourPartition};
-use crate::registry::{self, Experiment, RegistrySummary};
-use crate::replay::{self, Judge, ReplaySummary};
-use crate::restore::{self, RestoreSummary};
-use crate::summary::Summary;
+use crate::recovery::hour_stream::Resume;
+use crate::recovery::replay::{self, Judge, ReplaySummary};
+use crate::recovery::restore::{self, RestoreSummary};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
@@ -30,8 +27,6 @@ pub enum Input {
     /// `{"action":"drain"}`: a drain worker started by a scheduled run's fan-out: the same
     /// run, without fanning out itself.
     Drain,
-    /// `{"action":"migrate"}`: apply the database migrations.
-    Migrate,
     /// `{"action":"audit"}`: compare the archive with PostgreSQL, hour by settled hour.
     Audit,
     /// `{"action":"health"}`: count new events into the experiments' health tables.
@@ -49,43 +44,29 @@ pub enum Input {
         hours: Vec<HourPartition>,
         resume: Option<Resume>,
     },
-    /// `{"action":"registry","experiments":[…]}`: load experiment registry entries, as the
-    /// migrator (the migrator function in AWS).
-    Registry(Vec<Experiment>),
 }
 
-/// An hour range's input (RFC 3339 instants; `to` excluded). `resume` is a previous answer's
-/// position in its `unfinished_from` hour, which must then be `from`'s hour.
+/// Every input but EventBridge's schedule names its action. An hour range is two RFC 3339
+/// instants (`to` excluded); `resume` is a previous answer's position in its `unfinished_from`
+/// hour, which must then be `from`'s hour.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RangeInput {
-    action: RangeAction,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    code: Option<String>,
-    resume: Option<Resume>,
-}
-
-#[derive(Deserialize, PartialEq)]
-#[serde(rename_all = "snake_case")]
-enum RangeAction {
-    Replay,
-    Restore,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ActionInput {
-    action: Action,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 enum Action {
-    Drain,
-    Migrate,
-    Audit,
-    Health,
+    // Struct variants: serde refuses unknown keys beside the tag only for those.
+    Drain {},
+    Audit {},
+    Health {},
+    Replay {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        code: Option<String>,
+        resume: Option<Resume>,
+    },
+    Restore {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        resume: Option<Resume>,
+    },
 }
 
 /// Only the field that tells a scheduled event apart; EventBridge may add others.
@@ -97,41 +78,27 @@ struct EventBridgeInput {
 
 impl Input {
     pub fn parse(value: &Value) -> Result<Self, ArchiveError> {
-        // Its own parse, so that a refusal says what is wrong with which experiment.
-        if value.get("action").and_then(Value::as_str) == Some("registry") {
-            return Ok(Input::Registry(registry::parse(value)?));
-        }
-        if let Ok(range) = RangeInput::deserialize(value) {
-            let hours = hours_between(range.from, range.to).map_err(ArchiveError::InvalidInput)?;
-            let resume = range.resume;
-            if let (Some(r), Some(first)) = (&resume, hours.first()) {
-                let dir = r.key.rsplit_once('/').map_or("", |(dir, _)| dir);
-                if !format!("{dir}/").ends_with(&first.folder()) {
-                    return Err(ArchiveError::InvalidInput(
-                        "`resume` is a position in `from`'s hour: pass the answer's \
-                         `unfinished_from` as `from`"
-                            .into(),
-                    ));
-                }
-            }
-            return match (range.action, range.code) {
-                (RangeAction::Replay, code) => Ok(Input::Replay {
-                    hours,
+        if value.get("action").is_some() {
+            let action = Action::deserialize(value)
+                .map_err(|e| ArchiveError::InvalidInput(e.to_string()))?;
+            return Ok(match action {
+                Action::Drain {} => Input::Drain,
+                Action::Audit {} => Input::Audit,
+                Action::Health {} => Input::Health,
+                Action::Replay {
+                    from,
+                    to,
                     code,
                     resume,
-                }),
-                (RangeAction::Restore, None) => Ok(Input::Restore { hours, resume }),
-                (RangeAction::Restore, Some(_)) => Err(ArchiveError::InvalidInput(
-                    "`code` applies to replay only".into(),
-                )),
-            };
-        }
-        if let Ok(ActionInput { action }) = ActionInput::deserialize(value) {
-            return Ok(match action {
-                Action::Drain => Input::Drain,
-                Action::Migrate => Input::Migrate,
-                Action::Audit => Input::Audit,
-                Action::Health => Input::Health,
+                } => Input::Replay {
+                    hours: hour_range(from, to, resume.as_ref())?,
+                    code,
+                    resume,
+                },
+                Action::Restore { from, to, resume } => Input::Restore {
+                    hours: hour_range(from, to, resume.as_ref())?,
+                    resume,
+                },
             });
         }
         match EventBridgeInput::deserialize(value) {
@@ -142,21 +109,30 @@ impl Input {
             )),
             Err(_) => Err(ArchiveError::InvalidInput(format!(
                 "unrecognised {}",
-                kind(value)
+                eis_contract::json_kind(value)
             ))),
         }
     }
 }
 
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Object(_) => "object",
-        Value::Array(_) => "array",
-        Value::String(_) => "string",
-        Value::Number(_) => "number",
-        Value::Bool(_) => "boolean",
-        Value::Null => "null",
+/// The hours of `[from, to)`, with `resume` (if any) in the first of them.
+fn hour_range(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    resume: Option<&Resume>,
+) -> Result<Vec<HourPartition>, ArchiveError> {
+    let hours = hours_between(from, to).map_err(ArchiveError::InvalidInput)?;
+    if let (Some(r), Some(first)) = (resume, hours.first()) {
+        let dir = r.key.rsplit_once('/').map_or("", |(dir, _)| dir);
+        if !format!("{dir}/").ends_with(&first.folder()) {
+            return Err(ArchiveError::InvalidInput(
+                "`resume` is a position in `from`'s hour: pass the answer's `unfinished_from` \
+                 as `from`"
+                    .into(),
+            ));
+        }
     }
+    Ok(hours)
 }
 
 /// The invocation's answer.
@@ -168,17 +144,6 @@ pub enum Output {
     Health(HealthSummary),
     Replay(ReplaySummary),
     Restore(RestoreSummary),
-    Registry(RegistrySummary),
-    Migrated {
-        action: &'static str,
-        applied: Vec<String>,
-    },
-}
-
-/// The Lambda deadline as an instant of the run's clock.
-pub fn deadline(at: SystemTime) -> Instant {
-    let remaining = at.duration_since(SystemTime::now()).unwrap_or_default();
-    Instant::now() + remaining
 }
 
 /// Runs one input. A run's summary is logged (and, with `emf`, printed as CloudWatch
@@ -205,27 +170,29 @@ pub async fn handle(
                 clock: Utc::now,
             };
             let code = code.as_deref();
-            let summary = replay::replay(archiver, &hours, resume, code, &judge, deadline).await?;
+            let summary = replay::replay(
+                &archiver.replay_job(),
+                &hours,
+                resume,
+                code,
+                &judge,
+                deadline,
+            )
+            .await?;
             tracing::info!(summary = ?summary, "replay");
             Ok(Output::Replay(summary))
         }
         Input::Restore { hours, resume } => {
-            let summary = restore::restore(archiver, &hours, resume, Utc::now(), deadline).await?;
+            let summary = restore::restore(
+                &archiver.restore_job(),
+                &hours,
+                resume,
+                Utc::now(),
+                deadline,
+            )
+            .await?;
             tracing::info!(summary = ?summary, "restore");
             Ok(Output::Restore(summary))
-        }
-        Input::Migrate => {
-            let applied = archiver.migrate().await?;
-            tracing::info!(applied = ?applied, "migrations");
-            Ok(Output::Migrated {
-                action: "migrate",
-                applied,
-            })
-        }
-        Input::Registry(experiments) => {
-            let summary = archiver.load_registry(&experiments).await?;
-            tracing::info!(summary = ?summary, "registry loaded");
-            Ok(Output::Registry(summary))
         }
         Input::Scheduled | Input::Drain => {
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -264,7 +231,7 @@ pub async fn handle(
             Ok(Output::Health(summary))
         }
         Input::Audit => {
-            let outcome = audit::audit(archiver, Utc::now(), deadline).await;
+            let outcome = audit::audit(&archiver.audit_job(), Utc::now(), deadline).await;
             outcome.summary.log();
             if emf {
                 println!("{}", outcome.summary.emf(namespace));
@@ -291,10 +258,6 @@ mod tests {
             Some(Input::Scheduled)
         );
         assert_eq!(
-            Input::parse(&fixture("archiver-migrate.json")).ok(),
-            Some(Input::Migrate)
-        );
-        assert_eq!(
             Input::parse(&fixture("archiver-audit.json")).ok(),
             Some(Input::Audit)
         );
@@ -319,11 +282,6 @@ mod tests {
             panic!("archiver-restore.json is a restore");
         };
         assert_eq!((hours.len(), resume), (24, None));
-        let Ok(Input::Registry(experiments)) = Input::parse(&fixture("archiver-registry.json"))
-        else {
-            panic!("archiver-registry.json is a registry load");
-        };
-        assert_eq!(experiments.len(), 3);
     }
 
     #[test]
@@ -349,7 +307,8 @@ mod tests {
     fn anything_else_is_invalid_input() {
         for value in [
             serde_json::json!({"action": "drop_everything"}),
-            serde_json::json!({"action": "migrate", "extra": 1}),
+            serde_json::json!({"action": "migrate"}),
+            serde_json::json!({"action": "registry", "experiments": []}),
             serde_json::json!({"action": "drain", "fan_out": true}),
             serde_json::json!({"action": "replay", "from": "2026-12-02T10:00:00Z"}),
             serde_json::json!({"action": "restore", "from": "2026-12-02T10:00:00Z",
@@ -366,17 +325,5 @@ mod tests {
             assert_eq!(err.code(), "invalid_input", "{value}");
             assert!(!err.is_retryable());
         }
-    }
-
-    #[test]
-    fn the_migrate_answer_names_what_was_applied() {
-        let out = Output::Migrated {
-            action: "migrate",
-            applied: vec!["V1__events".into()],
-        };
-        assert_eq!(
-            serde_json::to_value(out).expect("json"),
-            serde_json::json!({"action": "migrate", "applied": ["V1__events"]})
-        );
     }
 }

@@ -1,42 +1,28 @@
 //! The archiver function: drains the archive queue into hourly-partitioned Parquet on S3,
 //! sweeps the events the ingest function could not hand to the queue, and keeps the
-//! PostgreSQL partitions. `main.rs` wires it; this library is what tests drive.
+//! PostgreSQL partitions; and the jobs on what it archived. `main.rs` wires it; this library
+//! is what tests drive. One folder per job, beside what they share:
 //!
-//! Modules follow the data: `queue` (receive) → `partition` and `batcher` (hours, files) →
-//! `parquet_encoder` → `bucket` (store) → `queue` (delete), with `run` orchestrating one
-//! scheduled run, its `ledger` of what to acknowledge and the `summary` it tallies, and
-//! `handler` dispatching an invocation. Once an hour is settled, `compact` rewrites it (read
-//! back through `bucket`, deduplicated by `dedupe`) to hold each event once; `audit`
-//! compares the archive with PostgreSQL by `digest`. A scheduled run facing a deep queue
-//! starts drain workers of its own function (`fanout`). `health` maintains the experiments'
-//! assignments, rollups and health rows (with `srm`'s sample-ratio test); `registry` checks an
-//! operator's experiment registry load.
+//! - `archive`: the bucket and its hour partitions, the archive's Parquet formats (events,
+//!   quarantine) and their readers, the id digest.
+//! - `drain`: a scheduled run: queue → batcher (hours, files) → bucket → queue (delete), with
+//!   its ledger of what to acknowledge, its summary, and the fan-out to drain workers.
+//! - `compaction`: rewriting settled hours to hold each event once, and the audit of the
+//!   archive against PostgreSQL.
+//! - `recovery`: replay of the quarantine and restore of archived events into PostgreSQL.
+//! - `health`: the experiments' assignments, rollups and health rows, with the SRM test.
+//!
+//! `app` is the composition root (the clients built once per container) and `handler` the
+//! invocation's input, dispatch and answer; only they know every job.
 
 pub mod app;
-pub mod archived;
-pub mod audit;
-pub mod batcher;
-pub mod bucket;
-pub mod columns;
-pub mod compact;
+pub mod archive;
+pub mod compaction;
 pub mod config;
-pub mod dedupe;
-pub mod digest;
+pub mod drain;
 pub mod error;
-pub mod fanout;
 pub mod handler;
 pub mod health;
-pub mod hour_stream;
-pub mod ledger;
-pub mod parquet_encoder;
-pub mod partition;
-pub mod queue;
-pub mod registry;
-pub mod rejected;
-pub mod replay;
-pub mod restore;
-pub mod run;
-pub mod srm;
-pub mod summary;
+pub mod recovery;
 #[cfg(test)]
 mod test_events;

@@ -1,15 +1,10 @@
 //! Entry point. Under Lambda (AWS_LAMBDA_RUNTIME_API set) it serves invocations; otherwise it
 //! runs ONE input now, from the JSON file given as argument (default: a scheduled run), with
 //! a deadline of EIS_LOCAL_DEADLINE_SECS, and prints the answer as JSON on stdout.
-// The migrate action's futures (three Secrets Manager reads, refinery) nest deeper than
-// rustc's default layout depth of 128.
-#![recursion_limit = "256"]
-
-use anyhow::Context;
 use archiver::app::Archiver;
 use archiver::config::Config;
 use archiver::handler::{self, Input};
-use eis_runtime::telemetry;
+use eis_runtime::{invocation, telemetry};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -26,22 +21,26 @@ async fn main() -> anyhow::Result<()> {
         let archiver = &archiver;
         return lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
             let input = Input::parse(&event.payload)?;
-            let deadline = handler::deadline(event.context.deadline());
-            handler::handle(archiver, input, deadline, true).await
+            let deadline = invocation::deadline(event.context.deadline());
+            // Boxed: the runs' futures nest deeper than rustc's default layout depth (128)
+            // when the Lambda runtime's futures wrap them unboxed.
+            Box::pin(handler::handle(archiver, input, deadline, true)).await
         }))
         .await
         .map_err(|e| anyhow::anyhow!("lambda runtime: {e}"));
     }
 
-    let input = match std::env::args_os().nth(1) {
-        Some(path) => {
-            let text = std::fs::read(&path)
-                .with_context(|| format!("reading {}", path.to_string_lossy()))?;
-            Input::parse(&serde_json::from_slice(&text).context("the input is not JSON")?)?
-        }
+    let input = match invocation::argument_input()? {
+        Some(value) => Input::parse(&value)?,
         None => Input::Scheduled,
     };
-    let output = handler::handle(&archiver, input, Instant::now() + local_deadline, false).await?;
+    let output = Box::pin(handler::handle(
+        &archiver,
+        input,
+        Instant::now() + local_deadline,
+        false,
+    ))
+    .await?;
     println!("{}", serde_json::to_string(&output)?);
     Ok(())
 }

@@ -4,14 +4,31 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use eis_contract::Limits;
+use eis_runtime::telemetry::Namespace;
 use eis_runtime::{aws, SqsPublisher};
 use eis_store::{Db, Storage};
 
 use crate::config::Config;
-use crate::quarantine::Quarantine;
+use crate::quarantine::{Quarantine, QuarantineBounds};
 use crate::registry::RegistryCache;
-use crate::routes::AppState;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub storage: Arc<Storage>,
+    /// The experiment registry's copy: accepted events are checked against it.
+    pub registry: Arc<RegistryCache>,
+    /// Where rejected input is kept, within `quarantine_bounds`.
+    pub quarantine: Arc<Quarantine>,
+    pub quarantine_bounds: QuarantineBounds,
+    pub limits: Limits,
+    pub max_body_bytes: usize,
+    /// The CloudWatch namespace of the requests' metrics.
+    pub metrics_namespace: Namespace,
+    /// The clock, injectable so that tests of time rules neither sleep nor race midnight.
+    pub now: fn() -> DateTime<Utc>,
+}
 
 /// SQS calls: the SDK retries up to this many attempts (standard mode, backoff with jitter).
 const SQS_MAX_ATTEMPTS: u32 = 3;

@@ -6,6 +6,7 @@ pub mod app;
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod intake;
 pub mod local;
 pub mod quarantine;
 pub mod refusal;

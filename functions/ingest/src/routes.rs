@@ -1,45 +1,25 @@
-//! The HTTP API: POST /events, POST /events/batch, GET /health. Handlers turn a request into
-//! domain calls (validate, then `Storage`, and `Quarantine` for what was rejected) and an
-//! answer; answers own their statuses (answer.rs, error.rs) and `telemetry::log_requests`
-//! logs every request once.
-
-use std::sync::Arc;
+//! The HTTP API: POST /events, POST /events/batch, GET /health. Both POST routes take their
+//! events in by one path (intake.rs: judge, quarantine, store) and differ in their answers;
+//! answers own their statuses (answer.rs, error.rs), and the request log is filled once from
+//! the finished answer, then written by `telemetry::log_requests`.
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 use chrono::{DateTime, Utc};
-use eis_contract::{parse_batch, validate_event, Arrival, Event, Limits};
-use eis_runtime::telemetry::Namespace;
-use eis_store::{InsertOutcome, Storage};
+use eis_contract::{parse_batch, Arrival};
 
 use crate::answer::{BatchAnswer, BatchError, BatchRefused, BatchWarning, EventAccepted, Healthy};
+use crate::app::AppState;
 use crate::body;
 use crate::error::ApiError;
-use crate::quarantine::{Quarantine, QuarantineBounds, Rejects};
+use crate::intake::{self, Fate, Taken};
 use crate::refusal::Refusal;
-use crate::registry::RegistryCache;
 use crate::telemetry::{log_requests, RequestId, RequestLog};
 
 const EVENT_ROUTE: &str = "POST /events";
 const BATCH_ROUTE: &str = "POST /events/batch";
-
-#[derive(Clone)]
-pub struct AppState {
-    pub storage: Arc<Storage>,
-    /// The experiment registry's copy: accepted events are checked against it.
-    pub registry: Arc<RegistryCache>,
-    /// Where rejected input is kept, within `quarantine_bounds`.
-    pub quarantine: Arc<Quarantine>,
-    pub quarantine_bounds: QuarantineBounds,
-    pub limits: Limits,
-    pub max_body_bytes: usize,
-    /// The CloudWatch namespace of the requests' metrics.
-    pub metrics_namespace: Namespace,
-    /// The clock, injectable so that tests of time rules neither sleep nor race midnight.
-    pub now: fn() -> DateTime<Utc>,
-}
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -70,146 +50,121 @@ fn failed(mut log: RequestLog, err: ApiError) -> Response {
 }
 
 async fn post_event(State(state): State<AppState>, request: Request) -> Response {
+    let (taken, answer) = one_event(&state, request).await;
     let mut log = RequestLog::new(EVENT_ROUTE);
-    match one_event(&state, request, &mut log).await {
-        Ok(answer) => logged(answer, log),
-        Err(err) => failed(log, err),
+    log.event_answered(taken.as_ref(), &answer);
+    match answer {
+        Ok(accepted) => logged(accepted, log),
+        Err(err) => logged(err, log),
     }
 }
 
+/// `POST /events`: the body is a batch of one, answered on its own.
 async fn one_event(
     state: &AppState,
     request: Request,
-    log: &mut RequestLog,
-) -> Result<EventAccepted, ApiError> {
+) -> (Option<Taken>, Result<EventAccepted, ApiError>) {
     let request_id = request_id(&request);
     let (parts, body) = request.into_parts();
-    let bytes = body::read_json(&parts.headers, body, state.max_body_bytes).await?;
-    let now = (state.now)();
-    // The registry copy only for an event the contract accepts (as before the quarantine):
-    // garbage never triggers its reload.
-    let (admitted, registry) = match validate_event(&bytes, now, &state.limits) {
-        Ok(event) => {
-            let registry = state.registry.get().await;
-            (state.registry.admit(registry.as_deref(), event)?, registry)
-        }
-        Err(rejection) => (Err(rejection), state.registry.held()),
+    let bytes = match body::read_json(&parts.headers, body, state.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(err) => return (None, Err(err)),
     };
-    let event = match admitted {
-        Ok(event) => event,
-        Err(rejection) => {
-            let mut rejects = Rejects::new(state.quarantine_bounds, state.limits.max_experiments);
-            let named = rejects.event(
-                arrival(&request_id, EVENT_ROUTE, now),
-                None,
-                &bytes,
-                &rejection,
-            );
-            log.variants_of_rejected(&named, registry.as_deref());
-            log.quarantine = state.quarantine.keep(rejects.records).await;
-            return Err(rejection.into());
-        }
+    let arrival = arrival(&request_id, EVENT_ROUTE, (state.now)());
+    let mut taken = match intake::take(state, arrival, &[&bytes], false).await {
+        Ok(taken) => taken,
+        Err(err) => return (None, Err(err)),
     };
-    log.variants_of_accepted(&event, registry.as_deref());
-    let report = state.storage.save(std::slice::from_ref(&event)).await?;
-    log.record(&report);
-    let outcome = report.outcomes.first().unwrap_or(&InsertOutcome::Inserted);
-    if let Some(refusal) = Refusal::of(outcome, event.event_id) {
-        return Err(refusal.into());
-    }
-    let duplicate = *outcome == InsertOutcome::Duplicate;
-    log.accepted = 1;
-    log.duplicates = usize::from(duplicate);
-    for flag in event.warnings() {
-        log.flag(flag.as_str());
-    }
-    Ok(EventAccepted {
-        event_id: event.event_id,
-        status: "accepted",
-        duplicate,
-        warnings: event.warnings().to_vec(),
-    })
+    let answer = match (taken.failed.take(), taken.fates.pop()) {
+        (Some(err), _) => Err(err),
+        (
+            None,
+            Some(Fate::Stored {
+                event_id,
+                duplicate,
+                warnings,
+            }),
+        ) => Ok(EventAccepted {
+            event_id,
+            status: "accepted",
+            duplicate,
+            warnings,
+        }),
+        (None, Some(Fate::Invalid(rejection))) => Err(rejection.into()),
+        (None, Some(Fate::Refused(refusal))) => Err(refusal.into()),
+        // One event in, one fate out: storage answered for each event it was given.
+        (None, None) => Err(ApiError::Internal),
+    };
+    (Some(taken), answer)
 }
 
 async fn post_batch(State(state): State<AppState>, request: Request) -> Response {
+    let (taken, answer) = batch(&state, request).await;
     let mut log = RequestLog::new(BATCH_ROUTE);
-    match batch(&state, request, &mut log).await {
+    log.batch_answered(taken.as_ref(), &answer);
+    match answer {
         Ok(answer) => logged(answer, log),
-        Err(err) => {
-            log.failed_whole(&err);
-            logged(BatchRefused(err), log)
-        }
+        Err(err) => logged(BatchRefused(err), log),
     }
 }
 
 async fn batch(
     state: &AppState,
     request: Request,
-    log: &mut RequestLog,
-) -> Result<BatchAnswer, ApiError> {
+) -> (Option<Taken>, Result<BatchAnswer, ApiError>) {
     let request_id = request_id(&request);
     let (parts, body) = request.into_parts();
-    let bytes = body::read_json(&parts.headers, body, state.max_body_bytes).await?;
-    let now = (state.now)();
-    let arrival = arrival(&request_id, BATCH_ROUTE, now);
-    let mut rejects = Rejects::new(state.quarantine_bounds, state.limits.max_experiments);
+    let bytes = match body::read_json(&parts.headers, body, state.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(err) => return (None, Err(err)),
+    };
+    let arrival = arrival(&request_id, BATCH_ROUTE, (state.now)());
     let raw_events = match parse_batch(&bytes, &state.limits) {
         Ok(raw_events) => raw_events,
         Err(rejection) => {
-            rejects.request(arrival, &bytes, &rejection);
-            log.quarantine = state.quarantine.keep(rejects.records).await;
-            return Err(rejection.into());
+            let quarantine = intake::refuse_body(state, arrival, &bytes, &rejection).await;
+            return (Some(Taken::nothing(quarantine)), Err(rejection.into()));
         }
     };
-    let registry = state.registry.get().await;
-    let held = registry.as_deref();
+    let texts: Vec<&[u8]> = raw_events.iter().map(|raw| raw.get().as_bytes()).collect();
+    let mut taken = match intake::take(state, arrival, &texts, true).await {
+        Ok(taken) => taken,
+        Err(err) => return (None, Err(err)),
+    };
+    if let Some(err) = taken.failed.take() {
+        return (Some(taken), Err(err));
+    }
+    let answer = batch_answer(std::mem::take(&mut taken.fates));
+    (Some(taken), Ok(answer))
+}
 
+/// The batch's answer from its events' fates, in request order.
+fn batch_answer(fates: Vec<Fate>) -> BatchAnswer {
     let mut answer = BatchAnswer {
-        event_ids: vec![None; raw_events.len()],
+        event_ids: vec![None; fates.len()],
         ..Default::default()
     };
-    let mut valid: Vec<Event> = Vec::with_capacity(raw_events.len());
-    let mut positions = Vec::with_capacity(raw_events.len());
-    for (index, raw) in raw_events.iter().enumerate() {
-        let raw = raw.get().as_bytes();
-        // Without a registry copy in reject mode, the whole batch is refused (503) before
-        // anything is stored or kept: the client's retry is judged in full.
-        let admitted = match validate_event(raw, now, &state.limits) {
-            Ok(event) => state.registry.admit(held, event)?,
-            Err(rejection) => Err(rejection),
-        };
-        match admitted {
-            Ok(event) => {
-                log.variants_of_accepted(&event, held);
-                valid.push(event);
-                positions.push(index);
+    for (index, fate) in fates.into_iter().enumerate() {
+        match fate {
+            Fate::Stored {
+                event_id,
+                duplicate,
+                warnings,
+            } => {
+                if duplicate {
+                    answer.duplicates.push(index);
+                }
+                answer.event_ids[index] = Some(event_id);
+                if !warnings.is_empty() {
+                    answer.warnings.push(BatchWarning { index, warnings });
+                }
             }
-            Err(rejection) => {
-                let named = rejects.event(arrival, Some(index), raw, &rejection);
-                log.variants_of_rejected(&named, held);
-                answer.errors.push(BatchError {
-                    index,
-                    error: rejection.code.as_str(),
-                    message: rejection.message,
-                });
-            }
-        }
-    }
-
-    // The quarantine's send runs beside the storage's, so that it never delays valid events.
-    let save = async {
-        if valid.is_empty() {
-            Ok(None)
-        } else {
-            state.storage.save(&valid).await.map(Some)
-        }
-    };
-    let (saved, quarantined) = tokio::join!(save, state.quarantine.keep(rejects.records));
-    log.quarantine = quarantined;
-    if let Some(report) = saved? {
-        log.record(&report);
-        for ((event, index), outcome) in valid.iter().zip(positions).zip(&report.outcomes) {
-            if let Some(refusal) = Refusal::of(outcome, event.event_id) {
+            Fate::Invalid(rejection) => answer.errors.push(BatchError {
+                index,
+                error: rejection.code.as_str(),
+                message: rejection.message,
+            }),
+            Fate::Refused(refusal) => {
                 if let Refusal::Rejected(reason) = &refusal {
                     tracing::warn!(index, %reason, "storage refused an event of a batch");
                 }
@@ -218,35 +173,12 @@ async fn batch(
                     error: refusal.code(),
                     message: refusal.message(),
                 });
-                continue;
-            }
-            if *outcome == InsertOutcome::Duplicate {
-                answer.duplicates.push(index);
-            }
-            answer.event_ids[index] = Some(event.event_id);
-            if !event.warnings().is_empty() {
-                answer.warnings.push(BatchWarning {
-                    index,
-                    warnings: event.warnings().to_vec(),
-                });
             }
         }
-        answer.errors.sort_by_key(|e| e.index);
     }
-
     answer.rejected = answer.errors.len();
-    answer.accepted = raw_events.len() - answer.rejected;
-    log.accepted = answer.accepted;
-    log.duplicates = answer.duplicates.len();
-    for e in &answer.errors {
-        log.reject(e.error);
-    }
-    for w in &answer.warnings {
-        for flag in &w.warnings {
-            log.flag(flag.as_str());
-        }
-    }
-    Ok(answer)
+    answer.accepted = answer.event_ids.len() - answer.rejected;
+    answer
 }
 
 /// The id `log_requests` gave the request.
@@ -280,15 +212,21 @@ async fn health(State(state): State<AppState>) -> Response {
 mod tests {
     use std::time::Duration;
 
+    use std::sync::Arc;
+
     use axum::body::Body;
     use axum::http::{header, Request, StatusCode};
+    use eis_contract::Limits;
+    use eis_runtime::telemetry::Namespace;
     use eis_runtime::SqsPublisher;
-    use eis_store::{Db, DbConfig};
+    use eis_store::{Db, DbConfig, Storage};
     use http_body_util::BodyExt;
     use serde_json::Value;
     use tower::ServiceExt;
 
     use super::*;
+    use crate::quarantine::{Quarantine, QuarantineBounds};
+    use crate::registry::RegistryCache;
 
     fn stackless() -> Router {
         let db = Db::new(&DbConfig {

@@ -5,7 +5,9 @@
 //! and a Metrics Insights alarm reads at most 10 000 series: a client minting ids must not mint
 //! metrics (docs/quarantine.md, "Metrics and the alarm").
 
-use eis_contract::{NamedVariant, Registry};
+use std::collections::BTreeMap;
+
+use eis_contract::{Event, NamedVariant, Registry};
 use uuid::Uuid;
 
 /// The `Experiment` (and `Variant`) dimension value of every experiment the registry copy
@@ -57,5 +59,37 @@ impl Series {
     /// The dimension value of `id`: its canonical form, or [`OTHER`].
     pub(crate) fn dimension(id: Option<Uuid>) -> String {
         id.map_or_else(|| OTHER.to_string(), |id| id.hyphenated().to_string())
+    }
+}
+
+/// Per series, the (accepted, rejected) events of a request: each event counts once in each
+/// series it falls in.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct VariantCounts(pub BTreeMap<Series, (usize, usize)>);
+
+impl VariantCounts {
+    /// An accepted event's variants.
+    pub fn accepted(&mut self, event: &Event, registry: Option<&Registry>) {
+        let series = event
+            .experiments
+            .iter()
+            .map(|e| Series::of(registry, e.experiment_id, e.variant_id));
+        self.observe(series, false);
+    }
+
+    /// A rejected event's variants, as its text named them (any strings).
+    pub fn rejected(&mut self, named: &[NamedVariant], registry: Option<&Registry>) {
+        let series = named.iter().map(|v| Series::named(registry, v));
+        self.observe(series, true);
+    }
+
+    fn observe(&mut self, series: impl Iterator<Item = Series>, rejected: bool) {
+        let mut series: Vec<Series> = series.collect();
+        series.sort();
+        series.dedup();
+        for s in series {
+            let (accepted_n, rejected_n) = self.0.entry(s).or_default();
+            *if rejected { rejected_n } else { accepted_n } += 1;
+        }
     }
 }

@@ -4,6 +4,7 @@
 //!
 //! No dimension value is a string a client chose: `Function` and `Route` are fixed, and
 //! `Experiment`/`Variant` are bounded by the registry copy (series.rs).
+//! (Over 400 lines with its unit tests, which check the metrics' documents; the code is ~260.)
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -11,15 +12,15 @@ use std::time::{Duration, Instant};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use eis_contract::{Event, NamedVariant, Registry};
 use eis_runtime::telemetry::{Emf, Namespace};
-use eis_store::SaveReport;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::answer::{BatchAnswer, EventAccepted};
 use crate::error::ApiError;
+use crate::intake::Taken;
 use crate::quarantine::QuarantineReport;
-pub use crate::series::{Series, OTHER};
+pub use crate::series::{Series, VariantCounts, OTHER};
 
 /// EMF takes at most 100 values per metric in one document.
 const EMF_MAX_VALUES: usize = 100;
@@ -81,7 +82,7 @@ pub struct RequestLog {
     pub oversize: bool,
     pub quarantine: QuarantineReport,
     /// Per series of the variants named: (accepted events, rejected events).
-    pub variants: BTreeMap<Series, (usize, usize)>,
+    pub variants: VariantCounts,
 }
 
 impl RequestLog {
@@ -101,44 +102,70 @@ impl RequestLog {
         }
     }
 
-    /// A batch refused as a whole: its events were never judged one by one (nor counted per
-    /// variant, even those judged before the refusal).
-    pub fn failed_whole(&mut self, err: &ApiError) {
-        self.error = Some(err.code());
-        self.oversize = matches!(err, ApiError::PayloadTooLarge { .. });
-        self.variants.clear();
-    }
-
-    /// An accepted event's variants, for the rejected share per variant: one observation per
-    /// series the event falls in.
-    pub fn variants_of_accepted(&mut self, event: &Event, registry: Option<&Registry>) {
-        let series = event
-            .experiments
-            .iter()
-            .map(|e| Series::of(registry, e.experiment_id, e.variant_id));
-        self.observe(series, false);
-    }
-
-    /// A rejected event's variants, as its text named them (any strings).
-    pub fn variants_of_rejected(&mut self, named: &[NamedVariant], registry: Option<&Registry>) {
-        let series = named.iter().map(|v| Series::named(registry, v));
-        self.observe(series, true);
-    }
-
-    fn observe(&mut self, series: impl Iterator<Item = Series>, rejected: bool) {
-        let mut series: Vec<Series> = series.collect();
-        series.sort();
-        series.dedup();
-        for s in series {
-            let (accepted_n, rejected_n) = self.variants.entry(s).or_default();
-            *if rejected { rejected_n } else { accepted_n } += 1;
+    /// `POST /events`: what its intake did (None: it never got that far) and its answer.
+    /// An invalid event counts as rejected, with its variants.
+    pub fn event_answered(
+        &mut self,
+        taken: Option<&Taken>,
+        answer: &Result<EventAccepted, ApiError>,
+    ) {
+        if let Some(taken) = taken {
+            self.took(taken);
+            self.variants.clone_from(&taken.variants);
+        }
+        match answer {
+            Ok(accepted) => {
+                self.accepted = 1;
+                self.duplicates = usize::from(accepted.duplicate);
+                for flag in &accepted.warnings {
+                    self.flag(flag.as_str());
+                }
+            }
+            Err(err) => self.failed(err),
         }
     }
 
-    pub fn record(&mut self, report: &SaveReport) {
-        self.pg_latency = Some(report.pg_latency);
-        self.sqs_latency = Some(report.sqs_latency);
-        self.publish_failures = report.publish_failures;
+    /// `POST /events/batch`. A batch refused as a whole had its events never judged one by
+    /// one: nor are they counted per variant, even those judged before the refusal.
+    pub fn batch_answered(
+        &mut self,
+        taken: Option<&Taken>,
+        answer: &Result<BatchAnswer, ApiError>,
+    ) {
+        if let Some(taken) = taken {
+            self.took(taken);
+        }
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(err) => {
+                self.error = Some(err.code());
+                self.oversize = matches!(err, ApiError::PayloadTooLarge { .. });
+                return;
+            }
+        };
+        if let Some(taken) = taken {
+            self.variants.clone_from(&taken.variants);
+        }
+        self.accepted = answer.accepted;
+        self.duplicates = answer.duplicates.len();
+        for e in &answer.errors {
+            self.reject(e.error);
+        }
+        for w in &answer.warnings {
+            for flag in &w.warnings {
+                self.flag(flag.as_str());
+            }
+        }
+    }
+
+    /// The quarantine's and the storage's part.
+    fn took(&mut self, taken: &Taken) {
+        self.quarantine = taken.quarantine;
+        if let Some(report) = &taken.saved {
+            self.pg_latency = Some(report.pg_latency);
+            self.sqs_latency = Some(report.sqs_latency);
+            self.publish_failures = report.publish_failures;
+        }
     }
 
     pub fn reject(&mut self, code: &'static str) {
@@ -180,7 +207,7 @@ impl RequestLog {
     /// period is the variant's rejected share (the alarm), their sum its rejected count.
     fn variant_emf(&self, namespace: &Namespace) -> Vec<Value> {
         let mut docs = Vec::new();
-        for (variant, &(accepted, rejected)) in &self.variants {
+        for (variant, &(accepted, rejected)) in &self.variants.0 {
             let observations: Vec<u8> = std::iter::repeat_n(1, rejected)
                 .chain(std::iter::repeat_n(0, accepted))
                 .collect();
@@ -231,6 +258,8 @@ fn ms(d: Duration) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use eis_contract::{Event, NamedVariant, Registry};
+
     use super::*;
 
     #[test]
@@ -315,8 +344,10 @@ mod tests {
     fn variant_observations_average_to_the_rejected_share() {
         let mut log = RequestLog::new("POST /events/batch");
         log.variants
+            .0
             .insert(Series::of(Some(&registry()), EXP, A), (230, 20));
         log.variants
+            .0
             .insert(Series::of(Some(&registry()), EXP, B), (5, 0));
         let docs = log.variant_emf(&Namespace::default());
         // 250 observations of a in documents of at most 100, then b's 5.
@@ -346,15 +377,18 @@ mod tests {
         // and as many with a registered experiment and a variant of their own.
         for i in 0..10_000u128 {
             let fresh = Uuid::from_u128(0x1000 + i);
-            log.variants_of_rejected(&[named(fresh, A)], Some(&registry));
-            log.variants_of_rejected(&[named(format!("exp-{i}"), "x")], Some(&registry));
-            log.variants_of_rejected(&[named(EXP, format!("variant-{i}"))], Some(&registry));
+            log.variants.rejected(&[named(fresh, A)], Some(&registry));
+            log.variants
+                .rejected(&[named(format!("exp-{i}"), "x")], Some(&registry));
+            log.variants
+                .rejected(&[named(EXP, format!("variant-{i}"))], Some(&registry));
         }
         // Registered ids in other spellings are the same series, written canonically.
         let upper = EXP.hyphenated().to_string().to_uppercase();
-        log.variants_of_rejected(&[named(&upper, A.braced())], Some(&registry));
+        log.variants
+            .rejected(&[named(&upper, A.braced())], Some(&registry));
         let event = accepted(&[(EXP, A), (Uuid::from_u128(7), B)]);
-        log.variants_of_accepted(&event, Some(&registry));
+        log.variants.accepted(&event, Some(&registry));
         let docs = log.variant_emf(&Namespace::default());
         let mut series = dimensions(&docs);
         series.dedup();
@@ -368,7 +402,7 @@ mod tests {
             ]
         );
         let observations = |e: Option<Uuid>, v: Option<Uuid>| {
-            log.variants[&Series {
+            log.variants.0[&Series {
                 experiment: e,
                 variant: v,
             }]
@@ -379,12 +413,12 @@ mod tests {
         assert_eq!(observations(Some(EXP), Some(A)), (1, 1));
         // Without a registry copy, everything is other.
         let mut log = RequestLog::new("POST /events");
-        log.variants_of_rejected(&[named(EXP, A)], None);
-        log.variants_of_accepted(&event, None);
+        log.variants.rejected(&[named(EXP, A)], None);
+        log.variants.accepted(&event, None);
         assert_eq!(
             dimensions(&log.variant_emf(&Namespace::default())),
             [(other(), other())]
         );
-        assert_eq!(log.variants.len(), 1);
+        assert_eq!(log.variants.0.len(), 1);
     }
 }

@@ -232,6 +232,19 @@ pub(crate) fn quoted(text: &str) -> String {
     out
 }
 
+/// The JSON type of `value`, for a message that says what an input was without echoing it.
+pub fn kind(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Object(_) => "object",
+        Value::Array(_) => "array",
+        Value::String(_) => "string",
+        Value::Number(_) => "number",
+        Value::Bool(_) => "boolean",
+        Value::Null => "null",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,6 +35,7 @@ pub use batch::parse_batch;
 pub use code::{Code, Flag};
 pub use event::{Event, ExperimentRef};
 pub use identity::{in_batch, ContentDigest, InBatch};
+pub use json::kind as json_kind;
 pub use json_object::{JsonObject, JsonObjectError};
 pub use limits::Limits;
 pub use quarantine::{

@@ -47,7 +47,7 @@ fn field<T: Serialize + ?Sized>(
 impl Encoded {
     /// Writes the event's fields in the order of `Event`'s serde form (its derive); the
     /// content fields (`event_type` to `timestamp`) are contiguous there, and hashed as the
-    /// object `{…}` they form, which is exactly the digest stored since issue 11.
+    /// object `{…}` they form, which is exactly the content digest stored in exp.event_ids.
     pub fn new(event: &Event) -> Result<Self, serde_json::Error> {
         let mut out =
             Vec::with_capacity(320 + event.context.as_str().len() + event.payload.as_str().len());

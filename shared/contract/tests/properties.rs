@@ -1,6 +1,6 @@
 //! Property tests: no input panics; every well-formed event is accepted and
 //! survives both the request and the record round trips, and its one-pass encoding (record and
-//! content digest) equals the serde form and the digest as stored since issue 11.
+//! content digest) equals the serde form and the content digest as stored in exp.event_ids.
 
 mod common;
 

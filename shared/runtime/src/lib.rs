@@ -6,6 +6,7 @@
 pub mod aws;
 pub mod config;
 pub mod handoff;
+pub mod invocation;
 pub mod publish;
 pub mod telemetry;
 

@@ -74,6 +74,16 @@ impl StoreError {
         matches!(self, StoreError::Unavailable(..))
     }
 
+    /// The stable code the functions report a storage error with (logs, Lambda's error
+    /// message, CloudFormation's reason).
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Unavailable(..) => "database_unavailable",
+            StoreError::LoginRefused(..) => "database_login_refused",
+            _ => "database_error",
+        }
+    }
+
     /// Sorts a driver error by SQLSTATE class: connection (08), resources (53), operator
     /// intervention (57), system (58), serialization/deadlock (40001, 40P01) and I/O without a
     /// server answer are transient; data (22) and integrity (23) errors are the data's fault;

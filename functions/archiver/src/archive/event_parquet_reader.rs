@@ -1,0 +1,178 @@
+//! Archive rows back into events (a restore): the inverse of `parquet_encoder`. Every column
+//! holds exactly what the event had (canonical JSON text, exact f64 metrics, microsecond
+//! timestamps), so an event read back has the content digest it was stored with.
+
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, TimestampMicrosecondType};
+use chrono::{DateTime, Utc};
+use eis_contract::{Event, ExperimentRef, Flag, JsonObject};
+use uuid::Uuid;
+
+use crate::archive::columns::{invalid, named, struct_text, Lists, Text};
+
+/// Which file an error is about.
+const FILE: &str = "archive row";
+use crate::archive::event_parquet::FormatError;
+
+fn time(micros: i64) -> Result<DateTime<Utc>, FormatError> {
+    DateTime::from_timestamp_micros(micros).ok_or_else(|| invalid(FILE, "timestamp"))
+}
+
+fn uuid(text: Option<&str>, what: &str) -> Result<Uuid, FormatError> {
+    text.and_then(|t| Uuid::try_parse(t).ok())
+        .ok_or_else(|| invalid(FILE, what))
+}
+
+fn object(text: Option<&str>, what: &str) -> Result<JsonObject, FormatError> {
+    text.and_then(|t| JsonObject::parse(t).ok())
+        .ok_or_else(|| invalid(FILE, what))
+}
+
+/// The events of one batch of the archive schema, in row order. Strings and lists may be of
+/// any of the types other writers use (`columns`); a column of another type, or a null where
+/// the archive has none, is an error, never a panic: the files come from a bucket.
+pub fn events(batch: &RecordBatch) -> Result<Vec<Event>, FormatError> {
+    let text = |name| Text::of(named(batch, name, FILE)?).ok_or_else(|| invalid(FILE, name));
+    let micros = |name| {
+        named(batch, name, FILE)?
+            .as_primitive_opt::<TimestampMicrosecondType>()
+            .ok_or_else(|| invalid(FILE, name))
+    };
+    let list = |name| Lists::of(named(batch, name, FILE)?).ok_or_else(|| invalid(FILE, name));
+    let (ids, unit_types, unit_ids) = (text("event_id")?, text("unit_type")?, text("unit_id")?);
+    let (event_types, contexts, payloads) =
+        (text("event_type")?, text("context")?, text("payload")?);
+    let (timestamps, received) = (micros("timestamp")?, micros("received_at")?);
+    let (experiments, flags) = (list("experiments")?, list("flags")?);
+    let experiment_ids = struct_text(experiments.values(), "experiment_id");
+    let variant_ids = struct_text(experiments.values(), "variant_id");
+    let (Some(experiment_ids), Some(variant_ids)) = (experiment_ids, variant_ids) else {
+        return Err(invalid(FILE, "experiments"));
+    };
+    let flag_names = Text::of(flags.values().as_ref()).ok_or_else(|| invalid(FILE, "flags"))?;
+    let metrics = named(batch, "metrics", FILE)?
+        .as_map_opt()
+        .ok_or_else(|| invalid(FILE, "metrics"))?;
+    let metric_keys = Text::of(metrics.keys().as_ref());
+    let metric_values = metrics.values().as_primitive_opt::<Float64Type>();
+    let (Some(metric_keys), Some(metric_values)) = (metric_keys, metric_values) else {
+        return Err(invalid(FILE, "metrics"));
+    };
+    let metric_offsets = metrics.value_offsets();
+    let present = |array: &dyn Array, row: usize, what: &str| {
+        (row < array.len() && !array.is_null(row))
+            .then_some(())
+            .ok_or_else(|| invalid(FILE, what))
+    };
+
+    let mut events = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        let pairs = experiments
+            .range(row)
+            .ok_or_else(|| invalid(FILE, "experiments"))?;
+        let experiments = pairs
+            .map(|i| {
+                Ok(ExperimentRef {
+                    experiment_id: uuid(experiment_ids.get(i), "experiment_id")?,
+                    variant_id: uuid(variant_ids.get(i), "variant_id")?,
+                })
+            })
+            .collect::<Result<Vec<_>, FormatError>>()?;
+        present(metrics, row, "metrics")?;
+        let (start, end) = match (metric_offsets.get(row), metric_offsets.get(row + 1)) {
+            (Some(s), Some(e)) if 0 <= *s && s <= e => (*s as usize, *e as usize),
+            _ => return Err(invalid(FILE, "metrics")),
+        };
+        let metrics = (start..end)
+            .map(|i| {
+                let key = metric_keys.get(i).ok_or_else(|| invalid(FILE, "metrics"))?;
+                present(metric_values, i, "metrics")?;
+                Ok((key.to_string(), metric_values.value(i)))
+            })
+            .collect::<Result<BTreeMap<String, f64>, FormatError>>()?;
+        let flags = flags
+            .range(row)
+            .ok_or_else(|| invalid(FILE, "flags"))?
+            .map(|i| {
+                let name = flag_names.get(i);
+                Flag::ALL
+                    .iter()
+                    .copied()
+                    .find(|f| Some(f.as_str()) == name)
+                    .ok_or_else(|| invalid(FILE, "flag"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let name = |t: &Text, what: &str| {
+            t.get(row)
+                .map(str::to_string)
+                .ok_or_else(|| invalid(FILE, what))
+        };
+        present(timestamps, row, "timestamp")?;
+        present(received, row, "received_at")?;
+        events.push(Event {
+            event_id: uuid(ids.get(row), "event_id")?,
+            event_type: name(&event_types, "event_type")?,
+            unit_type: name(&unit_types, "unit_type")?,
+            unit_id: name(&unit_ids, "unit_id")?,
+            experiments,
+            context: object(contexts.get(row), "context")?,
+            metrics,
+            payload: object(payloads.get(row), "payload")?,
+            timestamp: time(timestamps.value(row))?,
+            received_at: time(received.value(row))?,
+            flags,
+        });
+    }
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::event_parquet::{encode, EventColumns};
+    use crate::test_events::{event, utc};
+
+    /// Every column filled: experiments, context, metrics, payload and a flag.
+    fn full(n: u32) -> Event {
+        let body = format!(
+            r#"{{"event_id": "01900000-0000-7000-8000-{n:012}", "event_type": "plan_accepted",
+                "unit_type": "user", "unit_id": "u-{n}",
+                "timestamp": "2026-11-20T10:00:00.123456Z",
+                "experiments": [{{"experiment_id": "0190aaaa-0000-7000-8000-000000000001",
+                                 "variant_id": "0190bbbb-0000-7000-8000-000000000002"}}],
+                "context": {{"plan_id": "p-1", "n": 123456789012345678901234567890}},
+                "metrics": {{"latency_ms": {n}.1, "token_count": 17}},
+                "payload": {{"note": "\u00e9\t", "x": 1.50}}}}"#
+        );
+        eis_contract::validate_event(
+            body.as_bytes(),
+            utc("2026-12-02T10:00:00Z"),
+            &eis_contract::Limits::default(),
+        )
+        .expect("valid")
+    }
+
+    #[test]
+    fn archived_events_read_back_with_their_digests() {
+        let mut events: Vec<Event> = (1..4).map(full).collect();
+        events.push(event(9, "2026-12-02T09:00:00Z"));
+        assert!(!events[0].flags.is_empty() && !events[0].metrics.is_empty());
+        let mut columns = EventColumns::new();
+        for e in &events {
+            columns.push(e).expect("push");
+        }
+        let file = encode(columns).expect("encode");
+        let mut back = Vec::new();
+        for batch in crate::archive::columns::read_batches(bytes::Bytes::from(file)).expect("read")
+        {
+            back.extend(super::events(&batch).expect("events"));
+        }
+        assert_eq!(back, events);
+        for (a, b) in back.iter().zip(&events) {
+            let digest = |e: &Event| eis_contract::Encoded::new(e).expect("encode").digest;
+            assert_eq!(digest(a), digest(b));
+        }
+    }
+}

@@ -64,7 +64,9 @@ impl Shared {
 
     /// Zero when the wall clock was set back (the connection is then not probed).
     fn idle(&self) -> Duration {
-        SystemTime::now().duration_since(self.at).unwrap_or_default()
+        SystemTime::now()
+            .duration_since(self.at)
+            .unwrap_or_default()
     }
 }
 

@@ -52,7 +52,7 @@ fn failed(mut log: RequestLog, err: ApiError) -> Response {
 async fn post_event(State(state): State<AppState>, request: Request) -> Response {
     let (taken, answer) = one_event(&state, request).await;
     let mut log = RequestLog::new(EVENT_ROUTE);
-    log.event_answered(taken.as_ref(), &answer);
+    log.event_answered(taken, &answer);
     match answer {
         Ok(accepted) => logged(accepted, log),
         Err(err) => logged(err, log),
@@ -101,7 +101,7 @@ async fn one_event(
 async fn post_batch(State(state): State<AppState>, request: Request) -> Response {
     let (taken, answer) = batch(&state, request).await;
     let mut log = RequestLog::new(BATCH_ROUTE);
-    log.batch_answered(taken.as_ref(), &answer);
+    log.batch_answered(taken, &answer);
     match answer {
         Ok(answer) => logged(answer, log),
         Err(err) => logged(BatchRefused(err), log),

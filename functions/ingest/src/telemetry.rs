@@ -95,23 +95,27 @@ impl RequestLog {
 
     /// A request that failed with `err`; an invalid single event also counts as rejected.
     pub fn failed(&mut self, err: &ApiError) {
-        self.error = Some(err.code());
-        self.oversize = matches!(err, ApiError::PayloadTooLarge { .. });
+        self.refused(err);
         if let ApiError::Invalid(r) = err {
             self.reject(r.code.as_str());
         }
+    }
+
+    /// A request refused as a whole, whatever it held.
+    fn refused(&mut self, err: &ApiError) {
+        self.error = Some(err.code());
+        self.oversize = matches!(err, ApiError::PayloadTooLarge { .. });
     }
 
     /// `POST /events`: what its intake did (None: it never got that far) and its answer.
     /// An invalid event counts as rejected, with its variants.
     pub fn event_answered(
         &mut self,
-        taken: Option<&Taken>,
+        taken: Option<Taken>,
         answer: &Result<EventAccepted, ApiError>,
     ) {
         if let Some(taken) = taken {
-            self.took(taken);
-            self.variants.clone_from(&taken.variants);
+            self.variants = self.took(taken);
         }
         match answer {
             Ok(accepted) => {
@@ -127,25 +131,13 @@ impl RequestLog {
 
     /// `POST /events/batch`. A batch refused as a whole had its events never judged one by
     /// one: nor are they counted per variant, even those judged before the refusal.
-    pub fn batch_answered(
-        &mut self,
-        taken: Option<&Taken>,
-        answer: &Result<BatchAnswer, ApiError>,
-    ) {
-        if let Some(taken) = taken {
-            self.took(taken);
-        }
+    pub fn batch_answered(&mut self, taken: Option<Taken>, answer: &Result<BatchAnswer, ApiError>) {
+        let variants = taken.map(|taken| self.took(taken));
         let answer = match answer {
             Ok(answer) => answer,
-            Err(err) => {
-                self.error = Some(err.code());
-                self.oversize = matches!(err, ApiError::PayloadTooLarge { .. });
-                return;
-            }
+            Err(err) => return self.refused(err),
         };
-        if let Some(taken) = taken {
-            self.variants.clone_from(&taken.variants);
-        }
+        self.variants = variants.unwrap_or_default();
         self.accepted = answer.accepted;
         self.duplicates = answer.duplicates.len();
         for e in &answer.errors {
@@ -158,14 +150,16 @@ impl RequestLog {
         }
     }
 
-    /// The quarantine's and the storage's part.
-    fn took(&mut self, taken: &Taken) {
+    /// The quarantine's and the storage's part; returns the per-variant counts, which only
+    /// an answered request keeps.
+    fn took(&mut self, taken: Taken) -> VariantCounts {
         self.quarantine = taken.quarantine;
         if let Some(report) = &taken.saved {
             self.pg_latency = Some(report.pg_latency);
             self.sqs_latency = Some(report.sqs_latency);
             self.publish_failures = report.publish_failures;
         }
+        taken.variants
     }
 
     pub fn reject(&mut self, code: &'static str) {

@@ -22,8 +22,10 @@ async fn four_runs_at_once_lose_nothing_and_compaction_leaves_each_event_once() 
     let stack = Stack::create().await;
     // Three settled hours (compacted by the runs) and the current one (left raw).
     let mut sent = Vec::new();
-    for (hours_ago, n) in [(5, 900), (4, 900), (3, 900), (0, 300)] {
-        sent.extend(distinct_events(n, hour_ago(hours_ago, 7)));
+    // Minute 0 of the current hour: never ahead of the clock (minute 7 was, in an hour's
+    // first minutes, beyond the contract's 300 s for future timestamps).
+    for (hours_ago, minute, n) in [(5, 7, 900), (4, 7, 900), (3, 7, 900), (0, 0, 300)] {
+        sent.extend(distinct_events(n, hour_ago(hours_ago, minute)));
     }
     publish_all(stack.queue(), &sent, SMALL_MESSAGES).await;
     let (queued, _) = depth(stack.queue(), &stack.queue().url).await;

@@ -29,7 +29,7 @@ GB = 1e9
 # BENCH_QUICK run of 2026-11-29 04:57 UTC); the report sets this run's counts beside them.
 CHANGES = [
     {
-        "what": "`eis_runtime::handoff::sqs_safe` (every event published to SQS) searched for "
+        "what": "`eis_handoff::message::sqs_safe` (every event published to SQS) searched for "
                 "U+FFFE/U+FFFF with a two-character pattern, which walks the text char by char; "
                 "it now makes one memchr-backed search per character",
         "before": {"ingest_path": 90_453, "batch500": 196_717, "single": 801_594},

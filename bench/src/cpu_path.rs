@@ -11,7 +11,7 @@ use std::hint::black_box;
 use anyhow::{bail, Context};
 use chrono::Utc;
 use eis_contract::{parse_batch, validate_event, Encoded, Limits};
-use eis_runtime::handoff::{self, SQS_MAX_MESSAGE_BYTES};
+use eis_handoff::message::{self, SQS_MAX_MESSAGE_BYTES};
 use serde_json::{json, Value};
 
 use crate::{encode, workload};
@@ -58,7 +58,7 @@ fn ingest_batches(body: &str, rounds: usize) -> anyhow::Result<(usize, usize)> {
             .iter()
             .map(Encoded::new)
             .collect::<Result<Vec<_>, _>>()?;
-        messages += black_box(handoff::pack(&encoded, SQS_MAX_MESSAGE_BYTES)?).len();
+        messages += black_box(message::pack(&encoded, SQS_MAX_MESSAGE_BYTES)?).len();
     }
     Ok((events_seen, messages))
 }

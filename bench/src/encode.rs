@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use archiver::archive::event_parquet;
 use archiver::drain::batcher::{Batcher, BufferLimits};
-use eis_runtime::handoff;
+use eis_handoff::message;
 use serde_json::{json, Value};
 
 use crate::{thread_cpu_seconds, workload};
@@ -65,7 +65,7 @@ pub fn encode(bodies: &[String]) -> anyhow::Result<Vec<Vec<u8>>> {
         max_held_bytes: usize::MAX,
     });
     for (i, body) in bodies.iter().enumerate() {
-        batcher.add(i, &handoff::decode_events(body)?)?;
+        batcher.add(i, &message::decode_events(body)?)?;
     }
     batcher.cut_all();
     std::iter::from_fn(|| batcher.next_ready())

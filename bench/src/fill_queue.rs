@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::bail;
 use chrono::Utc;
-use eis_runtime::{aws, handoff::SQS_MAX_MESSAGE_BYTES, SqsPublisher};
+use eis_handoff::{SqsPublisher, SQS_MAX_MESSAGE_BYTES};
+use eis_runtime::aws;
 use serde_json::{json, Value};
 
 /// Events validated and published per round: bounds this program's own memory.

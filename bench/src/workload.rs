@@ -1,5 +1,5 @@
-//! The events every benchmark uses: shaped like the contract's `plan_generated` example
-//! (about 1 KiB as a request body: two experiments, six context keys, five metrics, a payload
+//! The events every benchmark uses: the canonical event (events/plan_generated.json, about
+//! 1 KiB as a request body: two experiments, six context keys, five metrics, a payload
 //! with lists), with values varied by a fixed-seed generator so that compression and indexes
 //! see realistic, not identical, rows.
 
@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::Context;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use eis_contract::{validate_event, Event, Limits};
-use eis_runtime::handoff::{self, SQS_MAX_MESSAGE_BYTES};
+use eis_handoff::message::{self, SQS_MAX_MESSAGE_BYTES};
 use serde_json::{json, Value};
 
 /// splitmix64: deterministic, dependency-free variety.
@@ -67,48 +67,55 @@ const TAGS: [&str; 5] = [
 ];
 const INGREDIENTS: [&str; 5] = ["peanut", "shellfish", "dairy", "egg", "soy"];
 
+/// The canonical event (events/plan_generated.json): each generated body is it with the
+/// varying fields drawn anew.
+const CANONICAL: &str = include_str!("../../events/plan_generated.json");
+
 /// Request body of event `i` (no `event_id`: the API assigns a fresh one, as for most clients).
 pub fn request_body(i: u64, timestamp: DateTime<Utc>) -> Value {
     let mut r = Mix(i);
     let (experiment, variants) = EXPERIMENTS[(i % 3) as usize];
     let (other, other_variants) = EXPERIMENTS[((i + 1) % 3) as usize];
-    json!({
-        "event_type": EVENT_TYPES[r.below(4) as usize],
-        "unit_type": "user",
-        "unit_id": format!("usr_{:016x}", r.below(200_000)),
-        "timestamp": timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "experiments": [
-            {"experiment_id": experiment, "variant_id": variants[r.below(2) as usize]},
-            {"experiment_id": other, "variant_id": other_variants[r.below(2) as usize]},
-        ],
-        "context": {
-            "policy_version_id": "0192a1b0-55e3-7f01-8c2d-3e4f5a6b7c8d",
-            "app_version": (["4.12.1", "4.12.0", "4.11.3"][r.below(3) as usize]),
-            "platform": (["ios", "android", "web"][r.below(3) as usize]),
-            "locale": (["en-GB", "en-US", "de-DE", "fr-FR"][r.below(4) as usize]),
-            "session_id": format!("s_{:012x}", r.below(1 << 48)),
-            "model": "planner-2026-02",
-        },
-        "metrics": {
-            "latency_ms": r.below(400_000) as f64 / 100.0,
-            "token_count": r.below(4_000),
-            "meal_count": 7 + r.below(21),
-            "kcal_target": 1_500 + r.below(1_500),
-            "budget_gbp": r.below(15_000) as f64 / 100.0,
-        },
-        "payload": {
-            "plan_id": format!("pln_{:012X}", r.below(1 << 48)),
-            "week_start": "2026-03-02",
-            "days": 7,
-            "meals_per_day": 3,
-            "dietary_tags": [TAGS[r.below(5) as usize], TAGS[r.below(5) as usize]],
-            "excluded_ingredients": [INGREDIENTS[r.below(5) as usize]],
-            "pantry_items_used": r.below(20),
-            "retry": r.below(10) == 0,
-            "summary": format!("7-day plan, avg {} kcal/day, {}% protein",
-                               1_800 + r.below(600), 20 + r.below(25)),
-        },
-    })
+    // A constant that does not parse is a bug of the repository, not of the input.
+    let mut body: Value = serde_json::from_str(CANONICAL).expect("events/plan_generated.json");
+    if let Some(fields) = body.as_object_mut() {
+        fields.remove("event_id");
+    }
+    // In the order the generator is drawn from, so that the bodies stay what they were.
+    body["event_type"] = EVENT_TYPES[r.below(4) as usize].into();
+    body["unit_id"] = format!("usr_{:016x}", r.below(200_000)).into();
+    body["timestamp"] = timestamp
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        .into();
+    body["experiments"] = json!([
+        {"experiment_id": experiment, "variant_id": variants[r.below(2) as usize]},
+        {"experiment_id": other, "variant_id": other_variants[r.below(2) as usize]},
+    ]);
+    let context = &mut body["context"];
+    context["app_version"] = ["4.12.1", "4.12.0", "4.11.3"][r.below(3) as usize].into();
+    context["platform"] = ["ios", "android", "web"][r.below(3) as usize].into();
+    context["locale"] = ["en-GB", "en-US", "de-DE", "fr-FR"][r.below(4) as usize].into();
+    context["session_id"] = format!("s_{:012x}", r.below(1 << 48)).into();
+    body["metrics"] = json!({
+        "latency_ms": r.below(400_000) as f64 / 100.0,
+        "token_count": r.below(4_000),
+        "meal_count": 7 + r.below(21),
+        "kcal_target": 1_500 + r.below(1_500),
+        "budget_gbp": r.below(15_000) as f64 / 100.0,
+    });
+    let payload = &mut body["payload"];
+    payload["plan_id"] = format!("pln_{:012X}", r.below(1 << 48)).into();
+    payload["dietary_tags"] = json!([TAGS[r.below(5) as usize], TAGS[r.below(5) as usize]]);
+    payload["excluded_ingredients"] = json!([INGREDIENTS[r.below(5) as usize]]);
+    payload["pantry_items_used"] = r.below(20).into();
+    payload["retry"] = (r.below(10) == 0).into();
+    payload["summary"] = format!(
+        "7-day plan, avg {} kcal/day, {}% protein",
+        1_800 + r.below(600),
+        20 + r.below(25)
+    )
+    .into();
+    body
 }
 
 /// `n` validated events, all in the previous full UTC hour (one archive partition, so the
@@ -133,7 +140,7 @@ pub fn events(n: usize) -> anyhow::Result<Vec<Event>> {
 
 /// `events` packed into SQS message bodies, as the ingest function publishes them.
 pub fn queue_bodies(events: &[Event]) -> anyhow::Result<Vec<String>> {
-    Ok(handoff::pack(events, SQS_MAX_MESSAGE_BYTES)?
+    Ok(message::pack(events, SQS_MAX_MESSAGE_BYTES)?
         .into_iter()
         .map(|m| m.body)
         .collect())

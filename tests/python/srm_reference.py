@@ -1,5 +1,5 @@
 """The sample-ratio test's reference values: scipy.stats.chisquare on generated counts, written
-to tests/fixtures/srm/scipy_chisquare.json, which tests/srm.rs compares archiver::health::srm with
+to tests/fixtures/srm/scipy_chisquare.json, which tests/it/srm.rs compares archiver::health::srm with
 (1e-9 relative). test_srm_reference.py checks that the file is what this script generates.
 
 Usage: python tests/python/srm_reference.py   (rewrites the fixture)

@@ -1,5 +1,5 @@
 """The SRM reference fixture is scipy's answer on the generated counts, as committed: it cannot
-go stale or be edited by hand (tests/srm.rs compares archiver::health::srm with it)."""
+go stale or be edited by hand (tests/it/srm.rs compares archiver::health::srm with it)."""
 
 import json
 
@@ -12,7 +12,7 @@ def test_the_fixture_is_scipys_answer():
     assert len(committed["cases"]) == len(fresh["cases"]) > 300
     for c, f in zip(committed["cases"], fresh["cases"]):
         assert (c["observed"], c["weights"]) == (f["observed"], f["weights"])
-        # Another scipy build may differ in the last bits; tests/srm.rs allows 1e-9 too.
+        # Another scipy build may differ in the last bits; tests/it/srm.rs allows 1e-9 too.
         for key in ("chi_squared", "p_value"):
             assert c[key] == f[key] or abs(c[key] - f[key]) <= 1e-12 * abs(f[key]), (key, c, f)
 

@@ -1,10 +1,15 @@
-//! The ingest API served on 127.0.0.1 exactly as `make dev` serves it, on a test's own
-//! database and queue.
+//! The ingest API for the tests: its configuration and state on a test's own database and
+//! queue, and the API served on 127.0.0.1 exactly as `make dev` serves it.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use eis_store::{Db, DbConfig};
 use ingest::routes::router;
 use serde_json::Value;
+use tokio::net::TcpListener;
 
-use crate::{ingest_config, serve, TestDb, TestQueue};
+use crate::{unreachable_publisher, TestDb, TestQueue};
 
 pub struct App {
     pub url: String,
@@ -69,4 +74,58 @@ pub async fn answer(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let body = response.json().await.unwrap_or(Value::Null);
     (status, body)
+}
+
+/// The ingest function's configuration for a test's own database and queue.
+pub fn ingest_config(db: &TestDb, queue_url: &str) -> ingest::config::Config {
+    ingest::config::Config {
+        db: db.config(),
+        queue_url: queue_url.to_string(),
+        max_body_bytes: 5 * 1024 * 1024,
+        limits: eis_contract::Limits::default(),
+        sqs_max_message_bytes: eis_handoff::message::SQS_MAX_MESSAGE_BYTES,
+        port: 0,
+        db_connections: 2,
+        registry_mode: eis_contract::RegistryMode::Flag,
+        registry_max_age: Duration::from_secs(60),
+        quarantine: Default::default(),
+        metrics_namespace: Default::default(),
+    }
+}
+
+/// The ingest API's state on `db`, publishing through `publisher`, with the real clock and
+/// the default limits and registry settings. Its quarantine has no queue (its sends fail
+/// at once, which never changes an answer).
+pub fn api_state(
+    db: &DbConfig,
+    publisher: impl eis_handoff::Publish + 'static,
+) -> ingest::app::AppState {
+    let db = Arc::new(Db::new(db).expect("db"));
+    ingest::app::AppState {
+        registry: Arc::new(ingest::registry::RegistryCache::new(
+            Arc::clone(&db),
+            Duration::from_secs(60),
+            eis_contract::RegistryMode::Flag,
+        )),
+        storage: Arc::new(eis_handoff::Storage::new(db, publisher)),
+        quarantine: Arc::new(ingest::quarantine::Quarantine::new(
+            unreachable_publisher(),
+            Duration::from_millis(500),
+        )),
+        quarantine_bounds: Default::default(),
+        limits: eis_contract::Limits::default(),
+        max_body_bytes: 5 << 20,
+        metrics_namespace: Default::default(),
+        now: chrono::Utc::now,
+    }
+}
+
+/// Serves a router on 127.0.0.1 (a port of its own) until the returned handle is aborted.
+pub async fn serve(router: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (format!("http://{addr}"), task)
 }

@@ -44,7 +44,7 @@ pub fn archiver_config(
         queue_url: queue_url.to_string(),
         bucket: bucket.to_string(),
         prefix: String::new(),
-        rejected_prefix: "rejected/".into(),
+        quarantine_prefix: "rejected/".into(),
         registry_mode: eis_contract::RegistryMode::Flag,
         contract_limits: eis_contract::Limits::default(),
         safety_margin: Duration::from_secs(2),
@@ -284,7 +284,7 @@ pub const SMALL_MESSAGES: usize = 8 * 1024;
 /// Publishes through the ingest function's publisher (all must be accepted).
 pub async fn publish_all(queue: &TestQueue, events: &[Event], message_bytes: usize) {
     let publisher =
-        eis_runtime::SqsPublisher::new(queue.client.clone(), queue.url.clone(), message_bytes);
+        eis_handoff::SqsPublisher::new(queue.client.clone(), queue.url.clone(), message_bytes);
     let out = publisher.publish(events).await;
     assert!(out.errors.is_empty(), "{:?}", out.errors);
 }

@@ -7,10 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
+use eis_handoff::{SqsPublisher, Storage, SQS_MAX_MESSAGE_BYTES};
 use eis_runtime::aws;
-use eis_runtime::handoff::SQS_MAX_MESSAGE_BYTES;
-use eis_runtime::SqsPublisher;
-use eis_store::{ArchiveHours, Db, HealthStore, PendingHandoffs, RestoreStore, Storage};
+use eis_store::{ArchiveHours, Db, HealthStore, PendingHandoffs, RestoreStore};
 
 use crate::archive::bucket::ArchiveBucket;
 use crate::compaction::audit::Audit;
@@ -104,7 +103,7 @@ impl Archiver {
             pending: &self.pending,
             hours: &self.hours,
             db: &self.db,
-            rejected_prefix: &c.rejected_prefix,
+            quarantine_prefix: &c.quarantine_prefix,
             policy: DrainPolicy {
                 safety_margin: c.safety_margin,
                 sweep_grace: c.sweep_grace,
@@ -143,7 +142,7 @@ impl Archiver {
     pub fn replay_job(&self) -> Replay<'_> {
         Replay {
             bucket: &self.bucket,
-            rejected_prefix: &self.config.rejected_prefix,
+            quarantine_prefix: &self.config.quarantine_prefix,
             storage: &self.storage,
             safety_margin: self.config.safety_margin,
         }

@@ -27,7 +27,7 @@ pub struct Config {
     pub prefix: String,
     /// Key prefix of the quarantined (rejected) input: a folder, never empty, so that it
     /// cannot be mistaken for the archive's hours (`EIS_REJECTED_PREFIX`, `rejected/`).
-    pub rejected_prefix: String,
+    pub quarantine_prefix: String,
     /// How a replay judges events against the experiment registry, as the API does
     /// (`EIS_REGISTRY_MODE`, `flag`).
     pub registry_mode: eis_contract::RegistryMode,
@@ -103,7 +103,7 @@ impl Config {
             prefix: prefix(or_default("EIS_ARCHIVE_PREFIX", String::new())?)?,
             registry_mode: eis_runtime::config::registry_mode()?,
             contract_limits: eis_runtime::config::contract_limits()?,
-            rejected_prefix: rejected_prefix(or_default(
+            quarantine_prefix: quarantine_prefix(or_default(
                 "EIS_REJECTED_PREFIX",
                 "rejected/".to_string(),
             )?)?,
@@ -175,7 +175,7 @@ fn prefix(value: String) -> Result<String, EnvError> {
 }
 
 /// The quarantine's folder is never empty: the archive's hours would share its folders.
-fn rejected_prefix(value: String) -> Result<String, EnvError> {
+fn quarantine_prefix(value: String) -> Result<String, EnvError> {
     folder("EIS_REJECTED_PREFIX", value, false)
 }
 
@@ -217,11 +217,11 @@ mod tests {
     #[test]
     fn the_rejected_prefix_is_a_folder() {
         assert_eq!(
-            rejected_prefix("rejected/".into()).ok().as_deref(),
+            quarantine_prefix("rejected/".into()).ok().as_deref(),
             Some("rejected/")
         );
         for bad in ["", "rejected", "/rejected/"] {
-            let err = rejected_prefix(bad.into()).expect_err(bad);
+            let err = quarantine_prefix(bad.into()).expect_err(bad);
             assert!(err.to_string().contains("EIS_REJECTED_PREFIX"), "{err}");
         }
     }

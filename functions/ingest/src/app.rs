@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use eis_contract::Limits;
+use eis_handoff::{SqsPublisher, Storage};
+use eis_runtime::aws;
 use eis_runtime::telemetry::Namespace;
-use eis_runtime::{aws, SqsPublisher};
-use eis_store::{Db, Storage};
+use eis_store::Db;
 
 use crate::config::Config;
 use crate::quarantine::{Quarantine, QuarantineBounds};

@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use eis_contract::{Limits, RegistryMode};
+use eis_handoff::SQS_MAX_MESSAGE_BYTES;
 use eis_runtime::config::{
     contract_limits, metrics_namespace, optional, or_default, registry_mode, required, within,
 };
-use eis_runtime::handoff::SQS_MAX_MESSAGE_BYTES;
 use eis_runtime::telemetry::Namespace;
 use eis_runtime::EnvError;
 use eis_store::DbConfig;

@@ -72,7 +72,7 @@ impl ApiError {
             }
             ApiError::InvalidGzip
             | ApiError::UnreadableBody
-            | ApiError::Refused(Refusal::Rejected(_)) => StatusCode::BAD_REQUEST,
+            | ApiError::Refused(Refusal::Database(_)) => StatusCode::BAD_REQUEST,
             ApiError::Refused(Refusal::Conflict(_)) => StatusCode::CONFLICT,
             ApiError::StorageUnavailable | ApiError::RegistryUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -174,7 +174,7 @@ mod tests {
             ApiError::UnsupportedEncoding("br".into()),
             ApiError::InvalidGzip,
             ApiError::UnreadableBody,
-            ApiError::Refused(Refusal::Rejected(String::new())),
+            ApiError::Refused(Refusal::Database(String::new())),
             ApiError::Refused(Refusal::Conflict(uuid::Uuid::nil())),
             ApiError::StorageUnavailable,
             ApiError::RegistryUnavailable,
@@ -190,7 +190,7 @@ mod tests {
                 | ApiError::UnsupportedEncoding(_)
                 | ApiError::InvalidGzip
                 | ApiError::UnreadableBody
-                | ApiError::Refused(Refusal::Rejected(_))
+                | ApiError::Refused(Refusal::Database(_))
                 | ApiError::Refused(Refusal::Conflict(_))
                 | ApiError::StorageUnavailable
                 | ApiError::RegistryUnavailable
@@ -241,7 +241,7 @@ mod tests {
         assert_eq!(status(ApiError::PayloadTooLarge { limit: 1 }), 413);
         assert_eq!(status(ApiError::UnsupportedMediaType), 415);
         assert_eq!(status(Refusal::Conflict(uuid::Uuid::nil()).into()), 409);
-        assert_eq!(status(Refusal::Rejected("22P05".into()).into()), 400);
+        assert_eq!(status(Refusal::Database("22P05".into()).into()), 400);
         assert_eq!(status(ApiError::StorageUnavailable), 503);
         assert_eq!(status(ApiError::RegistryUnavailable), 503);
         assert_eq!(ApiError::RegistryUnavailable.headers().len(), 1);

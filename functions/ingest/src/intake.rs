@@ -4,7 +4,8 @@
 //! answers (routes.rs).
 
 use eis_contract::{validate_event, Arrival, Event, Flag, Rejection};
-use eis_store::{InsertOutcome, SaveReport};
+use eis_handoff::SaveReport;
+use eis_store::InsertOutcome;
 use uuid::Uuid;
 
 use crate::app::AppState;

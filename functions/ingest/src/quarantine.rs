@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use eis_contract::{named_variants, variant_bytes, Arrival, NamedVariant, Quarantined, Rejection};
-use eis_runtime::SqsPublisher;
+use eis_handoff::SqsPublisher;
 
 /// What one request may keep (docs/quarantine.md, "Bounds").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,8 +116,11 @@ impl Quarantine {
             return QuarantineReport::default();
         }
         let total = records.len();
-        let sent =
-            tokio::time::timeout(self.timeout, self.publisher.publish_rejected(&mut records)).await;
+        let sent = tokio::time::timeout(
+            self.timeout,
+            self.publisher.publish_quarantined(&mut records),
+        )
+        .await;
         let outcome = match sent {
             Ok(outcome) => outcome,
             Err(_) => {

@@ -7,9 +7,10 @@ use uuid::Uuid;
 /// docs/api.md).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    /// The database refused the data itself (the detail is logged, not answered).
+    /// The database refused the data itself (the detail is logged, not answered; the code
+    /// stays `storage_rejected`, as clients read it).
     #[error("storage refused the event: {0}")]
-    Rejected(String),
+    Database(String),
     /// The event_id is already stored with other content; the stored event is kept.
     #[error("event_id {0} is already stored with other content; the stored event is kept")]
     Conflict(Uuid),
@@ -19,7 +20,7 @@ impl Refusal {
     /// The refusal an insert outcome stands for, if any.
     pub fn of(outcome: &InsertOutcome, event_id: Uuid) -> Option<Refusal> {
         match outcome {
-            InsertOutcome::Rejected(reason) => Some(Refusal::Rejected(reason.clone())),
+            InsertOutcome::Refused(reason) => Some(Refusal::Database(reason.clone())),
             InsertOutcome::Conflict => Some(Refusal::Conflict(event_id)),
             InsertOutcome::Inserted | InsertOutcome::Duplicate => None,
         }
@@ -27,7 +28,7 @@ impl Refusal {
 
     pub fn code(&self) -> &'static str {
         match self {
-            Refusal::Rejected(_) => "storage_rejected",
+            Refusal::Database(_) => "storage_rejected",
             Refusal::Conflict(_) => "event_id_conflict",
         }
     }
@@ -35,7 +36,7 @@ impl Refusal {
     /// The sentence for the client: the database's own words stay in the log.
     pub fn message(&self) -> String {
         match self {
-            Refusal::Rejected(_) => "storage refused the event".into(),
+            Refusal::Database(_) => "storage refused the event".into(),
             Refusal::Conflict(_) => self.to_string(),
         }
     }

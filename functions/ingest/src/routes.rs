@@ -165,7 +165,7 @@ fn batch_answer(fates: Vec<Fate>) -> BatchAnswer {
                 message: rejection.message,
             }),
             Fate::Refused(refusal) => {
-                if let Refusal::Rejected(reason) = &refusal {
+                if let Refusal::Database(reason) = &refusal {
                     tracing::warn!(index, %reason, "storage refused an event of a batch");
                 }
                 answer.errors.push(BatchError {
@@ -217,9 +217,9 @@ mod tests {
     use axum::body::Body;
     use axum::http::{header, Request, StatusCode};
     use eis_contract::Limits;
+    use eis_handoff::{SqsPublisher, Storage};
     use eis_runtime::telemetry::Namespace;
-    use eis_runtime::SqsPublisher;
-    use eis_store::{Db, DbConfig, Storage};
+    use eis_store::{Db, DbConfig};
     use http_body_util::BodyExt;
     use serde_json::Value;
     use tower::ServiceExt;

@@ -15,7 +15,7 @@ use eis_contract::{
 };
 use uuid::Uuid;
 
-const EVENT: &[u8] = include_bytes!("../tests/fixtures/plan_generated.json");
+const EVENT: &[u8] = include_bytes!("../../../events/plan_generated.json");
 
 /// A fixed `now` a little after the fixture's timestamp, so the event is
 /// neither future nor old and every rule runs.

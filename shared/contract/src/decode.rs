@@ -377,7 +377,7 @@ mod tests {
 
     #[test]
     fn fast_and_exact_agree_on_the_fixture() {
-        let text = include_str!("../tests/fixtures/plan_generated.json");
+        let text = include_str!("../../../events/plan_generated.json");
         let fast = fast(text).expect("the fixture takes the fast path");
         let exact = exact(text).expect("the fixture splits");
         assert_eq!(render(fast), render(exact));

@@ -10,8 +10,8 @@ pub enum StoreError {
     #[error("database unavailable: {0}")]
     Unavailable(String, #[source] Option<Cause>),
     /// The database refused the data itself (e.g. a character it cannot store).
-    #[error("database rejected the data: {0}")]
-    Rejected(String, #[source] Option<Cause>),
+    #[error("database refused the data: {0}")]
+    DataRefused(String, #[source] Option<Cause>),
     /// Anything else: a bug or a schema mismatch, not worth retrying blindly.
     #[error("database error: {0}")]
     Other(String, #[source] Option<Cause>),
@@ -41,7 +41,7 @@ impl StoreError {
         let cause = Some(cause.into());
         match self {
             StoreError::Unavailable(m, _) => StoreError::Unavailable(m, cause),
-            StoreError::Rejected(m, _) => StoreError::Rejected(m, cause),
+            StoreError::DataRefused(m, _) => StoreError::DataRefused(m, cause),
             StoreError::Other(m, _) => StoreError::Other(m, cause),
             StoreError::Config(m, _) => StoreError::Config(m, cause),
             StoreError::LoginRefused(m, _) => StoreError::LoginRefused(m, cause),
@@ -102,7 +102,7 @@ impl StoreError {
             "40" if sqlstate == "40001" || sqlstate == "40P01" => {
                 StoreError::Unavailable(text, cause)
             }
-            "22" | "23" | "54" => StoreError::Rejected(text, cause),
+            "22" | "23" | "54" => StoreError::DataRefused(text, cause),
             "28" => StoreError::LoginRefused(text, cause),
             _ => StoreError::Other(text, cause),
         }

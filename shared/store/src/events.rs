@@ -10,10 +10,7 @@ use uuid::Uuid;
 
 use crate::db::Db;
 use crate::error::StoreError;
-use crate::pending::PendingId;
-
-/// The primary key of a stored event.
-pub type EventKey = (Uuid, DateTime<Utc>);
+use crate::keys::PendingId;
 
 /// What became of each event of a batch, by input position.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,7 +22,7 @@ pub enum InsertOutcome {
     /// Its event_id is already stored with other content: the stored event is kept.
     Conflict,
     /// The database refused this event; the others of the batch are unaffected.
-    Rejected(String),
+    Refused(String),
 }
 
 /// The input arrays as rows, and the claim of each id in exp.event_ids (`claimed`: the ids
@@ -174,7 +171,7 @@ pub fn encode(events: &[Event]) -> Result<Vec<Encoded>, StoreError> {
 enum Written {
     Inserted,
     Claimed,
-    Rejected(String),
+    Refused(String),
 }
 
 impl PgEventStore {
@@ -239,14 +236,14 @@ impl PgEventStore {
             for (&i, w) in firsts.iter().zip(written) {
                 outcomes[i] = Some(match w {
                     Written::Inserted => InsertOutcome::Inserted,
-                    Written::Rejected(reason) => InsertOutcome::Rejected(reason),
+                    Written::Refused(reason) => InsertOutcome::Refused(reason),
                     Written::Claimed if is_stored_copy(&stored, i) => InsertOutcome::Duplicate,
                     Written::Claimed if stored.contains_key(&keyed[i].0) => {
                         InsertOutcome::Conflict
                     }
                     // Claimed, then dropped by retention before we looked: the event is
                     // older than what the database keeps.
-                    Written::Claimed => InsertOutcome::Rejected(
+                    Written::Claimed => InsertOutcome::Refused(
                         "an event with this event_id expired from storage while this one was written".into(),
                     ),
                 });
@@ -273,7 +270,7 @@ impl PgEventStore {
                     _ => InsertOutcome::Conflict,
                 }),
             })
-            .map(|o| o.unwrap_or_else(|| InsertOutcome::Rejected("not written".into())))
+            .map(|o| o.unwrap_or_else(|| InsertOutcome::Refused("not written".into())))
             .collect();
         Ok(Stored { outcomes, pending })
     }
@@ -308,7 +305,7 @@ impl PgEventStore {
                     .collect();
                 Ok((written, pending))
             }
-            Err(StoreError::Rejected(reason, _)) => {
+            Err(StoreError::DataRefused(reason, _)) => {
                 tracing::warn!(%reason, events = order.len(), "batch refused; retrying event by event");
                 self.write_one_by_one(events, encoded, order).await
             }
@@ -343,11 +340,11 @@ impl PgEventStore {
                     }
                     None => Written::Claimed,
                 },
-                Err(StoreError::Rejected(reason, _)) => {
+                Err(StoreError::DataRefused(reason, _)) => {
                     self.db
                         .within_timeout(tx.batch_execute("ROLLBACK TO SAVEPOINT one_event"))
                         .await?;
-                    Written::Rejected(reason)
+                    Written::Refused(reason)
                 }
                 Err(e) => return Err(e),
             };

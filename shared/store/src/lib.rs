@@ -1,15 +1,16 @@
-//! EIS storage: the PostgreSQL event store (events, their identity and their pending hand-off
-//! to the archive), the archiver's bookkeeping of hours, the experiment registry and the
+//! EIS storage, PostgreSQL only: the event store (events, their identity and their pending
+//! hand-off rows), the archiver's bookkeeping of hours, the experiment registry and the
 //! health job's tables, partition maintenance, the migrations and the login roles, and how
-//! to reach the database (eis_runtime has what is not PostgreSQL).
+//! to reach the database. Publishing to SQS after the commit is eis_handoff's; configuration,
+//! logs and AWS clients are eis_runtime's.
 
-pub mod accepted;
 pub mod audit;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod keys;
 pub mod maintenance;
 pub mod migrate;
 pub mod pending;
@@ -17,15 +18,15 @@ pub mod registry;
 pub mod restore;
 pub mod roles;
 
-pub use accepted::{SaveReport, Storage};
 pub use audit::{ArchiveHours, IdDigest, PendingHour};
 pub use config::{DbConfig, RoleSecrets};
 pub use db::Db;
 pub use error::StoreError;
-pub use events::{EventKey, InsertOutcome, PgEventStore, Stored};
+pub use events::{InsertOutcome, PgEventStore, Stored};
 pub use health::{
     Advance, ExperimentCounts, ExperimentHealth, HealthStore, SrmFigures, VariantUnits,
     WatermarkPolicy,
 };
-pub use pending::{PendingHandoffs, PendingId, Swept};
+pub use keys::{EventKey, PendingId};
+pub use pending::{PendingHandoffs, Swept};
 pub use restore::{RestoreStore, Restored};

@@ -13,10 +13,7 @@ use uuid::Uuid;
 
 use crate::db::Db;
 use crate::error::StoreError;
-use crate::events::EventKey;
-
-/// The id of a row of exp.pending_handoffs.
-pub type PendingId = i64;
+use crate::keys::{EventKey, PendingId};
 
 const FORGET: &str = "DELETE FROM exp.pending_handoffs WHERE id = ANY($1)";
 

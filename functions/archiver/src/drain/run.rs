@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use eis_runtime::handoff;
+use eis_handoff::message::{self, Message};
 use eis_store::maintenance::{self, MaintenancePolicy};
 use eis_store::{ArchiveHours, Db, PendingHandoffs, StoreError};
 use tokio::task::{JoinError, JoinSet};
@@ -40,7 +40,7 @@ const MIN_RECEIVE_BUDGET: Duration = Duration::from_secs(1);
 /// How long after the run's deadline its sweep's claim lasts.
 const SWEEP_LEASE_MARGIN: Duration = Duration::from_secs(60);
 /// Quarantine records held before they are written (their messages are at most 256 KiB).
-const REJECTED_HELD_BYTES: usize = 16 * 1024 * 1024;
+const QUARANTINE_HELD_BYTES: usize = 16 * 1024 * 1024;
 
 /// A run's settings (config.rs names the variable of each).
 #[derive(Clone, Copy)]
@@ -65,7 +65,7 @@ pub struct Drain<'a> {
     pub pending: &'a PendingHandoffs,
     pub hours: &'a ArchiveHours,
     pub db: &'a Db,
-    pub rejected_prefix: &'a str,
+    pub quarantine_prefix: &'a str,
     pub policy: DrainPolicy,
     pub fanout: Option<Fanout<'a>>,
 }
@@ -120,13 +120,13 @@ struct Run<'a> {
     errors: Vec<ArchiveError>,
     /// The pending hand-off rows this run's sweep claimed, settled at the end.
     swept_rows: Vec<eis_store::PendingId>,
-    /// Quarantine messages received and not yet written under the rejected prefix.
-    rejected: HeldRejected,
+    /// Quarantine messages received and not yet written under the quarantine prefix.
+    quarantine: HeldQuarantine,
 }
 
 /// Quarantine records and the receipt handles of the messages that carried them.
 #[derive(Default)]
-struct HeldRejected {
+struct HeldQuarantine {
     records: Vec<eis_contract::Quarantined>,
     handles: Vec<String>,
     bytes: usize,
@@ -150,7 +150,7 @@ impl Drain<'_> {
             tally: Tally::new(Uuid::now_v7()),
             errors: Vec::new(),
             swept_rows: Vec::new(),
-            rejected: HeldRejected::default(),
+            quarantine: HeldQuarantine::default(),
         };
         if let Some(fanout) = &self.fanout {
             run.tally.summary.fanout = fanout::fan_out(fanout).await;
@@ -235,8 +235,8 @@ impl Run<'_> {
 
     async fn drain(&mut self) {
         loop {
-            if self.rejected.bytes >= REJECTED_HELD_BYTES {
-                self.store_rejected().await;
+            if self.quarantine.bytes >= QUARANTINE_HELD_BYTES {
+                self.store_quarantine().await;
             }
             self.start_uploads();
             self.start_receives();
@@ -312,7 +312,7 @@ impl Run<'_> {
             }
             Some(Seen::Ignored) => false,
             None => {
-                let seen = match handoff::decode(&m.body) {
+                let seen = match message::decode(&m.body) {
                     Err(e) => {
                         // Left alone: the queue's redrive policy moves it to the DLQ.
                         tracing::warn!(
@@ -324,14 +324,14 @@ impl Run<'_> {
                         self.tally.summary.dead_lettered += 1;
                         Seen::Ignored
                     }
-                    Ok(handoff::Message::Rejected(records)) => {
+                    Ok(Message::Quarantined(records)) => {
                         self.tally.summary.messages += 1;
-                        self.rejected.bytes += m.body.len();
-                        self.rejected.records.extend(records);
-                        self.rejected.handles.push(m.receipt_handle);
+                        self.quarantine.bytes += m.body.len();
+                        self.quarantine.records.extend(records);
+                        self.quarantine.handles.push(m.receipt_handle);
                         Seen::Ignored
                     }
-                    Ok(handoff::Message::Events(events)) => {
+                    Ok(Message::Events(events)) => {
                         self.tally.summary.messages += 1;
                         let origin = Origin::Message {
                             message_id: m.message_id.clone(),
@@ -465,8 +465,8 @@ impl Run<'_> {
     /// Writes the held quarantine records, one file per hour of `received_at`, then deletes
     /// their messages. A failed upload leaves every held message in the queue, to come back
     /// after its visibility timeout (a file written twice holds the same record ids).
-    async fn store_rejected(&mut self) {
-        let held = std::mem::take(&mut self.rejected);
+    async fn store_quarantine(&mut self) {
+        let held = std::mem::take(&mut self.quarantine);
         if held.handles.is_empty() {
             return;
         }
@@ -478,7 +478,7 @@ impl Run<'_> {
                 .push(record);
         }
         for (hour, records) in hours {
-            let key = quarantine_parquet::key(self.job.rejected_prefix, hour, Uuid::now_v7());
+            let key = quarantine_parquet::key(self.job.quarantine_prefix, hour, Uuid::now_v7());
             let stored = async {
                 let body = quarantine_parquet::encode(&records)?;
                 let bytes = body.len();
@@ -511,7 +511,7 @@ impl Run<'_> {
 
     /// The end of the drain: every buffer becomes a file, then the acknowledgements.
     async fn finish(&mut self) {
-        self.store_rejected().await;
+        self.store_quarantine().await;
         self.batcher.cut_all();
         loop {
             self.start_uploads();

@@ -1,6 +1,6 @@
 //! The sample-ratio-mismatch test: Pearson's chi-squared goodness of fit of the units seen per
 //! variant against the expected split, as `scipy.stats.chisquare(f_obs, f_exp)` with f_exp the
-//! normalised weights times the total (checked against scipy by tests/srm.rs).
+//! normalised weights times the total (checked against scipy by tests/it/srm.rs).
 
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 

@@ -1,7 +1,7 @@
 //! `{"action":"replay","from":…,"to":…[,"code":…]}`: the quarantined input of an hour range
 //! (hours of `received_at`), judged again by the current contract (with the ingest's limits)
 //! and registry; what passes now is stored through the ingest's own path
-//! (`eis_store::Storage`: commit, then hand-off), received when it is stored. Replaying twice
+//! (`eis_handoff::Storage`: commit, then hand-off), received when it is stored. Replaying twice
 //! stores nothing twice: a client `event_id` is kept, and an event without one gets an id
 //! derived from its record (`Quarantined::replay_event_id`). The files of an hour are read in
 //! chunks of `REPLAY_CHUNK` records (`hour_stream`), resumably.
@@ -14,7 +14,8 @@ use eis_contract::{
 };
 use std::time::Duration;
 
-use eis_store::{InsertOutcome, Storage};
+use eis_handoff::Storage;
+use eis_store::InsertOutcome;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -28,7 +29,7 @@ use crate::recovery::hour_stream::{in_file, read_hours, HourFiles, RangeProgress
 /// storage path, and the time it leaves before a deadline.
 pub struct Replay<'a> {
     pub bucket: &'a ArchiveBucket,
-    pub rejected_prefix: &'a str,
+    pub quarantine_prefix: &'a str,
     pub storage: &'a Storage,
     pub safety_margin: Duration,
 }
@@ -152,7 +153,7 @@ pub async fn replay(
         action: "replay",
         ..Default::default()
     };
-    let prefix = parts.rejected_prefix;
+    let prefix = parts.quarantine_prefix;
     let files = HourFiles {
         folder: |hour: &HourPartition| format!("{prefix}{}", hour.folder()),
         accept: is_quarantine_file,
@@ -223,7 +224,7 @@ async fn store(
                 InsertOutcome::Inserted => counts.replayed += 1,
                 InsertOutcome::Duplicate => counts.already_stored += 1,
                 InsertOutcome::Conflict => counts.conflicts += 1,
-                InsertOutcome::Rejected(reason) => {
+                InsertOutcome::Refused(reason) => {
                     tracing::warn!(%reason, "storage refused a replayed event");
                     counts.still_invalid += 1;
                 }

@@ -10,8 +10,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-/// The realistic ~1 KiB event shared with the benchmark.
-pub const FIXTURE: &[u8] = include_bytes!("../fixtures/plan_generated.json");
+/// The canonical event (events/plan_generated.json, about 1 KiB): the integration tests' support
+/// and the benchmarks' workload are built from it too.
+pub const FIXTURE: &[u8] = include_bytes!("../../../../events/plan_generated.json");
 
 /// The server clock used by every test unless a test says otherwise.
 pub const NOW: &str = "2026-03-01T12:00:00Z";

@@ -1,10 +1,11 @@
 //! The SQS message format of the archive hand-off, written by [`crate::publish`] (the ingest
-//! function) and read by the archiver: many records per message, so that a batch of 500
+//! function, and the archiver's replay) and read by the archiver: many records per message, so that a batch of 500
 //! events costs a handful of requests, not 500.
 //!
 //! Bodies: `{"v":1,"events":[<record>, ...]}` where a record is `eis_contract::Event`'s serde
 //! form, and `{"v":1,"rejected":[<quarantined>, ...]}` for `eis_contract::Quarantined`
-//! records (rejected input, kept under `rejected/`). The archiver decodes with [`decode`]; a
+//! records (the quarantine: input the contract rejected, kept under `rejected/`; the key stays
+//! `rejected`, as messages already on a queue carry it). The archiver decodes with [`decode`]; a
 //! body it cannot decode is left for the DLQ.
 
 use std::borrow::Cow;
@@ -15,7 +16,7 @@ use serde::Deserialize;
 
 pub const FORMAT_VERSION: u32 = 1;
 const HEAD: &str = r#"{"v":1,"events":["#;
-const REJECTED_HEAD: &str = r#"{"v":1,"rejected":["#;
+const QUARANTINE_HEAD: &str = r#"{"v":1,"rejected":["#;
 const TAIL: &str = "]}";
 
 /// SQS's limit on one message, and on the sum of the messages of one SendMessageBatch.
@@ -72,11 +73,11 @@ pub fn pack<E: ToRecord>(
 /// message alone (JSON escaping can make it larger than its raw text) has its text cut
 /// until it fits, and is marked truncated; without text, it loses its variants: a rejection
 /// (and with it its request's others) is never dropped for its size.
-pub fn pack_rejected(
+pub fn pack_quarantined(
     records: &mut [Quarantined],
     max_bytes: usize,
 ) -> Result<Vec<PackedMessage>, MessageError> {
-    let room = max_bytes.saturating_sub(REJECTED_HEAD.len() + TAIL.len());
+    let room = max_bytes.saturating_sub(QUARANTINE_HEAD.len() + TAIL.len());
     let mut texts = Vec::with_capacity(records.len());
     for record in records.iter_mut() {
         let text = loop {
@@ -99,7 +100,7 @@ pub fn pack_rejected(
         };
         texts.push(Cow::Owned(text));
     }
-    Ok(join(REJECTED_HEAD, &texts, max_bytes))
+    Ok(join(QUARANTINE_HEAD, &texts, max_bytes))
 }
 
 /// Joins records that each fit alone into bodies `head … TAIL` of at most `max_bytes`.
@@ -135,7 +136,7 @@ fn join(head: &str, records: &[Cow<'_, str>], max_bytes: usize) -> Vec<PackedMes
 #[derive(Debug, PartialEq)]
 pub enum Message {
     Events(Vec<Event>),
-    Rejected(Vec<Quarantined>),
+    Quarantined(Vec<Quarantined>),
 }
 
 #[derive(Deserialize)]
@@ -153,7 +154,7 @@ pub fn decode(body: &str) -> Result<Message, DecodeError> {
     }
     match (parsed.events, parsed.rejected) {
         (Some(events), None) => Ok(Message::Events(events)),
-        (None, Some(rejected)) => Ok(Message::Rejected(rejected)),
+        (None, Some(rejected)) => Ok(Message::Quarantined(rejected)),
         _ => Err(DecodeError(
             "a body holds exactly one of `events` and `rejected`".into(),
         )),
@@ -165,7 +166,7 @@ pub fn decode(body: &str) -> Result<Message, DecodeError> {
 pub fn decode_events(body: &str) -> Result<Vec<Event>, DecodeError> {
     match decode(body)? {
         Message::Events(events) => Ok(events),
-        Message::Rejected(_) => Err(DecodeError("a quarantine body, not events".into())),
+        Message::Quarantined(_) => Err(DecodeError("a quarantine body, not events".into())),
     }
 }
 
@@ -262,7 +263,7 @@ mod tests {
         decode_events(body).unwrap()
     }
 
-    fn rejected(n: usize, raw: &str) -> Quarantined {
+    fn quarantined(n: usize, raw: &str) -> Quarantined {
         let arrival = eis_contract::Arrival {
             request_id: "req",
             route: "POST /events/batch",
@@ -275,18 +276,19 @@ mod tests {
     }
 
     #[test]
-    fn rejected_records_pack_and_decode_back() {
-        let mut records: Vec<Quarantined> =
-            (0..300).map(|n| rejected(n, &"x".repeat(2_000))).collect();
+    fn quarantine_records_pack_and_decode_back() {
+        let mut records: Vec<Quarantined> = (0..300)
+            .map(|n| quarantined(n, &"x".repeat(2_000)))
+            .collect();
         let original = records.clone();
-        let messages = pack_rejected(&mut records, SQS_MAX_MESSAGE_BYTES).unwrap();
+        let messages = pack_quarantined(&mut records, SQS_MAX_MESSAGE_BYTES).unwrap();
         assert!(messages.len() > 1);
         let mut decoded = Vec::new();
         for m in &messages {
             assert!(m.body.len() <= SQS_MAX_MESSAGE_BYTES);
             match decode(&m.body).unwrap() {
-                Message::Rejected(r) => decoded.extend(r),
-                Message::Events(_) => panic!("rejected body decoded as events"),
+                Message::Quarantined(r) => decoded.extend(r),
+                Message::Events(_) => panic!("a quarantine body decoded as events"),
             }
         }
         assert_eq!(decoded, original);
@@ -295,9 +297,9 @@ mod tests {
     #[test]
     fn a_record_whose_escaped_text_overflows_a_message_is_cut_to_fit() {
         // Control characters take six bytes each once escaped: 60 000 of them need 360 000.
-        let mut records = vec![rejected(0, ""), rejected(1, "{}")];
+        let mut records = vec![quarantined(0, ""), quarantined(1, "{}")];
         records[0].raw = "\u{1}".repeat(60_000);
-        let messages = pack_rejected(&mut records, SQS_MAX_MESSAGE_BYTES).unwrap();
+        let messages = pack_quarantined(&mut records, SQS_MAX_MESSAGE_BYTES).unwrap();
         assert!(messages
             .iter()
             .all(|m| m.body.len() <= SQS_MAX_MESSAGE_BYTES));
@@ -309,7 +311,11 @@ mod tests {
     #[test]
     fn a_record_too_large_without_its_text_loses_its_variants_not_its_neighbours() {
         let id = "\u{1}".repeat(eis_contract::MAX_NAMED_ID_BYTES);
-        let mut records = vec![rejected(0, "{}"), rejected(1, "{}"), rejected(2, "{}")];
+        let mut records = vec![
+            quarantined(0, "{}"),
+            quarantined(1, "{}"),
+            quarantined(2, "{}"),
+        ];
         records[1].experiments = (0..10)
             .map(|_| eis_contract::NamedVariant {
                 experiment_id: id.clone(),
@@ -317,7 +323,7 @@ mod tests {
             })
             .collect();
         // 20 ids of 128 control characters escape to 15 KiB: more than a 4 KiB message.
-        let messages = pack_rejected(&mut records, 4096).expect("every record is packed");
+        let messages = pack_quarantined(&mut records, 4096).expect("every record is packed");
         assert_eq!(messages.iter().map(|m| m.events.len()).sum::<usize>(), 3);
         assert!(messages.iter().all(|m| m.body.len() <= 4096));
         assert!(records[1].raw.is_empty() && records[1].experiments.is_empty());

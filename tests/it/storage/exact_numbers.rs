@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use eis_contract::{Event, JsonObject, Limits};
-use eis_runtime::{handoff, SqsPublisher};
+use eis_handoff::{message, SqsPublisher};
 use eis_store::{PendingHandoffs, PgEventStore};
 use eis_tests::*;
 
@@ -102,10 +102,10 @@ async fn numbers_are_exact_in_postgres_and_in_the_sweep() {
     assert_eq!(back, written);
     for (b, w) in back.iter().zip(&written) {
         assert_eq!(
-            handoff::pack(std::slice::from_ref(b), handoff::SQS_MAX_MESSAGE_BYTES).expect("pack")
+            message::pack(std::slice::from_ref(b), message::SQS_MAX_MESSAGE_BYTES).expect("pack")
                 [0]
             .body,
-            handoff::pack(std::slice::from_ref(w), handoff::SQS_MAX_MESSAGE_BYTES).expect("pack")
+            message::pack(std::slice::from_ref(w), message::SQS_MAX_MESSAGE_BYTES).expect("pack")
                 [0]
             .body,
         );
@@ -115,7 +115,7 @@ async fn numbers_are_exact_in_postgres_and_in_the_sweep() {
 #[tokio::test]
 async fn the_sqs_body_carries_the_exact_text() {
     let sent = events();
-    let packed = handoff::pack(&sent, handoff::SQS_MAX_MESSAGE_BYTES).expect("pack");
+    let packed = message::pack(&sent, message::SQS_MAX_MESSAGE_BYTES).expect("pack");
     let body: String = packed.iter().map(|m| m.body.as_str()).collect();
     for ((given, canonical), e) in cases().iter().zip(&sent) {
         let payload = format!(r#""payload":{}"#, expected_payload(canonical));
@@ -135,7 +135,7 @@ async fn the_sqs_body_carries_the_exact_text() {
     let publisher = SqsPublisher::new(
         queue.client.clone(),
         queue.url.clone(),
-        handoff::SQS_MAX_MESSAGE_BYTES,
+        message::SQS_MAX_MESSAGE_BYTES,
     );
     let outcome = publisher.publish(&sent).await;
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
@@ -144,7 +144,7 @@ async fn the_sqs_body_carries_the_exact_text() {
     for m in queue.receive_all(&queue.url).await {
         let body = m.body().unwrap_or_default();
         bodies.push_str(body);
-        received.extend(handoff::decode_events(body).expect("decodes"));
+        received.extend(message::decode_events(body).expect("decodes"));
     }
     assert!(bodies.contains(&expected_payload(CASES[0].1)));
     received.sort_by_key(|e| e.unit_id.clone());

@@ -5,7 +5,7 @@
 //!
 //! One test per fixture, each against its golden answer `events/expected/<fixture>` (status
 //! and the whole body; `"<uuid>"` stands for an id the server generates). After a deliberate
-//! change of the answers, `EIS_BLESS=1 cargo test --test ingest_lambda` rewrites the goldens;
+//! change of the answers, `EIS_BLESS=1 cargo test --test it ingest_lambda` rewrites the goldens;
 //! review their diff before committing it (an id inside a gzip body is not seen in the request
 //! text, so it is masked too: restore it by hand, as in ingest-post-event-base64-gzip.json).
 

@@ -5,21 +5,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, Days, SubsecRound, TimeZone, Utc};
 use eis_contract::Event;
-use eis_runtime::{handoff, SqsPublisher};
+use eis_handoff::{message, SqsPublisher};
 use eis_store::maintenance::{self, MaintenancePolicy};
 use eis_store::{migrate, Db, InsertOutcome, PendingHandoffs, PgEventStore, StoreError};
 use eis_tests::events::event;
 use eis_tests::*;
 
-#[path = "storage/exact_numbers.rs"]
 mod exact_numbers;
-#[path = "storage/idle_connection.rs"]
 mod idle_connection;
-#[path = "storage/login.rs"]
 mod login;
-#[path = "storage/pending.rs"]
 mod pending;
-#[path = "storage/retention.rs"]
 mod retention;
 
 fn now() -> DateTime<Utc> {
@@ -135,8 +130,8 @@ async fn stored_rows_hold_every_field() {
     assert_eq!(row.get::<_, String>(0), "plan_generated");
     assert_eq!(row.get::<_, String>(1), "user-fields");
     assert_eq!(row.get::<_, String>(2), "ios");
-    assert_eq!(row.get::<_, f64>(3), 450.0);
-    assert_eq!(row.get::<_, String>(4), "plan-1");
+    assert_eq!(row.get::<_, f64>(3), 1843.5);
+    assert_eq!(row.get::<_, String>(4), "pln_01HQZ8K4V7N2");
     assert_eq!(
         row.get::<_, Vec<String>>(5),
         vec!["old_timestamp", "no_experiment_context"]
@@ -178,7 +173,7 @@ async fn an_event_the_database_refuses_does_not_take_its_batch_down() {
     let outcomes = &stored.outcomes;
     assert_eq!(outcomes[0], InsertOutcome::Inserted);
     assert!(
-        matches!(outcomes[1], InsertOutcome::Rejected(_)),
+        matches!(outcomes[1], InsertOutcome::Refused(_)),
         "{:?}",
         outcomes[1]
     );
@@ -382,7 +377,7 @@ async fn sqs_packs_many_events_per_message_and_round_trips() {
     let publisher = SqsPublisher::new(
         queue.client.clone(),
         queue.url.clone(),
-        handoff::SQS_MAX_MESSAGE_BYTES,
+        message::SQS_MAX_MESSAGE_BYTES,
     );
     let batch = events(500, now());
     let outcome = publisher.publish(&batch).await;
@@ -396,7 +391,7 @@ async fn sqs_packs_many_events_per_message_and_round_trips() {
 
     let mut received = Vec::new();
     for m in queue.receive_all(&queue.url).await {
-        received.extend(handoff::decode_events(m.body().unwrap_or_default()).expect("decodes"));
+        received.extend(message::decode_events(m.body().unwrap_or_default()).expect("decodes"));
     }
     received.sort_by_key(|e| e.unit_id.clone());
     let mut sent = batch.clone();

@@ -59,12 +59,18 @@ async fn four_runs_at_once_lose_nothing_and_compaction_leaves_each_event_once() 
     for outcome in &outcomes {
         assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
         assert_eq!(outcome.summary.failed_files, 0);
+        // Every message a run took, SQS confirmed deleting.
+        assert_eq!(outcome.summary.failed_deletes, 0);
+        assert_eq!(outcome.summary.deleted, outcome.summary.messages);
         messages += outcome.summary.messages;
     }
     let working = outcomes.iter().filter(|o| o.summary.messages > 0).count();
     assert!(working > 1, "the runs shared the queue: {working} received");
     assert!(messages as u64 >= queued, "{messages} of {queued} messages");
-    assert_eq!(depth(stack.queue(), &stack.queue().url).await, (0, 0));
+    // Nothing is left to receive. (Not "nothing in flight": moto 5's DeleteMessageBatch is not
+    // atomic, and two at once can put a message the other deleted back in flight; seen here
+    // with 40 concurrent deletes of 400 received messages, 10 came back. SQS has no such race.)
+    assert_eq!(depth(stack.queue(), &stack.queue().url).await.0, 0);
 
     // Nothing lost: every event is in the archive at least once.
     let archived = stack.archived_ids().await;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use archiver::compaction::CompactionPolicy;
 use chrono::Utc;
-use eis_runtime::{handoff, SqsPublisher};
+use eis_handoff::{message, SqsPublisher};
 use eis_tests::api::answer;
 use eis_tests::archive::{hour_ago, policy, Stack};
 use eis_tests::events::{EXPERIMENT, VARIANT};
@@ -30,14 +30,14 @@ fn sqs_publisher(stack: &Stack, sqs: aws_sdk_sqs::Client) -> SqsPublisher {
     SqsPublisher::new(
         sqs,
         stack.queue().url.clone(),
-        handoff::SQS_MAX_MESSAGE_BYTES,
+        message::SQS_MAX_MESSAGE_BYTES,
     )
 }
 
 /// The ingest API on the stack's database, publishing through `publisher`.
 async fn api_with(
     stack: &Stack,
-    publisher: impl eis_runtime::Publish + 'static,
+    publisher: impl eis_handoff::Publish + 'static,
 ) -> (String, tokio::task::JoinHandle<()>) {
     let state = api_state(&stack.db().config(), publisher);
     serve(router(state)).await
@@ -216,11 +216,11 @@ async fn a_partial_publish_leaves_the_refused_events_to_the_sweep() {
 /// never returns (the one way to stop a request at exactly that point).
 struct NeverAnswers;
 
-impl eis_runtime::Publish for NeverAnswers {
+impl eis_handoff::Publish for NeverAnswers {
     fn publish<'a>(
         &'a self,
         _events: &'a [&'a eis_contract::Encoded],
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = eis_runtime::PublishOutcome> + Send + 'a>>
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = eis_handoff::PublishOutcome> + Send + 'a>>
     {
         Box::pin(std::future::pending())
     }

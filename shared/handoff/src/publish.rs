@@ -8,8 +8,9 @@ use std::pin::Pin;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use eis_contract::{Encoded, Quarantined, ToRecord};
 
-use crate::aws::is_transient;
-use crate::handoff::{self, MessageError, PackedMessage};
+use eis_runtime::aws::is_transient;
+
+use crate::message::{self, MessageError, PackedMessage};
 
 /// SendMessageBatch takes at most 10 entries.
 const MAX_BATCH_ENTRIES: usize = 10;
@@ -93,7 +94,7 @@ impl SqsPublisher {
 
     /// Publishes events, or their records written already ([`Encoded`]).
     pub async fn publish<E: ToRecord + Sync>(&self, events: &[E]) -> PublishOutcome {
-        match handoff::pack(events, self.max_message_bytes) {
+        match message::pack(events, self.max_message_bytes) {
             Ok(messages) => self.send_all(&messages).await,
             Err(e) => PublishOutcome::failed(e.into()),
         }
@@ -101,8 +102,8 @@ impl SqsPublisher {
 
     /// Publishes quarantine records (their texts cut where a record would not fit a message);
     /// `published` then indexes the records.
-    pub async fn publish_rejected(&self, records: &mut [Quarantined]) -> PublishOutcome {
-        match handoff::pack_rejected(records, self.max_message_bytes) {
+    pub async fn publish_quarantined(&self, records: &mut [Quarantined]) -> PublishOutcome {
+        match message::pack_quarantined(records, self.max_message_bytes) {
             Ok(messages) => self.send_all(&messages).await,
             Err(e) => PublishOutcome::failed(e.into()),
         }

@@ -12,7 +12,6 @@ use eis_tests::TestDb;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-#[path = "registry/load.rs"]
 mod load;
 
 const OTHER_VARIANT: &str = "5c0c8f5e-8b4a-4a43-b7c5-0f2f0c0b9a0f";

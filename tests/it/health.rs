@@ -12,7 +12,6 @@ use eis_tests::{eventually, pairs, TestDb};
 use serde_json::Value;
 use tokio::time::Instant;
 
-#[path = "health/bounds.rs"]
 mod bounds;
 
 /// Inserts one event per unit `{prefix}{i}` for i in `range`, naming `experiment` with the

@@ -18,7 +18,7 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::TimestampMicrosecondType;
 use chrono::{DateTime, SecondsFormat, Utc};
 use eis_contract::Event;
-use eis_runtime::SqsPublisher;
+use eis_handoff::SqsPublisher;
 use eis_store::{InsertOutcome, PgEventStore};
 use eis_tests::events::{event, EXPERIMENT, POLICY, VARIANT};
 use eis_tests::*;
@@ -34,7 +34,7 @@ fn config(db: &TestDb, queue: &TestQueue, bucket: &str) -> Config {
 }
 
 fn config_for(db: eis_store::DbConfig, queue: &TestQueue, bucket: &str) -> Config {
-    // These tests look at the raw files a run writes: compaction off (tests/compaction.rs).
+    // These tests look at the raw files a run writes: compaction off (tests/it/compaction.rs).
     let compaction = archiver::compaction::CompactionPolicy {
         max_hours: 0,
         ..Default::default()

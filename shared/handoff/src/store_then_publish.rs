@@ -4,17 +4,14 @@
 //! exp.pending_handoffs, and the archiver's sweep archives it later. The ingest API and the
 //! archiver's replay of quarantined events both store through it.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
 use eis_contract::{Encoded, Event};
-use eis_runtime::Publish;
+use eis_store::events::{self, InsertOutcome, PgEventStore};
+use eis_store::{Db, EventKey, PendingHandoffs, PendingId, StoreError};
 
-use crate::db::Db;
-use crate::error::StoreError;
-use crate::events::{self, EventKey, InsertOutcome, PgEventStore};
-use crate::pending::{PendingHandoffs, PendingId};
+use crate::publish::Publish;
 
 pub struct Storage {
     store: PgEventStore,

@@ -14,7 +14,7 @@ use archiver::recovery::replay::{self, Judge};
 use archiver::recovery::restore;
 use chrono::{DateTime, SecondsFormat, Utc};
 use eis_contract::{Limits, Quarantined, Registry, RegistryMode};
-use eis_runtime::handoff::{self, Message};
+use eis_handoff::message::{self, Message};
 use eis_tests::api::answer;
 use eis_tests::archive::{get, keys, policy, Stack};
 use eis_tests::events::{seed_request, EXPERIMENT, VARIANT};
@@ -24,9 +24,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-#[path = "quarantine/exact.rs"]
 mod exact;
-#[path = "quarantine/resume.rs"]
 mod resume;
 
 /// The ingest's clock in these tests (the API state takes a plain `fn`).
@@ -259,8 +257,8 @@ async fn a_batch_s_rejections_are_kept_and_replayed_exactly_once() {
 async fn queued_records(queue: &TestQueue) -> Vec<Quarantined> {
     let mut records = Vec::new();
     for m in queue.receive_all(&queue.url).await {
-        if let Message::Rejected(r) =
-            handoff::decode(m.body().unwrap_or_default()).expect("decodes")
+        if let Message::Quarantined(r) =
+            message::decode(m.body().unwrap_or_default()).expect("decodes")
         {
             records.extend(r);
         }

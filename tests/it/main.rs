@@ -1,0 +1,18 @@
+//! The integration tests against the local stack: one binary, a module per area, so that the
+//! whole stack is linked once. Each test takes its own database, queue and bucket (eis_tests's
+//! `database` and `aws` modules), so areas run side by side without sharing state.
+
+mod archiver;
+mod archiver_parallel;
+mod audit;
+mod compaction;
+mod exactly_once;
+mod health;
+mod identity;
+mod ingest_http;
+mod ingest_lambda;
+mod migrator;
+mod quarantine;
+mod registry;
+mod srm;
+mod storage;

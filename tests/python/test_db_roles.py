@@ -1,7 +1,7 @@
 """The database roles of migrations/V4__roles.sql (and V5's pending hand-offs), on the local
 PostgreSQL.
 
-The migrations run through the project's own runner (eis-migrate), both ways the fixture
+The migrations run through the project's own runner (the migrator binary), both ways the fixture
 `migrated` describes. A login user in eis_app must then be able to do what ingest and the
 archiver do, and nothing that changes or destroys the schema: no DROP, TRUNCATE, ALTER, DELETE,
 CREATE, and no UPDATE of exp.events at all (the hand-off lives in exp.pending_handoffs).
@@ -49,7 +49,7 @@ def secret(env: dict, name: str, user: str, password: str) -> str:
     return answer["ARN"]
 
 
-def eis_migrate(env: dict, url: str, extra: dict) -> str:
+def run_migrator(env: dict, url: str, extra: dict) -> str:
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     migrate = target / "debug" / "migrator"
     assert migrate.exists(), f"{migrate} missing: `make up` builds it"
@@ -77,7 +77,7 @@ def migrated(env, request):
     try:
         ok(admin, f"CREATE DATABASE {db} OWNER {master}")
         if request.param == "as-master":
-            eis_migrate(env, url_for(env["DATABASE_URL"], master, db), {})
+            run_migrator(env, url_for(env["DATABASE_URL"], master, db), {})
             ok(admin, f"CREATE ROLE {app} LOGIN IN ROLE eis_app")
         else:
             secrets = {
@@ -88,7 +88,7 @@ def migrated(env, request):
             # As in the template: the URL names no user; each step's secret does.
             p = u.urlsplit(env["DATABASE_URL"])
             url = u.urlunsplit(p._replace(netloc=f"{p.hostname}:{p.port}", path=f"/{db}"))
-            eis_migrate(env, url, secrets)
+            run_migrator(env, url, secrets)
             request.node.deploy = (url, secrets, migrator)
         yield admin, db, url_for(env["DATABASE_URL"], app, db)
     finally:
@@ -215,7 +215,7 @@ def test_the_deploy_runs_the_migrations_as_the_migrator_and_is_repeatable(migrat
     before = ok(db_admin, f"SELECT rolpassword FROM pg_authid WHERE rolname = '{app_user}'")
     assert before.startswith("SCRAM-SHA-256$")
     # A second deploy applies nothing and sets the passwords afresh (a rotated secret).
-    assert "up to date" in eis_migrate(env, url, secrets)
+    assert "up to date" in run_migrator(env, url, secrets)
     after = ok(db_admin, f"SELECT rolpassword FROM pg_authid WHERE rolname = '{app_user}'")
     assert after.startswith("SCRAM-SHA-256$") and after != before
     ok(app, INSERT)

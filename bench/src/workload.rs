@@ -4,6 +4,7 @@
 //! see realistic, not identical, rows.
 
 use std::path::Path;
+use std::sync::LazyLock;
 
 use anyhow::Context;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
@@ -67,20 +68,24 @@ const TAGS: [&str; 5] = [
 ];
 const INGREDIENTS: [&str; 5] = ["peanut", "shellfish", "dairy", "egg", "soy"];
 
-/// The canonical event (events/plan_generated.json): each generated body is it with the
-/// varying fields drawn anew.
-const CANONICAL: &str = include_str!("../../events/plan_generated.json");
+/// The canonical event (events/plan_generated.json) without its `event_id`, parsed once: each
+/// generated body is a copy with the varying fields drawn anew.
+static CANONICAL: LazyLock<Value> = LazyLock::new(|| {
+    // A constant that does not parse is a bug of the repository, not of the input.
+    let mut body: Value = serde_json::from_str(include_str!("../../events/plan_generated.json"))
+        .expect("events/plan_generated.json");
+    if let Some(fields) = body.as_object_mut() {
+        fields.remove("event_id");
+    }
+    body
+});
 
 /// Request body of event `i` (no `event_id`: the API assigns a fresh one, as for most clients).
 pub fn request_body(i: u64, timestamp: DateTime<Utc>) -> Value {
     let mut r = Mix(i);
     let (experiment, variants) = EXPERIMENTS[(i % 3) as usize];
     let (other, other_variants) = EXPERIMENTS[((i + 1) % 3) as usize];
-    // A constant that does not parse is a bug of the repository, not of the input.
-    let mut body: Value = serde_json::from_str(CANONICAL).expect("events/plan_generated.json");
-    if let Some(fields) = body.as_object_mut() {
-        fields.remove("event_id");
-    }
+    let mut body = CANONICAL.clone();
     // In the order the generator is drawn from, so that the bodies stay what they were.
     body["event_type"] = EVENT_TYPES[r.below(4) as usize].into();
     body["unit_id"] = format!("usr_{:016x}", r.below(200_000)).into();

@@ -2,6 +2,8 @@
 //! and the benchmarks read too) with its first experiment only, so that each event counts
 //! once per variant; and its variants for the tests that need many events.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{json, Value};
 
@@ -10,7 +12,11 @@ pub const EXPERIMENT: &str = "0191e3b2-7a10-7c44-8f0e-2b9d6a1c3e58";
 pub const VARIANT: &str = "0191e3b2-7a10-7c44-8f0e-2b9d6a1c3e5a";
 pub const POLICY: &str = "0192a1b0-55e3-7f01-8c2d-3e4f5a6b7c8d";
 
-const CANONICAL: &str = include_str!("../../events/plan_generated.json");
+/// The canonical event, parsed once.
+static CANONICAL: LazyLock<Value> = LazyLock::new(|| {
+    serde_json::from_str(include_str!("../../events/plan_generated.json"))
+        .expect("the canonical event is JSON")
+});
 
 /// Now plus `offset`, as a client writes it.
 pub fn ts(offset: Duration) -> String {
@@ -20,7 +26,7 @@ pub fn ts(offset: Duration) -> String {
 /// The canonical event as a client sends it for `unit_id` at `timestamp`: no `event_id` (the
 /// API assigns one), one experiment.
 pub fn seed_request(unit_id: &str, timestamp: DateTime<Utc>) -> Value {
-    let mut event: Value = serde_json::from_str(CANONICAL).expect("the canonical event is JSON");
+    let mut event = CANONICAL.clone();
     let fields = event
         .as_object_mut()
         .expect("the canonical event is an object");

@@ -12,6 +12,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use eis_tests::*;
 use http_body_util::BodyExt;
+use ingest::sender::CallerBinding;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -33,13 +34,27 @@ struct Fixtures {
     queue: TestQueue,
 }
 
+/// What `ingest-post-batch-jwt.json` is deployed with: users may write only their own events.
+fn users_bound_to_sub() -> CallerBinding {
+    CallerBinding {
+        unit: eis_contract::UnitBinding {
+            unit_type: "user".into(),
+        },
+        claim: "sub".into(),
+    }
+}
+
 impl Fixtures {
     async fn start() -> Fixtures {
+        Self::start_with(None).await
+    }
+
+    async fn start_with(binding: Option<CallerBinding>) -> Fixtures {
         let db = TestDb::create().await;
         let queue = TestQueue::create(5, 30).await;
-        let mut state = ingest::app::state(&ingest_config(&db, &queue.url))
-            .await
-            .expect("state");
+        let mut config = ingest_config(&db, &queue.url);
+        config.binding = binding;
+        let mut state = ingest::app::state(&config).await.expect("state");
         state.now = fixture_now;
         let app = ingest::routes::router(state);
         Fixtures { app, db, queue }
@@ -49,7 +64,12 @@ impl Fixtures {
     async fn invoke(&self, fixture: &str) -> Value {
         let path = format!("{}/{fixture}", events_dir());
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        let request = lambda_http::request::from_str(&text).expect("API Gateway v2 event");
+        self.invoke_text(&text).await
+    }
+
+    /// The answer to an API Gateway v2 event given as text.
+    async fn invoke_text(&self, text: &str) -> Value {
+        let request = lambda_http::request::from_str(text).expect("API Gateway v2 event");
         let response = self
             .app
             .clone()
@@ -116,7 +136,11 @@ fn mask_generated_ids(answer: &mut Value, request: &str) {
 
 /// Checks (or, with EIS_BLESS=1, writes) the golden answer of one fixture.
 async fn answers_as_golden(fixture: &str) {
-    let fixtures = Fixtures::start().await;
+    answers_as_golden_with(fixture, None).await;
+}
+
+async fn answers_as_golden_with(fixture: &str, binding: Option<CallerBinding>) {
+    let fixtures = Fixtures::start_with(binding).await;
     let answer = fixtures.invoke(fixture).await;
     let golden_path = format!("{}/expected/{fixture}", events_dir());
     if std::env::var_os("EIS_BLESS").is_some() {
@@ -159,6 +183,75 @@ golden_tests! {
     get_health => "ingest-get-health.json",
     get_unknown_route => "ingest-get-unknown-route.json",
     delete_events => "ingest-delete-events.json",
+    post_validate => "ingest-post-validate.json",
+}
+
+#[tokio::test]
+async fn post_batch_jwt() {
+    answers_as_golden_with("ingest-post-batch-jwt.json", Some(users_bound_to_sub())).await;
+}
+
+/// Behind the JWT authorizer: the caller's own event and another unit type's are stored, with
+/// the request's send time; the event naming another user is refused and not kept anywhere.
+#[tokio::test]
+async fn a_bound_caller_writes_only_its_own_events_with_their_send_time() {
+    let fixtures = Fixtures::start_with(Some(users_bound_to_sub())).await;
+    let answer = fixtures.invoke("ingest-post-batch-jwt.json").await;
+    assert_eq!(answer["status"], 207, "{answer}");
+    let client = fixtures.db.client().await;
+    let rows = client
+        .query(
+            "SELECT unit_id, sent_at, adjusted_timestamp, \"timestamp\", received_at \
+             FROM exp.events ORDER BY unit_id",
+            &[],
+        )
+        .await
+        .expect("query");
+    let units: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(units, ["s-9", "user-1"]);
+    let sent_at = Utc.with_ymd_and_hms(2026, 11, 28, 10, 3, 30).single();
+    for row in &rows {
+        let (sent, adjusted): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
+            (row.get(1), row.get(2));
+        let (timestamp, received): (DateTime<Utc>, DateTime<Utc>) = (row.get(3), row.get(4));
+        assert_eq!(sent, sent_at);
+        // The client's clock was 90 s behind the server's (10:05:00).
+        assert_eq!(
+            received - sent.expect("sent_at"),
+            chrono::Duration::seconds(90)
+        );
+        assert_eq!(adjusted, Some(timestamp + chrono::Duration::seconds(90)));
+    }
+    // Only the stored two went to the archive's queue; the refused one to no quarantine.
+    assert_eq!(
+        queued_events(&fixtures.queue, &fixtures.queue.url)
+            .await
+            .len(),
+        2
+    );
+}
+
+/// The dry run answers what the batch route answers for the same events, and stores nothing.
+#[tokio::test]
+async fn the_dry_run_judges_as_the_batch_route_and_stores_nothing() {
+    let fixtures = Fixtures::start().await;
+    let dry = fixtures.invoke("ingest-post-validate.json").await;
+    assert_eq!(stored_counts(&fixtures.db).await, (0, 0));
+    assert_eq!(depth(&fixtures.queue, &fixtures.queue.url).await, (0, 0));
+
+    let path = format!("{}/ingest-post-validate.json", events_dir());
+    let text = std::fs::read_to_string(&path).expect("fixture");
+    let as_batch = text.replace("/events/validate", "/events/batch");
+    let stored = fixtures.invoke_text(&as_batch).await;
+    for key in ["accepted", "rejected", "errors"] {
+        assert_eq!(dry["body"][key], stored["body"][key], "{key}");
+    }
+    assert_eq!(dry["status"], stored["status"]);
+    // Ids: the client's own in both; none yet in the dry run for the event sent without one.
+    assert_eq!(dry["body"]["event_ids"][0], stored["body"]["event_ids"][0]);
+    assert_eq!(dry["body"]["event_ids"][1], Value::Null);
+    assert!(stored["body"]["event_ids"][1].is_string());
+    assert_eq!(stored_counts(&fixtures.db).await.0, 2);
 }
 
 #[test]

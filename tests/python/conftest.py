@@ -80,12 +80,13 @@ def start_make_dev(env: dict) -> tuple[subprocess.Popen, str]:
         raise
 
 
-def write_with_example(example: str, source: Path, out: Path, now: str) -> Path:
+def write_with_example(example: str, source: Path, out: Path, now: str, *extra: str) -> Path:
     """Runs the archiver's `example` (write-sample, write-rejected-sample) on `source`, with
-    `now` as the receive time; returns `out`, which it must have written."""
+    `now` as the receive time (and the example's `extra` arguments); returns `out`, which it
+    must have written."""
     run = subprocess.run(
         ["cargo", "run", "--quiet", "--locked", "-p", "archiver", "--example", example,
-         "--", str(source), str(out), now],
+         "--", str(source), str(out), now, *extra],
         cwd=ROOT, capture_output=True, text=True, timeout=3600, check=False,
     )
     assert run.returncode == 0, run.stderr

@@ -19,6 +19,11 @@ from conftest import write_with_example
 # The receive time given to validation: every received_at equals it.
 NOW = "2026-01-05T09:30:00Z"
 NOW_UTC = datetime(2026, 1, 5, 9, 30, tzinfo=timezone.utc)
+# The requests' send time by the client's clock, two minutes behind the server's: each
+# adjusted_timestamp is the event's timestamp two minutes later.
+SENT_AT = "2026-01-05T09:28:00Z"
+SENT_AT_UTC = datetime(2026, 1, 5, 9, 28, tzinfo=timezone.utc)
+SKEW = NOW_UTC - SENT_AT_UTC
 
 EXPERIMENT_A = "0b7e6a43-2d1e-4f55-9d7c-6f6f6b1f0a01"
 VARIANT_A = "5c0c8f5e-8b4a-4a43-b7c5-0f2f0c0b9a02"
@@ -79,6 +84,8 @@ EXPECTED = [
         "timestamp": datetime(2026, 1, 5, 9, 15, 30, 123456, tzinfo=timezone.utc),
         "received_at": NOW_UTC,
         "flags": [],
+        "sent_at": SENT_AT_UTC,
+        "adjusted_timestamp": datetime(2026, 1, 5, 9, 15, 30, 123456, tzinfo=timezone.utc) + SKEW,
     },
     {
         "event_id": "0193f1a2-7c3e-7a10-8b2c-3d4e5f6a7b02",
@@ -92,6 +99,8 @@ EXPECTED = [
         "timestamp": datetime(2025, 12, 26, 8, 0, tzinfo=timezone.utc),
         "received_at": NOW_UTC,
         "flags": ["old_timestamp", "no_experiment_context"],
+        "sent_at": SENT_AT_UTC,
+        "adjusted_timestamp": datetime(2025, 12, 26, 8, 0, tzinfo=timezone.utc) + SKEW,
     },
     {
         "event_id": "0193f1a2-7c3e-7a10-8b2c-3d4e5f6a7b03",
@@ -105,24 +114,29 @@ EXPECTED = [
         "timestamp": datetime(2026, 1, 5, 9, 29, 59, 999999, tzinfo=timezone.utc),
         "received_at": NOW_UTC,
         "flags": [],
+        "sent_at": SENT_AT_UTC,
+        "adjusted_timestamp": datetime(2026, 1, 5, 9, 29, 59, 999999, tzinfo=timezone.utc) + SKEW,
     },
 ]
 
 COLUMNS = ["event_id", "event_type", "unit_type", "unit_id", "experiments", "context",
-           "metrics", "payload", "timestamp", "received_at", "flags"]
+           "metrics", "payload", "timestamp", "received_at", "flags", "sent_at",
+           "adjusted_timestamp"]
 
 
-def write_archive(folder, lines):
-    """A file written by the archiver's encoder from request bodies (one JSON text each)."""
+def write_archive(folder, lines, *sent_at):
+    """A file written by the archiver's encoder from request bodies (one JSON text each),
+    sent at `sent_at` when given."""
     events, out = folder / "events.jsonl", folder / "events.parquet"
     events.write_text("\n".join(lines) + "\n")
-    return write_with_example("write-sample", events, out, NOW)
+    return write_with_example("write-sample", events, out, NOW, *sent_at)
 
 
 @pytest.fixture(scope="module")
 def archive_file(tmp_path_factory):
     """A file written by the archiver's encoder from SENT (fails if none is written)."""
-    return write_archive(tmp_path_factory.mktemp("archive"), [json.dumps(e) for e in SENT])
+    return write_archive(tmp_path_factory.mktemp("archive"), [json.dumps(e) for e in SENT],
+                         SENT_AT)
 
 
 # Numbers in payload/context as sent (raw JSON text), and the text the archive holds:
@@ -142,6 +156,8 @@ def exact_file(tmp_path_factory):
 
 def test_payload_and_context_numbers_are_exact_text(exact_file):
     row = pq.read_table(exact_file).to_pylist()[0]
+    # Written without a send time: both columns null, as in files from before they existed.
+    assert (row["sent_at"], row["adjusted_timestamp"]) == (None, None)
     assert row["payload"] == EXACT_PAYLOAD
     assert row["context"] == '{"amount":1.50}'
     assert json.loads(row["payload"])["order_id"] == 123456789012345678901234567890
@@ -170,6 +186,9 @@ def test_pyarrow_reads_every_column_as_sent(archive_file):
     assert table.schema.field("event_type").type == pa.dictionary(pa.int32(), pa.string())
     assert table.schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
     assert table.schema.field("received_at").type == pa.timestamp("us", tz="UTC")
+    for name in ("sent_at", "adjusted_timestamp"):
+        assert table.schema.field(name).type == pa.timestamp("us", tz="UTC"), name
+        assert table.schema.field(name).nullable, name
     assert pa.types.is_map(table.schema.field("metrics").type)
     experiments = table.schema.field("experiments").type
     assert pa.types.is_list(experiments)
@@ -204,6 +223,7 @@ def test_duckdb_reads_every_column_as_sent(archive_file):
     assert described["metrics"] == "MAP(VARCHAR, DOUBLE)"
     assert described["experiments"] == "STRUCT(experiment_id VARCHAR, variant_id VARCHAR)[]"
     assert described["flags"] == "VARCHAR[]"
+    assert described["adjusted_timestamp"] == "TIMESTAMP WITH TIME ZONE"
 
     cursor = con.execute("SELECT * FROM read_parquet(?) ORDER BY event_id", [str(archive_file)])
     names = [d[0] for d in cursor.description]
@@ -221,3 +241,22 @@ def test_duckdb_reads_every_column_as_sent(archive_file):
         [str(archive_file)]).fetchall()
     assert [r[0] for r in rendered] == [
         "2026-01-05T09:15:30.123456", "2025-12-26T08:00:00.000000", "2026-01-05T09:29:59.999999"]
+
+
+def test_readers_query_across_the_format_change(archive_file, tmp_path):
+    """docs/archive.md, "Across the change": a version 1 file (no send-time columns; made here
+    by dropping them) read together with a version 2 file, by DuckDB and by pyarrow."""
+    current = pq.read_table(archive_file)
+    old = tmp_path / "old.parquet"
+    pq.write_table(current.drop_columns(["sent_at", "adjusted_timestamp"]), old)
+
+    con = duckdb.connect()
+    rows = con.execute(
+        "SELECT count(*), count(sent_at), count(adjusted_timestamp) "
+        "FROM read_parquet(?, union_by_name = true)", [[str(archive_file), str(old)]]).fetchone()
+    assert rows == (2 * len(SENT), len(SENT), len(SENT))
+
+    import pyarrow.dataset as ds
+    both = ds.dataset([str(archive_file), str(old)], schema=current.schema).to_table()
+    assert both.num_rows == 2 * len(SENT)
+    assert both.column("sent_at").null_count == len(SENT)

@@ -90,6 +90,7 @@ pub fn ingest_config(db: &TestDb, queue_url: &str) -> ingest::config::Config {
         registry_max_age: Duration::from_secs(60),
         quarantine: Default::default(),
         metrics_namespace: Default::default(),
+        binding: None,
     }
 }
 
@@ -117,6 +118,7 @@ pub fn api_state(
         max_body_bytes: 5 << 20,
         metrics_namespace: Default::default(),
         now: chrono::Utc::now,
+        binding: None,
     }
 }
 

@@ -34,7 +34,8 @@ DEPLOY_SECRETS_ENV = {"EIS_DB_ADMIN_SECRET_ARN": "DbAdminSecretArn",
 MIGRATOR_ENV = set(DEPLOY_SECRETS_ENV)
 FUNCTION_ENV = {"IngestFunction": INGEST_ENV, "ArchiverFunction": ARCHIVER_ENV,
                 "MigratorFunction": MIGRATOR_ENV}
-ROUTES = {("post", "/events"), ("post", "/events/batch"), ("get", "/health")}
+ROUTES = {("post", "/events"), ("post", "/events/batch"), ("post", "/events/validate"),
+          ("get", "/health")}
 # The only actions allowed on Resource "*": IAM cannot scope these Describe calls, which Lambda
 # needs to manage the functions' network interfaces in the VPC, nor X-Ray's segment uploads.
 STAR_RESOURCE_ACTIONS = {"ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
@@ -51,6 +52,8 @@ GLUE_COLUMNS = [
     ("timestamp", "timestamp"),
     ("received_at", "timestamp"),
     ("flags", "array<string>"),
+    ("sent_at", "timestamp"),
+    ("adjusted_timestamp", "timestamp"),
 ]
 
 
@@ -476,22 +479,58 @@ def check_glue(t):
 
 
 def check_api_auth(t):
+    """Each mode of ApiAuthType: AWS_IAM (the default), JWT (an authorizer of the deployer's
+    issuer and audiences, required together) and NONE, on every route alike."""
     param = t["Parameters"]["ApiAuthType"]
     assert param["Default"] == "AWS_IAM", "IAM authorization by default"
-    assert "NONE" in param["AllowedValues"]
+    assert set(param["AllowedValues"]) == {"AWS_IAM", "JWT", "NONE"}
     assert t["Conditions"]["UseIamAuth"] == {"Fn::Equals": [{"Ref": "ApiAuthType"}, "AWS_IAM"]}
+    assert t["Conditions"]["UseJwtAuth"] == {"Fn::Equals": [{"Ref": "ApiAuthType"}, "JWT"]}
     body = props(t, "IngestApi")["DefinitionBody"]
-    scheme = body["components"]["securitySchemes"]["AWS_IAM"]
-    assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
+    schemes = body["components"]["securitySchemes"]
+    assert schemes["AWS_IAM"]["x-amazon-apigateway-authtype"] == "awsSigv4"
+    when_jwt, otherwise = schemes["Jwt"]["Fn::If"][1:]
+    assert schemes["Jwt"]["Fn::If"][0] == "UseJwtAuth" and otherwise == {"Ref": "AWS::NoValue"}
+    authorizer = when_jwt["x-amazon-apigateway-authorizer"]
+    assert authorizer["type"] == "jwt"
+    assert authorizer["identitySource"] == "$request.header.Authorization"
+    assert authorizer["jwtConfiguration"] == {"issuer": {"Ref": "JwtIssuer"},
+                                              "audience": {"Ref": "JwtAudience"}}
+    rule = t["Rules"]["JwtNeedsIssuerAndAudience"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "ApiAuthType"}, "JWT"]}
+    asserted = json.dumps(rule["Assertions"])
+    assert '"JwtIssuer"' in asserted and '"JwtAudience"' in asserted
     ops = api_operations(t)
     assert set(ops) == ROUTES
     for route, op in ops.items():
         assert op["security"] == {
-            "Fn::If": ["UseIamAuth", [{"AWS_IAM": []}], {"Ref": "AWS::NoValue"}]
+            "Fn::If": ["UseIamAuth", [{"AWS_IAM": []}],
+                       {"Fn::If": ["UseJwtAuth", [{"Jwt": []}], {"Ref": "AWS::NoValue"}]}]
         }, f"{route}: authorization follows ApiAuthType"
         integration = op["x-amazon-apigateway-integration"]
         assert integration["type"] == "aws_proxy" and integration["payloadFormatVersion"] == "2.0"
         assert integration["uri"] == {"Ref": "IngestFunction.Alias"}, route
+
+
+def check_cors_and_unit_binding(t):
+    """CORS only for the deployer's origins (none by default), allowing the headers the SDKs
+    send; the unit binding reaches the function only behind the JWT authorizer."""
+    assert t["Parameters"]["CorsAllowedOrigins"]["Default"] == ""
+    assert t["Conditions"]["HasCorsOrigins"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "CorsAllowedOrigins"}]}, ""]}]}
+    cors = props(t, "IngestApi")["DefinitionBody"]["x-amazon-apigateway-cors"]["Fn::If"]
+    assert cors[0] == "HasCorsOrigins" and cors[2] == {"Ref": "AWS::NoValue"}
+    assert cors[1]["allowOrigins"] == {"Ref": "CorsAllowedOrigins"}
+    assert {"authorization", "content-type", "content-encoding", "eis-sent-at"} <= set(
+        cors[1]["allowHeaders"])
+    assert set(cors[1]["allowMethods"]) == {"GET", "POST", "OPTIONS"}
+    env = props(t, "IngestFunction")["Environment"]["Variables"]
+    assert t["Conditions"]["BindsUnits"] == {"Fn::And": [
+        {"Condition": "UseJwtAuth"}, {"Fn::Not": [{"Fn::Equals": [{"Ref": "JwtUnitType"}, ""]}]}]}
+    assert env["EIS_BIND_UNIT_TYPE"] == {"Fn::If": ["BindsUnits", {"Ref": "JwtUnitType"}, ""]}
+    assert env["EIS_BIND_UNIT_CLAIM"] == {"Ref": "JwtUnitClaim"}
+    assert t["Parameters"]["JwtUnitClaim"]["Default"] == "sub"
+    assert t["Parameters"]["JwtUnitType"]["Default"] == "", "no binding unless asked for"
 
 
 def check_api_stage_and_throttling(t):
@@ -602,6 +641,7 @@ CHECKS = {f.__name__[len("check_") :]: f for f in [
     check_bucket_tls_policy,
     check_glue,
     check_api_auth,
+    check_cors_and_unit_binding,
     check_api_stage_and_throttling,
     check_migrations,
     check_alarms,
@@ -712,6 +752,17 @@ MUTATIONS = [
     ("api_auth", set_at(["Parameters", "ApiAuthType", "Default"], "NONE")),
     ("api_auth", _first_op("security", [])),
     ("api_auth", lambda t: api_operations(t)[("get", "/health")].pop("security")),
+    ("api_auth", lambda t: api_operations(t)[("post", "/events/validate")].__setitem__(
+        "security", {"Fn::If": ["UseIamAuth", [{"AWS_IAM": []}], {"Ref": "AWS::NoValue"}]})),
+    ("api_auth", set_at(["Parameters", "ApiAuthType", "AllowedValues"], ["AWS_IAM", "NONE"])),
+    ("api_auth", delete_at(["Rules", "JwtNeedsIssuerAndAudience"])),
+    ("api_auth", lambda t: props(t, "IngestApi")["DefinitionBody"]["components"]["securitySchemes"][
+        "Jwt"]["Fn::If"][1]["x-amazon-apigateway-authorizer"]["jwtConfiguration"].pop("audience")),
+    ("cors_and_unit_binding", set_at(["Parameters", "CorsAllowedOrigins", "Default"], "*")),
+    ("cors_and_unit_binding", lambda t: props(t, "IngestApi")["DefinitionBody"][
+        "x-amazon-apigateway-cors"]["Fn::If"][1]["allowHeaders"].remove("eis-sent-at")),
+    ("cors_and_unit_binding", set_at([R, "IngestFunction", P, "Environment", "Variables",
+                                    "EIS_BIND_UNIT_TYPE"], {"Ref": "JwtUnitType"})),
     ("api_stage_and_throttling", set_at([R, "IngestApi", P, "StageName"], "prod")),
     ("api_stage_and_throttling", set_at([R, "IngestApi", P, "DefaultRouteSettings", "ThrottlingRateLimit"],
                                       10000)),

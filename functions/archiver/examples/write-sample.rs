@@ -2,9 +2,10 @@
 //! readers nobody here wrote (tests/python/test_archive_format.py reads it with DuckDB and
 //! pyarrow).
 //!
-//! Usage: write-sample EVENTS.jsonl OUT.parquet NOW
+//! Usage: write-sample EVENTS.jsonl OUT.parquet NOW [SENT_AT]
 //! Each line of EVENTS.jsonl is one event as a client would POST it; NOW (RFC 3339) is the
-//! receive time given to validation, so the caller knows every `received_at` and flag.
+//! receive time given to validation, so the caller knows every `received_at` and flag;
+//! SENT_AT, when given, is the send time of the request (`EIS-Sent-At`) of every event.
 
 use anyhow::{bail, Context};
 use archiver::archive::event_parquet::{self, EventColumns};
@@ -12,12 +13,18 @@ use chrono::{DateTime, Utc};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [input, output, now] = args.as_slice() else {
-        bail!("usage: write-sample EVENTS.jsonl OUT.parquet NOW");
+    let (input, output, now, sent_at) = match args.as_slice() {
+        [input, output, now] => (input, output, now, None),
+        [input, output, now, sent_at] => (input, output, now, Some(sent_at)),
+        _ => bail!("usage: write-sample EVENTS.jsonl OUT.parquet NOW [SENT_AT]"),
     };
-    let now: DateTime<Utc> = DateTime::parse_from_rfc3339(now)
-        .context("NOW is not RFC 3339")?
-        .with_timezone(&Utc);
+    let time = |text: &str, what: &str| -> anyhow::Result<DateTime<Utc>> {
+        Ok(DateTime::parse_from_rfc3339(text)
+            .with_context(|| format!("{what} is not RFC 3339"))?
+            .with_timezone(&Utc))
+    };
+    let now = time(now, "NOW")?;
+    let sent_at = sent_at.map(|t| time(t, "SENT_AT")).transpose()?;
     let text = std::fs::read_to_string(input).with_context(|| format!("reading {input}"))?;
     let limits = eis_contract::Limits::default();
     let mut columns = EventColumns::new();
@@ -26,8 +33,9 @@ fn main() -> anyhow::Result<()> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
     {
-        let event = eis_contract::validate_event(line.as_bytes(), now, &limits)
+        let mut event = eis_contract::validate_event(line.as_bytes(), now, &limits)
             .map_err(|r| anyhow::anyhow!("line {}: {} ({})", n + 1, r.code.as_str(), r.message))?;
+        event.sent_at = sent_at;
         columns.push(&event)?;
     }
     std::fs::write(output, event_parquet::encode(columns)?)

@@ -24,6 +24,7 @@ pub fn bare(n: u128, timestamp: DateTime<Utc>) -> Event {
         payload: Default::default(),
         timestamp,
         received_at: timestamp,
+        sent_at: None,
         flags: vec![],
     }
 }

@@ -48,6 +48,8 @@ pub struct BatchError {
     pub index: usize,
     pub error: &'static str,
     pub message: String,
+    /// The JSON pointer of the value at fault within the event (`""`: the whole event).
+    pub field: String,
 }
 
 #[derive(Serialize)]

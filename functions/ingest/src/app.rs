@@ -14,6 +14,7 @@ use eis_store::Db;
 use crate::config::Config;
 use crate::quarantine::{Quarantine, QuarantineBounds};
 use crate::registry::RegistryCache;
+use crate::sender::CallerBinding;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -29,6 +30,8 @@ pub struct AppState {
     pub metrics_namespace: Namespace,
     /// The clock, injectable so that tests of time rules neither sleep nor race midnight.
     pub now: fn() -> DateTime<Utc>,
+    /// Which events must name their caller (JWT deployments); None: any.
+    pub binding: Option<CallerBinding>,
 }
 
 /// SQS calls: the SDK retries up to this many attempts (standard mode, backoff with jitter).
@@ -61,5 +64,6 @@ pub async fn state(config: &Config) -> Result<AppState, eis_store::StoreError> {
         max_body_bytes: config.max_body_bytes,
         metrics_namespace: config.metrics_namespace.clone(),
         now: Utc::now,
+        binding: config.binding.clone(),
     })
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use eis_contract::{Limits, RegistryMode};
+use eis_contract::{is_name, Limits, RegistryMode, UnitBinding};
 use eis_handoff::SQS_MAX_MESSAGE_BYTES;
 use eis_runtime::config::{
     contract_limits, metrics_namespace, optional, or_default, registry_mode, required, within,
@@ -12,6 +12,7 @@ use eis_runtime::EnvError;
 use eis_store::DbConfig;
 
 use crate::quarantine::QuarantineBounds;
+use crate::sender::CallerBinding;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -42,6 +43,9 @@ pub struct Config {
     pub quarantine: QuarantineBounds,
     /// The CloudWatch namespace of the metrics (`EIS_METRICS_NAMESPACE`, `EIS`).
     pub metrics_namespace: Namespace,
+    /// Behind a JWT authorizer: events of `EIS_BIND_UNIT_TYPE` must name the caller, the
+    /// token's claim `EIS_BIND_UNIT_CLAIM` (`sub`). Unset: no binding.
+    pub binding: Option<CallerBinding>,
 }
 
 impl Config {
@@ -68,8 +72,25 @@ impl Config {
             )?),
             quarantine: quarantine_bounds()?,
             metrics_namespace: metrics_namespace()?,
+            binding: caller_binding()?,
         })
     }
+}
+
+fn caller_binding() -> Result<Option<CallerBinding>, EnvError> {
+    let Some(unit_type) = optional::<String>("EIS_BIND_UNIT_TYPE")? else {
+        return Ok(None);
+    };
+    if !is_name(&unit_type, usize::MAX) {
+        return Err(EnvError::Invalid {
+            name: "EIS_BIND_UNIT_TYPE",
+            reason: format!("{unit_type:?} is not a unit_type ([a-z][a-z0-9_]*)"),
+        });
+    }
+    Ok(Some(CallerBinding {
+        unit: UnitBinding { unit_type },
+        claim: or_default("EIS_BIND_UNIT_CLAIM", "sub".to_string())?,
+    }))
 }
 
 fn quarantine_bounds() -> Result<QuarantineBounds, EnvError> {

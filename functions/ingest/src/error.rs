@@ -27,6 +27,8 @@ pub enum ApiError {
     InvalidGzip,
     #[error("the request body could not be read")]
     UnreadableBody,
+    #[error("the EIS-Sent-At header must be an RFC 3339 date-time with an offset, e.g. 2026-03-01T12:00:00.000Z")]
+    InvalidSentAt,
     /// Storage did not take an event that the contract accepted.
     #[error(transparent)]
     Refused(#[from] Refusal),
@@ -54,6 +56,7 @@ impl ApiError {
             ApiError::UnsupportedEncoding(_) => "unsupported_content_encoding",
             ApiError::InvalidGzip => "invalid_gzip",
             ApiError::UnreadableBody => "unreadable_body",
+            ApiError::InvalidSentAt => "invalid_sent_at",
             ApiError::Refused(r) => r.code(),
             ApiError::StorageUnavailable => "storage_unavailable",
             ApiError::RegistryUnavailable => "registry_unavailable",
@@ -72,6 +75,7 @@ impl ApiError {
             }
             ApiError::InvalidGzip
             | ApiError::UnreadableBody
+            | ApiError::InvalidSentAt
             | ApiError::Refused(Refusal::Database(_)) => StatusCode::BAD_REQUEST,
             ApiError::Refused(Refusal::Conflict(_)) => StatusCode::CONFLICT,
             ApiError::StorageUnavailable | ApiError::RegistryUnavailable => {
@@ -89,6 +93,16 @@ impl ApiError {
             ApiError::Invalid(r) => r.message.clone(),
             ApiError::Refused(r) => r.message(),
             other => other.to_string(),
+        }
+    }
+
+    /// The JSON pointer of the value at fault, for failures of one event (or of a batch body);
+    /// None for failures of the request itself.
+    pub fn field(&self) -> Option<String> {
+        match self {
+            ApiError::Invalid(r) => Some(r.field.clone()),
+            ApiError::Refused(r) => Some(r.field().to_string()),
+            _ => None,
         }
     }
 }
@@ -126,6 +140,8 @@ impl From<eis_store::StoreError> for ApiError {
 pub struct ErrorBody {
     pub error: &'static str,
     pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl From<&ApiError> for ErrorBody {
@@ -133,6 +149,7 @@ impl From<&ApiError> for ErrorBody {
         ErrorBody {
             error: err.code(),
             message: err.message(),
+            field: err.field(),
         }
     }
 }
@@ -168,12 +185,14 @@ mod tests {
             ApiError::Invalid(Rejection {
                 code: Code::InvalidJson,
                 message: String::new(),
+                field: String::new(),
             }),
             ApiError::PayloadTooLarge { limit: 1 },
             ApiError::UnsupportedMediaType,
             ApiError::UnsupportedEncoding("br".into()),
             ApiError::InvalidGzip,
             ApiError::UnreadableBody,
+            ApiError::InvalidSentAt,
             ApiError::Refused(Refusal::Database(String::new())),
             ApiError::Refused(Refusal::Conflict(uuid::Uuid::nil())),
             ApiError::StorageUnavailable,
@@ -190,6 +209,7 @@ mod tests {
                 | ApiError::UnsupportedEncoding(_)
                 | ApiError::InvalidGzip
                 | ApiError::UnreadableBody
+                | ApiError::InvalidSentAt
                 | ApiError::Refused(Refusal::Database(_))
                 | ApiError::Refused(Refusal::Conflict(_))
                 | ApiError::StorageUnavailable
@@ -233,6 +253,7 @@ mod tests {
             ApiError::Invalid(Rejection {
                 code,
                 message: String::new(),
+                field: String::new(),
             })
         };
         assert_eq!(status(invalid(Code::MissingTimestamp)), 400);
@@ -240,6 +261,7 @@ mod tests {
         assert_eq!(status(invalid(Code::BatchTooLarge)), 413);
         assert_eq!(status(ApiError::PayloadTooLarge { limit: 1 }), 413);
         assert_eq!(status(ApiError::UnsupportedMediaType), 415);
+        assert_eq!(status(ApiError::InvalidSentAt), 400);
         assert_eq!(status(Refusal::Conflict(uuid::Uuid::nil()).into()), 409);
         assert_eq!(status(Refusal::Database("22P05".into()).into()), 400);
         assert_eq!(status(ApiError::StorageUnavailable), 503);

@@ -1,9 +1,12 @@
-//! The one intake path of both routes: judge a request's events (the contract, then the
-//! registry), keep what fails in the quarantine, store what passes, and say what became of
-//! each. `POST /events` takes a body as a batch of one; the routes differ only in their
-//! answers (routes.rs).
+//! The one intake path of the storing routes: judge a request's events (the contract, the
+//! registry, the caller binding), keep what fails in the quarantine, store what passes, and
+//! say what became of each. `POST /events` takes a body as a batch of one; the routes differ
+//! only in their answers (routes.rs). `POST /events/validate` judges and stops there.
 
-use eis_contract::{validate_event, Arrival, Event, Flag, Rejection};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use eis_contract::{validate_replayed_event, Arrival, Event, Flag, Registry, Rejection};
 use eis_handoff::SaveReport;
 use eis_store::InsertOutcome;
 use uuid::Uuid;
@@ -12,7 +15,79 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::quarantine::{QuarantineReport, Rejects};
 use crate::refusal::Refusal;
+use crate::sender::Sender;
 use crate::series::VariantCounts;
+
+/// One event judged.
+pub enum Verdict {
+    /// Valid; flagged by the registry where it misfits (flag mode).
+    Accepted(Event),
+    /// Refused. `kept`: its text goes to the quarantine, to be counted and replayed. An event
+    /// refused for its caller is not kept: a replay has no caller to check it against.
+    Refused { rejection: Rejection, kept: bool },
+}
+
+/// A request's events judged, in request order, and the registry copy they were judged by.
+pub struct Judged {
+    pub verdicts: Vec<Verdict>,
+    pub registry: Option<Arc<Registry>>,
+}
+
+/// Judges `events` received at `now` from `sender`. An event without an `event_id` gets one
+/// made from `now` (UUIDv7), or `missing_id` when given (the dry run's nil: no id is made for
+/// an event that is not stored). Fails only when the registry copy is missing in reject mode.
+pub async fn judge(
+    state: &AppState,
+    events: &[&[u8]],
+    now: DateTime<Utc>,
+    sender: &Sender,
+    missing_id: Option<Uuid>,
+) -> Result<Judged, ApiError> {
+    let validated: Vec<Result<Event, Rejection>> = events
+        .iter()
+        .map(|raw| match missing_id {
+            Some(id) => validate_replayed_event(raw, now, &state.limits, id),
+            None => eis_contract::validate_event(raw, now, &state.limits),
+        })
+        .collect();
+    // The registry copy only when the contract accepts something: garbage never triggers
+    // its reload.
+    let registry = match validated.iter().any(Result::is_ok) {
+        true => state.registry.get().await,
+        false => state.registry.held(),
+    };
+    let mut verdicts = Vec::with_capacity(validated.len());
+    for verdict in validated {
+        let admitted = match verdict {
+            Ok(event) => state.registry.admit(registry.as_deref(), event)?,
+            Err(rejection) => Err(rejection),
+        };
+        verdicts.push(match admitted {
+            Ok(mut event) => {
+                let caller = sender.unit_id.as_deref();
+                let bound = state
+                    .binding
+                    .as_ref()
+                    .map_or(Ok(()), |b| b.unit.check(&event, caller));
+                match bound {
+                    Ok(()) => {
+                        event.sent_at = sender.sent_at;
+                        Verdict::Accepted(event)
+                    }
+                    Err(rejection) => Verdict::Refused {
+                        rejection,
+                        kept: false,
+                    },
+                }
+            }
+            Err(rejection) => Verdict::Refused {
+                rejection,
+                kept: true,
+            },
+        });
+    }
+    Ok(Judged { verdicts, registry })
+}
 
 /// What became of one event of a request.
 pub enum Fate {
@@ -75,43 +150,34 @@ pub async fn take(
     arrival: Arrival<'_>,
     events: &[&[u8]],
     in_batch: bool,
+    sender: &Sender,
 ) -> Result<Taken, ApiError> {
-    let now = arrival.received_at;
-    let judged: Vec<Result<Event, Rejection>> = events
-        .iter()
-        .map(|raw| validate_event(raw, now, &state.limits))
-        .collect();
-    // The registry copy only when the contract accepts something: garbage never triggers
-    // its reload.
-    let registry = match judged.iter().any(Result::is_ok) {
-        true => state.registry.get().await,
-        false => state.registry.held(),
-    };
-    let held = registry.as_deref();
-    let mut admitted = Vec::with_capacity(judged.len());
-    for verdict in judged {
-        admitted.push(match verdict {
-            Ok(event) => state.registry.admit(held, event)?,
-            Err(rejection) => Err(rejection),
-        });
-    }
+    let judged = judge(state, events, arrival.received_at, sender, None).await?;
+    let held = judged.registry.as_deref();
 
     let mut variants = VariantCounts::default();
     let mut rejects = Rejects::new(state.quarantine_bounds, state.limits.max_experiments);
     let mut valid = Vec::new();
-    let mut fates = Vec::with_capacity(admitted.len());
-    for (index, (verdict, raw)) in admitted.into_iter().zip(events).enumerate() {
+    let mut fates = Vec::with_capacity(judged.verdicts.len());
+    for (index, (verdict, raw)) in judged.verdicts.into_iter().zip(events).enumerate() {
         match verdict {
-            Ok(event) => {
+            Verdict::Accepted(event) => {
                 variants.accepted(&event, held);
                 valid.push(event);
                 fates.push(None);
             }
-            Err(rejection) => {
+            Verdict::Refused {
+                rejection,
+                kept: true,
+            } => {
                 let named = rejects.event(arrival, in_batch.then_some(index), raw, &rejection);
                 variants.rejected(&named, held);
                 fates.push(Some(Fate::Invalid(rejection)));
             }
+            Verdict::Refused {
+                rejection,
+                kept: false,
+            } => fates.push(Some(Fate::Invalid(rejection))),
         }
     }
 

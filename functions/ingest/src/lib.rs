@@ -12,5 +12,6 @@ pub mod quarantine;
 pub mod refusal;
 pub mod registry;
 pub mod routes;
+pub mod sender;
 pub mod series;
 pub mod telemetry;

@@ -33,6 +33,14 @@ impl Refusal {
         }
     }
 
+    /// The JSON pointer answered beside the code: the id that conflicts, or the whole event.
+    pub fn field(&self) -> &'static str {
+        match self {
+            Refusal::Database(_) => "",
+            Refusal::Conflict(_) => "/event_id",
+        }
+    }
+
     /// The sentence for the client: the database's own words stay in the log.
     pub fn message(&self) -> String {
         match self {

@@ -1,7 +1,8 @@
-//! The HTTP API: POST /events, POST /events/batch, GET /health. Both POST routes take their
-//! events in by one path (intake.rs: judge, quarantine, store) and differ in their answers;
-//! answers own their statuses (answer.rs, error.rs), and the request log is filled once from
-//! the finished answer, then written by `telemetry::log_requests`.
+//! The HTTP API: POST /events, POST /events/batch, POST /events/validate, GET /health. The
+//! storing routes take their events in by one path (intake.rs: judge, quarantine, store) and
+//! differ in their answers; the dry run judges the same way and stops there. Answers own
+//! their statuses (answer.rs, error.rs), and the request log is filled once from the finished
+//! answer, then written by `telemetry::log_requests`.
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -9,22 +10,26 @@ use axum::routing::{get, post};
 use axum::{middleware, Router};
 use chrono::{DateTime, Utc};
 use eis_contract::{parse_batch, Arrival};
+use uuid::Uuid;
 
 use crate::answer::{BatchAnswer, BatchError, BatchRefused, BatchWarning, EventAccepted, Healthy};
 use crate::app::AppState;
 use crate::body;
 use crate::error::ApiError;
-use crate::intake::{self, Fate, Taken};
+use crate::intake::{self, Fate, Taken, Verdict};
 use crate::refusal::Refusal;
+use crate::sender::Sender;
 use crate::telemetry::{log_requests, RequestId, RequestLog};
 
 const EVENT_ROUTE: &str = "POST /events";
 const BATCH_ROUTE: &str = "POST /events/batch";
+const VALIDATE_ROUTE: &str = "POST /events/validate";
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/events", post(post_event))
         .route("/events/batch", post(post_batch))
+        .route("/events/validate", post(post_validate))
         .route("/health", get(health))
         .fallback(|| async { failed(RequestLog::new("unmatched"), ApiError::NotFound) })
         .method_not_allowed_fallback(|| async {
@@ -66,12 +71,16 @@ async fn one_event(
 ) -> (Option<Taken>, Result<EventAccepted, ApiError>) {
     let request_id = request_id(&request);
     let (parts, body) = request.into_parts();
+    let sender = match Sender::of(&parts, state.binding.as_ref()) {
+        Ok(sender) => sender,
+        Err(err) => return (None, Err(err)),
+    };
     let bytes = match body::read_json(&parts.headers, body, state.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(err) => return (None, Err(err)),
     };
     let arrival = arrival(&request_id, EVENT_ROUTE, (state.now)());
-    let mut taken = match intake::take(state, arrival, &[&bytes], false).await {
+    let mut taken = match intake::take(state, arrival, &[&bytes], false, &sender).await {
         Ok(taken) => taken,
         Err(err) => return (None, Err(err)),
     };
@@ -114,6 +123,10 @@ async fn batch(
 ) -> (Option<Taken>, Result<BatchAnswer, ApiError>) {
     let request_id = request_id(&request);
     let (parts, body) = request.into_parts();
+    let sender = match Sender::of(&parts, state.binding.as_ref()) {
+        Ok(sender) => sender,
+        Err(err) => return (None, Err(err)),
+    };
     let bytes = match body::read_json(&parts.headers, body, state.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(err) => return (None, Err(err)),
@@ -127,7 +140,7 @@ async fn batch(
         }
     };
     let texts: Vec<&[u8]> = raw_events.iter().map(|raw| raw.get().as_bytes()).collect();
-    let mut taken = match intake::take(state, arrival, &texts, true).await {
+    let mut taken = match intake::take(state, arrival, &texts, true, &sender).await {
         Ok(taken) => taken,
         Err(err) => return (None, Err(err)),
     };
@@ -163,6 +176,7 @@ fn batch_answer(fates: Vec<Fate>) -> BatchAnswer {
                 index,
                 error: rejection.code.as_str(),
                 message: rejection.message,
+                field: rejection.field,
             }),
             Fate::Refused(refusal) => {
                 if let Refusal::Database(reason) = &refusal {
@@ -172,6 +186,7 @@ fn batch_answer(fates: Vec<Fate>) -> BatchAnswer {
                     index,
                     error: refusal.code(),
                     message: refusal.message(),
+                    field: refusal.field().to_string(),
                 });
             }
         }
@@ -179,6 +194,43 @@ fn batch_answer(fates: Vec<Fate>) -> BatchAnswer {
     answer.rejected = answer.errors.len();
     answer.accepted = answer.event_ids.len() - answer.rejected;
     answer
+}
+
+async fn post_validate(State(state): State<AppState>, request: Request) -> Response {
+    let mut log = RequestLog::new(VALIDATE_ROUTE);
+    match dry_run(&state, request).await {
+        Ok(answer) => logged(answer, log),
+        Err(err) => {
+            log.failed(&err);
+            logged(BatchRefused(err), log)
+        }
+    }
+}
+
+/// `POST /events/validate`: the batch route's judgement, answered in its shape, with nothing
+/// stored or kept. Nor is anything counted as traffic: the log has the route and status only.
+async fn dry_run(state: &AppState, request: Request) -> Result<BatchAnswer, ApiError> {
+    let (parts, body) = request.into_parts();
+    let sender = Sender::of(&parts, state.binding.as_ref())?;
+    let bytes = body::read_json(&parts.headers, body, state.max_body_bytes).await?;
+    let raw_events = parse_batch(&bytes, &state.limits)?;
+    let texts: Vec<&[u8]> = raw_events.iter().map(|raw| raw.get().as_bytes()).collect();
+    // The nil id (never a client's: the contract refuses it) marks an event sent without one.
+    let judged = intake::judge(state, &texts, (state.now)(), &sender, Some(Uuid::nil())).await?;
+    let fates = judged.verdicts.into_iter().map(|verdict| match verdict {
+        Verdict::Accepted(event) => Fate::Stored {
+            event_id: event.event_id,
+            duplicate: false,
+            warnings: event.flags,
+        },
+        Verdict::Refused { rejection, .. } => Fate::Invalid(rejection),
+    });
+    let mut answer = batch_answer(fates.collect());
+    // An event sent without an id has none until it is stored.
+    for id in &mut answer.event_ids {
+        id.take_if(|id| id.is_nil());
+    }
+    Ok(answer)
 }
 
 /// The id `log_requests` gave the request.
@@ -266,6 +318,7 @@ mod tests {
             max_body_bytes: 1024 * 1024,
             metrics_namespace: Namespace::default(),
             now: Utc::now,
+            binding: None,
         })
     }
 

@@ -6,7 +6,7 @@ use serde_json::value::RawValue;
 use crate::code::Code;
 use crate::json::{self, is_null, quoted, Elements, Shape};
 use crate::limits::Limits;
-use crate::rejection::Rejection;
+use crate::rejection::{pointer, Rejection};
 
 /// Parses a batch body into the raw JSON of each element of `events`,
 /// borrowed from `body`.
@@ -43,7 +43,8 @@ pub fn parse_batch<'a>(body: &'a [u8], limits: &Limits) -> Result<Vec<&'a RawVal
                 return Err(Rejection::new(
                     Code::InvalidEvents,
                     "the key `events` appears more than once",
-                ));
+                )
+                .at("/events"));
             }
         } else if unknown.is_none() {
             unknown = Some(key);
@@ -59,14 +60,15 @@ pub fn parse_batch<'a>(body: &'a [u8], limits: &Limits) -> Result<Vec<&'a RawVal
             return Err(Rejection::new(
                 Code::InvalidEvents,
                 "`events` must be an array of event objects",
-            ))
+            )
+            .at("/events"))
         }
     };
     if let Some(key) = unknown {
-        return Err(Rejection::new(
-            Code::UnknownField,
-            format!("unknown field {}", quoted(key)),
-        ));
+        return Err(
+            Rejection::new(Code::UnknownField, format!("unknown field {}", quoted(key)))
+                .at(&pointer("", key)),
+        );
     }
     if total > limits.max_batch_events {
         return Err(Rejection::new(
@@ -75,13 +77,13 @@ pub fn parse_batch<'a>(body: &'a [u8], limits: &Limits) -> Result<Vec<&'a RawVal
                 "the batch has {total} events; the limit is {}",
                 limits.max_batch_events
             ),
-        ));
+        )
+        .at("/events"));
     }
     if total == 0 {
-        return Err(Rejection::new(
-            Code::EmptyBatch,
-            "`events` must hold at least one event",
-        ));
+        return Err(
+            Rejection::new(Code::EmptyBatch, "`events` must hold at least one event").at("/events"),
+        );
     }
     Ok(kept)
 }

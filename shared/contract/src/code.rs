@@ -126,6 +126,9 @@ string_enum! {
         ExperimentStopped = "experiment_stopped",
         /// Reject mode: `timestamp` is before the experiment's `starts_at` or at/after its `ends_at`.
         OutsideExperimentWindow = "outside_experiment_window",
+        /// A deployment that binds units to callers (JWT): an event of the bound `unit_type`
+        /// whose `unit_id` is not the caller's own (the configured claim of its token).
+        UnitNotAuthorized = "unit_not_authorized",
     }
 }
 

@@ -27,7 +27,7 @@ use serde_json::value::RawValue;
 use crate::code::Code;
 use crate::json::{self, contains_nul, is_null, quoted, Shape, Str};
 use crate::json_object::JsonObject;
-use crate::rejection::Rejection;
+use crate::rejection::{pointer, Rejection};
 use crate::split::{self, Split};
 
 /// A string field: `None` when absent or `null`.
@@ -193,7 +193,8 @@ pub(crate) fn exact(text: &str) -> Result<Decoded<'_>, Rejection> {
             return Err(Rejection::new(
                 Code::InvalidEvent,
                 format!("the key {} appears more than once", quoted(&key)),
-            ))
+            )
+            .at(&pointer("", &key)))
         }
         Ok(Split::Object {
             unknown: Some(key), ..
@@ -201,7 +202,8 @@ pub(crate) fn exact(text: &str) -> Result<Decoded<'_>, Rejection> {
             return Err(Rejection::new(
                 Code::UnknownField,
                 format!("unknown field {}", quoted(&key)),
-            ))
+            )
+            .at(&pointer("", &key)))
         }
         Ok(Split::Object { fields, .. }) => fields,
     };
@@ -283,6 +285,7 @@ fn experiments(raw: Option<&RawValue>) -> Result<Vec<ExperimentText<'_>>, Reject
                          `experiment_id` and `variant_id`"
                     ),
                 )
+                .at(&format!("/experiments/{i}"))
             })?;
             Ok(ExperimentText {
                 experiment_id: string_value(e.experiment_id),

@@ -45,6 +45,15 @@ pub struct Event {
     /// The `now` given to validation, truncated to microseconds.
     #[serde(with = "record_time")]
     pub received_at: DateTime<Utc>,
+    /// When the client sent the request, by its own clock (the `EIS-Sent-At` header), when it
+    /// said. Not content: a retry carries a new one, and the digest leaves it out. Absent from
+    /// the record when None, so records written before it existed read back unchanged.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "record_time_option"
+    )]
+    pub sent_at: Option<DateTime<Utc>>,
     /// Warnings, in `Flag::ALL` order.
     pub flags: Vec<Flag>,
 }
@@ -53,6 +62,36 @@ impl Event {
     /// The warnings to return to the caller (the stored flags).
     pub fn warnings(&self) -> &[Flag] {
         &self.flags
+    }
+
+    /// `timestamp` moved by the client clock's offset: `timestamp + (received_at − sent_at)`,
+    /// the event's time by the server's clock (less the request's transit). None without
+    /// `sent_at`, or when the sum is not a time chrono can hold.
+    pub fn adjusted_timestamp(&self) -> Option<DateTime<Utc>> {
+        let offset = self.received_at.signed_duration_since(self.sent_at?);
+        self.timestamp.checked_add_signed(offset)
+    }
+}
+
+/// Serde for an optional record timestamp, in the form of [`record_time`].
+pub(crate) mod record_time_option {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(
+        t: &Option<DateTime<Utc>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::record_time::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        super::record_time::deserialize(d).map(Some)
     }
 }
 
@@ -107,6 +146,7 @@ mod tests {
             payload: JsonObject::default(),
             timestamp: ts,
             received_at: ts,
+            sent_at: None,
             flags: vec![Flag::NoExperimentContext],
         }
     }
@@ -147,6 +187,27 @@ mod tests {
             json["timestamp"] = Value::from(loose);
             assert!(serde_json::from_value::<Event>(json).is_err(), "{loose}");
         }
+    }
+
+    #[test]
+    fn sent_at_is_written_only_when_known_and_moves_the_adjusted_timestamp() {
+        let mut ev = sample();
+        assert!(!serde_json::to_string(&ev)
+            .expect("serialize")
+            .contains("sent_at"));
+        assert_eq!(ev.adjusted_timestamp(), None);
+        // The client's clock runs 90 s behind the server's.
+        ev.sent_at = Some(ev.received_at - chrono::Duration::seconds(90));
+        let json = serde_json::to_value(&ev).expect("serialize");
+        assert_eq!(json["sent_at"], "2026-03-01T11:58:30.000000Z");
+        assert_eq!(
+            serde_json::from_value::<Event>(json).expect("round trip"),
+            ev
+        );
+        assert_eq!(
+            ev.adjusted_timestamp(),
+            Some(ev.timestamp + chrono::Duration::seconds(90))
+        );
     }
 
     #[test]

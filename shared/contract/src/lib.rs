@@ -12,8 +12,10 @@
 //!   tells a retry of an event_id from a conflicting resend.
 //! - [`Quarantined`] is what is kept of a rejected event, for counting and replay.
 //! - [`Registry::admit`] checks an accepted event against the experiment registry.
+//! - [`UnitBinding::check`] keeps a signed-in caller to events about itself.
 
 mod batch;
+mod binding;
 mod code;
 mod decode;
 mod event;
@@ -32,6 +34,7 @@ mod timestamp;
 mod validate;
 
 pub use batch::parse_batch;
+pub use binding::UnitBinding;
 pub use code::{Code, Flag};
 pub use event::{Event, ExperimentRef};
 pub use identity::{in_batch, ContentDigest, InBatch};
@@ -45,4 +48,5 @@ pub use record::{Encoded, ToRecord};
 pub use registry::{Misfit, RegisteredExperiment, Registry, RegistryMode};
 pub use rejection::Rejection;
 pub use standard::STANDARD_EVENT_TYPES;
+pub use timestamp::parse as parse_timestamp;
 pub use validate::{is_name, validate_event, validate_replayed_event};

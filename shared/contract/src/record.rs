@@ -72,6 +72,9 @@ impl Encoded {
             "received_at",
             &record_time::format(&event.received_at),
         )?;
+        if let Some(sent_at) = &event.sent_at {
+            field(&mut out, "sent_at", &record_time::format(sent_at))?;
+        }
         field(&mut out, "flags", &event.flags)?;
         out.push(b'}');
 
@@ -157,8 +160,10 @@ mod tests {
                 "context":{"policy_version_id":"0190a000-0000-7000-8000-000000000003","n":1.50},
                 "metrics":{"latency_ms":450,"token_count":1e3},"payload":{"plan_id":"p","x":[1,{"y":"\ufffe"}]}}"#,
         ];
-        for body in bodies {
-            let event = validate_event(body.as_bytes(), now, &Limits::default()).expect(body);
+        let sent_at = [None, Some(now - chrono::Duration::milliseconds(1500))];
+        for (body, sent_at) in bodies.iter().flat_map(|b| sent_at.map(|s| (b, s))) {
+            let mut event = validate_event(body.as_bytes(), now, &Limits::default()).expect(body);
+            event.sent_at = sent_at;
             let encoded = Encoded::new(&event).expect("encode");
             assert_eq!(
                 encoded.record,

@@ -125,13 +125,21 @@ impl Registry {
         let misfits = self.misfits(&event);
         match (mode, misfits.first()) {
             (_, None) => Ok(event),
-            (RegistryMode::Reject, Some(m)) => Err(Rejection::new(
-                m.code,
-                format!(
-                    "experiment {} (variant {}) {}",
-                    m.experiment_id, m.variant_id, m.what
-                ),
-            )),
+            (RegistryMode::Reject, Some(m)) => {
+                let index = event
+                    .experiments
+                    .iter()
+                    .position(|r| r.experiment_id == m.experiment_id)
+                    .unwrap_or_default();
+                Err(Rejection::new(
+                    m.code,
+                    format!(
+                        "experiment {} (variant {}) {}",
+                        m.experiment_id, m.variant_id, m.what
+                    ),
+                )
+                .at(&format!("/experiments/{index}")))
+            }
             (RegistryMode::Flag, Some(_)) => {
                 event.flags.extend(misfits.iter().map(|m| m.flag));
                 event.flags.sort();
@@ -204,6 +212,7 @@ mod tests {
             payload: JsonObject::default(),
             timestamp,
             received_at: timestamp,
+            sent_at: None,
             flags: vec![Flag::OldTimestamp],
         }
     }

@@ -8,7 +8,7 @@ const NANOS_PER_SEC: u32 = 1_000_000_000;
 /// normalised to UTC microseconds. `None` when it is not one, or when its
 /// UTC form falls outside years 0000..=9999 (it would have no RFC 3339 form
 /// to be written back in the record).
-pub(crate) fn parse(text: &str) -> Option<DateTime<Utc>> {
+pub fn parse(text: &str) -> Option<DateTime<Utc>> {
     // chrono also takes U+2212 (a Unicode minus) in offsets; RFC 3339 is ASCII.
     if !text.is_ascii() {
         return None;

@@ -19,7 +19,7 @@ use crate::event::{Event, ExperimentRef};
 use crate::json::{is_null, quoted};
 use crate::json_object::JsonObject;
 use crate::limits::Limits;
-use crate::rejection::Rejection;
+use crate::rejection::{pointer, Rejection};
 use crate::{number, standard, timestamp};
 
 /// Metrics that count or time something, so a negative value is a bug.
@@ -78,27 +78,55 @@ fn validate(
     };
     let received_at = timestamp::normalise(now);
 
-    let event_type = name(
-        fields.event_type?,
-        "event_type",
-        Code::MissingEventType,
-        Code::InvalidEventType,
-        limits,
-    )?;
-    let unit_type = name(
-        fields.unit_type?,
-        "unit_type",
-        Code::MissingUnitType,
-        Code::InvalidUnitType,
-        limits,
-    )?;
-    let unit_id = unit_id(fields.unit_id?, limits)?;
-    let timestamp = event_timestamp(fields.timestamp?, received_at, limits)?;
-    let event_id = event_id(fields.event_id?, received_at, missing_id)?;
-    let experiments = experiments(fields.experiments?, limits)?;
-    let context = context(fields.context?)?;
-    let metrics = metrics(fields.metrics?, limits)?;
-    let payload = shallow(fields.payload?, "payload", Code::InvalidPayload)?;
+    let event_type = fields
+        .event_type
+        .and_then(|text| {
+            name(
+                text,
+                "event_type",
+                Code::MissingEventType,
+                Code::InvalidEventType,
+                limits,
+            )
+        })
+        .map_err(at("/event_type"))?;
+    let unit_type = fields
+        .unit_type
+        .and_then(|text| {
+            name(
+                text,
+                "unit_type",
+                Code::MissingUnitType,
+                Code::InvalidUnitType,
+                limits,
+            )
+        })
+        .map_err(at("/unit_type"))?;
+    let unit_id = fields
+        .unit_id
+        .and_then(|text| unit_id(text, limits))
+        .map_err(at("/unit_id"))?;
+    let timestamp = fields
+        .timestamp
+        .and_then(|text| event_timestamp(text, received_at, limits))
+        .map_err(at("/timestamp"))?;
+    let event_id = fields
+        .event_id
+        .and_then(|text| event_id(text, received_at, missing_id))
+        .map_err(at("/event_id"))?;
+    let experiments = fields
+        .experiments
+        .and_then(|elements| experiments(elements, limits))
+        .map_err(at("/experiments"))?;
+    let context = fields.context.and_then(context).map_err(at("/context"))?;
+    let metrics = fields
+        .metrics
+        .and_then(|entries| metrics(entries, limits))
+        .map_err(at("/metrics"))?;
+    let payload = fields
+        .payload
+        .and_then(|object| shallow(object, "payload", Code::InvalidPayload))
+        .map_err(at("/payload"))?;
     required_context(&event_type, &context, &payload)?;
 
     let mut flags = Vec::new();
@@ -120,11 +148,17 @@ fn validate(
         payload,
         timestamp,
         received_at,
+        sent_at: None,
         flags,
     })
 }
 
 /// A required string: absent, `null` or `""` -> `missing`.
+/// Blames a step's rejection on its field (unless the step named a deeper one).
+fn at(pointer: &'static str) -> impl Fn(Rejection) -> Rejection {
+    move |rejection| rejection.at(pointer)
+}
+
 fn required<'a>(text: Text<'a>, field: &str, missing: Code) -> Result<Cow<'a, str>, Rejection> {
     match text {
         Some(text) if !text.is_empty() => Ok(text),
@@ -282,6 +316,7 @@ fn experiments(
                     Code::InvalidExperimentId,
                     format!("`experiments[{i}].experiment_id` must be a UUID string"),
                 )
+                .at(&format!("/experiments/{i}/experiment_id"))
             })?;
         let variant_id = element
             .variant_id
@@ -292,6 +327,7 @@ fn experiments(
                     Code::InvalidVariantId,
                     format!("`experiments[{i}].variant_id` must be a UUID string"),
                 )
+                .at(&format!("/experiments/{i}/variant_id"))
             })?;
         refs.push(ExperimentRef {
             experiment_id,
@@ -308,7 +344,8 @@ fn experiments(
                     "`experiments[{i}]` repeats experiment_id {}",
                     r.experiment_id
                 ),
-            ));
+            )
+            .at(&format!("/experiments/{i}/experiment_id")));
         }
     }
     Ok(refs)
@@ -340,7 +377,8 @@ fn context(object: JsonObject) -> Result<JsonObject, Rejection> {
         return Err(Rejection::new(
             Code::InvalidPolicyVersionId,
             "`context.policy_version_id` must be a UUID string",
-        ));
+        )
+        .at("/context/policy_version_id"));
     }
     Ok(object)
 }
@@ -363,11 +401,13 @@ fn metrics(
     }
     let mut out = BTreeMap::new();
     for (key, value) in entries {
+        let field = pointer("/metrics", &key);
         let invalid = |why: &str| {
             Rejection::new(
                 Code::InvalidMetric,
                 format!("metric {}: {why}", quoted(&key)),
             )
+            .at(&field)
         };
         if key.is_empty() || key.len() > limits.max_name_bytes {
             return Err(invalid(&format!(
@@ -387,7 +427,8 @@ fn metrics(
                     quoted(&key),
                     quoted(value.get())
                 ),
-            ));
+            )
+            .at(&field));
         }
         if number < 0.0 && NON_NEGATIVE_METRICS.contains(&key.as_ref()) {
             return Err(invalid("the value must not be negative"));
@@ -427,7 +468,8 @@ fn required_context(
             return Err(Rejection::new(
                 *code,
                 format!("a `{event_type}` event needs `{key}` in `context` or `payload`"),
-            ));
+            )
+            .at(&pointer("/context", key)));
         }
     }
     Ok(())

@@ -6,7 +6,9 @@ mod common;
 use common::*;
 use std::collections::HashMap;
 
-use eis_contract::{parse_batch, Code, Flag, Limits, RegisteredExperiment, Registry, RegistryMode};
+use eis_contract::{
+    parse_batch, Code, Flag, Limits, RegisteredExperiment, Registry, RegistryMode, UnitBinding,
+};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -16,6 +18,8 @@ enum Input {
     /// `base()`, valid, checked in reject mode against a registry holding `EXP_A` (or, with
     /// `false`, another experiment) as given.
     Registered(RegisteredExperiment, bool),
+    /// `base()`, valid, sent by another user than its unit, to a deployment that binds users.
+    NotTheCaller,
 }
 
 /// `EXP_A` as `base()` fits it: unit_type user, running, from 2026-01-01, variant `VAR_A`.
@@ -144,6 +148,45 @@ fn example(code: Code) -> Input {
             },
             true,
         ),
+        Code::UnitNotAuthorized => Input::NotTheCaller,
+    }
+}
+
+/// The JSON pointer each code's example blames (`""`: the whole event or body).
+fn blamed(code: Code) -> &'static str {
+    match code {
+        Code::EventTooLarge | Code::InvalidJson | Code::InvalidEvent => "",
+        Code::UnknownField => "/experiment",
+        Code::MissingEventType | Code::InvalidEventType => "/event_type",
+        Code::MissingUnitType | Code::InvalidUnitType => "/unit_type",
+        Code::MissingUnitId | Code::InvalidUnitId | Code::UnitNotAuthorized => "/unit_id",
+        Code::MissingTimestamp | Code::InvalidTimestamp | Code::FutureTimestamp => "/timestamp",
+        Code::InvalidEventId => "/event_id",
+        Code::InvalidExperiments => "/experiments",
+        Code::InvalidExperimentId => "/experiments/0/experiment_id",
+        Code::InvalidVariantId => "/experiments/0/variant_id",
+        Code::DuplicateExperiment => "/experiments/1/experiment_id",
+        Code::InvalidContext => "/context",
+        Code::InvalidPolicyVersionId => "/context/policy_version_id",
+        Code::InvalidMetrics => "/metrics",
+        Code::InvalidMetric => "/metrics/latency_ms",
+        Code::InexactMetric => "/metrics/revenue",
+        Code::InvalidPayload => "/payload",
+        Code::MissingPolicyVersionId => "/context/policy_version_id",
+        Code::MissingPlanId => "/context/plan_id",
+        Code::MissingRejectionReason => "/context/rejection_reason",
+        Code::MissingMealId => "/context/meal_id",
+        Code::MissingNewMealId => "/context/new_meal_id",
+        Code::MissingEditType => "/context/edit_type",
+        Code::MissingEditDetails => "/context/edit_details",
+        Code::MissingInterventionType => "/context/intervention_type",
+        Code::MissingEvents => "",
+        Code::InvalidEvents | Code::BatchTooLarge | Code::EmptyBatch => "/events",
+        Code::UnregisteredExperiment
+        | Code::UnknownVariant
+        | Code::UnitTypeMismatch
+        | Code::ExperimentStopped
+        | Code::OutsideExperimentWindow => "/experiments/0",
     }
 }
 
@@ -159,8 +202,20 @@ fn every_code_has_an_example_that_produces_it() {
                 let event = validate(&base()).expect("base() is valid");
                 registry.admit(event, RegistryMode::Reject).err()
             }
+            Input::NotTheCaller => {
+                let binding = UnitBinding {
+                    unit_type: "user".into(),
+                };
+                let event = validate(&base()).expect("base() is valid");
+                binding.check(&event, Some("someone-else")).err()
+            }
         };
-        assert_eq!(got.map(|r| r.code), Some(code), "example for {code}");
+        let got = got.map(|r| (r.code, r.field));
+        assert_eq!(
+            got,
+            Some((code, blamed(code).to_string())),
+            "example for {code}"
+        );
     }
 }
 

@@ -33,8 +33,9 @@ macro_rules! claim_input {
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
                          $6::text[], $7::text[], $8::text[], $9::timestamptz[],
-                         $10::timestamptz[], $11::text[], $12::bytea[])
-         AS t(id, et, ut, ui, ex, cx, mx, pl, ts, ra, fl, dg)
+                         $10::timestamptz[], $11::text[], $12::bytea[], $13::timestamptz[],
+                         $14::timestamptz[])
+         AS t(id, et, ut, ui, ex, cx, mx, pl, ts, ra, fl, dg, sa, at)
 ), claimed AS (
     INSERT INTO exp.event_ids (event_id, "timestamp", digest)
     SELECT id, ts, dg FROM input
@@ -55,9 +56,10 @@ const INSERT_BATCH: &str = concat!(
     claim_input!(),
     r#", stored AS (
     INSERT INTO exp.events (event_id, event_type, unit_type, unit_id, experiments, context,
-                            metrics, payload, "timestamp", received_at, flags)
+                            metrics, payload, "timestamp", received_at, flags, sent_at,
+                            adjusted_timestamp)
     SELECT id, et, ut, ui, ex::jsonb, cx::jsonb, mx::jsonb, pl::jsonb, ts, ra,
-           string_to_array(fl, ',')
+           string_to_array(fl, ','), sa, at
     FROM input JOIN claimed ON claimed.event_id = input.id
     RETURNING event_id, "timestamp", received_at
 ), pending AS (
@@ -94,6 +96,8 @@ pub(crate) struct Columns<'e> {
     received: Vec<DateTime<Utc>>,
     flags: Vec<String>,
     digests: Vec<&'e [u8]>,
+    sent: Vec<Option<DateTime<Utc>>>,
+    adjusted: Vec<Option<DateTime<Utc>>>,
 }
 
 impl<'e> Columns<'e> {
@@ -112,6 +116,8 @@ impl<'e> Columns<'e> {
             received: Vec::with_capacity(n),
             flags: Vec::with_capacity(n),
             digests: Vec::with_capacity(n),
+            sent: Vec::with_capacity(n),
+            adjusted: Vec::with_capacity(n),
         };
         for (e, encoded) in events {
             c.ids.push(e.event_id);
@@ -127,11 +133,13 @@ impl<'e> Columns<'e> {
             let flags: Vec<&str> = e.flags.iter().map(|f| f.as_str()).collect();
             c.flags.push(flags.join(","));
             c.digests.push(&encoded.digest[..]);
+            c.sent.push(e.sent_at);
+            c.adjusted.push(e.adjusted_timestamp());
         }
         c
     }
 
-    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 12] {
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 14] {
         [
             &self.ids,
             &self.event_types,
@@ -145,6 +153,8 @@ impl<'e> Columns<'e> {
             &self.received,
             &self.flags,
             &self.digests,
+            &self.sent,
+            &self.adjusted,
         ]
     }
 }

@@ -24,9 +24,10 @@ const RESTORE_BATCH: &str = concat!(
                     AND (i.digest = input.dg OR i.digest = ''::bytea))
 ), stored AS (
     INSERT INTO exp.events (event_id, event_type, unit_type, unit_id, experiments, context,
-                            metrics, payload, "timestamp", received_at, flags)
+                            metrics, payload, "timestamp", received_at, flags, sent_at,
+                            adjusted_timestamp)
     SELECT id, et, ut, ui, ex::jsonb, cx::jsonb, mx::jsonb, pl::jsonb, ts, ra,
-           string_to_array(fl, ',')
+           string_to_array(fl, ','), sa, at
     FROM ours
     ON CONFLICT (event_id, "timestamp") DO NOTHING
     RETURNING 1

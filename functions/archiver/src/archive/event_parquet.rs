@@ -25,8 +25,9 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-/// Written into every file's key-value metadata; bumped when the columns change.
-pub const FORMAT_VERSION: &str = "1";
+/// Written into every file's key-value metadata; bumped when the columns change. Version 2
+/// added `sent_at` and `adjusted_timestamp`; [`upgrade`] reads version 1's rows as version 2's.
+pub const FORMAT_VERSION: &str = "2";
 pub const FORMAT_VERSION_KEY: &str = "eis.archive.format_version";
 
 /// Rows per row group: what analytics engines (Athena, DuckDB, Spark) read efficiently. A file
@@ -89,7 +90,9 @@ fn flag_item() -> FieldRef {
 }
 
 /// The archive schema: the one definition used by the writer and the tests. Nothing is
-/// nullable: every event has every field (empty lists and `{}` where the request had none).
+/// nullable (empty lists and `{}` where the request had none) but the last two columns,
+/// null for events whose request did not say when it was sent; they came last, after files
+/// without them were written, and readers take a file without them as all null.
 /// The nested fields are the same values the builders below are given, so the finished
 /// arrays carry exactly these types (`RecordBatch::try_new` checks it).
 pub fn schema() -> SchemaRef {
@@ -109,6 +112,8 @@ pub fn schema() -> SchemaRef {
         Field::new("timestamp", utc_micros(), false),
         Field::new("received_at", utc_micros(), false),
         Field::new("flags", DataType::List(flag_item()), false),
+        Field::new("sent_at", utc_micros(), true),
+        Field::new("adjusted_timestamp", utc_micros(), true),
     ]))
 }
 
@@ -127,6 +132,8 @@ pub struct EventColumns {
     timestamp: TimestampMicrosecondBuilder,
     received_at: TimestampMicrosecondBuilder,
     flags: ListBuilder<StringBuilder>,
+    sent_at: TimestampMicrosecondBuilder,
+    adjusted_timestamp: TimestampMicrosecondBuilder,
     rows: usize,
     bytes: usize,
     earliest_received: Option<DateTime<Utc>>,
@@ -161,6 +168,8 @@ impl EventColumns {
             timestamp: TimestampMicrosecondBuilder::new().with_data_type(utc_micros()),
             received_at: TimestampMicrosecondBuilder::new().with_data_type(utc_micros()),
             flags: ListBuilder::new(StringBuilder::new()).with_field(flag_item()),
+            sent_at: TimestampMicrosecondBuilder::new().with_data_type(utc_micros()),
+            adjusted_timestamp: TimestampMicrosecondBuilder::new().with_data_type(utc_micros()),
             rows: 0,
             bytes: 0,
             earliest_received: None,
@@ -220,9 +229,13 @@ impl EventColumns {
             bytes += flag.as_str().len() + 4;
         }
         self.flags.append(true);
+        let micros = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_micros());
+        self.sent_at.append_option(micros(event.sent_at));
+        self.adjusted_timestamp
+            .append_option(micros(event.adjusted_timestamp()));
 
-        // Offsets of the variable-width columns and the two timestamps.
-        bytes += 10 * 4 + 2 * 8;
+        // Offsets of the variable-width columns and the four timestamps.
+        bytes += 10 * 4 + 4 * 8;
         self.rows += 1;
         self.bytes += bytes;
         if self.earliest_received.is_none_or(|t| event.received_at < t) {
@@ -275,6 +288,8 @@ impl EventColumns {
             Arc::new(self.timestamp.finish()),
             Arc::new(self.received_at.finish()),
             Arc::new(self.flags.finish()),
+            Arc::new(self.sent_at.finish()),
+            Arc::new(self.adjusted_timestamp.finish()),
         ];
         Ok(RecordBatch::try_new(schema(), columns)?)
     }
@@ -294,6 +309,34 @@ pub fn writer_properties() -> Result<WriterProperties, FormatError> {
             FORMAT_VERSION.to_string(),
         )]))
         .build())
+}
+
+/// Rows of a file written before the last columns existed (version 1), as rows of [`schema`]:
+/// the missing columns all null, which is what they mean. Rows of the current schema pass
+/// unchanged; anything else is left for the schema check of whoever uses the rows.
+pub fn upgrade(batch: RecordBatch) -> Result<RecordBatch, FormatError> {
+    let schema = schema();
+    let present = batch.num_columns();
+    let is_prefix = present < schema.fields().len()
+        && schema
+            .fields()
+            .iter()
+            .zip(batch.schema().fields())
+            .all(|(ours, theirs)| ours.name() == theirs.name());
+    let appended_are_nullable = schema.fields()[present.min(schema.fields().len())..]
+        .iter()
+        .all(|f| f.is_nullable());
+    if !is_prefix || !appended_are_nullable {
+        return Ok(batch);
+    }
+    let mut columns = batch.columns().to_vec();
+    for field in &schema.fields()[present..] {
+        columns.push(arrow::array::new_null_array(
+            field.data_type(),
+            batch.num_rows(),
+        ));
+    }
+    Ok(RecordBatch::try_new(schema, columns)?)
 }
 
 /// One complete Parquet file holding `batch`.
@@ -365,6 +408,7 @@ mod tests {
             .expect("an object"),
             timestamp: at(9, 59, 59, 999_999),
             received_at: at(10, 0, 1, 123_456),
+            sent_at: None,
             flags: vec![Flag::OldTimestamp],
         }
     }
@@ -536,6 +580,32 @@ mod tests {
         assert!(large > small + 10_000, "{small} {large}");
         assert_eq!(c.bytes(), small + large);
         assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn version_one_rows_read_as_the_current_schema_with_null_send_times() {
+        let mut events: Vec<Event> = (0..3).map(sample).collect();
+        events[1].sent_at = Some(events[1].received_at - chrono::Duration::seconds(90));
+        let current = columns(&events).finish().expect("finish");
+        let version_one = current
+            .project(&(0..current.num_columns() - 2).collect::<Vec<_>>())
+            .expect("the first columns");
+        let upgraded = upgrade(version_one).expect("upgrade");
+        assert_eq!(upgraded.schema(), schema());
+        for name in ["sent_at", "adjusted_timestamp"] {
+            let column = upgraded.column_by_name(name).expect(name);
+            assert_eq!(column.null_count(), 3, "{name}");
+            let written = current.column_by_name(name).expect(name);
+            assert_eq!(written.null_count(), 2, "{name}: only event 1 said");
+        }
+        let adjusted = current
+            .column_by_name("adjusted_timestamp")
+            .expect("column");
+        let adjusted = adjusted.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        let expected = events[1].timestamp + chrono::Duration::seconds(90);
+        assert_eq!(adjusted.value(1), expected.timestamp_micros());
+        // The current schema passes through unchanged.
+        assert_eq!(upgrade(current.clone()).expect("upgrade"), current);
     }
 
     #[test]

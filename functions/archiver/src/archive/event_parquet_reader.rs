@@ -45,6 +45,11 @@ pub fn events(batch: &RecordBatch) -> Result<Vec<Event>, FormatError> {
     let (event_types, contexts, payloads) =
         (text("event_type")?, text("context")?, text("payload")?);
     let (timestamps, received) = (micros("timestamp")?, micros("received_at")?);
+    // Files written before the column existed have none: every row's is null.
+    let sent = match batch.column_by_name("sent_at") {
+        None => None,
+        Some(_) => Some(micros("sent_at")?),
+    };
     let (experiments, flags) = (list("experiments")?, list("flags")?);
     let experiment_ids = struct_text(experiments.values(), "experiment_id");
     let variant_ids = struct_text(experiments.values(), "variant_id");
@@ -122,6 +127,10 @@ pub fn events(batch: &RecordBatch) -> Result<Vec<Event>, FormatError> {
             payload: object(payloads.get(row), "payload")?,
             timestamp: time(timestamps.value(row))?,
             received_at: time(received.value(row))?,
+            sent_at: match sent {
+                Some(sent) if sent.is_valid(row) => Some(time(sent.value(row))?),
+                _ => None,
+            },
             flags,
         });
     }
@@ -157,6 +166,7 @@ mod tests {
     #[test]
     fn archived_events_read_back_with_their_digests() {
         let mut events: Vec<Event> = (1..4).map(full).collect();
+        events[1].sent_at = Some(utc("2026-12-02T09:58:30Z"));
         events.push(event(9, "2026-12-02T09:00:00Z"));
         assert!(!events[0].flags.is_empty() && !events[0].metrics.is_empty());
         let mut columns = EventColumns::new();

@@ -24,7 +24,7 @@ use eis_store::ArchiveHours;
 
 use crate::archive::bucket::{self, ArchiveBucket};
 use crate::archive::digest;
-use crate::archive::event_parquet::FormatError;
+use crate::archive::event_parquet::{upgrade, FormatError};
 use crate::archive::partition::HourPartition;
 use crate::compaction::CompactionPolicy;
 use crate::error::ArchiveError;
@@ -120,7 +120,7 @@ pub async fn compact_hour(
             let batches = tokio::task::spawn_blocking(move || -> Result<_, FormatError> {
                 read_batches(body)?
                     .into_iter()
-                    .map(|b| shard_rows(b, shard, shards))
+                    .map(|b| shard_rows(upgrade(b)?, shard, shards))
                     .collect::<Result<Vec<_>, _>>()
             })
             .await

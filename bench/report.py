@@ -16,6 +16,7 @@ from reportlib import error_note, failed, goals_md, med, met, num, ratio, span, 
 import report_archiver_scale
 import report_health
 import report_quarantine
+import report_sdk
 import report_sweep
 import report_write_path
 
@@ -606,6 +607,7 @@ def main():
             + "\n" + report_quarantine.restore_memory_md(data.get("restore_memory")))
     section("11. The sweep against one huge pending row",
             lambda g: report_sweep.sweep_md(data.get("sweep_backlog")))
+    section("12. Client SDKs", lambda g: report_sdk.python_md(data.get("sdk_python"), g))
     goals_by_topic = "\n\n".join(f"### {title}\n\n{goals_md(goals)}"
                                   for title, _, goals in sections if goals)
     if draw:

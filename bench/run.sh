@@ -27,17 +27,17 @@ if [ "$QUICK" = 1 ]; then
   COLD_RUNS=5 PROFILE_EVENTS=1000 PROFILE_REQUESTS="50 1" CRITERION_ARGS=(--warm-up-time 0.5 --measurement-time 1)
   HEALTH_EVENTS=50000 HEALTH_UNITS=5000 HEALTH_INCREMENT=1000 HEALTH_DAYS="15000 150000"
   FLOOD_EVENTS=2000 RESTORE_EVENTS=5000 RESTORE_SMALL=20000 RESTORE_LARGE=200000
-  SWEEP_KEYS=20000 SWEEP_LIMIT=5000
+  SWEEP_KEYS=20000 SWEEP_LIMIT=5000 SDK_EVENTS=5000
 else
   ROUNDS=3 HTTP_SECONDS=10 PG_EVENTS=50000 ENCODE_EVENTS=100000 DRAIN_EVENTS=100000 DRAIN_RUNS=3
   COMPACT_EVENTS=100000 SCALE_EVENTS=200000 SCALE_ROUNDS=2
   COLD_RUNS=20 PROFILE_EVENTS=5000 PROFILE_REQUESTS="200 4" CRITERION_ARGS=()
   HEALTH_EVENTS=1000000 HEALTH_UNITS=50000 HEALTH_INCREMENT=10000 HEALTH_DAYS="150000 1500000"
   FLOOD_EVENTS=10000 RESTORE_EVENTS=50000 RESTORE_SMALL=100000 RESTORE_LARGE=1000000
-  SWEEP_KEYS=1000000 SWEEP_LIMIT=50000
+  SWEEP_KEYS=1000000 SWEEP_LIMIT=50000 SDK_EVENTS=20000
 fi
 # Every section, in the order they run; BENCH_ONLY picks some of them.
-SECTIONS=(validation pg_write ingest_http encoding drain compaction archiver_scale health_job quarantine restore_memory sweep_backlog cold_start profile)
+SECTIONS=(validation pg_write ingest_http encoding drain compaction archiver_scale health_job quarantine restore_memory sweep_backlog sdk_python cold_start profile)
 ONLY=${BENCH_ONLY:-}
 for key in $ONLY; do
   [[ " ${SECTIONS[*]} " == *" $key "* ]] || { log "BENCH_ONLY: no section $key (sections: ${SECTIONS[*]})"; exit 2; }
@@ -219,6 +219,12 @@ sweep_backlog() {
     $PY bench/sweep_backlog.py "$CARGO_TARGET_DIR/release/archiver" "$SWEEP_KEYS" "$SWEEP_LIMIT"
 }
 
+# The Python SDK's capture() CPU against posthog-python's, and its full default queue's RSS
+# (bench/sdk_python.py; both clients point at a closed 127.0.0.1 port).
+sdk_python() {
+  $PY bench/sdk_python.py "$SDK_EVENTS" "$ROUNDS"
+}
+
 cold_start() {
   local sizes
   sizes=$(
@@ -270,7 +276,7 @@ jq -n \
   --arg moto "$($PY -c 'import moto; print(moto.__version__)')" \
   --arg python "$(version "$PY" --version)" \
   --arg matplotlib "$("$BENCH_VENV/bin/python" -c 'import matplotlib; print(matplotlib.__version__)')" \
-  --arg sizes "sweep_keys=$SWEEP_KEYS sweep_limit=$SWEEP_LIMIT flood_events=$FLOOD_EVENTS restore_events=$RESTORE_EVENTS health_events=$HEALTH_EVENTS health_units=$HEALTH_UNITS health_increment=$HEALTH_INCREMENT health_days=${HEALTH_DAYS// /,} rounds=$ROUNDS http_seconds=$HTTP_SECONDS pg_events=$PG_EVENTS encode_events=$ENCODE_EVENTS drain_events=$DRAIN_EVENTS drain_runs=$DRAIN_RUNS compact_events=$COMPACT_EVENTS compact_files=$COMPACT_FILES scale_events=$SCALE_EVENTS scale_rounds=$SCALE_ROUNDS scale_runs=$SCALE_RUNS cold_runs=$COLD_RUNS profile_events=$PROFILE_EVENTS profile_requests=$PROFILE_REQUESTS" \
+  --arg sizes "sdk_events=$SDK_EVENTS sweep_keys=$SWEEP_KEYS sweep_limit=$SWEEP_LIMIT flood_events=$FLOOD_EVENTS restore_events=$RESTORE_EVENTS health_events=$HEALTH_EVENTS health_units=$HEALTH_UNITS health_increment=$HEALTH_INCREMENT health_days=${HEALTH_DAYS// /,} rounds=$ROUNDS http_seconds=$HTTP_SECONDS pg_events=$PG_EVENTS encode_events=$ENCODE_EVENTS drain_events=$DRAIN_EVENTS drain_runs=$DRAIN_RUNS compact_events=$COMPACT_EVENTS compact_files=$COMPACT_FILES scale_events=$SCALE_EVENTS scale_rounds=$SCALE_ROUNDS scale_runs=$SCALE_RUNS cold_runs=$COLD_RUNS profile_events=$PROFILE_EVENTS profile_requests=$PROFILE_REQUESTS" \
   --arg only "$ONLY" \
   '{started_at: $started, quick: ($quick == 1), only: $only, total_seconds: $seconds, sizes: $sizes, commit: $commit,
     machine: {nproc: ($nproc | tonumber), cpu: $cpu, memory: $mem, kernel: $kernel,

@@ -69,7 +69,8 @@ ensure_local_venv() {
   if [ -x "$VENV/bin/python" ] && cmp -s "$req" "$stamp"; then return 0; fi
   log "installing Python tools into $VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+  # From the clone's root: the requirements name the SDK by a path relative to it.
+  (cd "$ROOT" && "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req")
   cp "$req" "$stamp"
 }
 

@@ -27,7 +27,7 @@ step "cargo test"
 cargo test --workspace --locked --no-fail-fast
 
 step "Python tests (cargo lambda watch/invoke, make dev, Parquet readers)"
-"$VENV/bin/pytest" -q -p no:cacheprovider tests/python
+"$VENV/bin/pytest" -q -p no:cacheprovider --rootdir . tests/python sdk/python/tests
 
 step "deployment templates (cfn-lint, sam validate --lint, checkov, template tests)"
 infra/tools/check-templates.sh

@@ -14,5 +14,6 @@ mod ingest_lambda;
 mod migrator;
 mod quarantine;
 mod registry;
+mod sdk;
 mod srm;
 mod storage;

@@ -607,7 +607,8 @@ def main():
             + "\n" + report_quarantine.restore_memory_md(data.get("restore_memory")))
     section("11. The sweep against one huge pending row",
             lambda g: report_sweep.sweep_md(data.get("sweep_backlog")))
-    section("12. Client SDKs", lambda g: report_sdk.python_md(data.get("sdk_python"), g))
+    section("12. Client SDKs", lambda g: report_sdk.python_md(data.get("sdk_python"), g)
+            + "\n" + report_sdk.rust_md(data.get("sdk_rust"), g))
     goals_by_topic = "\n\n".join(f"### {title}\n\n{goals_md(goals)}"
                                   for title, _, goals in sections if goals)
     if draw:

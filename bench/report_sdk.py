@@ -34,3 +34,35 @@ Ratio, caller's thread: **{s['ratio']:.2f}×**; whole process: {s['process_ratio
 (`{full['bound']}` bound): {num(full['events_held'])} events of {num(full['event_bytes'])} B held,
 peak RSS **{full['rss_peak_mib']:.1f} MiB** ({full['rss_before_mib']:.1f} MiB before capturing).
 """
+
+
+def rust_md(s, goals):
+    goal = "Rust SDK: end-to-end events/s, batches of 500, ≥ 0.9× wrk on the same server"
+    if failed(s):
+        goals.append((goal, "n/a", "n/a", None, None))
+        return error_note("The Rust SDK benchmark", s)
+    parts = []
+    for backend, b in s["backends"].items():
+        configs, ratios = b["configs"], b["ratio"]
+        best = max(ratios, key=ratios.get)
+        reference = next(name for name in configs if name.endswith("_sent_at"))
+        goals.append((f"{goal} (SQS side: {backend})",
+                      f"{best}: {num(configs[best]['events_per_s']['median'])} events/s",
+                      f"{reference}: {num(configs[reference]['events_per_s']['median'])} events/s",
+                      ratios[best], ratios[best] >= s["goal_ratio"]))
+        rows = [[name, span(c["events_per_s"]), span(c["client_cpu_ms_per_event"], 4),
+                 span(c["ingest_cpu_ms_per_event"], 4),
+                 f"{ratios[name]:.2f}×" if name in ratios else "",
+                 span(c["capture_us_p99"], 1) if "capture_us_p99" in c else ""]
+                for name, c in configs.items()]
+        parts.append(f"**SQS side: {backend}**\n\n" + table(
+            ["client", "events/s", "client CPU ms/event", "ingest CPU ms/event",
+             "ratio to wrk (with EIS-Sent-At)", "capture() p99 µs"], rows))
+    return f"""`bench/sdk_throughput.py`: the release `ingest` in local mode on a database of the bench's
+own; per round, wrk posting the batch-500 body on 8 connections (with and without the
+`EIS-Sent-At` header the SDK always sends) against `eis-bench sdk-throughput`, the Rust SDK
+capturing the same events into batches of 500 ({s['runs']} round(s) of {s['duration_s']} s, rounds
+interleaved). The SDK configurations: `sdk_f8` 8 requests in flight (wrk's 8 connections),
+`sdk_f8_gzip` the same with its default gzip, `sdk_f4` its default of 4 in flight.
+
+""" + "\n\n".join(parts) + "\n"

@@ -37,7 +37,7 @@ else
   SWEEP_KEYS=1000000 SWEEP_LIMIT=50000 SDK_EVENTS=20000
 fi
 # Every section, in the order they run; BENCH_ONLY picks some of them.
-SECTIONS=(validation pg_write ingest_http encoding drain compaction archiver_scale health_job quarantine restore_memory sweep_backlog sdk_python cold_start profile)
+SECTIONS=(validation pg_write ingest_http encoding drain compaction archiver_scale health_job quarantine restore_memory sweep_backlog sdk_python sdk_rust cold_start profile)
 ONLY=${BENCH_ONLY:-}
 for key in $ONLY; do
   [[ " ${SECTIONS[*]} " == *" $key "* ]] || { log "BENCH_ONLY: no section $key (sections: ${SECTIONS[*]})"; exit 2; }
@@ -223,6 +223,15 @@ sweep_backlog() {
 # (bench/sdk_python.py; both clients point at a closed 127.0.0.1 port).
 sdk_python() {
   $PY bench/sdk_python.py "$SDK_EVENTS" "$ROUNDS"
+}
+
+# The Rust SDK's end-to-end events/s into the local ingest against wrk on the same server
+# (bench/sdk_throughput.py).
+sdk_rust() {
+  mkdir -p "$WORK/bodies"
+  "$EIS_BENCH" bodies "$WORK/bodies" >/dev/null
+  DATABASE_URL=$BENCH_DB_URL EIS_QUEUE_URL=$QUEUE_URL MOTO_PID=$(cat "$LOCAL/moto.pid") \
+    $PY bench/sdk_throughput.py "$INGEST" "$EIS_BENCH" "$WORK/bodies" "$HTTP_SECONDS" "$ROUNDS"
 }
 
 cold_start() {

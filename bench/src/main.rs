@@ -11,6 +11,7 @@
 //!   eis-bench sqs-stub PORT                  an SQS stand-in that accepts everything
 //!   eis-bench serve-ingest                   the ingest function's local server, for callgrind
 //!   eis-bench value-parse BODY ROUNDS        serde_json::Value parse of a body, CPU per event
+//!   eis-bench sdk-throughput URL SECONDS IN_FLIGHT GZIP  the Rust SDK's end-to-end events/s
 
 mod archive_hour;
 mod compaction;
@@ -18,6 +19,7 @@ mod cpu_path;
 mod encode;
 mod fill_queue;
 mod pg_write;
+mod sdk_throughput;
 mod serve_ingest;
 mod sqs_stub;
 mod value_parse;
@@ -68,9 +70,21 @@ fn main() -> anyhow::Result<()> {
             runtime()?.block_on(fill_queue::fill(queue_url, number(events)?))?
         }
         ["value-parse", body, rounds] => value_parse::measure(body.as_ref(), number(rounds)?)?,
+        ["sdk-throughput", url, seconds, in_flight, gzip] => {
+            // Multi-threaded, as an application's runtime: the caller captures on a thread of
+            // its own while the SDK's sender and requests run here.
+            tokio::runtime::Runtime::new()
+                .context("tokio runtime")?
+                .block_on(sdk_throughput::measure(
+                    url,
+                    seconds.parse().context("SECONDS")?,
+                    number(in_flight)?,
+                    *gzip == "1",
+                ))?
+        }
         _ => bail!(
             "usage: eis-bench bodies OUT_DIR | pg-write EVENTS ROUNDS | \
-             encode EVENTS ROUNDS OUT_DIR | compact EVENTS FILES DUP_PCT | archive-hour EVENTS HOURS_AGO | cpu-path ingest|archive EVENTS | fill-queue QUEUE_URL EVENTS | sqs-stub PORT | serve-ingest | value-parse BODY ROUNDS"
+             encode EVENTS ROUNDS OUT_DIR | compact EVENTS FILES DUP_PCT | archive-hour EVENTS HOURS_AGO | cpu-path ingest|archive EVENTS | fill-queue QUEUE_URL EVENTS | sqs-stub PORT | serve-ingest | value-parse BODY ROUNDS | sdk-throughput URL SECONDS IN_FLIGHT GZIP"
         ),
     };
     println!("{report}");

@@ -3,6 +3,7 @@
 //! place that knows the API's statuses and codes (docs/api.md).
 
 use bytes::Bytes;
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use crate::report::Outcome;
@@ -46,8 +47,9 @@ pub(crate) enum Verdict {
 struct Body {
     #[serde(default)]
     errors: Vec<EventError>,
+    /// Only null or not matters (the ids are the ones sent): nothing is allocated per id.
     #[serde(default)]
-    event_ids: Vec<Option<String>>,
+    event_ids: Vec<Option<IgnoredAny>>,
     #[serde(default)]
     duplicates: Vec<usize>,
     #[serde(default)]

@@ -156,11 +156,18 @@ pub(crate) fn prepare(event: impl IntoEvent, max_bytes: usize) -> Result<Prepare
         let now = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
         fields.insert("timestamp".into(), Value::String(now));
     }
-    let json = serde_json::to_vec(&Value::Object(fields)).map_err(|e| CaptureError::Invalid {
-        code: "invalid_event",
-        field: String::new(),
-        message: e.to_string(),
+    // Sized for a typical event up front: the default start of 128 bytes means several
+    // reallocations per event.
+    let mut json = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut json, &Value::Object(fields)).map_err(|e| {
+        CaptureError::Invalid {
+            code: "invalid_event",
+            field: String::new(),
+            message: e.to_string(),
+        }
     })?;
+    // The queue counts `len` bytes: the spare capacity goes (glibc shrinks in place).
+    json.shrink_to_fit();
     if json.len() > max_bytes {
         return Err(CaptureError::TooLarge {
             event_id: id,

@@ -315,11 +315,9 @@ async fn bad_requests_get_json_errors() {
 async fn database_gone_is_503_with_retry_after_and_recovers() {
     let db = TestDb::create().await;
     let queue = TestQueue::create(5, 30).await;
-    let proxy = FaultyProxy::start(pg_addr(&db.url)).await;
+    let (proxy, proxied_url) = FaultyProxy::before_database(&db.url).await;
     let mut config = ingest_config(&db, &queue.url);
-    config.db.url = db
-        .url
-        .replace(&pg_addr(&db.url).to_string(), &proxy.addr.to_string());
+    config.db.url = proxied_url;
     let state = ingest::app::state(&config).await.expect("state");
     let (url, server) = serve(router(state)).await;
     let http = reqwest::Client::new();

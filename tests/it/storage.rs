@@ -345,10 +345,7 @@ async fn an_unreachable_database_is_a_retryable_error_not_a_hang() {
 #[tokio::test]
 async fn the_connection_is_reopened_after_the_database_comes_back() {
     let db = TestDb::create().await;
-    let proxy = FaultyProxy::start(pg_addr(&db.url)).await;
-    let url = db
-        .url
-        .replace(&pg_addr(&db.url).to_string(), &proxy.addr.to_string());
+    let (proxy, url) = FaultyProxy::before_database(&db.url).await;
     let store = PgEventStore::new(std::sync::Arc::new(
         Db::new(&db_config(url)).expect("config"),
     ));

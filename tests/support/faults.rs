@@ -96,6 +96,14 @@ impl FaultyProxy {
         }
     }
 
+    /// A proxy in front of the PostgreSQL of `database_url`, and that URL through the proxy.
+    pub async fn before_database(database_url: &str) -> (FaultyProxy, String) {
+        let target = crate::pg_addr(database_url);
+        let proxy = FaultyProxy::start(target).await;
+        let url = database_url.replace(&target.to_string(), &proxy.addr.to_string());
+        (proxy, url)
+    }
+
     /// Holds every chunk the server sends back for `delay` (zero: no delay).
     pub fn delay_answers(&self, delay: Duration) {
         let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);

@@ -22,7 +22,7 @@ pub(crate) enum Verdict {
     /// By index: the event's final result, or `None` when the answer gave it none (it is
     /// sent again; only these are).
     Events(Vec<Option<Outcome>>),
-    /// 413: the request is too large; its halves are sent instead.
+    /// 413 for two events or more: the request is too large; its halves are sent instead.
     Split { code: String, message: String },
     /// The whole request refused for good (a 4xx naming the body, 415): every event gets
     /// this as its result.
@@ -131,7 +131,15 @@ pub(crate) fn judge(answer: &Answer, events: usize) -> Verdict {
                 }) => (code, message.unwrap_or_default()),
                 _ => ("payload_too_large".into(), String::new()),
             };
-            Verdict::Split { code, message }
+            // One event has no halves: too large on its own is its final answer.
+            match events {
+                1 => Verdict::Refused {
+                    code,
+                    message,
+                    field: None,
+                },
+                _ => Verdict::Split { code, message },
+            }
         }
         415 => {
             let body = body.unwrap_or_default();

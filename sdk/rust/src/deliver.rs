@@ -71,16 +71,6 @@ pub(crate) async fn deliver<P, F>(
                         reason: format!("no final answer for {} events", group.len()),
                     }
                 }
-                Verdict::Split { code, message } if group.len() == 1 => {
-                    let field = None;
-                    let outcome = Outcome::Rejected {
-                        code,
-                        message,
-                        field,
-                    };
-                    settle(every(std::mem::take(&mut group), &outcome));
-                    Next::Done
-                }
                 Verdict::Split { .. } => {
                     let (a, b) = batch::halves(std::mem::take(&mut group));
                     groups.push_front(b);

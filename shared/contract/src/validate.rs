@@ -401,13 +401,13 @@ fn metrics(
     }
     let mut out = BTreeMap::new();
     for (key, value) in entries {
-        let field = pointer("/metrics", &key);
+        // The pointer is written only for a rejection: this loop runs for every metric.
         let invalid = |why: &str| {
             Rejection::new(
                 Code::InvalidMetric,
                 format!("metric {}: {why}", quoted(&key)),
             )
-            .at(&field)
+            .at(&pointer("/metrics", &key))
         };
         if key.is_empty() || key.len() > limits.max_name_bytes {
             return Err(invalid(&format!(
@@ -428,7 +428,7 @@ fn metrics(
                     quoted(value.get())
                 ),
             )
-            .at(&field));
+            .at(&pointer("/metrics", &key)));
         }
         if number < 0.0 && NON_NEGATIVE_METRICS.contains(&key.as_ref()) {
             return Err(invalid("the value must not be negative"));

@@ -8,7 +8,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/eis/target
 export EIS_TOOLS_DIR ?= $(HOME)/.cache/eis/tools
 
-.PHONY: help dev test up down migrate archive audit health registry replay restore check-templates sam-build bench smoke
+.PHONY: help dev test up down migrate archive audit health registry replay restore erase check-templates sam-build bench smoke
 
 help:
 	@echo "make dev              local stack + ingest API on http://127.0.0.1:$${EIS_PORT:-3000} (Ctrl-C stops)"
@@ -22,6 +22,7 @@ help:
 	@echo "make registry         load REGISTRY (default: the example) into the experiment registry (docs/health.md)"
 	@echo "make replay FROM= TO= [CODE=]  judge the quarantined input of [FROM, TO) again (docs/quarantine.md)"
 	@echo "make restore FROM= TO=         archived events of [FROM, TO) back into PostgreSQL (docs/quarantine.md)"
+	@echo "make erase UNIT_TYPE= UNIT_ID= [SUPPRESS=1]  erase one unit's data from every store; prints the receipt (docs/privacy.md)"
 	@echo "make check-templates  cfn-lint, sam validate --lint, checkov and the template tests"
 	@echo "make sam-build        sam build for arm64 and the bootstrap binaries' sizes"
 	@echo "make bench            benchmarks (see BENCHMARKS.md)"
@@ -60,6 +61,17 @@ registry: migrate
 	  else input=.local/registry-input.json; \
 	  printf '{"action":"registry","experiments":%s}\n' "$$(cat '$(REGISTRY)')" > "$$input"; fi && \
 	  cargo run --quiet --locked --bin migrator -- "$$input"
+
+# One erasure request (docs/privacy.md), recorded and carried through every store now: the
+# archiver's {"action":"erase","requests":[…]}, as `aws lambda invoke` sends it in AWS.
+# Prints the answer, with the request's receipt. Without the grace of AWS: locally nothing
+# else runs while it does.
+erase: migrate
+	@test -n "$(UNIT_TYPE)" -a -n "$(UNIT_ID)" || { echo "usage: make erase UNIT_TYPE=user UNIT_ID=u-1 [SUPPRESS=1]" >&2; exit 2; }
+	source .local/env && UNIT_TYPE='$(UNIT_TYPE)' UNIT_ID='$(UNIT_ID)' SUPPRESS='$(SUPPRESS)' python3 -c \
+	  'import json, os; print(json.dumps({"action": "erase", "requests": [{"unit_type": os.environ["UNIT_TYPE"], "unit_id": os.environ["UNIT_ID"], "suppress": os.environ["SUPPRESS"] not in ("", "0")}]}))' \
+	  > .local/erase-input.json && \
+	  EIS_ERASURE_GRACE_SECS=0 cargo run --quiet --locked --bin archiver -- .local/erase-input.json
 
 # The operator's inputs of docs/quarantine.md, as `aws lambda invoke` sends them in AWS:
 # FROM and TO are RFC 3339 instants (TO excluded), CODE one rejection code. range.sh invokes

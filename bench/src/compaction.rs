@@ -47,9 +47,11 @@ pub async fn measure(
     let started = std::time::Instant::now();
     let outcome = compact::compact_hour(
         &archiver.compaction_job(),
+        &Default::default(),
         hour,
         Instant::now() + std::time::Duration::from_secs(900),
         uuid::Uuid::now_v7(),
+        false,
     )
     .await?;
     let cpu = process_cpu_seconds()? - cpu;

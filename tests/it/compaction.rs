@@ -20,6 +20,7 @@ fn deadline() -> Instant {
 async fn compact_now(archiver: &archiver::app::Archiver) -> compact::CompactionSummary {
     let (summary, errors) = compact::compact_settled(
         &archiver.compaction_job(),
+        &Default::default(),
         chrono::Utc::now(),
         deadline(),
         uuid::Uuid::now_v7(),
@@ -91,9 +92,11 @@ async fn duplicates_across_raw_files_compact_to_the_first_copy_of_each() {
     assert!(pending.is_empty(), "{pending:?}");
     let again = compact::compact_hour(
         &archiver.compaction_job(),
+        &Default::default(),
         hour,
         deadline(),
         uuid::Uuid::now_v7(),
+        false,
     )
     .await;
     assert_eq!(again.expect("compact"), HourOutcome::AlreadyCompact);
@@ -111,7 +114,17 @@ async fn two_compactions_at_once_leave_each_event_once() {
         write_raw(&archiver, &events[from..], t, copy).await;
     }
     let compaction = archiver.compaction_job();
-    let run = |_: u8| compact::compact_hour(&compaction, hour, deadline(), uuid::Uuid::now_v7());
+    let none = Default::default();
+    let run = |_: u8| {
+        compact::compact_hour(
+            &compaction,
+            &none,
+            hour,
+            deadline(),
+            uuid::Uuid::now_v7(),
+            false,
+        )
+    };
     let (first, second) = tokio::join!(run(1), run(2));
     for outcome in [first, second] {
         match outcome.expect("no error") {
@@ -203,9 +216,11 @@ async fn sharded_compaction_keeps_the_same_ids_with_bounded_files() {
     write_raw(&archiver, &events[100..], t, "b").await;
     let outcome = compact::compact_hour(
         &archiver.compaction_job(),
+        &Default::default(),
         hour,
         deadline(),
         uuid::Uuid::now_v7(),
+        false,
     )
     .await
     .expect("compact");

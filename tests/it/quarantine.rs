@@ -115,6 +115,7 @@ async fn replay_at(
     CLOCK_MICROS.store(now.timestamp_micros(), Ordering::SeqCst);
     let judge = Judge {
         registry: &registry,
+        tombstones: &Default::default(),
         mode: RegistryMode::Flag,
         limits: &limits,
         clock,

@@ -214,6 +214,17 @@ def test_the_file_is_zstd_with_statistics(archive_file):
     assert ts.statistics.max == EXPECTED[2]["timestamp"]
 
 
+def test_duckdb_reads_the_unit_id_bloom_filter(archive_file):
+    """Erasure finds a unit's files by their `unit_id` bloom filters (docs/privacy.md): the
+    filter must be one other engines read too, saying "maybe" for every unit in the file and
+    "no" for one that is not."""
+    con = duckdb.connect()
+    probe = "SELECT bloom_filter_excludes FROM parquet_bloom_probe(?, 'unit_id', ?)"
+    for event in SENT:
+        assert con.execute(probe, [str(archive_file), event["unit_id"]]).fetchall() == [(False,)]
+    assert con.execute(probe, [str(archive_file), "nobody-here"]).fetchall() == [(True,)]
+
+
 def test_duckdb_reads_every_column_as_sent(archive_file):
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")

@@ -165,8 +165,8 @@ def test_the_migrator_owns_everything_and_later_tables_are_covered(migrated):
     definer = ok(db_admin, """SELECT string_agg(proname || ':' || prosecdef, ',' ORDER BY proname)
                               FROM pg_proc WHERE pronamespace = 'exp'::regnamespace""")
     assert definer == ("drop_expired_partitions:true,earliest:false,ensure_day_partition:true,"
-                       "health_add_counted:false,load_experiments:false,metric_bucket:false,"
-                       "metric_bucket_value:false")
+                       "erase_unit:true,health_add_counted:false,health_update_quantiles:false,"
+                       "load_experiments:false,metric_bucket:false,metric_bucket_value:false")
     # A table a later migration creates (as the migrator) is readable and writable by the app.
     ok(db_admin, "SET ROLE eis_migrator; CREATE TABLE exp.later (x integer)")
     ok(app, "INSERT INTO exp.later VALUES (1)")

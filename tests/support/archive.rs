@@ -69,6 +69,11 @@ pub fn archiver_config(
         },
         health: HEALTH_POLICY,
         metrics_namespace: Default::default(),
+        // Tests take requests at once: no run of theirs outlives the request.
+        erasure: archiver::erasure::ErasurePolicy {
+            grace: Duration::ZERO,
+            ..Default::default()
+        },
     }
 }
 

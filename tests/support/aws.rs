@@ -119,10 +119,28 @@ impl Drop for BucketGuard {
     fn drop(&mut self) {
         let (s3, bucket) = (self.client.clone(), self.name.clone());
         clean_up(async move {
-            let mut pages = s3.list_objects_v2().bucket(&bucket).into_paginator().send();
-            while let Some(Ok(page)) = pages.next().await {
-                for key in page.contents().iter().filter_map(|o| o.key()) {
-                    let _ = s3.delete_object().bucket(&bucket).key(key).send().await;
+            // Every version and delete marker too: a versioned bucket is not empty without.
+            loop {
+                let Ok(page) = s3.list_object_versions().bucket(&bucket).send().await else {
+                    break;
+                };
+                let versions = page.versions().iter().map(|v| (v.key(), v.version_id()));
+                let markers = page
+                    .delete_markers()
+                    .iter()
+                    .map(|m| (m.key(), m.version_id()));
+                let all: Vec<_> = versions.chain(markers).collect();
+                if all.is_empty() {
+                    break;
+                }
+                for (key, version) in all {
+                    let _ = s3
+                        .delete_object()
+                        .bucket(&bucket)
+                        .set_key(key.map(str::to_string))
+                        .set_version_id(version.map(str::to_string))
+                        .send()
+                        .await;
                 }
             }
             let _ = s3.delete_bucket().bucket(&bucket).send().await;

@@ -1,7 +1,8 @@
 """The quarantine of rejected events (docs/quarantine.md) in template.yaml: the archiver writes
 them as Parquet under RejectedPrefix, hour-partitioned as the events are; the rejected_events
 Glue table reads them with the events table's projection; the alarm on the ingest's EMF metric
-VariantRejected (namespace EIS, dimensions Experiment, Variant) watches every variant.
+VariantRejected (namespace EIS, dimensions Experiment, Variant) watches every variant. Of the
+functions, only erasure (docs/privacy.md) deletes quarantined records and their old versions.
 
 As in test_template.py: every check runs on the real template and on copies broken on purpose,
 where it must fail.
@@ -16,6 +17,12 @@ P = "Properties"
 
 REJECTED_PATTERN = r"^[A-Za-z0-9!_.*'()=-]+(/[A-Za-z0-9!_.*'()=-]+)*/$"
 REJECTED_OBJECTS = {"Fn::Sub": "${ArchiveBucket.Arn}/${RejectedPrefix}*"}
+ARCHIVE_OBJECTS = {"Fn::Sub": "${ArchiveBucket.Arn}/${ArchivePrefix}*"}
+BUCKET = {"Fn::GetAtt": ["ArchiveBucket", "Arn"]}
+LIST_PREFIXES = [{"Fn::Sub": "${ArchivePrefix}*"}, {"Fn::Sub": "${RejectedPrefix}*"}]
+# What erasure does in S3 (test_template.py checks that no other role may).
+ERASURE_ACTIONS = {"s3:DeleteObject", "s3:DeleteObjectVersion", "s3:ListBucketVersions",
+                   "s3:GetBucketObjectLockConfiguration"}
 # The quarantine record, in the order the archiver writes it.
 REJECTED_COLUMNS = [
     ("record_id", "string"),
@@ -128,18 +135,31 @@ def check_rejected_permissions(t):
     stmts = archiver_statements(t)
     for action in ("s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"):
         assert REJECTED_OBJECTS in resources_for(stmts, "Allow", action), action
-    # Written once, never deleted: no Allow names the quarantine, and a Deny covers it, since
-    # CompactArchive's ${ArchivePrefix}* is the whole bucket when ArchivePrefix is empty.
-    assert REJECTED_OBJECTS not in resources_for(stmts, "Allow", "s3:DeleteObject")
-    assert REJECTED_OBJECTS in resources_for(stmts, "Deny", "s3:DeleteObject")
-    for forbidden in ("s3:DeleteObjectVersion", "s3:BypassGovernanceRetention", "s3:PutObjectRetention"):
+    # Quarantined records are deleted by erasure only (docs/privacy.md): it overwrites a file
+    # without the unit's records (PutObject, above) or deletes it, then deletes the old versions
+    # and delete markers of the files it touched, under the two prefixes and nowhere else. No
+    # Deny may stand in its way (the former KeepRejected made the quarantine undeletable).
+    assert REJECTED_OBJECTS in resources_for(stmts, "Allow", "s3:DeleteObject"), "erasure deletes quarantine files"
+    for action in ("s3:DeleteObject", "s3:DeleteObjectVersion"):
+        scope = resources_for(stmts, "Allow", action)
+        assert sorted(map(repr, scope)) == sorted(map(repr, [ARCHIVE_OBJECTS, REJECTED_OBJECTS])), (action, scope)
+    for s in stmts:
+        if s["Effect"] == "Deny":
+            assert not set(as_list(s["Action"])) & ERASURE_ACTIONS, f"{s.get('Sid')} blocks erasure"
+    # A locked version is refused, never bypassed (archive_locked): no retention rights.
+    for forbidden in ("s3:BypassGovernanceRetention", "s3:PutObjectRetention", "s3:PutObjectLegalHold"):
         assert not resources_for(stmts, "Allow", forbidden), forbidden
-    lists = [s for s in stmts if s["Effect"] == "Allow" and "s3:ListBucket" in as_list(s["Action"])]
-    assert len(lists) == 1, "one ListBucket statement"
-    assert lists[0]["Resource"] == {"Fn::GetAtt": ["ArchiveBucket", "Arn"]}
-    prefixes = as_list(lists[0]["Condition"]["StringLike"]["s3:prefix"])
-    assert {"Fn::Sub": "${RejectedPrefix}*"} in prefixes, prefixes
-    assert {"Fn::Sub": "${ArchivePrefix}*"} in prefixes, prefixes
+    lock = resources_for(stmts, "Allow", "s3:GetBucketObjectLockConfiguration")
+    assert lock == [BUCKET], f"erasure checks the bucket's Object Lock first: {lock}"
+    # Listing, with or without versions: the bucket, under the archive's and the quarantine's
+    # prefixes only.
+    for action in ("s3:ListBucket", "s3:ListBucketVersions"):
+        lists = [s for s in stmts if s["Effect"] == "Allow" and action in as_list(s["Action"])]
+        assert len(lists) == 1, f"one {action} statement"
+        assert lists[0]["Resource"] == BUCKET, (action, lists[0]["Resource"])
+        assert list(lists[0]["Condition"]) == ["StringLike"], (action, lists[0]["Condition"])
+        prefixes = as_list(lists[0]["Condition"]["StringLike"]["s3:prefix"])
+        assert sorted(map(repr, prefixes)) == sorted(map(repr, LIST_PREFIXES)), (action, prefixes)
 
 
 def check_rejected_glue_table(t):
@@ -265,13 +285,28 @@ MUTATIONS = [
     ("rejected_permissions", _statement("QuarantineRejected",
                                         Resource={"Fn::Sub": "${ArchiveBucket.Arn}/${ArchivePrefix}*"})),
     ("rejected_permissions", _statement("QuarantineRejected", Action=["s3:PutObject", "s3:AbortMultipartUpload"])),
-    ("rejected_permissions", _statement("QuarantineRejected",
-                                        Action=["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject",
-                                                "s3:DeleteObject"])),
     ("rejected_permissions", _drop_statement("QuarantineRejected")),
-    ("rejected_permissions", _drop_statement("KeepRejected")),
     ("rejected_permissions", _statement("ListArchive", Condition={
         "StringLike": {"s3:prefix": {"Fn::Sub": "${ArchivePrefix}*"}}})),
+    # Erasure's rights: missing, widened, or blocked by the former Deny.
+    ("rejected_permissions", _drop_statement("EraseQuarantine")),
+    ("rejected_permissions", _statement("EraseQuarantine", Resource={"Fn::Sub": "${ArchiveBucket.Arn}/*"})),
+    ("rejected_permissions", _statement("EraseVersions", Resource=ARCHIVE_OBJECTS)),
+    ("rejected_permissions", _statement("EraseVersions", Resource={"Fn::Sub": "${ArchiveBucket.Arn}/*"})),
+    ("rejected_permissions", _statement("EraseVersions", Resource=[ARCHIVE_OBJECTS, REJECTED_OBJECTS, "*"])),
+    ("rejected_permissions", _statement("EraseListVersions", Condition={
+        "StringLike": {"s3:prefix": {"Fn::Sub": "${ArchivePrefix}*"}}})),
+    ("rejected_permissions", _statement("EraseListVersions", Condition={
+        "StringLike": {"s3:prefix": LIST_PREFIXES + ["*"]}})),
+    ("rejected_permissions", _statement("EraseListVersions", Condition={
+        "StringNotLike": {"s3:prefix": LIST_PREFIXES}})),
+    ("rejected_permissions", _statement("EraseListVersions", Action=["s3:ListBucket", "s3:ListBucketVersions"])),
+    ("rejected_permissions", _drop_statement("EraseLockCheck")),
+    ("rejected_permissions", _statement("EraseLockCheck", Action=["s3:GetBucketObjectLockConfiguration",
+                                                                  "s3:BypassGovernanceRetention"])),
+    ("rejected_permissions", lambda t: t[R]["ArchiverRole"][P]["Policies"][0]["PolicyDocument"][
+        "Statement"].append({"Sid": "KeepRejected", "Effect": "Deny", "Action": "s3:DeleteObject",
+                             "Resource": REJECTED_OBJECTS})),
     ("rejected_glue_table", set_at(COLUMNS + [4, "Type"], "bigint")),
     ("rejected_glue_table", lambda t: t[R]["RejectedGlueTable"][P]["TableInput"]["StorageDescriptor"][
         "Columns"].pop()),

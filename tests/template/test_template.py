@@ -40,6 +40,16 @@ ROUTES = {("post", "/events"), ("post", "/events/batch"), ("post", "/events/vali
 # needs to manage the functions' network interfaces in the VPC, nor X-Ray's segment uploads.
 STAR_RESOURCE_ACTIONS = {"ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
                          "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+# What erasure (docs/privacy.md) does in S3, the archiver only: delete quarantine files (and, as
+# compaction does, archive files), delete old versions and delete markers, list versions, read
+# the bucket's Object Lock configuration.
+ERASURE_S3_ACTIONS = {"s3:DeleteObject", "s3:DeleteObjectVersion", "s3:ListBucketVersions",
+                      "s3:GetBucketObjectLockConfiguration"}
+# The archiver's S3 actions, all of them.
+ARCHIVER_S3_ACTIONS = {"s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject",
+                       "s3:ListBucket"} | ERASURE_S3_ACTIONS
+# The only key prefixes the archiver may list (ListBucket, ListBucketVersions) under.
+LIST_PREFIXES = [{"Fn::Sub": "${ArchivePrefix}*"}, {"Fn::Sub": "${RejectedPrefix}*"}]
 GLUE_COLUMNS = [
     ("event_id", "string"),
     ("event_type", "string"),
@@ -267,18 +277,53 @@ def check_archiver_permissions(t):
     # The archive and the quarantine of rejected events (test_quarantine.py), each under its prefix.
     archive = {"Fn::Sub": "${ArchiveBucket.Arn}/${ArchivePrefix}*"}
     rejected = {"Fn::Sub": "${ArchiveBucket.Arn}/${RejectedPrefix}*"}
+    bucket = {"Fn::GetAtt": ["ArchiveBucket", "Arn"]}
     put = allowed(stmts, "s3:PutObject")
     assert put == [archive, rejected], put
     assert allowed(stmts, "s3:AbortMultipartUpload") == put
     assert allowed(stmts, "secretsmanager:GetSecretValue") == [{"Ref": "DbSecretArn"}]
-    # Compaction reads and deletes archive objects, only under the prefix; quarantined
-    # events are read back (replay) but never deleted.
+    # Compaction reads and deletes archive objects, only under the prefix; quarantined events
+    # are read back (replay). Erasure (docs/privacy.md) is the one path that deletes quarantine
+    # files and object versions (old versions and delete markers), under the two prefixes only,
+    # after checking the bucket's Object Lock and listing one folder's versions.
     assert allowed(stmts, "s3:GetObject") == put
-    assert allowed(stmts, "s3:DeleteObject") == [archive]
-    assert allowed(stmts, "s3:ListBucket") == [{"Fn::GetAtt": ["ArchiveBucket", "Arn"]}]
-    for forbidden in ("s3:DeleteBucket", "s3:PutBucketPolicy", "s3:PutLifecycleConfiguration",
-                      "s3:BypassGovernanceRetention", "s3:DeleteObjectVersion", "sqs:DeleteQueue"):
+    for action, scope in (("s3:DeleteObject", [archive, rejected]),
+                          ("s3:DeleteObjectVersion", [archive, rejected]),
+                          ("s3:ListBucket", [bucket]),
+                          ("s3:ListBucketVersions", [bucket]),
+                          ("s3:GetBucketObjectLockConfiguration", [bucket])):
+        assert allowed(stmts, action) == scope, (action, allowed(stmts, action))
+    # Never the bucket itself, its policy, lifecycle, versioning or locks: erasure refuses a
+    # locked bucket rather than bypass it.
+    for forbidden in ("s3:DeleteBucket", "s3:DeleteBucketPolicy", "s3:PutBucketPolicy",
+                      "s3:PutLifecycleConfiguration", "s3:PutBucketVersioning",
+                      "s3:PutBucketObjectLockConfiguration", "s3:BypassGovernanceRetention",
+                      "s3:PutObjectRetention", "s3:PutObjectLegalHold", "sqs:DeleteQueue"):
         assert not allowed(stmts, forbidden), forbidden
+    # Exactly these S3 actions: anything more (GetObjectVersion, ...) is a change of this contract.
+    s3 = {a for s in stmts if s["Effect"] == "Allow" for a in as_list(s["Action"]) if a.startswith("s3:")}
+    assert s3 == ARCHIVER_S3_ACTIONS, sorted(s3 ^ ARCHIVER_S3_ACTIONS)
+    # Listing, versions included, only under the two prefixes.
+    for action in ("s3:ListBucket", "s3:ListBucketVersions"):
+        for s in stmts:
+            if s["Effect"] == "Allow" and action in as_list(s["Action"]):
+                assert set(s.get("Condition", {})) == {"StringLike"}, (action, s.get("Condition"))
+                prefixes = as_list(s["Condition"]["StringLike"].get("s3:prefix", []))
+                assert sorted(map(json.dumps, prefixes)) == sorted(map(json.dumps, LIST_PREFIXES)), (action, prefixes)
+    # No Deny stands in erasure's way (it would make the erasure fail, not the archive safer).
+    for s in stmts:
+        if s["Effect"] == "Deny":
+            assert not set(as_list(s["Action"])) & ERASURE_S3_ACTIONS, s
+    # The erasure's rights are the archiver's alone: no other role or policy of the template
+    # (the ingest's above all) may delete an object or a version, list versions or read the
+    # lock configuration.
+    role = ref_target(props(t, "ArchiverFunction")["Role"])
+    archiver = {role} | {name for name, res in resources(t, "AWS::IAM::Policy").items()
+                         if {"Ref": role} in res["Properties"].get("Roles", [])}
+    for name, s in identity_statements(t):
+        if name not in archiver and s.get("Effect") == "Allow":
+            granted = set(as_list(s["Action"])) & ERASURE_S3_ACTIONS
+            assert not granted, f"{name} may {sorted(granted)}: erasure is the archiver's"
     # The fan-out invokes this function (and its alias) only.
     assert allowed(stmts, "lambda:InvokeFunction") == [
         {"Fn::GetAtt": ["ArchiverFunction", "Arn"]}, {"Fn::Sub": "${ArchiverFunction.Arn}:*"}]
@@ -669,6 +714,23 @@ def _edit_statement(role, sid, **changes):
     return mutate
 
 
+def _add_statement(resource, statement):
+    """Appends a statement to the first policy of a role, or to an AWS::IAM::Policy."""
+    def mutate(t):
+        p = t["Resources"][resource]["Properties"]
+        doc = p["Policies"][0]["PolicyDocument"] if "Policies" in p else p["PolicyDocument"]
+        doc["Statement"].append(statement)
+
+    return mutate
+
+
+def _drop_key(role, sid, key):
+    def mutate(t):
+        del _role_statement(role, sid)(t)[key]
+
+    return mutate
+
+
 def _edit_ops(key, value):
     def mutate(t):
         for op in api_operations(t).values():
@@ -792,6 +854,45 @@ MUTATIONS = [
     ("schedule", delete_at([R, "ArchiverFunction", P, "Events", "Audit"])),
     ("archiver_permissions", set_at([R, "ArchiverFanoutPolicy", P, "PolicyDocument", "Statement", 0,
                                    "Resource"], {"Fn::Sub": "arn:${AWS::Partition}:lambda:*"})),
+    # Erasure's rights (docs/privacy.md), widened, moved or handed to another role.
+    ("archiver_permissions", _edit_statement("ArchiverRole", "EraseVersions", Resource="*")),
+    ("archiver_permissions", _edit_statement("ArchiverRole", "EraseVersions",
+                                             Resource={"Fn::Sub": "${ArchiveBucket.Arn}/*"})),
+    ("archiver_permissions", _edit_statement("ArchiverRole", "EraseVersions",
+                                             Resource={"Fn::GetAtt": ["ArchiveBucket", "Arn"]})),
+    ("archiver_permissions", _edit_statement("ArchiverRole", "EraseVersions",
+                                             Resource={"Fn::Sub": "${ArchiveBucket.Arn}/${ArchivePrefix}*"})),
+    ("archiver_permissions", _edit_statement("ArchiverRole", "EraseQuarantine",
+                                             Resource={"Fn::Sub": "${ArchiveBucket.Arn}/*"})),
+    ("archiver_permissions", _drop_key("ArchiverRole", "EraseListVersions", "Condition")),
+    ("archiver_permissions", _edit_statement("ArchiverRole", "EraseListVersions", Condition={
+        "StringLike": {"s3:prefix": [{"Fn::Sub": "${ArchivePrefix}*"}, {"Fn::Sub": "${RejectedPrefix}*"},
+                                     "*"]}})),
+    ("archiver_permissions", _edit_statement("ArchiverRole", "EraseLockCheck",
+                                             Action=["s3:GetBucketObjectLockConfiguration",
+                                                     "s3:PutBucketObjectLockConfiguration"])),
+    ("archiver_permissions", _edit_statement("ArchiverRole", "CompactArchive",
+                                             Action=["s3:GetObject", "s3:GetObjectVersion",
+                                                     "s3:DeleteObject"])),
+    ("archiver_permissions", _edit_statement("ArchiverRole", "EraseLockCheck",
+                                             Action=["s3:GetBucketObjectLockConfiguration",
+                                                     "s3:PutBucketVersioning"])),
+    # The former rule back: a Deny on deletes under the quarantine would make erasure fail.
+    ("archiver_permissions", _add_statement("ArchiverRole", {
+        "Sid": "KeepRejected", "Effect": "Deny", "Action": "s3:DeleteObject",
+        "Resource": {"Fn::Sub": "${ArchiveBucket.Arn}/${RejectedPrefix}*"}})),
+    ("archiver_permissions", _add_statement("IngestRole", {
+        "Effect": "Allow", "Action": "s3:DeleteObjectVersion",
+        "Resource": {"Fn::Sub": "${ArchiveBucket.Arn}/${RejectedPrefix}*"}})),
+    ("archiver_permissions", _add_statement("MigratorRole", {
+        "Effect": "Allow", "Action": ["s3:ListBucketVersions", "s3:GetBucketObjectLockConfiguration"],
+        "Resource": {"Fn::GetAtt": ["ArchiveBucket", "Arn"]}})),
+    ("archiver_permissions", _add_statement("ArchiveReplicationPolicy", {
+        "Effect": "Allow", "Action": "s3:DeleteObject",
+        "Resource": {"Fn::Sub": "${ArchiveBucket.Arn}/${ArchivePrefix}*"}})),
+    ("ingest_permissions", _add_statement("IngestRole", {
+        "Effect": "Allow", "Action": "s3:DeleteObjectVersion",
+        "Resource": {"Fn::Sub": "${ArchiveBucket.Arn}/${RejectedPrefix}*"}})),
     ("fanout", set_at([R, "ArchiverFunction", P, "Environment", "Variables", "EIS_FANOUT_QUALIFIER"],
                     "$LATEST")),
     ("fanout", set_at(["Mappings", "ArchiverConcurrency", "4", "Reserved"], 5)),  # the state before

@@ -7,9 +7,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
+use eis_contract::Tombstones;
 use eis_handoff::{SqsPublisher, Storage, SQS_MAX_MESSAGE_BYTES};
 use eis_runtime::aws;
-use eis_store::{ArchiveHours, Db, HealthStore, PendingHandoffs, RestoreStore};
+use eis_store::{ArchiveHours, Db, ErasureStore, HealthStore, PendingHandoffs, RestoreStore};
 
 use crate::archive::bucket::ArchiveBucket;
 use crate::compaction::audit::Audit;
@@ -18,6 +19,7 @@ use crate::config::Config;
 use crate::drain::fanout::{Fanout, LambdaWorkers, StartWorker};
 use crate::drain::queue::ArchiveQueue;
 use crate::drain::run::{Drain, DrainPolicy, RunOutcome};
+use crate::erasure::Erasure;
 use crate::error::ArchiveError;
 use crate::recovery::replay::Replay;
 use crate::recovery::restore::Restore;
@@ -28,8 +30,8 @@ const AWS_MAX_ATTEMPTS: u32 = 3;
 const AWS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The composition root: every client and setting, built once per container. Each job gets
-/// only its parts (`drain_job`, `compaction_job`, `audit_job`, `replay_job`, `restore_job`); only the
-/// handler sees the whole.
+/// only its parts (`drain_job`, `compaction_job`, `audit_job`, `replay_job`, `restore_job`,
+/// `erasure_job`); only the handler sees the whole.
 pub struct Archiver {
     pub config: Config,
     pub queue: ArchiveQueue,
@@ -46,6 +48,8 @@ pub struct Archiver {
     pub storage: Storage,
     /// Archived events back into exp.events (`{"action":"restore"}`).
     pub restore: RestoreStore,
+    /// Erasure requests and the tombstones every job leaves out (`{"action":"erase"}`).
+    pub erasure: ErasureStore,
     /// Starts drain workers (the fan-out); None outside Lambda.
     pub workers: Option<Box<dyn StartWorker>>,
 }
@@ -70,6 +74,7 @@ impl Archiver {
             workers,
             storage: Storage::new(Arc::clone(&db), publisher),
             restore: RestoreStore::new(Arc::clone(&db)),
+            erasure: ErasureStore::new(Arc::clone(&db)),
             queue: ArchiveQueue::new(aws::sqs_client(&sdk), config.queue_url.clone()),
             bucket: ArchiveBucket::new(
                 aws::s3_client(&sdk),
@@ -86,15 +91,37 @@ impl Archiver {
 
     /// A scheduled run: it may start drain workers first (the fan-out).
     pub async fn run(&self, now: DateTime<Utc>, deadline: Instant) -> RunOutcome {
-        self.drain_job(true).run(now, deadline).await
+        let tombstones = self.tombstones_if_any().await;
+        self.drain_job(true, tombstones.as_ref())
+            .run(now, deadline)
+            .await
     }
 
     /// A drain worker's run: the same run without the fan-out, so workers start no workers.
     pub async fn drain(&self, now: DateTime<Utc>, deadline: Instant) -> RunOutcome {
-        self.drain_job(false).run(now, deadline).await
+        let tombstones = self.tombstones_if_any().await;
+        self.drain_job(false, tombstones.as_ref())
+            .run(now, deadline)
+            .await
     }
 
-    fn drain_job(&self, fan_out: bool) -> Drain<'_> {
+    /// The tombstones for a drain run; None when the database cannot give them (the run
+    /// goes on without the database, as it does for the sweep).
+    async fn tombstones_if_any(&self) -> Option<Arc<Tombstones>> {
+        match self.erasure.tombstones().await {
+            Ok(t) => Some(Arc::new(t)),
+            Err(e) => {
+                tracing::warn!(code = e.code(), error = %e, "the erased units could not be loaded");
+                None
+            }
+        }
+    }
+
+    fn drain_job<'a>(
+        &'a self,
+        fan_out: bool,
+        tombstones: Option<&'a Arc<Tombstones>>,
+    ) -> Drain<'a> {
         let c = &self.config;
         let fanout = self.workers.as_deref().filter(|_| fan_out);
         Drain {
@@ -120,6 +147,7 @@ impl Archiver {
                 workers,
                 policy: &c.fanout,
             }),
+            tombstones,
         }
     }
 
@@ -152,8 +180,21 @@ impl Archiver {
         Restore {
             bucket: &self.bucket,
             store: &self.restore,
+            erasure: &self.erasure,
             retention_days: self.config.maintenance.retention_days,
             safety_margin: self.config.safety_margin,
+        }
+    }
+
+    pub fn erasure_job<'a>(&'a self, tombstones: &'a Arc<Tombstones>) -> Erasure<'a> {
+        Erasure {
+            store: &self.erasure,
+            compaction: self.compaction_job(),
+            tombstones,
+            quarantine_prefix: &self.config.quarantine_prefix,
+            retention_days: i32::try_from(self.config.maintenance.retention_days)
+                .unwrap_or(i32::MAX),
+            policy: self.config.erasure,
         }
     }
 }

@@ -12,6 +12,7 @@ use eis_store::{DbConfig, WatermarkPolicy};
 use crate::compaction::CompactionPolicy;
 use crate::drain::batcher::BufferLimits;
 use crate::drain::fanout::FanoutPolicy;
+use crate::erasure::ErasurePolicy;
 use crate::health::HealthPolicy;
 
 const MIB: usize = 1024 * 1024;
@@ -71,6 +72,9 @@ pub struct Config {
     pub health: HealthPolicy,
     /// The CloudWatch namespace of the metrics (`EIS_METRICS_NAMESPACE`, `EIS`).
     pub metrics_namespace: Namespace,
+    /// Erasure (`{"action":"erase"}`): `EIS_ERASURE_GRACE_SECS` (900) and
+    /// `EIS_ERASURE_MAX_REQUESTS` (100).
+    pub erasure: ErasurePolicy,
 }
 
 impl Config {
@@ -155,6 +159,10 @@ impl Config {
                 min_units: within("EIS_SRM_MIN_UNITS", 100, 1, i64::MAX)?,
             },
             metrics_namespace: eis_runtime::config::metrics_namespace()?,
+            erasure: ErasurePolicy {
+                grace: Duration::from_secs(within("EIS_ERASURE_GRACE_SECS", 900, 0, 86_400)?),
+                max_requests: within("EIS_ERASURE_MAX_REQUESTS", 100, 1, 10_000)?,
+            },
         })
     }
 }

@@ -12,7 +12,7 @@ use crate::archive::event_parquet::FormatError;
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     /// The invocation input is neither a scheduled event nor a known action.
-    #[error("input is neither an EventBridge Scheduled Event nor {{\"action\":\"drain\"}} / {{\"action\":\"audit\"}} / {{\"action\":\"health\"}} / {{\"action\":\"replay\",\"from\",\"to\"[,\"code\"]}} / {{\"action\":\"restore\",\"from\",\"to\"}}: {0}")]
+    #[error("input is neither an EventBridge Scheduled Event nor {{\"action\":\"drain\"}} / {{\"action\":\"audit\"}} / {{\"action\":\"health\"}} / {{\"action\":\"replay\",\"from\",\"to\"[,\"code\"]}} / {{\"action\":\"restore\",\"from\",\"to\"}} / {{\"action\":\"erase\"[,\"requests\"]}}: {0}")]
     InvalidInput(String),
     /// The database was unavailable (retryable) or answered with an error that retrying will
     /// not fix (schema, data, config): `StoreError` says which.
@@ -28,6 +28,10 @@ pub enum ArchiveError {
     /// S3 refused the request itself (permissions, a missing bucket, Object Lock settings).
     #[error("archive bucket refused the request: {0}")]
     StorageRefused(String),
+    /// The archive bucket has Object Lock on: its versions cannot be deleted before their
+    /// retention ends, so an erasure cannot go on (docs/privacy.md).
+    #[error("the archive bucket has Object Lock enabled: erased data cannot be deleted from it before its retention ends (docs/privacy.md)")]
+    ArchiveLocked,
     #[error("cannot encode Parquet: {0}")]
     Encode(#[from] FormatError),
     /// A task of the run panicked or was cancelled: a bug, not the environment.
@@ -45,6 +49,7 @@ impl ArchiveError {
             ArchiveError::QueueRefused(_) => "queue_refused",
             ArchiveError::StorageUnavailable(_) => "storage_unavailable",
             ArchiveError::StorageRefused(_) => "storage_refused",
+            ArchiveError::ArchiveLocked => "archive_locked",
             ArchiveError::Encode(_) => "encode_failed",
             ArchiveError::Internal(_) => "internal_error",
         }

@@ -2,10 +2,12 @@
 //! the EventBridge schedule (one archive run), the drain workers that run starts
 //! (`{"action":"drain"}`), the audit's schedule (`{"action":"audit"}`), the health job's
 //! schedule (`{"action":"health"}`), and the operator's `{"action":"replay",…}` and
-//! `{"action":"restore",…}` (docs/quarantine.md). Migrations and registry loads are the
-//! migrator function's (functions/migrator).
+//! `{"action":"restore",…}` (docs/quarantine.md), and erasure's schedule and requests
+//! (`{"action":"erase"[,"requests":[…]]}`, docs/privacy.md). Migrations and registry loads
+//! are the migrator function's (functions/migrator).
 
 use chrono::{DateTime, Utc};
+use eis_store::erasure::UnitToErase;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -14,6 +16,7 @@ use crate::app::Archiver;
 use crate::archive::partition::{hours_between, HourPartition};
 use crate::compaction::audit::{self, AuditSummary};
 use crate::drain::summary::Summary;
+use crate::erasure::{self, ErasureSummary};
 use crate::error::ArchiveError;
 use crate::health::{self, HealthSummary};
 use crate::recovery::hour_stream::Resume;
@@ -44,6 +47,10 @@ pub enum Input {
         hours: Vec<HourPartition>,
         resume: Option<Resume>,
     },
+    /// `{"action":"erase"[,"requests":[{"unit_type":…,"unit_id":…[,"suppress":true]}, …]]}`:
+    /// records the requests (if any), then carries the pending requests as far as time
+    /// allows. The schedule sends it without requests.
+    Erase { units: Vec<UnitToErase> },
 }
 
 /// Every input but EventBridge's schedule names its action. An hour range is two RFC 3339
@@ -67,7 +74,14 @@ enum Action {
         to: DateTime<Utc>,
         resume: Option<Resume>,
     },
+    Erase {
+        #[serde(default)]
+        requests: Vec<UnitToErase>,
+    },
 }
+
+/// Requests one erase input may record: a larger list is several invocations.
+const MAX_ERASE_REQUESTS: usize = 1000;
 
 /// Only the field that tells a scheduled event apart; EventBridge may add others.
 #[derive(Deserialize)]
@@ -99,6 +113,9 @@ impl Input {
                     hours: hour_range(from, to, resume.as_ref())?,
                     resume,
                 },
+                Action::Erase { requests } => Input::Erase {
+                    units: checked_units(requests)?,
+                },
             });
         }
         match EventBridgeInput::deserialize(value) {
@@ -113,6 +130,31 @@ impl Input {
             ))),
         }
     }
+}
+
+/// Erasure requests name units as events do: a `unit_type` name and a non-empty `unit_id`
+/// within the contract's limits (no event can have another).
+fn checked_units(units: Vec<UnitToErase>) -> Result<Vec<UnitToErase>, ArchiveError> {
+    let limits = eis_contract::Limits::default();
+    if units.len() > MAX_ERASE_REQUESTS {
+        return Err(ArchiveError::InvalidInput(format!(
+            "at most {MAX_ERASE_REQUESTS} erasure requests per input"
+        )));
+    }
+    for (i, unit) in units.iter().enumerate() {
+        if !eis_contract::is_name(&unit.unit_type, limits.max_name_bytes) {
+            return Err(ArchiveError::InvalidInput(format!(
+                "requests[{i}].unit_type is not a unit type name"
+            )));
+        }
+        if unit.unit_id.is_empty() || unit.unit_id.len() > limits.max_unit_id_bytes {
+            return Err(ArchiveError::InvalidInput(format!(
+                "requests[{i}].unit_id must hold 1 to {} bytes",
+                limits.max_unit_id_bytes
+            )));
+        }
+    }
+    Ok(units)
 }
 
 /// The hours of `[from, to)`, with `resume` (if any) in the first of them.
@@ -144,6 +186,7 @@ pub enum Output {
     Health(HealthSummary),
     Replay(ReplaySummary),
     Restore(RestoreSummary),
+    Erase(ErasureSummary),
 }
 
 /// Runs one input. A run's summary is logged (and, with `emf`, printed as CloudWatch
@@ -163,8 +206,10 @@ pub async fn handle(
             resume,
         } => {
             let registry = eis_store::registry::load(&archiver.db).await?;
+            let tombstones = archiver.erasure.tombstones().await?;
             let judge = Judge {
                 registry: &registry,
+                tombstones: &tombstones,
                 mode: archiver.config.registry_mode,
                 limits: &archiver.config.contract_limits,
                 clock: Utc::now,
@@ -230,6 +275,23 @@ pub async fn handle(
             tracing::info!(summary = ?summary, "health run");
             Ok(Output::Health(summary))
         }
+        Input::Erase { units } => {
+            // Recorded before the tombstones are read: this run's rewrites leave them out.
+            let recorded = archiver.erasure.record(&units, Utc::now()).await?;
+            let tombstones = std::sync::Arc::new(archiver.erasure.tombstones().await?);
+            let summary = erasure::run(
+                &archiver.erasure_job(&tombstones),
+                &recorded,
+                Utc::now(),
+                deadline,
+            )
+            .await?;
+            tracing::info!(summary = ?summary, "erasure run");
+            if emf {
+                println!("{}", summary.emf(namespace));
+            }
+            Ok(Output::Erase(summary))
+        }
         Input::Audit => {
             let outcome = audit::audit(&archiver.audit_job(), Utc::now(), deadline).await;
             outcome.summary.log();
@@ -268,6 +330,10 @@ mod tests {
         assert_eq!(
             Input::parse(&fixture("archiver-health.json")).ok(),
             Some(Input::Health)
+        );
+        assert_eq!(
+            Input::parse(&fixture("archiver-erase.json")).ok(),
+            Some(Input::Erase { units: vec![] })
         );
         let Ok(Input::Replay { hours, code, .. }) = Input::parse(&fixture("archiver-replay.json"))
         else {
@@ -318,6 +384,10 @@ mod tests {
             serde_json::json!({"action": "restore", "from": "2025-12-02T11:00:00Z",
                                "to": "2026-12-02T10:00:00Z"}),
             serde_json::json!({"detail-type": "Object Created", "source": "aws.s3"}),
+            serde_json::json!({"action": "erase", "requests": [{"unit_type": "User", "unit_id": "u"}]}),
+            serde_json::json!({"action": "erase", "requests": [{"unit_type": "user", "unit_id": ""}]}),
+            serde_json::json!({"action": "erase", "requests": [{"unit_type": "user", "unit_id": "u", "why": 1}]}),
+            serde_json::json!({"action": "erase", "unit_id": "u"}),
             serde_json::json!({}),
             serde_json::json!("migrate"),
         ] {

@@ -11,6 +11,8 @@
 //!   archive against PostgreSQL.
 //! - `recovery`: replay of the quarantine and restore of archived events into PostgreSQL.
 //! - `health`: the experiments' assignments, rollups and health rows, with the SRM test.
+//! - `erasure`: a unit's data removed from PostgreSQL, the archive and the quarantine, and
+//!   the row filters that keep erased units out of every rewrite.
 //!
 //! `app` is the composition root (the clients built once per container) and `handler` the
 //! invocation's input, dispatch and answer; only they know every job.
@@ -20,6 +22,7 @@ pub mod archive;
 pub mod compaction;
 pub mod config;
 pub mod drain;
+pub mod erasure;
 pub mod error;
 pub mod handler;
 pub mod health;

@@ -34,8 +34,9 @@ pub struct Config {
     /// What an event that does not fit the experiment registry gets: `flag` (the default) or
     /// `reject` (`EIS_REGISTRY_MODE`).
     pub registry_mode: RegistryMode,
-    /// The registry copy is reloaded once older than this (`EIS_REGISTRY_MAX_AGE_SECS`, 60,
-    /// 1..=3600): the most a registry change takes to reach every instance.
+    /// The registry copy, and the erasure tombstones' copy, are reloaded once older than this
+    /// (`EIS_REGISTRY_MAX_AGE_SECS`, 60, 1..=3600): the most a registry change, or an erasure,
+    /// takes to reach every instance.
     pub registry_max_age: Duration,
     /// What is kept of rejected input (`EIS_QUARANTINE_EVENT_BYTES`,
     /// `EIS_QUARANTINE_REQUEST_BYTES`, `EIS_QUARANTINE_BUDGET_BYTES`,

@@ -113,7 +113,9 @@ impl From<RegistryUnavailable> for ApiError {
     }
 }
 
-/// Size rejections are 413, every other contract code is 400.
+/// Size rejections are 413, every other contract code is 400: the erasure's `unit_erased` and
+/// `unit_suppressed` too (like `unit_not_authorized`, a refusal for good that clients do not
+/// retry).
 fn code_status(code: Code) -> StatusCode {
     match code {
         Code::EventTooLarge | Code::BatchTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -259,6 +261,8 @@ mod tests {
         assert_eq!(status(invalid(Code::MissingTimestamp)), 400);
         assert_eq!(status(invalid(Code::EventTooLarge)), 413);
         assert_eq!(status(invalid(Code::BatchTooLarge)), 413);
+        assert_eq!(status(invalid(Code::UnitErased)), 400);
+        assert_eq!(status(invalid(Code::UnitSuppressed)), 400);
         assert_eq!(status(ApiError::PayloadTooLarge { limit: 1 }), 413);
         assert_eq!(status(ApiError::UnsupportedMediaType), 415);
         assert_eq!(status(ApiError::InvalidSentAt), 400);

@@ -1,7 +1,8 @@
 //! The one intake path of the storing routes: judge a request's events (the contract, the
-//! registry, the caller binding), keep what fails in the quarantine, store what passes, and
-//! say what became of each. `POST /events` takes a body as a batch of one; the routes differ
-//! only in their answers (routes.rs). `POST /events/validate` judges and stops there.
+//! erasure tombstones, the registry, the caller binding), keep what fails in the quarantine,
+//! store what passes, and say what became of each. `POST /events` takes a body as a batch of
+//! one; the routes differ only in their answers (routes.rs). `POST /events/validate` judges
+//! and stops there.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use eis_store::InsertOutcome;
 use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::erasure;
 use crate::error::ApiError;
 use crate::quarantine::{QuarantineReport, Rejects};
 use crate::refusal::Refusal;
@@ -23,7 +25,8 @@ pub enum Verdict {
     /// Valid; flagged by the registry where it misfits (flag mode).
     Accepted(Event),
     /// Refused. `kept`: its text goes to the quarantine, to be counted and replayed. An event
-    /// refused for its caller is not kept: a replay has no caller to check it against.
+    /// refused for its caller is not kept: a replay has no caller to check it against; nor
+    /// is one refused for its unit's erasure (`unit_erased`, `unit_suppressed`).
     Refused { rejection: Rejection, kept: bool },
 }
 
@@ -35,7 +38,8 @@ pub struct Judged {
 
 /// Judges `events` received at `now` from `sender`. An event without an `event_id` gets one
 /// made from `now` (UUIDv7), or `missing_id` when given (the dry run's nil: no id is made for
-/// an event that is not stored). Fails only when the registry copy is missing in reject mode.
+/// an event that is not stored). Fails only when a copy it needs is missing: the registry's
+/// in reject mode, or the erasure tombstones'.
 pub async fn judge(
     state: &AppState,
     events: &[&[u8]],
@@ -50,36 +54,65 @@ pub async fn judge(
             None => eis_contract::validate_event(raw, now, &state.limits),
         })
         .collect();
-    // The registry copy only when the contract accepts something: garbage never triggers
-    // its reload.
-    let registry = match validated.iter().any(Result::is_ok) {
+    // The copies only when the contract accepts something: garbage never triggers a reload.
+    let any_valid = validated.iter().any(Result::is_ok);
+    let registry = match any_valid {
         true => state.registry.get().await,
         false => state.registry.held(),
+    };
+    // Without a copy of the tombstones (the function's first load failed) no event can be
+    // checked, and none is taken unchecked: an erased unit's retry must not slip into
+    // PostgreSQL. The request fails whole with the retryable 503 of unavailable storage,
+    // before anything is stored or kept, so that its retry is judged in full.
+    let tombstones = match any_valid {
+        true => Some(
+            state
+                .registry
+                .tombstones()
+                .await
+                .ok_or(ApiError::StorageUnavailable)?,
+        ),
+        false => None,
+    };
+    let caller = sender.unit_id.as_deref();
+    let bound = |event: &Event| {
+        state
+            .binding
+            .as_ref()
+            .map_or(Ok(()), |b| b.unit.check(event, caller))
     };
     let mut verdicts = Vec::with_capacity(validated.len());
     for verdict in validated {
         let admitted = match verdict {
-            Ok(event) => state.registry.admit(registry.as_deref(), event)?,
+            Ok(event) => {
+                // An erased unit's event is refused before the registry's checks, so that no
+                // refusal of theirs keeps it in the quarantine; a caller the binding refuses
+                // is told only that (another unit's erasure is not its to learn).
+                let erased = tombstones
+                    .as_deref()
+                    .and_then(|t| erasure::refusal(t, &event));
+                if let Some(rejection) = erased {
+                    verdicts.push(Verdict::Refused {
+                        rejection: bound(&event).err().unwrap_or(rejection),
+                        kept: false,
+                    });
+                    continue;
+                }
+                state.registry.admit(registry.as_deref(), event)?
+            }
             Err(rejection) => Err(rejection),
         };
         verdicts.push(match admitted {
-            Ok(mut event) => {
-                let caller = sender.unit_id.as_deref();
-                let bound = state
-                    .binding
-                    .as_ref()
-                    .map_or(Ok(()), |b| b.unit.check(&event, caller));
-                match bound {
-                    Ok(()) => {
-                        event.sent_at = sender.sent_at;
-                        Verdict::Accepted(event)
-                    }
-                    Err(rejection) => Verdict::Refused {
-                        rejection,
-                        kept: false,
-                    },
+            Ok(mut event) => match bound(&event) {
+                Ok(()) => {
+                    event.sent_at = sender.sent_at;
+                    Verdict::Accepted(event)
                 }
-            }
+                Err(rejection) => Verdict::Refused {
+                    rejection,
+                    kept: false,
+                },
+            },
             Err(rejection) => Verdict::Refused {
                 rejection,
                 kept: true,
@@ -97,7 +130,8 @@ pub enum Fate {
         duplicate: bool,
         warnings: Vec<Flag>,
     },
-    /// Refused by the contract or the registry; kept in the quarantine.
+    /// Refused by the contract or the registry, kept in the quarantine; or, not kept, for its
+    /// caller or its unit's erasure.
     Invalid(Rejection),
     /// Valid, but storage did not take it.
     Refused(Refusal),
@@ -143,8 +177,8 @@ pub async fn refuse_body(
 
 /// Judges `events` (the texts of a batch's elements, or one body when `!in_batch`) and stores
 /// those that pass; the quarantine's send runs beside the storage's, so that it never delays
-/// valid events. Fails before anything is stored or kept only when the registry copy is
-/// missing in reject mode (503: a retry is judged in full).
+/// valid events. Fails before anything is stored or kept only when a copy `judge` needs is
+/// missing (503: a retry is judged in full).
 pub async fn take(
     state: &AppState,
     arrival: Arrival<'_>,

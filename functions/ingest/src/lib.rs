@@ -4,7 +4,9 @@
 pub mod answer;
 pub mod app;
 pub mod body;
+pub mod cache;
 pub mod config;
+pub mod erasure;
 pub mod error;
 pub mod intake;
 pub mod local;

@@ -1,37 +1,38 @@
 //! The experiment registry as the ingest sees it: a copy kept in the function and reloaded
-//! once it is older than the configured age, so that no request pays a database round trip
-//! for it except the one that finds the copy stale. A failed reload keeps the last copy and
-//! is retried after the same age; it never fails a request.
+//! once it is older than the configured age (cache.rs), so that no request pays a database
+//! round trip for it except the one that finds the copy stale. A failed reload keeps the last
+//! copy and is retried after the same age; it never fails a request.
 //!
 //! Before the first successful load there is no copy, which is not an empty registry (an
 //! empty one checks nothing, by design): every request that needs the registry tries the load
 //! again (one at a time; a request that waited for an attempt takes its outcome), and an event
 //! naming experiments is never taken as checked meanwhile: refused with `registry_unavailable`
 //! (503) in reject mode, stored with the flag `registry_unavailable` in flag mode.
+//!
+//! The same holder keeps the copy of the erasure tombstones (erasure.rs), with the same max
+//! age: the two small tables every request is judged against, reloaded alike.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use eis_contract::{Event, Flag, Registry, RegistryMode, Rejection};
-use eis_store::Db;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
+use eis_contract::{Event, Flag, Registry, RegistryMode, Rejection, Tombstones};
+use eis_store::{Db, StoreError};
+
+use crate::cache::{Cache, Load};
 
 pub struct RegistryCache {
-    db: Arc<Db>,
-    max_age: Duration,
+    registry: Cache<Registry>,
+    /// The erased units (erasure.rs). Without a copy no valid event is taken (intake.rs).
+    tombstones: Cache<Tombstones>,
     pub mode: RegistryMode,
-    current: RwLock<Copy>,
-    /// Held by the one request that loads; the others use the current copy meanwhile (or,
-    /// before the first load, wait for the attempt's outcome).
-    reloading: Mutex<()>,
 }
 
-struct Copy {
-    /// None: never loaded.
-    registry: Option<Arc<Registry>>,
-    /// When the copy was loaded (or a load last failed); None: never tried.
-    tried_at: Option<Instant>,
+impl Load for Registry {
+    const WHAT: &'static str = "the experiment registry";
+
+    async fn load(db: &Arc<Db>) -> Result<Self, StoreError> {
+        eis_store::registry::load(db).await
+    }
 }
 
 /// The function holds no registry copy yet: its first load failed (answered 503
@@ -40,59 +41,31 @@ struct Copy {
 pub struct RegistryUnavailable;
 
 impl RegistryCache {
+    /// The registry's and the tombstones' copies on `db`, each reloaded once older than
+    /// `max_age`.
     pub fn new(db: Arc<Db>, max_age: Duration, mode: RegistryMode) -> Self {
         Self {
-            db,
-            max_age,
+            registry: Cache::new(Arc::clone(&db), max_age),
+            tombstones: Cache::new(db, max_age),
             mode,
-            current: RwLock::new(Copy {
-                registry: None,
-                tried_at: None,
-            }),
-            reloading: Mutex::new(()),
         }
     }
 
     /// The registry to check a request's events against, loaded or reloaded first when
     /// needed; None while it has never been loaded.
     pub async fn get(&self) -> Option<Arc<Registry>> {
-        let arrived = Instant::now();
-        let (registry, fresh) = self.read(arrived);
-        if fresh {
-            return registry;
-        }
-        let _loading = match &registry {
-            // A stale copy: one request reloads, the others go on with the copy.
-            Some(_) => match self.reloading.try_lock() {
-                Ok(guard) => guard,
-                Err(_) => return registry,
-            },
-            // No copy: wait for the attempt in flight rather than answer without one.
-            None => self.reloading.lock().await,
-        };
-        // Another request may have loaded, or tried to, meanwhile: its outcome stands.
-        let (registry, fresh) = self.read(Instant::now());
-        let tried_since = self.current().tried_at.is_some_and(|at| at >= arrived);
-        if fresh || (registry.is_none() && tried_since) {
-            return registry;
-        }
-        let loaded = eis_store::registry::load(&self.db).await;
-        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
-        current.tried_at = Some(Instant::now());
-        match loaded {
-            Ok(registry) => current.registry = Some(Arc::new(registry)),
-            Err(err) => tracing::warn!(
-                error = %eis_runtime::telemetry::chain(&err),
-                loaded_before = current.registry.is_some(),
-                "the experiment registry could not be loaded; the last copy (if any) stays in use"
-            ),
-        }
-        current.registry.clone()
+        self.registry.get().await
     }
 
     /// The copy held now, without loading (for metric dimensions: never a reason to load).
     pub fn held(&self) -> Option<Arc<Registry>> {
-        self.current().registry.clone()
+        self.registry.held()
+    }
+
+    /// The erased units to check a request's events against, loaded or reloaded first when
+    /// needed; None while they have never been loaded.
+    pub async fn tombstones(&self) -> Option<Arc<Tombstones>> {
+        self.tombstones.get().await
     }
 
     /// A contract-valid event as the deployment takes it, given the copy `registry` (from
@@ -114,20 +87,6 @@ impl RegistryCache {
                 Ok(Ok(event))
             }
         }
-    }
-
-    fn current(&self) -> std::sync::RwLockReadGuard<'_, Copy> {
-        self.current.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The copy, and whether it is loaded and younger than the max age.
-    fn read(&self, now: Instant) -> (Option<Arc<Registry>>, bool) {
-        let current = self.current();
-        let fresh = current.registry.is_some()
-            && current
-                .tried_at
-                .is_some_and(|at| now.duration_since(at) < self.max_age);
-        (current.registry.clone(), fresh)
     }
 }
 
@@ -188,7 +147,7 @@ mod tests {
     async fn a_failed_first_load_is_no_registry_and_is_retried_by_the_next_request() {
         let cache = unreachable(Duration::from_secs(3600), RegistryMode::Flag);
         assert!(cache.get().await.is_none());
-        let tried = || cache.current().tried_at;
+        let tried = || cache.registry.tried_at();
         let first = tried();
         assert!(first.is_some());
         // Well within the max age, the next request tries again: there is no copy to use.

@@ -404,6 +404,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn without_a_copy_of_the_tombstones_no_valid_event_is_taken() {
+        // The tombstones' first load fails here: an event may be an erased unit's retry, so
+        // neither a storing route nor the dry run takes it (nor says it would).
+        let event = serde_json::json!({
+            "event_type": "custom", "unit_type": "user", "unit_id": "u-1",
+            "timestamp": Utc::now().to_rfc3339(),
+        });
+        let batch = serde_json::json!({ "events": [event.clone()] });
+        for (path, body) in [("/events", event), ("/events/validate", batch)] {
+            let (status, answer, retry_after) =
+                send("POST", path, "application/json", &body.to_string()).await;
+            assert_eq!(
+                (status.as_u16(), answer["error"].as_str(), retry_after),
+                (503, Some("storage_unavailable"), true),
+                "{path}: {answer}"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn a_batch_of_only_invalid_events_is_judged_per_event_without_storage() {
         let body = r#"{"events":[{"unit_type":"user"},{not an event}]}"#;
         let (status, answer, _) = send("POST", "/events/batch", "application/json", body).await;

@@ -129,6 +129,11 @@ string_enum! {
         /// A deployment that binds units to callers (JWT): an event of the bound `unit_type`
         /// whose `unit_id` is not the caller's own (the configured claim of its token).
         UnitNotAuthorized = "unit_not_authorized",
+        /// The event's unit was erased (docs/privacy.md) and the event is timestamped before
+        /// the erasure: a client's retry of an erased event is not stored again.
+        UnitErased = "unit_erased",
+        /// The event's unit was erased with suppression: none of its events is accepted.
+        UnitSuppressed = "unit_suppressed",
     }
 }
 

@@ -13,11 +13,13 @@
 //! - [`Quarantined`] is what is kept of a rejected event, for counting and replay.
 //! - [`Registry::admit`] checks an accepted event against the experiment registry.
 //! - [`UnitBinding::check`] keeps a signed-in caller to events about itself.
+//! - [`Tombstones`] keep an erased unit's events from being stored again.
 
 mod batch;
 mod binding;
 mod code;
 mod decode;
+mod erasure;
 mod event;
 mod identity;
 mod json;
@@ -36,6 +38,7 @@ mod validate;
 pub use batch::parse_batch;
 pub use binding::UnitBinding;
 pub use code::{Code, Flag};
+pub use erasure::{unit_hash, Tombstone, Tombstones, UnitHash};
 pub use event::{Event, ExperimentRef};
 pub use identity::{in_batch, ContentDigest, InBatch};
 pub use json::kind as json_kind;

@@ -7,7 +7,8 @@ use common::*;
 use std::collections::HashMap;
 
 use eis_contract::{
-    parse_batch, Code, Flag, Limits, RegisteredExperiment, Registry, RegistryMode, UnitBinding,
+    parse_batch, unit_hash, Code, Flag, Limits, RegisteredExperiment, Registry, RegistryMode,
+    Tombstone, Tombstones, UnitBinding,
 };
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -20,6 +21,8 @@ enum Input {
     Registered(RegisteredExperiment, bool),
     /// `base()`, valid, sent by another user than its unit, to a deployment that binds users.
     NotTheCaller,
+    /// `base()`, valid, of a unit erased after its timestamp (`true`: with suppression).
+    Erased(bool),
 }
 
 /// `EXP_A` as `base()` fits it: unit_type user, running, from 2026-01-01, variant `VAR_A`.
@@ -149,6 +152,8 @@ fn example(code: Code) -> Input {
             true,
         ),
         Code::UnitNotAuthorized => Input::NotTheCaller,
+        Code::UnitErased => Input::Erased(false),
+        Code::UnitSuppressed => Input::Erased(true),
     }
 }
 
@@ -159,7 +164,11 @@ fn blamed(code: Code) -> &'static str {
         Code::UnknownField => "/experiment",
         Code::MissingEventType | Code::InvalidEventType => "/event_type",
         Code::MissingUnitType | Code::InvalidUnitType => "/unit_type",
-        Code::MissingUnitId | Code::InvalidUnitId | Code::UnitNotAuthorized => "/unit_id",
+        Code::MissingUnitId
+        | Code::InvalidUnitId
+        | Code::UnitNotAuthorized
+        | Code::UnitSuppressed => "/unit_id",
+        Code::UnitErased => "/timestamp",
         Code::MissingTimestamp | Code::InvalidTimestamp | Code::FutureTimestamp => "/timestamp",
         Code::InvalidEventId => "/event_id",
         Code::InvalidExperiments => "/experiments",
@@ -208,6 +217,16 @@ fn every_code_has_an_example_that_produces_it() {
                 };
                 let event = validate(&base()).expect("base() is valid");
                 binding.check(&event, Some("someone-else")).err()
+            }
+            Input::Erased(suppress) => {
+                let key = vec![7u8; 32];
+                let tombstone = Tombstone {
+                    erased_at: now() + chrono::Duration::hours(1),
+                    suppress,
+                };
+                let units = HashMap::from([(unit_hash(&key, "user", "u-1"), tombstone)]);
+                let event = validate(&base()).expect("base() is valid");
+                Tombstones::new(key, units).check(&event).err()
             }
         };
         let got = got.map(|r| (r.code, r.field));

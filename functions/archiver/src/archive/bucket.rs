@@ -1,6 +1,8 @@
 //! The archive bucket: storing files (runs and compaction) and reading them back (compaction
 //! and audit): listing an hour folder, telling raw files from compacted ones by name,
 //! fetching objects and their Parquet footers, deleting.
+//! Over 400 lines: every S3 call of the archiver is here, beside the one client they share
+//! (listing, ranged reads, versions, Object Lock), so that no job holds a client of its own.
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
@@ -41,6 +43,16 @@ pub enum Kind {
         shard: u32,
         shards: u32,
     },
+}
+
+/// A file's footer and the bytes at its end that held it.
+pub struct Tail {
+    pub meta: ParquetMetaData,
+    /// The last bytes of the file, from offset `start`.
+    pub bytes: Bytes,
+    pub start: u64,
+    /// Bytes fetched (one or two ranged GETs).
+    pub fetched: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +96,11 @@ impl ArchiveBucket {
             name,
             prefix,
         }
+    }
+
+    /// The prefix of every archive key (empty or ending with `/`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// The folder of an hour, prefix included (ends with `/`).
@@ -192,6 +209,12 @@ impl ArchiveBucket {
         &self,
         file: &ArchiveFile,
     ) -> Result<Option<ParquetMetaData>, ArchiveError> {
+        Ok(self.tail(file).await?.map(|t| t.meta))
+    }
+
+    /// The footer and the bytes read for it: the end of the file (which holds the bloom
+    /// filters too, when they are small; see `event_parquet::writer_properties`).
+    pub async fn tail(&self, file: &ArchiveFile) -> Result<Option<Tail>, ArchiveError> {
         let guess = FOOTER_GUESS.min(file.size.max(8));
         let Some(tail) = self.get(&file.key, Some(format!("bytes=-{guess}"))).await? else {
             return Ok(None);
@@ -221,19 +244,142 @@ impl ArchiveBucket {
         let end = tail.len() - 8;
         let meta = ParquetMetaDataReader::decode_metadata(&tail[end - len..end])
             .map_err(|e| ArchiveError::Encode(FormatError::Parquet(e)))?;
-        Ok(Some(meta))
+        let fetched = n as u64
+            + if tail.len() == n {
+                0
+            } else {
+                tail.len() as u64
+            };
+        Ok(Some(Tail {
+            meta,
+            start: file.size.saturating_sub(tail.len() as u64),
+            bytes: tail,
+            fetched,
+        }))
+    }
+
+    /// The keys and sizes under `prefix` after `start_after`, in key order: one page of at
+    /// most 1000, and whether more follow.
+    pub async fn page_after(
+        &self,
+        prefix: &str,
+        start_after: &str,
+    ) -> Result<(Vec<(String, u64)>, bool), ArchiveError> {
+        let page = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.name)
+            .prefix(prefix)
+            .set_start_after((!start_after.is_empty()).then(|| start_after.to_string()))
+            .send()
+            .await
+            .map_err(|e| ArchiveError::storage(&e))?;
+        let objects = page
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                let size = o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
+                Some((o.key()?.to_string(), size))
+            })
+            .collect();
+        Ok((objects, page.is_truncated().unwrap_or(false)))
+    }
+
+    /// Whether the bucket has Object Lock on: its versions cannot be deleted before their
+    /// retention ends, so nothing can be erased from it (docs/privacy.md).
+    pub async fn is_locked(&self) -> Result<bool, ArchiveError> {
+        let sent = self
+            .client
+            .get_object_lock_configuration()
+            .bucket(&self.name)
+            .send()
+            .await;
+        match sent {
+            Ok(out) => Ok(out
+                .object_lock_configuration()
+                .and_then(|c| c.object_lock_enabled())
+                .is_some_and(|e| e.as_str() == "Enabled")),
+            Err(e) if e.code() == Some("ObjectLockConfigurationNotFoundError") => Ok(false),
+            Err(e) => Err(ArchiveError::storage(&e)),
+        }
+    }
+
+    /// Deletes every version of the objects directly in `folder` but the current ones, then
+    /// the delete markers (in that order: a marker removed first would bring back the
+    /// version below it). Returns how many versions and markers went. Erasure's last touch of
+    /// a rewritten hour; in a bucket without versioning there is nothing to find.
+    pub async fn delete_noncurrent(&self, folder: &str) -> Result<u64, ArchiveError> {
+        let (mut old, mut markers) = (Vec::new(), Vec::new());
+        let direct = |key: &str| !key.strip_prefix(folder).unwrap_or(key).contains('/');
+        let (mut key_marker, mut version_marker) = (None, None);
+        loop {
+            // ListObjectVersions has no paginator in the SDK: its markers, by hand.
+            let page = self
+                .client
+                .list_object_versions()
+                .bucket(&self.name)
+                .prefix(folder)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .map_err(|e| ArchiveError::storage(&e))?;
+            for v in page.versions() {
+                if let (Some(key), Some(id), Some(false)) = (v.key(), v.version_id(), v.is_latest())
+                {
+                    if direct(key) {
+                        old.push((key.to_string(), id.to_string()));
+                    }
+                }
+            }
+            for m in page.delete_markers() {
+                if let (Some(key), Some(id)) = (m.key(), m.version_id()) {
+                    if direct(key) {
+                        markers.push((key.to_string(), id.to_string()));
+                    }
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            version_marker = page.next_version_id_marker().map(str::to_string);
+            if key_marker.is_none() {
+                break;
+            }
+        }
+        let n = (old.len() + markers.len()) as u64;
+        self.delete_versions(&old).await?;
+        self.delete_versions(&markers).await?;
+        Ok(n)
+    }
+
+    async fn delete_versions(&self, versions: &[(String, String)]) -> Result<(), ArchiveError> {
+        let identifiers = versions
+            .iter()
+            .map(|(k, v)| ObjectIdentifier::builder().key(k).version_id(v).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ArchiveError::Internal(e.to_string()))?;
+        self.delete_identifiers(identifiers).await
     }
 
     /// Deletes the keys (a missing key is not an error: someone deleted it first).
     pub async fn delete(&self, keys: &[String]) -> Result<(), ArchiveError> {
-        for batch in keys.chunks(MAX_DELETE) {
-            let objects = batch
-                .iter()
-                .map(|k| ObjectIdentifier::builder().key(k).build())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ArchiveError::Internal(e.to_string()))?;
+        let identifiers = keys
+            .iter()
+            .map(|k| ObjectIdentifier::builder().key(k).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ArchiveError::Internal(e.to_string()))?;
+        self.delete_identifiers(identifiers).await
+    }
+
+    async fn delete_identifiers(
+        &self,
+        identifiers: Vec<ObjectIdentifier>,
+    ) -> Result<(), ArchiveError> {
+        for batch in identifiers.chunks(MAX_DELETE) {
             let delete = Delete::builder()
-                .set_objects(Some(objects))
+                .set_objects(Some(batch.to_vec()))
                 .quiet(true)
                 .build()
                 .map_err(|e| ArchiveError::Internal(e.to_string()))?;

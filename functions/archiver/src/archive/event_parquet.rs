@@ -22,7 +22,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::properties::{BloomFilterPosition, EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 /// Written into every file's key-value metadata; bumped when the columns change. Version 2
@@ -33,6 +33,9 @@ pub const FORMAT_VERSION_KEY: &str = "eis.archive.format_version";
 /// Rows per row group: what analytics engines (Athena, DuckDB, Spark) read efficiently. A file
 /// holds at most `EIS_MAX_FILE_EVENTS` rows, so with the defaults a file is one row group.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// False positives of the `unit_id` bloom filter: the share of files without a unit that
+/// erasure still reads whole.
+pub const UNIT_BLOOM_FPP: f64 = 0.01;
 
 /// zstd level 3: most of zstd's ratio at a fraction of the CPU of higher levels, which
 /// matters on a Lambda with less than one vCPU.
@@ -297,9 +300,17 @@ impl EventColumns {
 
 /// zstd, statistics per page (min/max let engines skip row groups and pages by time or
 /// type), 128 Ki-row row groups, and no dictionary for `event_id` (unique values: a
-/// dictionary would only be abandoned half-way).
+/// dictionary would only be abandoned half-way). A bloom filter on `unit_id`, at the end of
+/// the file beside the footer: erasure (and an analyst's lookup of one unit) reads the
+/// filters, not the rows, to learn which files may hold a unit (docs/archive.md). The writer
+/// sizes each filter for a full row group, then folds it to what its row group holds.
 pub fn writer_properties() -> Result<WriterProperties, FormatError> {
+    let unit_id = || ColumnPath::from("unit_id");
     Ok(WriterProperties::builder()
+        .set_column_bloom_filter_enabled(unit_id(), true)
+        .set_column_bloom_filter_fpp(unit_id(), UNIT_BLOOM_FPP)
+        .set_column_bloom_filter_max_ndv(unit_id(), ROW_GROUP_ROWS as u64)
+        .set_bloom_filter_position(BloomFilterPosition::End)
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL)?))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))

@@ -41,6 +41,23 @@ impl HourPartition {
         )
     }
 
+    /// The hour of a folder `YYYY/MM/DD/HH/` (the trailing slash included), if it is one.
+    pub fn parse_folder(folder: &str) -> Option<Self> {
+        let mut parts = folder.strip_suffix('/')?.split('/');
+        let mut next = |digits: usize| {
+            let part = parts.next().filter(|p| p.len() == digits)?;
+            part.bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| part.parse::<u32>().ok())?
+        };
+        let (year, month, day, hour) = (next(4)?, next(2)?, next(2)?, next(2)?);
+        if parts.next().is_some() || hour > 23 {
+            return None;
+        }
+        let date = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?;
+        Some(Self { date, hour })
+    }
+
     /// `{prefix}YYYY/MM/DD/HH/events_{batch_id}.parquet`.
     pub fn object_key(&self, prefix: &str, batch_id: Uuid) -> String {
         format!(
@@ -127,6 +144,21 @@ mod tests {
             HourPartition::of(utc("2026-01-01T00:00:00Z")).folder(),
             "2026/01/01/00/"
         );
+    }
+
+    #[test]
+    fn folders_read_back_as_their_hours() {
+        let hour = HourPartition::of(utc("2026-12-04T09:30:00Z"));
+        assert_eq!(HourPartition::parse_folder(&hour.folder()), Some(hour));
+        for other in [
+            "2026/12/04/24/",
+            "2026/12/4/09/",
+            "2026/12/04/09",
+            "rejected/",
+            "2026/02/30/01/",
+        ] {
+            assert_eq!(HourPartition::parse_folder(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -11,7 +11,12 @@
 //! Bounded memory: the hour is split into shards by a hash of `event_id`, their number chosen
 //! from the rows and bytes the footers announce; each shard reads every input, keeps its own
 //! rows, dedupes and writes one file. See docs/archive.md.
+//!
+//! Every rewrite leaves out the rows of erased units (docs/privacy.md): a late raw file or an
+//! older generation cannot bring them back. Erasure forces the rewrite of an hour that holds
+//! a unit (`force`), even one that is already compact.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -20,6 +25,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use eis_contract::Tombstones;
 use eis_store::ArchiveHours;
 
 use crate::archive::bucket::{self, ArchiveBucket};
@@ -27,6 +33,7 @@ use crate::archive::digest;
 use crate::archive::event_parquet::{upgrade, FormatError};
 use crate::archive::partition::HourPartition;
 use crate::compaction::CompactionPolicy;
+use crate::erasure::rows::without_erased;
 use crate::error::ArchiveError;
 
 use crate::archive::columns::read_batches;
@@ -34,7 +41,7 @@ pub use crate::compaction::dedupe::{
     dedupe, generation, needs_compaction, DIGEST_KEY, DROPPED_KEY, GENERATION_KEY, INPUTS_KEY,
     SHARD_KEY,
 };
-use crate::compaction::dedupe::{encode_shard, shard_rows};
+use crate::compaction::dedupe::{encode_shard, ids_digest, shard_rows};
 
 /// What compaction works with: the bucket, the record of the hours that hold raw files, its
 /// policy, and the time it leaves before a deadline.
@@ -60,6 +67,8 @@ pub struct CompactionSummary {
     pub events_in: u64,
     pub events_out: u64,
     pub duplicates_dropped: u64,
+    /// Rows of erased units left out.
+    pub erased: u64,
 }
 
 /// What became of one hour.
@@ -73,6 +82,7 @@ pub enum HourOutcome {
         events_in: u64,
         events_out: u64,
         duplicates_dropped: u64,
+        erased: u64,
     },
     /// Nothing deleted; the hour stays pending.
     Aborted(&'static str),
@@ -83,17 +93,20 @@ fn has_time(deadline: Instant, margin: Duration) -> bool {
     deadline.saturating_duration_since(Instant::now()) > margin
 }
 
-/// Compacts one hour if it needs it (see the module's notes).
+/// Compacts one hour if it needs it, or if `force` and it holds any file (see the module's
+/// notes), leaving out the rows `tombstones` cover.
 pub async fn compact_hour(
     compaction: &Compaction<'_>,
+    tombstones: &Arc<Tombstones>,
     hour: HourPartition,
     deadline: Instant,
     run_id: Uuid,
+    force: bool,
 ) -> Result<HourOutcome, ArchiveError> {
     let archive = compaction.bucket;
     let folder = archive.folder(hour);
     let files = archive.list(&folder).await?;
-    if !needs_compaction(&files) {
+    if !(needs_compaction(&files) || force && !files.is_empty()) {
         return Ok(HourOutcome::AlreadyCompact);
     }
     let mut rows_in = 0u64;
@@ -107,7 +120,7 @@ pub async fn compact_hour(
     let shards = compaction.policy.shards(rows_in, bytes_in);
     let generation = generation(&files);
     let mut outputs = Vec::new();
-    let (mut events_out, mut dropped) = (0u64, 0u64);
+    let (mut events_out, mut dropped, mut erased) = (0u64, 0u64, 0u64);
     for shard in 0..shards {
         if !has_time(deadline, compaction.safety_margin) {
             return Ok(HourOutcome::Aborted("deadline"));
@@ -130,9 +143,15 @@ pub async fn compact_hour(
         let key = bucket::compacted_key(&folder, &generation, shard, shards);
         let inputs = files.len();
         let gen = generation.clone();
-        let (body, deduped_rows, shard_dropped) =
+        let tombstones = Arc::clone(tombstones);
+        let (body, deduped_rows, shard_dropped, shard_erased) =
             tokio::task::spawn_blocking(move || -> Result<_, FormatError> {
-                let d = dedupe(&parts)?;
+                let mut d = dedupe(&parts)?;
+                let (rows, shard_erased) = without_erased(d.rows, &tombstones)?;
+                d.rows = rows;
+                if shard_erased > 0 {
+                    d.digest = ids_digest(&d.rows)?;
+                }
                 let metadata = vec![
                     KeyValue::new(GENERATION_KEY.into(), gen),
                     KeyValue::new(SHARD_KEY.into(), format!("{shard}/{shards}")),
@@ -144,6 +163,7 @@ pub async fn compact_hour(
                     encode_shard(&d.rows, metadata)?,
                     d.rows.num_rows(),
                     d.dropped,
+                    shard_erased,
                 ))
             })
             .await
@@ -151,6 +171,7 @@ pub async fn compact_hour(
         archive.put(&key, body, run_id, deduped_rows).await?;
         events_out += deduped_rows as u64;
         dropped += shard_dropped;
+        erased += shard_erased;
         outputs.push(key);
     }
     // Every output is stored: the inputs may go. (An output never has an input's name: its
@@ -168,6 +189,7 @@ pub async fn compact_hour(
         events_in = rows_in,
         events_out,
         duplicates_dropped = dropped,
+        erased,
         "hour compacted"
     );
     Ok(HourOutcome::Compacted {
@@ -176,12 +198,14 @@ pub async fn compact_hour(
         events_in: rows_in,
         events_out,
         duplicates_dropped: dropped,
+        erased,
     })
 }
 
 /// Compacts the settled hours recorded as pending, oldest first, while time remains.
 pub async fn compact_settled(
     compaction: &Compaction<'_>,
+    tombstones: &Arc<Tombstones>,
     now: DateTime<Utc>,
     deadline: Instant,
     run_id: Uuid,
@@ -205,7 +229,15 @@ pub async fn compact_settled(
         if !has_time(deadline, compaction.safety_margin) {
             break;
         }
-        let outcome = compact_hour(compaction, HourPartition::of(p.hour), deadline, run_id).await;
+        let outcome = compact_hour(
+            compaction,
+            tombstones,
+            HourPartition::of(p.hour),
+            deadline,
+            run_id,
+            false,
+        )
+        .await;
         let done = match outcome {
             Ok(HourOutcome::AlreadyCompact) => {
                 summary.hours_clean += 1;
@@ -217,6 +249,7 @@ pub async fn compact_settled(
                 events_in,
                 events_out,
                 duplicates_dropped,
+                erased,
             }) => {
                 summary.hours += 1;
                 summary.files_in += files_in;
@@ -224,6 +257,7 @@ pub async fn compact_settled(
                 summary.events_in += events_in;
                 summary.events_out += events_out;
                 summary.duplicates_dropped += duplicates_dropped;
+                summary.erased += erased;
                 true
             }
             Ok(HourOutcome::Aborted(reason)) => {

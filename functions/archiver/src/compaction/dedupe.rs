@@ -126,6 +126,18 @@ pub fn dedupe(parts: &[RecordBatch]) -> Result<Deduped, FormatError> {
     })
 }
 
+/// The digest of the ids of rows that hold each id once (a shard's rows after erasure).
+pub fn ids_digest(rows: &RecordBatch) -> Result<IdDigest, FormatError> {
+    let ids = named(rows, "event_id", FILE)?
+        .as_string_opt::<i32>()
+        .ok_or_else(|| invalid(FILE, "event_id"))?;
+    let mut digest = IdDigest::default();
+    for id in ids.iter().flatten() {
+        digest::add(&mut digest, id);
+    }
+    Ok(digest)
+}
+
 /// Only the rows of `shard` among `shards`.
 pub fn shard_rows(batch: RecordBatch, shard: u32, shards: u32) -> Result<RecordBatch, FormatError> {
     if shards <= 1 {

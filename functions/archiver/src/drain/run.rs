@@ -12,9 +12,11 @@
 //! upload slot.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use eis_contract::Tombstones;
 use eis_handoff::message::{self, Message};
 use eis_store::maintenance::{self, MaintenancePolicy};
 use eis_store::{ArchiveHours, Db, PendingHandoffs, StoreError};
@@ -33,6 +35,7 @@ use crate::drain::fanout::{self, Fanout};
 use crate::drain::ledger::{Ledger, Origin, Seen};
 use crate::drain::queue::{ArchiveQueue, Deleted, Received, MAX_DELETE_BATCH};
 use crate::drain::summary::{Stop, Summary, Tally};
+use crate::erasure::quarantine_text;
 use crate::error::ArchiveError;
 
 /// SQS's long-polling wait is counted in whole seconds: a shorter budget cannot receive.
@@ -68,6 +71,10 @@ pub struct Drain<'a> {
     pub quarantine_prefix: &'a str,
     pub policy: DrainPolicy,
     pub fanout: Option<Fanout<'a>>,
+    /// Erased units: their covered events and quarantine records are not archived. None when
+    /// they could not be loaded: the run archives what it receives unfiltered and compacts
+    /// nothing (a later compaction, with the tombstones, leaves those rows out).
+    pub tombstones: Option<&'a Arc<Tombstones>>,
 }
 
 /// What a run did, and what went wrong on the way (a run goes on after most errors).
@@ -221,7 +228,18 @@ impl Run<'_> {
         }
     }
 
+    /// Buffers a source's events, but for those of erased units (the source still completes
+    /// and is acknowledged: they are meant to be gone).
     fn add(&mut self, origin: Origin, events: &[eis_contract::Event]) -> Option<SourceId> {
+        let kept: Vec<eis_contract::Event>;
+        let events = match self.job.tombstones {
+            Some(t) if !t.is_empty() => {
+                kept = events.iter().filter(|e| !t.erases(e)).cloned().collect();
+                self.tally.summary.erased += events.len() - kept.len();
+                &kept[..]
+            }
+            _ => events,
+        };
         let added = self.batcher.add(origin, events);
         self.acknowledge_completed();
         match added {
@@ -472,6 +490,14 @@ impl Run<'_> {
         }
         let mut hours: std::collections::BTreeMap<HourPartition, Vec<_>> = Default::default();
         for record in held.records {
+            if self
+                .job
+                .tombstones
+                .is_some_and(|t| quarantine_text::erased(&record, t))
+            {
+                self.tally.summary.erased += 1;
+                continue;
+            }
             hours
                 .entry(HourPartition::of(record.received_at))
                 .or_default()
@@ -540,8 +566,13 @@ impl Run<'_> {
         if self.receive_budget().is_none() {
             return;
         }
+        let Some(tombstones) = self.job.tombstones else {
+            tracing::warn!("no compaction this run: the erased units could not be loaded");
+            return;
+        };
         let (summary, errors) = compact::compact_settled(
             &self.job.compaction(),
+            tombstones,
             self.now,
             self.deadline,
             self.tally.summary.run_id,

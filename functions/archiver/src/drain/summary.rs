@@ -57,6 +57,9 @@ pub struct Summary {
     /// Quarantine records written under the rejected prefix, and their files.
     pub rejected_records: usize,
     pub rejected_files: usize,
+    /// Events and quarantine records of erased units received (from the queue or the sweep)
+    /// and not archived (docs/privacy.md).
+    pub erased: usize,
     /// Events read from PostgreSQL by the sweep (not handed to SQS by the ingest function).
     pub swept: usize,
     /// Swept keys settled in exp.pending_handoffs (their objects are stored, or their event is gone).

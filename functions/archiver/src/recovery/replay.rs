@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use eis_contract::{
-    parse_batch, validate_replayed_event, Event, Limits, Quarantined, Registry, RegistryMode, Scope,
+    parse_batch, validate_replayed_event, Event, Limits, Quarantined, Registry, RegistryMode,
+    Scope, Tombstones,
 };
 use std::time::Duration;
 
@@ -51,6 +52,8 @@ pub struct CodeCounts {
     pub already_stored: u64,
     /// Their event_id is stored with other content: the stored event is kept.
     pub conflicts: u64,
+    /// Events of erased units, left out (docs/privacy.md).
+    pub erased: u64,
     /// Records whose text was cut at quarantine: they cannot be judged again.
     pub truncated: u64,
     /// Records whose text was not valid UTF-8 (`raw_lossy`): what is kept is not what the
@@ -77,15 +80,19 @@ pub struct ReplaySummary {
 /// have passed them when they commit.
 pub struct Judge<'a> {
     pub registry: &'a Registry,
+    /// Erased units: their events received or timestamped before the erasure stay out.
+    pub tombstones: &'a Tombstones,
     pub mode: RegistryMode,
     pub limits: &'a Limits,
     pub clock: fn() -> DateTime<Utc>,
 }
 
-/// One record judged again: its events that pass now, and how many do not.
+/// One record judged again: its events that pass now, how many do not, and how many are of
+/// erased units.
 struct Judged {
     events: Vec<Event>,
     still_invalid: u64,
+    erased: u64,
 }
 
 impl Judge<'_> {
@@ -108,6 +115,7 @@ impl Judge<'_> {
         let mut judged = Judged {
             events: Vec::new(),
             still_invalid: 0,
+            erased: 0,
         };
         if record.raw_truncated || record.raw_lossy {
             return judged;
@@ -127,6 +135,17 @@ impl Judge<'_> {
         };
         for (position, text) in texts.into_iter().enumerate() {
             match self.event(record, text, position, now) {
+                // Erased if the unit's erasure came after the record first arrived.
+                Some(e)
+                    if self.tombstones.erased(
+                        &e.unit_type,
+                        &e.unit_id,
+                        e.timestamp,
+                        record.received_at,
+                    ) =>
+                {
+                    judged.erased += 1
+                }
                 Some(event) => judged.events.push(event),
                 None => judged.still_invalid += 1,
             }
@@ -204,6 +223,7 @@ async fn store(
             }
             let judged = judge.record(record, now);
             counts.still_invalid += judged.still_invalid;
+            counts.erased += judged.erased;
             codes.extend(std::iter::repeat_n(
                 record.code.clone(),
                 judged.events.len(),
@@ -240,9 +260,13 @@ mod tests {
     use crate::test_events::utc;
     use eis_contract::Arrival;
 
+    static NO_TOMBSTONES: std::sync::LazyLock<Tombstones> =
+        std::sync::LazyLock::new(Tombstones::default);
+
     fn judge<'a>(registry: &'a Registry, limits: &'a Limits) -> Judge<'a> {
         Judge {
             registry,
+            tombstones: &NO_TOMBSTONES,
             mode: RegistryMode::Flag,
             limits,
             clock: Utc::now,

@@ -2,12 +2,12 @@
 //! the event `timestamp`, as the archive is laid out) back into exp.events, after a
 //! PostgreSQL loss. Idempotent and safe beside live ingest: an event already stored is left
 //! alone, events past the retention are skipped (retention would drop them again), and
-//! nothing restored is handed to the archive again.
+//! nothing restored is handed to the archive again. Events of erased units stay out.
 
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
-use eis_store::{RestoreStore, Restored};
+use eis_store::{ErasureStore, RestoreStore, Restored};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -22,6 +22,8 @@ use crate::recovery::hour_stream::{in_file, read_hours, HourFiles, RangeProgress
 pub struct Restore<'a> {
     pub bucket: &'a ArchiveBucket,
     pub store: &'a RestoreStore,
+    /// The erased units, loaded when the restore starts: their events stay out.
+    pub erasure: &'a ErasureStore,
     pub retention_days: u32,
     pub safety_margin: std::time::Duration,
 }
@@ -43,6 +45,8 @@ pub struct RestoreSummary {
     pub restored: Restored,
     /// Older than the retention: not restored.
     pub expired: u64,
+    /// Of erased units (docs/privacy.md): not restored.
+    pub erased: u64,
 }
 
 fn is_archive_file(name: &str) -> bool {
@@ -59,6 +63,7 @@ pub async fn restore(
     now: DateTime<Utc>,
     deadline: Instant,
 ) -> Result<RestoreSummary, ArchiveError> {
+    let tombstones = parts.erasure.tombstones().await?;
     let retention = Duration::days(i64::from(parts.retention_days));
     let oldest = now - retention;
     let mut summary = RestoreSummary {
@@ -87,6 +92,9 @@ pub async fn restore(
             let before = events.len();
             events.retain(|e| e.timestamp >= oldest);
             summary.expired += (before - events.len()) as u64;
+            let before = events.len();
+            events.retain(|e| !tombstones.erases(e));
+            summary.erased += (before - events.len()) as u64;
             summary.restored.add(parts.store.restore(&events).await?);
             Ok(())
         },

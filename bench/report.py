@@ -14,6 +14,7 @@ from pathlib import Path
 from prices import FIREHOSE_RECORD_ROUND_BYTES, HTTP_API_METER_BYTES, SQS_BILLED_CHUNK_BYTES, price
 from reportlib import error_note, failed, goals_md, med, met, num, ratio, span, stats, table
 import report_archiver_scale
+import report_erasure
 import report_health
 import report_quarantine
 import report_sdk
@@ -609,6 +610,8 @@ def main():
             lambda g: report_sweep.sweep_md(data.get("sweep_backlog")))
     section("12. Client SDKs", lambda g: report_sdk.python_md(data.get("sdk_python"), g)
             + "\n" + report_sdk.rust_md(data.get("sdk_rust"), g))
+    section("13. Finding a unit to erase",
+            lambda g: report_erasure.find_md(data.get("erasure_find"), g))
     goals_by_topic = "\n\n".join(f"### {title}\n\n{goals_md(goals)}"
                                   for title, _, goals in sections if goals)
     if draw:

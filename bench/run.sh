@@ -28,6 +28,7 @@ if [ "$QUICK" = 1 ]; then
   HEALTH_EVENTS=50000 HEALTH_UNITS=5000 HEALTH_INCREMENT=1000 HEALTH_DAYS="15000 150000"
   FLOOD_EVENTS=2000 RESTORE_EVENTS=5000 RESTORE_SMALL=20000 RESTORE_LARGE=200000
   SWEEP_KEYS=20000 SWEEP_LIMIT=5000 SDK_EVENTS=5000
+  ERASURE_HOURS=24 ERASURE_FILES=2 ERASURE_FILE_EVENTS=2000 ERASURE_UNITS=5000
 else
   ROUNDS=3 HTTP_SECONDS=10 PG_EVENTS=50000 ENCODE_EVENTS=100000 DRAIN_EVENTS=100000 DRAIN_RUNS=3
   COMPACT_EVENTS=100000 SCALE_EVENTS=200000 SCALE_ROUNDS=2
@@ -35,9 +36,11 @@ else
   HEALTH_EVENTS=1000000 HEALTH_UNITS=50000 HEALTH_INCREMENT=10000 HEALTH_DAYS="150000 1500000"
   FLOOD_EVENTS=10000 RESTORE_EVENTS=50000 RESTORE_SMALL=100000 RESTORE_LARGE=1000000
   SWEEP_KEYS=1000000 SWEEP_LIMIT=50000 SDK_EVENTS=20000
+  # A week of hours, two raw files of 5 000 events each per hour, 20 000 units.
+  ERASURE_HOURS=168 ERASURE_FILES=2 ERASURE_FILE_EVENTS=5000 ERASURE_UNITS=20000
 fi
 # Every section, in the order they run; BENCH_ONLY picks some of them.
-SECTIONS=(validation pg_write ingest_http encoding drain compaction archiver_scale health_job quarantine restore_memory sweep_backlog sdk_python sdk_rust cold_start profile)
+SECTIONS=(validation pg_write ingest_http encoding drain compaction archiver_scale health_job quarantine restore_memory sweep_backlog erasure_find sdk_python sdk_rust cold_start profile)
 ONLY=${BENCH_ONLY:-}
 for key in $ONLY; do
   [[ " ${SECTIONS[*]} " == *" $key "* ]] || { log "BENCH_ONLY: no section $key (sections: ${SECTIONS[*]})"; exit 2; }
@@ -219,6 +222,19 @@ sweep_backlog() {
     $PY bench/sweep_backlog.py "$CARGO_TARGET_DIR/release/archiver" "$SWEEP_KEYS" "$SWEEP_LIMIT"
 }
 
+# What an erasure reads to find one unit in an archive of ERASURE_HOURS hours (issue 27):
+# `eis-bench erasure-find` writes the archive into a bucket of its own, records a request
+# for a unit present in three of the hours and runs the erasure (bench/src/erasure_find.rs).
+erasure_find() {
+  local name=$NAME-erasure status=0
+  $PY infra/local/resources.py --queue "$name" --bucket "$name" >/dev/null
+  in_own_database erasure env EIS_QUEUE_URL="$QUEUE_URL" EIS_BUCKET="$name" \
+    "$EIS_BENCH" erasure-find "$ERASURE_HOURS" "$ERASURE_FILES" "$ERASURE_FILE_EVENTS" "$ERASURE_UNITS" \
+    || status=$?
+  $PY infra/local/resources.py --queue "$name" --bucket "$name" --remove
+  return "$status"
+}
+
 # The Python SDK's capture() CPU against posthog-python's, and its full default queue's RSS
 # (bench/sdk_python.py; both clients point at a closed 127.0.0.1 port).
 sdk_python() {
@@ -285,7 +301,7 @@ jq -n \
   --arg moto "$($PY -c 'import moto; print(moto.__version__)')" \
   --arg python "$(version "$PY" --version)" \
   --arg matplotlib "$("$BENCH_VENV/bin/python" -c 'import matplotlib; print(matplotlib.__version__)')" \
-  --arg sizes "sdk_events=$SDK_EVENTS sweep_keys=$SWEEP_KEYS sweep_limit=$SWEEP_LIMIT flood_events=$FLOOD_EVENTS restore_events=$RESTORE_EVENTS health_events=$HEALTH_EVENTS health_units=$HEALTH_UNITS health_increment=$HEALTH_INCREMENT health_days=${HEALTH_DAYS// /,} rounds=$ROUNDS http_seconds=$HTTP_SECONDS pg_events=$PG_EVENTS encode_events=$ENCODE_EVENTS drain_events=$DRAIN_EVENTS drain_runs=$DRAIN_RUNS compact_events=$COMPACT_EVENTS compact_files=$COMPACT_FILES scale_events=$SCALE_EVENTS scale_rounds=$SCALE_ROUNDS scale_runs=$SCALE_RUNS cold_runs=$COLD_RUNS profile_events=$PROFILE_EVENTS profile_requests=$PROFILE_REQUESTS" \
+  --arg sizes "erasure_hours=$ERASURE_HOURS erasure_files=$ERASURE_FILES erasure_file_events=$ERASURE_FILE_EVENTS erasure_units=$ERASURE_UNITS sdk_events=$SDK_EVENTS sweep_keys=$SWEEP_KEYS sweep_limit=$SWEEP_LIMIT flood_events=$FLOOD_EVENTS restore_events=$RESTORE_EVENTS health_events=$HEALTH_EVENTS health_units=$HEALTH_UNITS health_increment=$HEALTH_INCREMENT health_days=${HEALTH_DAYS// /,} rounds=$ROUNDS http_seconds=$HTTP_SECONDS pg_events=$PG_EVENTS encode_events=$ENCODE_EVENTS drain_events=$DRAIN_EVENTS drain_runs=$DRAIN_RUNS compact_events=$COMPACT_EVENTS compact_files=$COMPACT_FILES scale_events=$SCALE_EVENTS scale_rounds=$SCALE_ROUNDS scale_runs=$SCALE_RUNS cold_runs=$COLD_RUNS profile_events=$PROFILE_EVENTS profile_requests=$PROFILE_REQUESTS" \
   --arg only "$ONLY" \
   '{started_at: $started, quick: ($quick == 1), only: $only, total_seconds: $seconds, sizes: $sizes, commit: $commit,
     machine: {nproc: ($nproc | tonumber), cpu: $cpu, memory: $mem, kernel: $kernel,

@@ -6,6 +6,7 @@
 //!   eis-bench encode EVENTS ROUNDS OUT_DIR   queue message bodies → zstd Parquet
 //!   eis-bench compact EVENTS FILES DUP_PCT   one hour of FILES raw files compacted
 //!   eis-bench archive-hour EVENTS HOURS_AGO  an archive hour of raw files, for restore_memory
+//!   eis-bench erasure-find HOURS FILES FILE_EVENTS UNITS  bytes an erasure reads to find a unit
 //!   eis-bench cpu-path ingest|archive EVENTS the pure-CPU work of one path, for callgrind
 //!   eis-bench fill-queue QUEUE_URL EVENTS    a deep archive queue, for bench/memory-drain.sh
 //!   eis-bench sqs-stub PORT                  an SQS stand-in that accepts everything
@@ -17,6 +18,7 @@ mod archive_hour;
 mod compaction;
 mod cpu_path;
 mod encode;
+mod erasure_find;
 mod fill_queue;
 mod pg_write;
 mod sdk_throughput;
@@ -65,6 +67,14 @@ fn main() -> anyhow::Result<()> {
             number(events)?,
             hours_ago.parse().context("HOURS_AGO")?,
         ))?,
+        ["erasure-find", hours, files, file_events, units] => {
+            runtime()?.block_on(erasure_find::measure(erasure_find::Shape {
+                hours: number(hours)?,
+                files_per_hour: number(files)?,
+                file_events: number(file_events)?,
+                units: number(units)?,
+            }))?
+        }
         ["cpu-path", path, events] => cpu_path::measure(path, number(events)?)?,
         ["fill-queue", queue_url, events] => {
             runtime()?.block_on(fill_queue::fill(queue_url, number(events)?))?
@@ -84,7 +94,7 @@ fn main() -> anyhow::Result<()> {
         }
         _ => bail!(
             "usage: eis-bench bodies OUT_DIR | pg-write EVENTS ROUNDS | \
-             encode EVENTS ROUNDS OUT_DIR | compact EVENTS FILES DUP_PCT | archive-hour EVENTS HOURS_AGO | cpu-path ingest|archive EVENTS | fill-queue QUEUE_URL EVENTS | sqs-stub PORT | serve-ingest | value-parse BODY ROUNDS | sdk-throughput URL SECONDS IN_FLIGHT GZIP"
+             encode EVENTS ROUNDS OUT_DIR | compact EVENTS FILES DUP_PCT | archive-hour EVENTS HOURS_AGO | erasure-find HOURS FILES FILE_EVENTS UNITS | cpu-path ingest|archive EVENTS | fill-queue QUEUE_URL EVENTS | sqs-stub PORT | serve-ingest | value-parse BODY ROUNDS | sdk-throughput URL SECONDS IN_FLIGHT GZIP"
         ),
     };
     println!("{report}");

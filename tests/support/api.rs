@@ -108,6 +108,10 @@ pub fn api_state(
             Duration::from_secs(60),
             eis_contract::RegistryMode::Flag,
         )),
+        tombstones: Arc::new(ingest::cache::Cache::new(
+            Arc::clone(&db),
+            Duration::from_secs(60),
+        )),
         storage: Arc::new(eis_handoff::Storage::new(db, publisher)),
         quarantine: Arc::new(ingest::quarantine::Quarantine::new(
             unreachable_publisher(),

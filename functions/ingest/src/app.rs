@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use eis_contract::Limits;
+use eis_contract::{Limits, Tombstones};
 use eis_handoff::{SqsPublisher, Storage};
 use eis_runtime::aws;
 use eis_runtime::telemetry::Namespace;
 use eis_store::Db;
 
+use crate::cache::Cache;
 use crate::config::Config;
 use crate::quarantine::{Quarantine, QuarantineBounds};
 use crate::registry::RegistryCache;
@@ -21,6 +22,9 @@ pub struct AppState {
     pub storage: Arc<Storage>,
     /// The experiment registry's copy: accepted events are checked against it.
     pub registry: Arc<RegistryCache>,
+    /// The erased units' copy (erasure.rs), reloaded like the registry's: without it no valid
+    /// event is taken (intake.rs).
+    pub tombstones: Arc<Cache<Tombstones>>,
     /// Where rejected input is kept, within `quarantine_bounds`.
     pub quarantine: Arc<Quarantine>,
     pub quarantine_bounds: QuarantineBounds,
@@ -57,6 +61,7 @@ pub async fn state(config: &Config) -> Result<AppState, eis_store::StoreError> {
             config.registry_max_age,
             config.registry_mode,
         )),
+        tombstones: Arc::new(Cache::new(Arc::clone(&db), config.registry_max_age)),
         storage: Arc::new(Storage::new(db, publisher)),
         quarantine: Arc::new(quarantine),
         quarantine_bounds: config.quarantine,

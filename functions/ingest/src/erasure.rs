@@ -1,6 +1,7 @@
 //! Erased units at ingest (docs/privacy.md, issue 27): the function's copy of the tombstones
-//! (exp.erasure_tombstones with the key that names units), kept beside the registry's copy
-//! (registry.rs) and reloaded alike, and the check of each accepted event against it.
+//! (exp.erasure_tombstones with the key that names units), an `AppState` field reloaded like
+//! the registry's copy (cache.rs); intake.rs checks each accepted event against it with
+//! `Tombstones::check`.
 //!
 //! An event of an erased unit timestamped before its erasure (a client's retry of an erased
 //! event) is refused with `unit_erased`; any event of a unit erased with suppression with
@@ -9,7 +10,7 @@
 
 use std::sync::Arc;
 
-use eis_contract::{Event, Rejection, Tombstones};
+use eis_contract::Tombstones;
 use eis_store::{Db, ErasureStore, StoreError};
 
 use crate::cache::Load;
@@ -22,21 +23,12 @@ impl Load for Tombstones {
     }
 }
 
-/// Why `event` is refused for its unit's erasure, if it is. Free while no unit was ever
-/// erased: nothing is hashed.
-pub fn refusal(tombstones: &Tombstones, event: &Event) -> Option<Rejection> {
-    if tombstones.is_empty() {
-        return None;
-    }
-    tombstones.check(event).err()
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
 
     use chrono::{Duration, Utc};
-    use eis_contract::{unit_hash, Code, Tombstone};
+    use eis_contract::{unit_hash, Code, Event, Tombstone};
 
     use super::*;
 
@@ -71,10 +63,10 @@ mod tests {
             ("u-3", 60, None),
         ];
         for (unit, ago, want) in cases {
-            let got = refusal(&tombstones, &event(unit, ago));
+            let got = tombstones.check(&event(unit, ago)).err();
             let got = got.as_ref().map(|r| (r.code, r.field.as_str()));
             assert_eq!(got, want, "{unit}, {ago} minutes ago");
         }
-        assert!(refusal(&Tombstones::default(), &event("u-1", 60)).is_none());
+        assert!(Tombstones::default().check(&event("u-1", 60)).is_ok());
     }
 }

@@ -13,7 +13,6 @@ use eis_store::InsertOutcome;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::erasure;
 use crate::error::ApiError;
 use crate::quarantine::{QuarantineReport, Rejects};
 use crate::refusal::Refusal;
@@ -67,8 +66,8 @@ pub async fn judge(
     let tombstones = match any_valid {
         true => Some(
             state
-                .registry
-                .tombstones()
+                .tombstones
+                .get()
                 .await
                 .ok_or(ApiError::StorageUnavailable)?,
         ),
@@ -88,9 +87,7 @@ pub async fn judge(
                 // An erased unit's event is refused before the registry's checks, so that no
                 // refusal of theirs keeps it in the quarantine; a caller the binding refuses
                 // is told only that (another unit's erasure is not its to learn).
-                let erased = tombstones
-                    .as_deref()
-                    .and_then(|t| erasure::refusal(t, &event));
+                let erased = tombstones.as_deref().and_then(|t| t.check(&event).err());
                 if let Some(rejection) = erased {
                     verdicts.push(Verdict::Refused {
                         rejection: bound(&event).err().unwrap_or(rejection),

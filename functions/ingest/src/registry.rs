@@ -8,22 +8,17 @@
 //! again (one at a time; a request that waited for an attempt takes its outcome), and an event
 //! naming experiments is never taken as checked meanwhile: refused with `registry_unavailable`
 //! (503) in reject mode, stored with the flag `registry_unavailable` in flag mode.
-//!
-//! The same holder keeps the copy of the erasure tombstones (erasure.rs), with the same max
-//! age: the two small tables every request is judged against, reloaded alike.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use eis_contract::{Event, Flag, Registry, RegistryMode, Rejection, Tombstones};
+use eis_contract::{Event, Flag, Registry, RegistryMode, Rejection};
 use eis_store::{Db, StoreError};
 
 use crate::cache::{Cache, Load};
 
 pub struct RegistryCache {
     registry: Cache<Registry>,
-    /// The erased units (erasure.rs). Without a copy no valid event is taken (intake.rs).
-    tombstones: Cache<Tombstones>,
     pub mode: RegistryMode,
 }
 
@@ -41,12 +36,10 @@ impl Load for Registry {
 pub struct RegistryUnavailable;
 
 impl RegistryCache {
-    /// The registry's and the tombstones' copies on `db`, each reloaded once older than
-    /// `max_age`.
+    /// The registry's copy on `db`, reloaded once older than `max_age`.
     pub fn new(db: Arc<Db>, max_age: Duration, mode: RegistryMode) -> Self {
         Self {
-            registry: Cache::new(Arc::clone(&db), max_age),
-            tombstones: Cache::new(db, max_age),
+            registry: Cache::new(db, max_age),
             mode,
         }
     }
@@ -60,12 +53,6 @@ impl RegistryCache {
     /// The copy held now, without loading (for metric dimensions: never a reason to load).
     pub fn held(&self) -> Option<Arc<Registry>> {
         self.registry.held()
-    }
-
-    /// The erased units to check a request's events against, loaded or reloaded first when
-    /// needed; None while they have never been loaded.
-    pub async fn tombstones(&self) -> Option<Arc<Tombstones>> {
-        self.tombstones.get().await
     }
 
     /// A contract-valid event as the deployment takes it, given the copy `registry` (from

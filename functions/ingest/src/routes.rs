@@ -310,6 +310,10 @@ mod tests {
                 Duration::from_secs(60),
                 eis_contract::RegistryMode::Flag,
             )),
+            tombstones: Arc::new(crate::cache::Cache::new(
+                Arc::clone(&db),
+                Duration::from_secs(60),
+            )),
             storage: Arc::new(Storage::new(
                 db,
                 SqsPublisher::new(sqs, "http://127.0.0.1:1/queue".into(), 256 * 1024),

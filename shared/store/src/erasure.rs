@@ -20,7 +20,13 @@ use crate::db::Db;
 use crate::error::StoreError;
 
 const KEY: &str = "SELECT key FROM exp.erasure_key";
-const TOMBSTONES: &str = "SELECT unit_hash, erased_at, suppress FROM exp.erasure_tombstones";
+/// The key and every tombstone in one round trip (one row, arrays in step).
+const TOMBSTONES: &str = r#"
+SELECT (SELECT key FROM exp.erasure_key),
+       coalesce(array_agg(unit_hash), '{}'), coalesce(array_agg(erased_at), '{}'),
+       coalesce(array_agg(suppress), '{}')
+FROM exp.erasure_tombstones
+"#;
 
 const RECORD: &str = r#"
 INSERT INTO exp.erasure_requests (id, unit_type, unit_id, unit_hash, suppress, requested_at)
@@ -59,7 +65,8 @@ WHERE id = $1 AND step = $2 AND status = 'pending'
 
 const FAILED: &str = "UPDATE exp.erasure_requests SET last_error = $2 WHERE id = $1";
 
-const OLDEST: &str = "SELECT min(requested_at) FROM exp.erasure_requests WHERE status = 'pending'";
+const BACKLOG: &str =
+    "SELECT count(*), min(requested_at) FROM exp.erasure_requests WHERE status = 'pending'";
 
 const SHOW: &str = r#"
 SELECT id, unit_hash, suppress, requested_at, status, step, receipt, completed_at, last_error
@@ -218,23 +225,19 @@ impl ErasureStore {
     /// Every tombstone, with the key that names units. Small: one row per erased unit.
     pub async fn tombstones(&self) -> Result<Tombstones, StoreError> {
         let client = self.db.client().await?;
-        let key: Vec<u8> = self
+        let row = self
             .db
-            .within_timeout(client.query_one(KEY, &[]))
-            .await?
-            .get(0);
-        let rows = self
-            .db
-            .within_timeout(client.query(TOMBSTONES, &[]))
+            .within_timeout(client.query_one(TOMBSTONES, &[]))
             .await?;
-        let mut units = HashMap::with_capacity(rows.len());
-        for row in rows {
-            let hash: Vec<u8> = row.get(0);
+        let (key, hashes): (Vec<u8>, Vec<Vec<u8>>) = (row.get(0), row.get(1));
+        let (erased_at, suppress): (Vec<DateTime<Utc>>, Vec<bool>) = (row.get(2), row.get(3));
+        let mut units = HashMap::with_capacity(hashes.len());
+        for ((hash, erased_at), suppress) in hashes.iter().zip(erased_at).zip(suppress) {
             let tombstone = Tombstone {
-                erased_at: row.get(1),
-                suppress: row.get(2),
+                erased_at,
+                suppress,
             };
-            units.insert(hash_of(&hash)?, tombstone);
+            units.insert(hash_of(hash)?, tombstone);
         }
         Ok(Tombstones::new(key, units))
     }
@@ -247,6 +250,9 @@ impl ErasureStore {
         units: &[UnitToErase],
         now: DateTime<Utc>,
     ) -> Result<Vec<Uuid>, StoreError> {
+        if units.is_empty() {
+            return Ok(Vec::new());
+        }
         let pg = StoreError::from_pg;
         let mut client = self.db.connect().await?;
         let tx = client.transaction().await.map_err(pg)?;
@@ -413,18 +419,22 @@ impl ErasureStore {
         Ok(())
     }
 
-    /// When the oldest pending request was made, if any.
-    pub async fn oldest_pending(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+    /// How many requests are pending, and when the oldest was made.
+    pub async fn backlog(&self) -> Result<(u64, Option<DateTime<Utc>>), StoreError> {
         let client = self.db.client().await?;
-        Ok(self
+        let row = self
             .db
-            .within_timeout(client.query_one(OLDEST, &[]))
-            .await?
-            .get(0))
+            .within_timeout(client.query_one(BACKLOG, &[]))
+            .await?;
+        let pending: i64 = row.get(0);
+        Ok((u64::try_from(pending).unwrap_or_default(), row.get(1)))
     }
 
     /// The requests of these ids as they now are.
     pub async fn show(&self, ids: &[Uuid]) -> Result<Vec<RequestStatus>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let client = self.db.client().await?;
         let rows = self.db.within_timeout(client.query(SHOW, &[&ids])).await?;
         rows.into_iter()

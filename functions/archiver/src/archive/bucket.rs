@@ -231,12 +231,16 @@ impl ArchiveBucket {
         let mut len = [0u8; 4];
         len.copy_from_slice(&tail[n - 8..n - 4]);
         let len = u32::from_le_bytes(len) as usize;
+        let mut fetched = n as u64;
         let tail = if len + 8 <= n {
             tail
         } else {
             let whole = format!("bytes=-{}", len + 8);
             match self.get(&file.key, Some(whole)).await? {
-                Some(t) if t.len() >= len + 8 => t,
+                Some(t) if t.len() >= len + 8 => {
+                    fetched += t.len() as u64;
+                    t
+                }
                 Some(_) => return Err(corrupt("footer longer than the file")),
                 None => return Ok(None),
             }
@@ -244,12 +248,6 @@ impl ArchiveBucket {
         let end = tail.len() - 8;
         let meta = ParquetMetaDataReader::decode_metadata(&tail[end - len..end])
             .map_err(|e| ArchiveError::Encode(FormatError::Parquet(e)))?;
-        let fetched = n as u64
-            + if tail.len() == n {
-                0
-            } else {
-                tail.len() as u64
-            };
         Ok(Some(Tail {
             meta,
             start: file.size.saturating_sub(tail.len() as u64),

@@ -231,14 +231,23 @@ impl Run<'_> {
     /// Buffers a source's events, but for those of erased units (the source still completes
     /// and is acknowledged: they are meant to be gone).
     fn add(&mut self, origin: Origin, events: &[eis_contract::Event]) -> Option<SourceId> {
+        // Copied only when one of them is erased: the usual source passes through as it is.
+        let erased: Vec<bool> = match self.job.tombstones {
+            Some(t) if !t.is_empty() => events.iter().map(|e| t.erases(e)).collect(),
+            _ => Vec::new(),
+        };
         let kept: Vec<eis_contract::Event>;
-        let events = match self.job.tombstones {
-            Some(t) if !t.is_empty() => {
-                kept = events.iter().filter(|e| !t.erases(e)).cloned().collect();
-                self.tally.summary.erased += events.len() - kept.len();
-                &kept[..]
-            }
-            _ => events,
+        let events = if erased.contains(&true) {
+            kept = events
+                .iter()
+                .zip(&erased)
+                .filter(|(_, erased)| !**erased)
+                .map(|(e, _)| e.clone())
+                .collect();
+            self.tally.summary.erased += events.len() - kept.len();
+            &kept[..]
+        } else {
+            events
         };
         let added = self.batcher.add(origin, events);
         self.acknowledge_completed();

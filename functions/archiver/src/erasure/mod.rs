@@ -109,14 +109,10 @@ pub async fn run(
             }
         }
     }
-    let pending = job
-        .store
-        .pending(DateTime::<Utc>::MAX_UTC, i64::MAX)
-        .await?;
-    summary.pending = pending.len();
-    summary.oldest_pending_seconds = pending
-        .first()
-        .map(|r| (Utc::now() - r.requested_at).as_seconds_f64().max(0.0))
+    let (pending, oldest) = job.store.backlog().await?;
+    summary.pending = usize::try_from(pending).unwrap_or(usize::MAX);
+    summary.oldest_pending_seconds = oldest
+        .map(|at| (Utc::now() - at).as_seconds_f64().max(0.0))
         .unwrap_or(0.0);
     summary.requests = job.store.show(recorded).await?;
     Ok(summary)

@@ -8,7 +8,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/eis/target
 export EIS_TOOLS_DIR ?= $(HOME)/.cache/eis/tools
 
-.PHONY: help dev test up down migrate archive audit health registry replay restore erase check-templates sam-build bench smoke
+.PHONY: help dev test up down migrate archive audit health registry plan replay restore erase check-templates sam-build bench smoke
 
 help:
 	@echo "make dev              local stack + ingest API on http://127.0.0.1:$${EIS_PORT:-3000} (Ctrl-C stops)"
@@ -20,6 +20,7 @@ help:
 	@echo "make audit            compare the local archive with PostgreSQL; prints the audit's summary"
 	@echo "make health           one experiment-health run now (assignments, rollups, SRM); prints its summary"
 	@echo "make registry         load REGISTRY (default: the example) into the experiment registry (docs/health.md)"
+	@echo "make plan             load PLAN (default: infra/local/plan.json) into the tracking plan (docs/plan.md)"
 	@echo "make replay FROM= TO= [CODE=]  judge the quarantined input of [FROM, TO) again (docs/quarantine.md)"
 	@echo "make restore FROM= TO=         archived events of [FROM, TO) back into PostgreSQL (docs/quarantine.md)"
 	@echo "make erase UNIT_TYPE= UNIT_ID= [SUPPRESS=1]  erase one unit's data from every store; prints the receipt (docs/privacy.md)"
@@ -61,6 +62,16 @@ registry: migrate
 	  else input=.local/registry-input.json; \
 	  printf '{"action":"registry","experiments":%s}\n' "$$(cat '$(REGISTRY)')" > "$$input"; fi && \
 	  cargo run --quiet --locked --bin migrator -- "$$input"
+
+# The tracking plan (docs/plan.md): PLAN's document (a file; without PLAN, the example
+# infra/local/plan.json) added to the plan, as the archiver's {"action":"plan","plan":{…}},
+# the input `aws lambda invoke` sends it in AWS. A schema that does not compile refuses the
+# whole document (plan_invalid). The ingest's copy follows within EIS_REGISTRY_MAX_AGE.
+plan: migrate
+	source .local/env && PLAN='$(or $(PLAN),infra/local/plan.json)' python3 -c \
+	  'import json, os; print(json.dumps({"action": "plan", "plan": json.load(open(os.environ["PLAN"]))}))' \
+	  > .local/plan-input.json && \
+	  cargo run --quiet --locked --bin archiver -- .local/plan-input.json
 
 # One erasure request (docs/privacy.md), recorded and carried through every store now: the
 # archiver's {"action":"erase","requests":[…]}, as `aws lambda invoke` sends it in AWS.

@@ -16,6 +16,7 @@ from reportlib import error_note, failed, goals_md, med, met, num, ratio, span, 
 import report_archiver_scale
 import report_erasure
 import report_health
+import report_plan
 import report_quarantine
 import report_sdk
 import report_sweep
@@ -612,6 +613,7 @@ def main():
             + "\n" + report_sdk.rust_md(data.get("sdk_rust"), g))
     section("13. Finding a unit to erase",
             lambda g: report_erasure.find_md(data.get("erasure_find"), g))
+    section("14. Tracking plan", lambda g: report_plan.plan_md(data.get("plan"), g))
     goals_by_topic = "\n\n".join(f"### {title}\n\n{goals_md(goals)}"
                                   for title, _, goals in sections if goals)
     if draw:
@@ -658,7 +660,7 @@ python3 bench/report.py bench/results/latest.json BENCHMARKS.md   # the Markdown
 `wrk` and GNU `time` from Debian if missing, uses a database (`eis_bench`), a queue and a
 bucket of its own (removed at the end), and sends traffic only to 127.0.0.1. The Rust parts are
 the `eis-bench` crate (`bench/src`: PostgreSQL writer, encoder, CPU paths for the profile) and
-the criterion bench `shared/contract/benches/validate.rs`; the HTTP load is `wrk` with
+the criterion benches `shared/contract/benches/validate.rs` and `plan.rs`; the HTTP load is `wrk` with
 `bench/wrk.lua` (a C load generator from Debian: no build, low overhead on 2 cores, closed
 loop; `oha` would cost a cargo install and more CPU per request).
 

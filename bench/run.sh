@@ -40,7 +40,7 @@ else
   ERASURE_HOURS=168 ERASURE_FILES=2 ERASURE_FILE_EVENTS=5000 ERASURE_UNITS=20000
 fi
 # Every section, in the order they run; BENCH_ONLY picks some of them.
-SECTIONS=(validation pg_write ingest_http encoding drain compaction archiver_scale health_job quarantine restore_memory sweep_backlog erasure_find sdk_python sdk_rust cold_start profile)
+SECTIONS=(validation plan pg_write ingest_http encoding drain compaction archiver_scale health_job quarantine restore_memory sweep_backlog erasure_find sdk_python sdk_rust cold_start profile)
 ONLY=${BENCH_ONLY:-}
 for key in $ONLY; do
   [[ " ${SECTIONS[*]} " == *" $key "* ]] || { log "BENCH_ONLY: no section $key (sections: ${SECTIONS[*]})"; exit 2; }
@@ -136,6 +136,17 @@ section() {
 validation() {
   cargo bench --quiet --locked -p eis-contract --bench validate -- "${CRITERION_ARGS[@]}" >&2
   $PY bench/criterion.py "$CARGO_TARGET_DIR/criterion"
+}
+
+# The tracking plan's cost (issue 28; shared/contract/benches/plan.rs): validation per event
+# with a 50-type plan against none, in one criterion run, an event the plan quarantines, and
+# the plan's parse and compile. bench/plan.py refuses a criterion result older than the run.
+plan() {
+  local started
+  started=$(date +%s)
+  EIS_BENCH_PLAN_SETUP=$WORK/plan-setup.json \
+    cargo bench --quiet --locked -p eis-contract --bench plan -- "${CRITERION_ARGS[@]}" >&2
+  $PY bench/plan.py "$CARGO_TARGET_DIR/criterion" "$WORK/plan-setup.json" "$started"
 }
 
 pg_write() {

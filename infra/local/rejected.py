@@ -28,7 +28,7 @@ def main() -> None:
             s3.download_file(bucket, key, str(Path(tmp) / f"{i}.parquet"))
         con = duckdb.connect()
         con.execute("SET TimeZone='UTC'")
-        con.execute(f"CREATE VIEW rejected AS SELECT * FROM read_parquet('{tmp}/*.parquet')")
+        con.execute(f"CREATE VIEW rejected AS SELECT * FROM read_parquet('{tmp}/*.parquet', union_by_name = true)")
         result = con.execute(query)
         names = [d[0] for d in result.description]
         for row in result.fetchall():

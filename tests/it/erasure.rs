@@ -410,6 +410,7 @@ async fn replay_everything(
     let judge = archiver::recovery::replay::Judge {
         registry: &registry,
         tombstones,
+        plan: &Default::default(),
         mode: eis_contract::RegistryMode::Flag,
         limits: &limits,
         clock: Utc::now,

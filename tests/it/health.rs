@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 mod bounds;
+mod plan;
 
 /// Inserts one event per unit `{prefix}{i}` for i in `range`, naming `experiment` with the
 /// variant `variant(i)` picks (SQL over `i`), at `timestamp`.

@@ -15,6 +15,8 @@ mod identity;
 mod ingest_http;
 mod ingest_lambda;
 mod migrator;
+mod plan;
+mod plan_store;
 mod quarantine;
 mod registry;
 mod sdk;

@@ -116,6 +116,7 @@ async fn replay_at(
     let judge = Judge {
         registry: &registry,
         tombstones: &Default::default(),
+        plan: &Default::default(),
         mode: RegistryMode::Flag,
         limits: &limits,
         clock,

@@ -111,6 +111,9 @@ async fn stored_rows_hold_every_field() {
         eis_contract::Flag::OldTimestamp,
         eis_contract::Flag::NoExperimentContext,
     ];
+    // Not content, but stored and read back: the plan's stamp and failing pointer.
+    e.schema_version = Some("1-1-0".into());
+    e.schema_violation = Some("/payload/meal_count".into());
     store
         .insert(std::slice::from_ref(&e))
         .await
@@ -121,7 +124,8 @@ async fn stored_rows_hold_every_field() {
         .query_one(
             "SELECT event_type, unit_id, context->>'platform', (metrics->>'latency_ms')::float8,
                     payload->>'plan_id', flags, \"timestamp\",
-                    EXISTS (SELECT 1 FROM exp.pending_handoffs WHERE event_id = ANY(event_ids))
+                    EXISTS (SELECT 1 FROM exp.pending_handoffs WHERE event_id = ANY(event_ids)),
+                    schema_version, schema_violation
              FROM exp.events WHERE event_id = $1",
             &[&e.event_id],
         )
@@ -138,6 +142,8 @@ async fn stored_rows_hold_every_field() {
     );
     assert_eq!(row.get::<_, DateTime<Utc>>(6), e.timestamp);
     assert!(row.get::<_, bool>(7), "not handed off yet");
+    assert_eq!(row.get::<_, Option<&str>>(8), Some("1-1-0"));
+    assert_eq!(row.get::<_, Option<&str>>(9), Some("/payload/meal_count"));
     // And it reads back as the same event (what the sweep hands to the archive).
     let back = PendingHandoffs::new(db.db())
         .sweep(

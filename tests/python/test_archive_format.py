@@ -30,6 +30,23 @@ VARIANT_A = "5c0c8f5e-8b4a-4a43-b7c5-0f2f0c0b9a02"
 EXPERIMENT_B = "1c8f7b54-3e2f-4a66-8e3d-7a7a7c2a1b03"
 VARIANT_B = "6d1d9a6f-9c5b-4b54-a8d6-1a3a1d1cab04"
 
+# The tracking plan in force (docs/plan.md), in flag mode: SENT[0] matches plan_generated's
+# newest version, SENT[2] pantry_updated's only one, and SENT[1], without the `added` that
+# version requires, is stored flagged with the version it failed and the failing pointer.
+PLAN = {"types": [
+    {"event_type": "plan_generated", "mode": "flag", "versions": [
+        {"version": "1-1-0", "payload": {
+            "type": "object", "required": ["plan_id"],
+            "properties": {"plan_id": {"type": "string"}, "note": {"type": "string"}}}},
+        {"version": "1-0-0", "payload": {"type": "object", "required": ["plan_id"]}},
+    ]},
+    {"event_type": "pantry_updated", "mode": "flag", "versions": [
+        {"version": "1-0-0", "payload": {
+            "type": "object", "required": ["added"],
+            "properties": {"added": {"type": "array", "items": {"type": "string"}}}}},
+    ]},
+]}
+
 SENT = [
     {
         "event_id": "0193F1A2-7C3E-7A10-8B2C-3D4E5F6A7B01",  # either case is accepted
@@ -86,6 +103,8 @@ EXPECTED = [
         "flags": [],
         "sent_at": SENT_AT_UTC,
         "adjusted_timestamp": datetime(2026, 1, 5, 9, 15, 30, 123456, tzinfo=timezone.utc) + SKEW,
+        "schema_version": "1-1-0",
+        "schema_violation": None,
     },
     {
         "event_id": "0193f1a2-7c3e-7a10-8b2c-3d4e5f6a7b02",
@@ -98,9 +117,11 @@ EXPECTED = [
         "payload": {},
         "timestamp": datetime(2025, 12, 26, 8, 0, tzinfo=timezone.utc),
         "received_at": NOW_UTC,
-        "flags": ["old_timestamp", "no_experiment_context"],
+        "flags": ["old_timestamp", "no_experiment_context", "schema_violation"],
         "sent_at": SENT_AT_UTC,
         "adjusted_timestamp": datetime(2025, 12, 26, 8, 0, tzinfo=timezone.utc) + SKEW,
+        "schema_version": "1-0-0",
+        "schema_violation": "/payload/added",
     },
     {
         "event_id": "0193f1a2-7c3e-7a10-8b2c-3d4e5f6a7b03",
@@ -116,27 +137,35 @@ EXPECTED = [
         "flags": [],
         "sent_at": SENT_AT_UTC,
         "adjusted_timestamp": datetime(2026, 1, 5, 9, 29, 59, 999999, tzinfo=timezone.utc) + SKEW,
+        "schema_version": "1-0-0",
+        "schema_violation": None,
     },
 ]
 
 COLUMNS = ["event_id", "event_type", "unit_type", "unit_id", "experiments", "context",
            "metrics", "payload", "timestamp", "received_at", "flags", "sent_at",
-           "adjusted_timestamp"]
+           "adjusted_timestamp", "schema_version", "schema_violation"]
+# The columns each format version added (docs/archive.md, "Across the changes").
+ADDED_IN_2 = ["sent_at", "adjusted_timestamp"]
+ADDED_IN_3 = ["schema_version", "schema_violation"]
 
 
-def write_archive(folder, lines, *sent_at):
+def write_archive(folder, lines, *sent_at_and_plan):
     """A file written by the archiver's encoder from request bodies (one JSON text each),
-    sent at `sent_at` when given."""
+    sent at a time and checked against a plan file when given."""
     events, out = folder / "events.jsonl", folder / "events.parquet"
     events.write_text("\n".join(lines) + "\n")
-    return write_with_example("write-sample", events, out, NOW, *sent_at)
+    return write_with_example("write-sample", events, out, NOW, *sent_at_and_plan)
 
 
 @pytest.fixture(scope="module")
 def archive_file(tmp_path_factory):
-    """A file written by the archiver's encoder from SENT (fails if none is written)."""
-    return write_archive(tmp_path_factory.mktemp("archive"), [json.dumps(e) for e in SENT],
-                         SENT_AT)
+    """A file written by the archiver's encoder from SENT, checked against PLAN (fails if
+    none is written)."""
+    folder = tmp_path_factory.mktemp("archive")
+    plan = folder / "plan.json"
+    plan.write_text(json.dumps(PLAN))
+    return write_archive(folder, [json.dumps(e) for e in SENT], SENT_AT, str(plan))
 
 
 # Numbers in payload/context as sent (raw JSON text), and the text the archive holds:
@@ -156,8 +185,10 @@ def exact_file(tmp_path_factory):
 
 def test_payload_and_context_numbers_are_exact_text(exact_file):
     row = pq.read_table(exact_file).to_pylist()[0]
-    # Written without a send time: both columns null, as in files from before they existed.
+    # Written without a send time or a plan: those columns null, as in files from before
+    # they existed.
     assert (row["sent_at"], row["adjusted_timestamp"]) == (None, None)
+    assert (row["schema_version"], row["schema_violation"]) == (None, None)
     assert row["payload"] == EXACT_PAYLOAD
     assert row["context"] == '{"amount":1.50}'
     assert json.loads(row["payload"])["order_id"] == 123456789012345678901234567890
@@ -186,9 +217,13 @@ def test_pyarrow_reads_every_column_as_sent(archive_file):
     assert table.schema.field("event_type").type == pa.dictionary(pa.int32(), pa.string())
     assert table.schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
     assert table.schema.field("received_at").type == pa.timestamp("us", tz="UTC")
-    for name in ("sent_at", "adjusted_timestamp"):
+    for name in ADDED_IN_2:
         assert table.schema.field(name).type == pa.timestamp("us", tz="UTC"), name
         assert table.schema.field(name).nullable, name
+    # A few versions over many rows: a dictionary, like event_type.
+    assert table.schema.field("schema_version").type == pa.dictionary(pa.int32(), pa.string())
+    assert table.schema.field("schema_violation").type == pa.string()
+    assert all(table.schema.field(name).nullable for name in ADDED_IN_3)
     assert pa.types.is_map(table.schema.field("metrics").type)
     experiments = table.schema.field("experiments").type
     assert pa.types.is_list(experiments)
@@ -235,6 +270,8 @@ def test_duckdb_reads_every_column_as_sent(archive_file):
     assert described["experiments"] == "STRUCT(experiment_id VARCHAR, variant_id VARCHAR)[]"
     assert described["flags"] == "VARCHAR[]"
     assert described["adjusted_timestamp"] == "TIMESTAMP WITH TIME ZONE"
+    assert described["schema_version"] == "VARCHAR"
+    assert described["schema_violation"] == "VARCHAR"
 
     cursor = con.execute("SELECT * FROM read_parquet(?) ORDER BY event_id", [str(archive_file)])
     names = [d[0] for d in cursor.description]
@@ -252,22 +289,41 @@ def test_duckdb_reads_every_column_as_sent(archive_file):
         [str(archive_file)]).fetchall()
     assert [r[0] for r in rendered] == [
         "2026-01-05T09:15:30.123456", "2025-12-26T08:00:00.000000", "2026-01-05T09:29:59.999999"]
+    # Plan health: events per type and version, and where the flagged ones failed.
+    by_version = con.execute(
+        "SELECT event_type, schema_version, count(*), list(schema_violation) FILTER "
+        "(WHERE list_contains(flags, 'schema_violation')) FROM read_parquet(?) "
+        "GROUP BY ALL ORDER BY ALL", [str(archive_file)]).fetchall()
+    assert by_version == [("pantry_updated", "1-0-0", 2, ["/payload/added"]),
+                          ("plan_generated", "1-1-0", 1, None)]
 
 
-def test_readers_query_across_the_format_change(archive_file, tmp_path):
-    """docs/archive.md, "Across the change": a version 1 file (no send-time columns; made here
-    by dropping them) read together with a version 2 file, by DuckDB and by pyarrow."""
+def test_readers_query_across_the_format_changes(archive_file, tmp_path):
+    """docs/archive.md, "Across the changes": a version 1 file (no send-time or plan columns)
+    and a version 2 file (no plan columns), made here by dropping them, read together with a
+    version 3 file, by DuckDB and by pyarrow."""
     current = pq.read_table(archive_file)
-    old = tmp_path / "old.parquet"
-    pq.write_table(current.drop_columns(["sent_at", "adjusted_timestamp"]), old)
+    v1, v2 = tmp_path / "v1.parquet", tmp_path / "v2.parquet"
+    pq.write_table(current.drop_columns(ADDED_IN_2 + ADDED_IN_3), v1)
+    pq.write_table(current.drop_columns(ADDED_IN_3), v2)
+    files = [str(archive_file), str(v1), str(v2)]
 
     con = duckdb.connect()
     rows = con.execute(
-        "SELECT count(*), count(sent_at), count(adjusted_timestamp) "
-        "FROM read_parquet(?, union_by_name = true)", [[str(archive_file), str(old)]]).fetchone()
-    assert rows == (2 * len(SENT), len(SENT), len(SENT))
+        "SELECT count(*), count(sent_at), count(schema_version), count(schema_violation) "
+        "FROM read_parquet(?, union_by_name = true)", [files]).fetchone()
+    assert rows == (3 * len(SENT), 2 * len(SENT), len(SENT), 1)
+    # Rows of older files read as not checked: a query by version leaves them out.
+    checked = con.execute(
+        "SELECT schema_version, count(*) FROM read_parquet(?, union_by_name = true) "
+        "GROUP BY 1 ORDER BY 1 NULLS LAST", [files]).fetchall()
+    assert checked == [("1-0-0", 2), ("1-1-0", 1), (None, 2 * len(SENT))]
 
     import pyarrow.dataset as ds
-    both = ds.dataset([str(archive_file), str(old)], schema=current.schema).to_table()
-    assert both.num_rows == 2 * len(SENT)
-    assert both.column("sent_at").null_count == len(SENT)
+    every = ds.dataset(files, schema=current.schema).to_table()
+    assert every.num_rows == 3 * len(SENT)
+    assert every.column("sent_at").null_count == len(SENT)
+    assert every.column("schema_version").null_count == 2 * len(SENT)
+    flagged = every.filter(ds.field("schema_violation").is_valid())
+    assert flagged.column("schema_violation").to_pylist() == ["/payload/added"]
+    assert flagged.column("schema_version").to_pylist() == ["1-0-0"]

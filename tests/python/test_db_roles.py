@@ -166,7 +166,8 @@ def test_the_migrator_owns_everything_and_later_tables_are_covered(migrated):
                               FROM pg_proc WHERE pronamespace = 'exp'::regnamespace""")
     assert definer == ("drop_expired_partitions:true,earliest:false,ensure_day_partition:true,"
                        "erase_unit:true,health_add_counted:false,health_update_quantiles:false,"
-                       "load_experiments:false,metric_bucket:false,metric_bucket_value:false")
+                       "load_event_schemas:true,load_experiments:false,metric_bucket:false,"
+                       "metric_bucket_value:false")
     # A table a later migration creates (as the migrator) is readable and writable by the app.
     ok(db_admin, "SET ROLE eis_migrator; CREATE TABLE exp.later (x integer)")
     ok(app, "INSERT INTO exp.later VALUES (1)")
@@ -195,6 +196,37 @@ def test_the_registry_is_the_operators_and_the_reader_only_reads(migrated):
                 "SELECT exp.load_experiments('[]')"]:
         r = psql(db_admin, f"SET ROLE eis_reader; {sql}")
         assert r.returncode != 0 and any(d in r.stderr for d in DENIED), (sql, r.stderr)
+
+
+PLAN = ('{"types": [{"event_type": "pantry_updated", "mode": "flag", '
+        '"versions": [{"version": "1-0-0", "payload": true}]}]}')
+
+
+def test_the_plan_is_loaded_only_through_its_loader_and_its_health_is_the_jobs(migrated):
+    admin, db, app = migrated
+    db_admin = url_for(admin, "postgres", db)
+    # The archiver loads a plan ({"action":"plan"}) through the SECURITY DEFINER loader (V13)...
+    assert ok(app, f"SELECT exp.load_event_schemas('{PLAN}')") == "1"
+    assert ok(app, "SELECT count(*) FROM exp.event_schemas") == "1"
+    assert ok(app, "SELECT unplanned FROM exp.event_plan") == "allow"
+    # ...and never writes the plan's tables itself.
+    for sql in ["INSERT INTO exp.event_types VALUES ('x', 'flag')",
+                "UPDATE exp.event_schemas SET payload_schema = 'false'",
+                "DELETE FROM exp.event_schemas",
+                "UPDATE exp.event_plan SET unplanned = 'reject'"]:
+        r = psql(app, sql)
+        assert r.returncode != 0 and any(d in r.stderr for d in DENIED), (sql, r.stderr)
+    # The health job counts and ages the plan's health.
+    ok(app, "INSERT INTO exp.plan_daily VALUES (current_date, 'pantry_updated', '1-0-0', 2, 1); "
+            "UPDATE exp.plan_daily SET events = 3; "
+            "INSERT INTO exp.plan_daily_paths VALUES (current_date, 'pantry_updated', '1-0-0', '/payload', 1); "
+            "DELETE FROM exp.plan_daily_paths")
+    # eis_reader reads the plan and its health, and cannot load one.
+    ok(db_admin, "GRANT eis_reader TO CURRENT_USER")
+    assert ok(db_admin, "SET ROLE eis_reader; SELECT count(*) FROM exp.event_schemas") == "1"
+    assert ok(db_admin, "SET ROLE eis_reader; SELECT events FROM exp.plan_daily") == "3"
+    r = psql(db_admin, f"SET ROLE eis_reader; SELECT exp.load_event_schemas('{PLAN}')")
+    assert r.returncode != 0 and any(d in r.stderr for d in DENIED), r.stderr
 
 
 @pytest.mark.parametrize("migrated", ["deploy"], indirect=True)

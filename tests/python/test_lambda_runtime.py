@@ -45,8 +45,10 @@ def test_ingest_and_migrator_run_under_cargo_lambda_watch(env, tmp_path):
             (5, "missing_timestamp"), (12, "invalid_experiment_id")]
 
         # Plain HTTP through the same watch (its function-URL emulation).
+        # On the plan of infra/local/plan.json too, should `make plan` have loaded it here.
         event = {"event_type": "pantry_updated", "unit_type": "user", "unit_id": "u-watch",
-                 "timestamp": datetime.now(timezone.utc).isoformat()}
+                 "timestamp": datetime.now(timezone.utc).isoformat(),
+                 "payload": {"items_added": 1, "items_removed": 0}}
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/lambda-url/ingest/events",
             data=json.dumps(event).encode(), method="POST",

@@ -31,7 +31,7 @@ BODY = {"events": [
     dict(VALID, payload={"note": "x" * 70_000}),
 ]}
 COLUMNS = ["record_id", "request_id", "route", "scope", "batch_index", "received_at", "code",
-           "message", "raw", "raw_bytes", "raw_truncated", "raw_lossy", "experiments"]
+           "message", "raw", "raw_bytes", "raw_truncated", "raw_lossy", "experiments", "violations"]
 
 
 def write_rejected(folder, body: bytes):

@@ -112,6 +112,10 @@ pub fn api_state(
             Arc::clone(&db),
             Duration::from_secs(60),
         )),
+        plan: Arc::new(ingest::cache::Cache::new(
+            Arc::clone(&db),
+            Duration::from_secs(60),
+        )),
         storage: Arc::new(eis_handoff::Storage::new(db, publisher)),
         quarantine: Arc::new(ingest::quarantine::Quarantine::new(
             unreachable_publisher(),

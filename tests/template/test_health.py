@@ -1,6 +1,7 @@
 """The experiment-health job (docs/health.md) in template.yaml: its schedule on the archiver, the
 settings it and the ingest's registry read, and the alarms on its EMF metrics (namespace EIS,
-dimension Experiment) written as Metrics Insights queries covering every experiment.
+dimension Experiment) written as Metrics Insights queries covering every experiment, and the
+tracking plan's (dimension EventType) covering every planned event type.
 
 As in test_template.py: every check runs on the real template and on copies broken on purpose,
 where it must fail.
@@ -23,11 +24,13 @@ def param(t, name):
     return t["Parameters"][name]
 
 
-def insights_alarm(t, function, metric):
+def insights_alarm(t, function, metric, dimension="Experiment", table="exp.experiment_health"):
     """The one alarm whose only metric is `SELECT <function>(<metric>) FROM SCHEMA("EIS/<stack>",
-    Experiment)` (the stack's EMF namespace)."""
+    <dimension>)` (the stack's EMF namespace), with `GROUP BY <dimension>` for any dimension but
+    Experiment (each value its own series: one broken type is not diluted by the others)."""
+    group = "" if dimension == "Experiment" else rf"\s+GROUP\s+BY\s+{dimension}"
     pattern = re.compile(
-        rf'^SELECT\s+{function}\({metric}\)\s+FROM\s+SCHEMA\("EIS/\$\{{AWS::StackName\}}",\s*Experiment\)$')
+        rf'^SELECT\s+{function}\({metric}\)\s+FROM\s+SCHEMA\("EIS/\$\{{AWS::StackName\}}",\s*{dimension}\){group}$')
     found = []
     for name, a in t[R].items():
         if a["Type"] != "AWS::CloudWatch::Alarm":
@@ -35,16 +38,16 @@ def insights_alarm(t, function, metric):
         for m in a[P].get("Metrics", []):
             if pattern.match(expression_text(m.get("Expression"))):
                 found.append(name)
-    assert len(found) == 1, f"one alarm on {function}({metric}) over every experiment: {found}"
+    assert len(found) == 1, f"one alarm on {function}({metric}) by {dimension}: {found}"
     p = t[R][found[0]][P]
     assert len(p["Metrics"]) == 1 and p["Metrics"][0].get("ReturnData", True) is True
     period = p["Metrics"][0]["Period"]
     assert period % 60 == 0 and period >= 300, "a Metrics Insights alarm needs a Period"
-    assert p["TreatMissingData"] == "notBreaching", "no experiment reporting is no alarm"
+    assert p["TreatMissingData"] == "notBreaching", "nothing reporting is no alarm"
     # Experiment quality: the working-hours topic, not the pager.
     assert p["AlarmActions"] == [{"Ref": "QualityAlarmTopic"}] == p["OKActions"]
     text = " ".join(p["AlarmDescription"].split())
-    assert "exp.experiment_health" in text and "docs/health.md" in text, "say where to look"
+    assert table in text and "docs/health.md" in text, "say where to look"
     return p
 
 
@@ -104,18 +107,29 @@ def check_unknown_variants_alarm(t):
     assert param(t, "UnknownVariantShareThreshold")["Default"] == 0.01
 
 
+def check_plan_violation_alarm(t):
+    """One alarm over every planned event type, on the health job's PlanViolationShare."""
+    p = insights_alarm(t, "MAX", "PlanViolationShare", "EventType", "exp.plan_daily")
+    assert p["Threshold"] == {"Ref": "PlanViolationThreshold"}
+    assert p["ComparisonOperator"] == "GreaterThanThreshold"
+    threshold = param(t, "PlanViolationThreshold")
+    # The metric is a percent.
+    assert (threshold["Default"], threshold["MinValue"], threshold["MaxValue"]) == (5, 0, 100)
+
+
 def check_parameter_groups(t):
     grouped = {p for g in t["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
                for p in g["Parameters"]}
     for name in ("HealthSchedule", "SrmMinUnitsPerVariant", "SrmPValueThreshold",
                  "CrossoverShareThreshold", "UnknownVariantShareThreshold", "RegistryMode",
-                 "RegistryMaxAgeSeconds"):
+                 "RegistryMaxAgeSeconds", "PlanViolationThreshold"):
         assert name in t["Parameters"] and name in grouped, name
 
 
 CHECKS = {f.__name__[len("check_"):]: f for f in [
     check_health_schedule, check_health_settings, check_registry_settings, check_srm_alarm,
-    check_crossover_alarm, check_unknown_variants_alarm, check_parameter_groups,
+    check_crossover_alarm, check_unknown_variants_alarm, check_plan_violation_alarm,
+    check_parameter_groups,
 ]}
 
 
@@ -154,6 +168,12 @@ MUTATIONS = [
     ("unknown_variants_alarm", delete_at([R, "ExperimentUnknownVariantsAlarm"])),
     ("unknown_variants_alarm", set_at([R, "ExperimentUnknownVariantsAlarm", P, "AlarmDescription"],
                                     "Unknown variants.")),
+    ("plan_violation_alarm", delete_at([R, "PlanViolationAlarm"])),
+    ("plan_violation_alarm", _query("PlanViolationAlarm", {"Fn::Sub": 'SELECT MAX(PlanViolationShare) FROM SCHEMA("EIS/${AWS::StackName}", EventType)'})),
+    ("plan_violation_alarm", _query("PlanViolationAlarm", {"Fn::Sub": 'SELECT AVG(PlanViolationShare) FROM SCHEMA("EIS/${AWS::StackName}", EventType) GROUP BY EventType'})),
+    ("plan_violation_alarm", set_at([R, "PlanViolationAlarm", P, "Threshold"], 5)),
+    ("plan_violation_alarm", set_at([R, "PlanViolationAlarm", P, "AlarmActions"], [{"Ref": "AlarmTopic"}])),
+    ("plan_violation_alarm", set_at(["Parameters", "PlanViolationThreshold", "MaxValue"], 1)),
     ("parameter_groups", delete_at(["Parameters", "HealthSchedule"])),
     ("parameter_groups", lambda t: t["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"].pop()),
 ]

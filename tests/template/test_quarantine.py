@@ -38,6 +38,7 @@ REJECTED_COLUMNS = [
     ("raw_truncated", "boolean"),
     ("raw_lossy", "boolean"),
     ("experiments", "array<struct<experiment_id:string,variant_id:string>>"),
+    ("violations", "string"),
 ]
 REJECTED_QUERY = re.compile(
     r'^SELECT\s+AVG\(VariantRejected\)\s+FROM\s+SCHEMA\("EIS/\$\{AWS::StackName\}",\s*Experiment,\s*Variant\)'

@@ -64,6 +64,8 @@ GLUE_COLUMNS = [
     ("flags", "array<string>"),
     ("sent_at", "timestamp"),
     ("adjusted_timestamp", "timestamp"),
+    ("schema_version", "string"),
+    ("schema_violation", "string"),
 ]
 
 

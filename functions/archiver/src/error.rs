@@ -12,7 +12,7 @@ use crate::archive::event_parquet::FormatError;
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     /// The invocation input is neither a scheduled event nor a known action.
-    #[error("input is neither an EventBridge Scheduled Event nor {{\"action\":\"drain\"}} / {{\"action\":\"audit\"}} / {{\"action\":\"health\"}} / {{\"action\":\"replay\",\"from\",\"to\"[,\"code\"]}} / {{\"action\":\"restore\",\"from\",\"to\"}} / {{\"action\":\"erase\"[,\"requests\"]}}: {0}")]
+    #[error("input is neither an EventBridge Scheduled Event nor {{\"action\":\"drain\"}} / {{\"action\":\"audit\"}} / {{\"action\":\"health\"}} / {{\"action\":\"replay\",\"from\",\"to\"[,\"code\"]}} / {{\"action\":\"restore\",\"from\",\"to\"}} / {{\"action\":\"erase\"[,\"requests\"]}} / {{\"action\":\"plan\",\"plan\"}}: {0}")]
     InvalidInput(String),
     /// The database was unavailable (retryable) or answered with an error that retrying will
     /// not fix (schema, data, config): `StoreError` says which.
@@ -32,6 +32,9 @@ pub enum ArchiveError {
     /// retention ends, so an erasure cannot go on (docs/privacy.md).
     #[error("the archive bucket has Object Lock enabled: erased data cannot be deleted from it before its retention ends (docs/privacy.md)")]
     ArchiveLocked,
+    /// A tracking plan whose schema (or name, or version) is invalid: nothing of it is loaded.
+    #[error("the tracking plan is invalid")]
+    PlanInvalid(#[from] eis_contract::plan::PlanError),
     #[error("cannot encode Parquet: {0}")]
     Encode(#[from] FormatError),
     /// A task of the run panicked or was cancelled: a bug, not the environment.
@@ -50,6 +53,7 @@ impl ArchiveError {
             ArchiveError::StorageUnavailable(_) => "storage_unavailable",
             ArchiveError::StorageRefused(_) => "storage_refused",
             ArchiveError::ArchiveLocked => "archive_locked",
+            ArchiveError::PlanInvalid(_) => eis_contract::plan::PlanError::CODE,
             ArchiveError::Encode(_) => "encode_failed",
             ArchiveError::Internal(_) => "internal_error",
         }

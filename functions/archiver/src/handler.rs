@@ -3,10 +3,12 @@
 //! (`{"action":"drain"}`), the audit's schedule (`{"action":"audit"}`), the health job's
 //! schedule (`{"action":"health"}`), and the operator's `{"action":"replay",…}` and
 //! `{"action":"restore",…}` (docs/quarantine.md), and erasure's schedule and requests
-//! (`{"action":"erase"[,"requests":[…]]}`, docs/privacy.md). Migrations and registry loads
-//! are the migrator function's (functions/migrator).
+//! (`{"action":"erase"[,"requests":[…]]}`, docs/privacy.md), and the tracking plan's loads
+//! (`{"action":"plan","plan":{…}}`, docs/plan.md). Migrations and registry loads are the
+//! migrator function's (functions/migrator).
 
 use chrono::{DateTime, Utc};
+use eis_contract::plan::PlanDocument;
 use eis_store::erasure::UnitToErase;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -19,6 +21,7 @@ use crate::drain::summary::Summary;
 use crate::erasure::{self, ErasureSummary};
 use crate::error::ArchiveError;
 use crate::health::{self, HealthSummary};
+use crate::plan::{self, PlanSummary};
 use crate::recovery::hour_stream::Resume;
 use crate::recovery::replay::{self, Judge, ReplaySummary};
 use crate::recovery::restore::{self, RestoreSummary};
@@ -51,6 +54,8 @@ pub enum Input {
     /// records the requests (if any), then carries the pending requests as far as time
     /// allows. The schedule sends it without requests.
     Erase { units: Vec<UnitToErase> },
+    /// `{"action":"plan","plan":{…}}`: load (add to, or change) the tracking plan.
+    Plan(PlanDocument),
 }
 
 /// Every input but EventBridge's schedule names its action. An hour range is two RFC 3339
@@ -77,6 +82,9 @@ enum Action {
     Erase {
         #[serde(default)]
         requests: Vec<UnitToErase>,
+    },
+    Plan {
+        plan: PlanDocument,
     },
 }
 
@@ -116,6 +124,7 @@ impl Input {
                 Action::Erase { requests } => Input::Erase {
                     units: checked_units(requests)?,
                 },
+                Action::Plan { plan } => Input::Plan(plan),
             });
         }
         match EventBridgeInput::deserialize(value) {
@@ -187,6 +196,7 @@ pub enum Output {
     Replay(ReplaySummary),
     Restore(RestoreSummary),
     Erase(ErasureSummary),
+    Plan(PlanSummary),
 }
 
 /// Runs one input. A run's summary is logged (and, with `emf`, printed as CloudWatch
@@ -207,9 +217,11 @@ pub async fn handle(
         } => {
             let registry = eis_store::registry::load(&archiver.db).await?;
             let tombstones = archiver.erasure.tombstones().await?;
+            let plan = plan::current(&archiver.db).await?;
             let judge = Judge {
                 registry: &registry,
                 tombstones: &tombstones,
+                plan: &plan,
                 mode: archiver.config.registry_mode,
                 limits: &archiver.config.contract_limits,
                 clock: Utc::now,
@@ -268,12 +280,21 @@ pub async fn handle(
             .await?;
             health::log(&rows);
             if emf {
-                for doc in health::emf_documents(&rows, namespace) {
+                let plan_docs = health::plan::emf_documents(&summary.plan, namespace);
+                for doc in health::emf_documents(&rows, namespace)
+                    .into_iter()
+                    .chain(plan_docs)
+                {
                     println!("{doc}");
                 }
             }
             tracing::info!(summary = ?summary, "health run");
             Ok(Output::Health(summary))
+        }
+        Input::Plan(document) => {
+            let summary = plan::load(&archiver.db, &document).await?;
+            tracing::info!(summary = ?summary, "plan load");
+            Ok(Output::Plan(summary))
         }
         Input::Erase { units } => {
             // Recorded before the tombstones are read: this run's rewrites leave them out.
@@ -335,6 +356,19 @@ mod tests {
             Input::parse(&fixture("archiver-erase.json")).ok(),
             Some(Input::Erase { units: vec![] })
         );
+        let Ok(Input::Plan(plan)) = Input::parse(&fixture("archiver-plan.json")) else {
+            panic!("archiver-plan.json is a plan load");
+        };
+        // The fixture is the example plan of `make plan`, and compiles.
+        let example = std::fs::read_to_string(format!(
+            "{}/../../infra/local/plan.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("infra/local/plan.json");
+        let example: PlanDocument = serde_json::from_str(&example).expect("a plan document");
+        assert_eq!(plan, example);
+        let compiled = eis_contract::plan::Plan::compile(&plan).expect("compiles");
+        assert_eq!(compiled.len(), 7);
         let Ok(Input::Replay { hours, code, .. }) = Input::parse(&fixture("archiver-replay.json"))
         else {
             panic!("archiver-replay.json is a replay");
@@ -388,6 +422,9 @@ mod tests {
             serde_json::json!({"action": "erase", "requests": [{"unit_type": "user", "unit_id": ""}]}),
             serde_json::json!({"action": "erase", "requests": [{"unit_type": "user", "unit_id": "u", "why": 1}]}),
             serde_json::json!({"action": "erase", "unit_id": "u"}),
+            serde_json::json!({"action": "plan"}),
+            serde_json::json!({"action": "plan", "plan": {"types": [{"event_type": "t"}]}}),
+            serde_json::json!({"action": "plan", "plan": {"types": []}, "dry_run": true}),
             serde_json::json!({}),
             serde_json::json!("migrate"),
         ] {

@@ -26,6 +26,7 @@ pub mod erasure;
 pub mod error;
 pub mod handler;
 pub mod health;
+pub mod plan;
 pub mod recovery;
 #[cfg(test)]
 mod test_events;

@@ -25,6 +25,8 @@ pub fn bare(n: u128, timestamp: DateTime<Utc>) -> Event {
         timestamp,
         received_at: timestamp,
         sent_at: None,
+        schema_version: None,
+        schema_violation: None,
         flags: vec![],
     }
 }

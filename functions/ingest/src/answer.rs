@@ -50,6 +50,9 @@ pub struct BatchError {
     pub message: String,
     /// The JSON pointer of the value at fault within the event (`""`: the whole event).
     pub field: String,
+    /// `schema_violation`: where in the tracking plan's schema the failing keyword is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_path: Option<String>,
 }
 
 #[derive(Serialize)]

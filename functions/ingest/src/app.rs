@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use eis_contract::plan::Plan;
 use eis_contract::{Limits, Tombstones};
 use eis_handoff::{SqsPublisher, Storage};
 use eis_runtime::aws;
@@ -25,6 +26,9 @@ pub struct AppState {
     /// The erased units' copy (erasure.rs), reloaded like the registry's: without it no valid
     /// event is taken (intake.rs).
     pub tombstones: Arc<Cache<Tombstones>>,
+    /// The tracking plan's compiled copy (plan.rs), reloaded like the registry's: without it
+    /// no valid event is taken (intake.rs).
+    pub plan: Arc<Cache<Plan>>,
     /// Where rejected input is kept, within `quarantine_bounds`.
     pub quarantine: Arc<Quarantine>,
     pub quarantine_bounds: QuarantineBounds,
@@ -62,6 +66,7 @@ pub async fn state(config: &Config) -> Result<AppState, eis_store::StoreError> {
             config.registry_mode,
         )),
         tombstones: Arc::new(Cache::new(Arc::clone(&db), config.registry_max_age)),
+        plan: Arc::new(Cache::new(Arc::clone(&db), config.registry_max_age)),
         storage: Arc::new(Storage::new(db, publisher)),
         quarantine: Arc::new(quarantine),
         quarantine_bounds: config.quarantine,

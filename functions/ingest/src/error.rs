@@ -144,6 +144,9 @@ pub struct ErrorBody {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// `schema_violation`: where in the tracking plan's schema the failing keyword is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_path: Option<String>,
 }
 
 impl From<&ApiError> for ErrorBody {
@@ -152,6 +155,10 @@ impl From<&ApiError> for ErrorBody {
             error: err.code(),
             message: err.message(),
             field: err.field(),
+            schema_path: match err {
+                ApiError::Invalid(r) => r.schema_path.clone(),
+                _ => None,
+            },
         }
     }
 }
@@ -188,6 +195,8 @@ mod tests {
                 code: Code::InvalidJson,
                 message: String::new(),
                 field: String::new(),
+                schema_path: None,
+                violations: Vec::new(),
             }),
             ApiError::PayloadTooLarge { limit: 1 },
             ApiError::UnsupportedMediaType,
@@ -256,6 +265,8 @@ mod tests {
                 code,
                 message: String::new(),
                 field: String::new(),
+                schema_path: None,
+                violations: Vec::new(),
             })
         };
         assert_eq!(status(invalid(Code::MissingTimestamp)), 400);

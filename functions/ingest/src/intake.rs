@@ -1,5 +1,5 @@
 //! The one intake path of the storing routes: judge a request's events (the contract, the
-//! erasure tombstones, the registry, the caller binding), keep what fails in the quarantine,
+//! erasure tombstones, the tracking plan, the registry, the caller binding), keep what fails in the quarantine,
 //! store what passes, and say what became of each. `POST /events` takes a body as a batch of
 //! one; the routes differ only in their answers (routes.rs). `POST /events/validate` judges
 //! and stops there.
@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use eis_contract::plan::PlanVerdict;
 use eis_contract::{validate_replayed_event, Arrival, Event, Flag, Registry, Rejection};
 use eis_handoff::SaveReport;
 use eis_store::InsertOutcome;
@@ -21,11 +22,13 @@ use crate::series::VariantCounts;
 
 /// One event judged.
 pub enum Verdict {
-    /// Valid; flagged by the registry where it misfits (flag mode).
+    /// Valid; stamped with its plan version; flagged by the plan or the registry where it
+    /// misfits (flag modes).
     Accepted(Event),
     /// Refused. `kept`: its text goes to the quarantine, to be counted and replayed. An event
     /// refused for its caller is not kept: a replay has no caller to check it against; nor
-    /// is one refused for its unit's erasure (`unit_erased`, `unit_suppressed`).
+    /// is one refused for its unit's erasure (`unit_erased`, `unit_suppressed`), nor by the
+    /// plan's reject mode or its `reject` policy for unplanned types.
     Refused { rejection: Rejection, kept: bool },
 }
 
@@ -38,7 +41,7 @@ pub struct Judged {
 /// Judges `events` received at `now` from `sender`. An event without an `event_id` gets one
 /// made from `now` (UUIDv7), or `missing_id` when given (the dry run's nil: no id is made for
 /// an event that is not stored). Fails only when a copy it needs is missing: the registry's
-/// in reject mode, or the erasure tombstones'.
+/// in reject mode, or the erasure tombstones', or the tracking plan's.
 pub async fn judge(
     state: &AppState,
     events: &[&[u8]],
@@ -59,19 +62,20 @@ pub async fn judge(
         true => state.registry.get().await,
         false => state.registry.held(),
     };
-    // Without a copy of the tombstones (the function's first load failed) no event can be
-    // checked, and none is taken unchecked: an erased unit's retry must not slip into
-    // PostgreSQL. The request fails whole with the retryable 503 of unavailable storage,
-    // before anything is stored or kept, so that its retry is judged in full.
-    let tombstones = match any_valid {
-        true => Some(
-            state
-                .tombstones
-                .get()
-                .await
-                .ok_or(ApiError::StorageUnavailable)?,
-        ),
-        false => None,
+    // Without a copy of the tombstones or of the plan (the function's first load failed) no
+    // event can be checked, and none is taken unchecked: an erased unit's retry must not slip
+    // into PostgreSQL, nor an event the plan refuses. The request fails whole with the
+    // retryable 503 of unavailable storage, before anything is stored or kept, so that its
+    // retry is judged in full.
+    let (tombstones, plan) = match any_valid {
+        true => {
+            let (tombstones, plan) = tokio::join!(state.tombstones.get(), state.plan.get());
+            (
+                Some(tombstones.ok_or(ApiError::StorageUnavailable)?),
+                Some(plan.ok_or(ApiError::StorageUnavailable)?),
+            )
+        }
+        false => (None, None),
     };
     let caller = sender.unit_id.as_deref();
     let bound = |event: &Event| {
@@ -95,6 +99,29 @@ pub async fn judge(
                     });
                     continue;
                 }
+                // The plan before the registry: an event the plan refuses is refused for its
+                // shape, whatever its experiments.
+                let verdict = match plan.as_deref() {
+                    Some(plan) => plan.check(event),
+                    None => PlanVerdict::Accepted(event),
+                };
+                let event = match verdict {
+                    PlanVerdict::Accepted(event) => event,
+                    PlanVerdict::Quarantined(rejection) => {
+                        verdicts.push(Verdict::Refused {
+                            rejection,
+                            kept: true,
+                        });
+                        continue;
+                    }
+                    PlanVerdict::Refused(rejection) => {
+                        verdicts.push(Verdict::Refused {
+                            rejection,
+                            kept: false,
+                        });
+                        continue;
+                    }
+                };
                 state.registry.admit(registry.as_deref(), event)?
             }
             Err(rejection) => Err(rejection),

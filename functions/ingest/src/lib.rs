@@ -10,6 +10,7 @@ pub mod erasure;
 pub mod error;
 pub mod intake;
 pub mod local;
+pub mod plan;
 pub mod quarantine;
 pub mod refusal;
 pub mod registry;

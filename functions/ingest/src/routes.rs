@@ -177,6 +177,7 @@ fn batch_answer(fates: Vec<Fate>) -> BatchAnswer {
                 error: rejection.code.as_str(),
                 message: rejection.message,
                 field: rejection.field,
+                schema_path: rejection.schema_path,
             }),
             Fate::Refused(refusal) => {
                 if let Refusal::Database(reason) = &refusal {
@@ -187,6 +188,7 @@ fn batch_answer(fates: Vec<Fate>) -> BatchAnswer {
                     error: refusal.code(),
                     message: refusal.message(),
                     field: refusal.field().to_string(),
+                    schema_path: None,
                 });
             }
         }
@@ -311,6 +313,10 @@ mod tests {
                 eis_contract::RegistryMode::Flag,
             )),
             tombstones: Arc::new(crate::cache::Cache::new(
+                Arc::clone(&db),
+                Duration::from_secs(60),
+            )),
+            plan: Arc::new(crate::cache::Cache::new(
                 Arc::clone(&db),
                 Duration::from_secs(60),
             )),

@@ -39,6 +39,10 @@ pub struct Event {
     pub metrics: BTreeMap<String, f64>,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub payload: Map<String, Value>,
+    /// The tracking plan's version the event is written to, `event_type/MODEL-REVISION-ADDITION`
+    /// (docs/plan.md); None: checked against the type's active versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
 }
 
 /// An experiment the event's unit is in, and its variant.
@@ -84,6 +88,12 @@ impl Event {
 
     pub fn payload(mut self, key: impl Into<String>, value: impl Into<Value>) -> Event {
         self.payload.insert(key.into(), value.into());
+        self
+    }
+
+    /// Names the plan version the event is written to: `"pantry_updated/1-1-0"`.
+    pub fn schema(mut self, schema: impl Into<String>) -> Event {
+        self.schema = Some(schema.into());
         self
     }
 }
@@ -290,16 +300,18 @@ mod tests {
             .experiment(exp, var)
             .context("policy_version_id", Uuid::now_v7().to_string())
             .metric("latency_ms", 450.0)
-            .payload("plan_id", "p1");
+            .payload("plan_id", "p1")
+            .schema("plan_generated/1-0-0");
         let p = prepare(event, MAX_EVENT_BYTES).expect("valid");
         let sent = parsed(&p);
         assert_eq!(sent["experiments"][0]["variant_id"], var.to_string());
+        assert_eq!(sent["schema"], "plan_generated/1-0-0");
         assert_eq!(sent["metrics"]["latency_ms"], 450.0);
         let keys: Vec<&String> = sent
             .as_object()
             .map(|o| o.keys().collect())
             .unwrap_or_default();
-        assert_eq!(keys.len(), 9, "{keys:?}");
+        assert_eq!(keys.len(), 10, "{keys:?}");
 
         let bad = Event::new("x", "user", "u").metric("a/b", f64::NAN);
         let err = prepare(bad, MAX_EVENT_BYTES).expect_err("NaN");

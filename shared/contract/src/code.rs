@@ -134,6 +134,15 @@ string_enum! {
         UnitErased = "unit_erased",
         /// The event's unit was erased with suppression: none of its events is accepted.
         UnitSuppressed = "unit_suppressed",
+        /// `schema` is not a string `event_type/MODEL-REVISION-ADDITION` naming the event's own
+        /// `event_type` (docs/plan.md).
+        InvalidSchema = "invalid_schema",
+        /// The tracking plan's `quarantine` or `reject` mode: the event matches no active
+        /// version of its type's schema (or not the version it named, or names one the plan
+        /// lacks). The answer names the first failing value and the schema's keyword.
+        SchemaViolation = "schema_violation",
+        /// The plan's policy for unplanned types is `reject`, and the plan has no such type.
+        UnplannedEventType = "unplanned_event_type",
     }
 }
 
@@ -158,6 +167,13 @@ string_enum! {
         /// Flag mode: the function has not loaded the registry yet (its first load failed), so
         /// the experiments the event names were not checked.
         RegistryUnavailable = "registry_unavailable",
+        /// The tracking plan's `flag` mode: the event matches no version of its type's schema
+        /// (docs/plan.md); stored with the version it failed and the failing value's pointer.
+        SchemaViolation = "schema_violation",
+        /// The plan's policy for unplanned types is `flag`, and the plan has no such type.
+        UnplannedEventType = "unplanned_event_type",
+        /// The event named a deprecated version of its type's schema, and matched it.
+        DeprecatedSchema = "deprecated_schema",
     }
 }
 

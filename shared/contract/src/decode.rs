@@ -59,6 +59,8 @@ pub(crate) struct Decoded<'a> {
     pub(crate) metrics: Result<Vec<MetricEntry<'a>>, Rejection>,
     /// `{}` when absent or `null`.
     pub(crate) payload: Result<JsonObject, Rejection>,
+    /// The tracking plan's version the event names (docs/plan.md).
+    pub(crate) schema: Result<Text<'a>, Rejection>,
 }
 
 // ---- fast: one typed pass --------------------------------------------------
@@ -84,6 +86,8 @@ struct FastEvent<'a> {
     metrics: Option<FastMetrics<'a>>,
     #[serde(borrow)]
     payload: Option<&'a RawValue>,
+    #[serde(borrow)]
+    schema: Option<Str<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -162,6 +166,7 @@ pub(crate) fn fast(text: &str) -> Option<Decoded<'_>> {
         context: Ok(context),
         metrics: Ok(event.metrics.map(|m| m.0).unwrap_or_default()),
         payload: Ok(payload),
+        schema: Ok(unwrap_str(event.schema)),
     })
 }
 
@@ -217,6 +222,7 @@ pub(crate) fn exact(text: &str) -> Result<Decoded<'_>, Rejection> {
         context: object(fields.context, "context", Code::InvalidContext),
         metrics: metrics(fields.metrics),
         payload: object(fields.payload, "payload", Code::InvalidPayload),
+        schema: string_field(fields.schema, "schema", Code::InvalidSchema),
     })
 }
 

@@ -54,6 +54,19 @@ pub struct Event {
         with = "record_time_option"
     )]
     pub sent_at: Option<DateTime<Utc>>,
+    /// The tracking plan's version the event was checked against (docs/plan.md), as
+    /// `MODEL-REVISION-ADDITION`: the version it matched, or, with the flag
+    /// `schema_violation`, the one it failed (the version it named, else the newest active).
+    /// None: not checked (no plan, an unplanned type, a named version the plan lacks). Between
+    /// validation and the plan's check (`Plan::check`), the version the event named in its
+    /// `schema` field. Not content, like `sent_at`: a retry judged by a newer plan stays a
+    /// duplicate. Absent from the record when None.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_version: Option<String>,
+    /// With the flag `schema_violation`: the JSON pointer, within the event, of the first
+    /// value the plan refused (`/payload/meal_count`), for plan health's failing paths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_violation: Option<String>,
     /// Warnings, in `Flag::ALL` order.
     pub flags: Vec<Flag>,
 }
@@ -147,6 +160,8 @@ mod tests {
             timestamp: ts,
             received_at: ts,
             sent_at: None,
+            schema_version: None,
+            schema_violation: None,
             flags: vec![Flag::NoExperimentContext],
         }
     }

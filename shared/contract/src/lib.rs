@@ -14,6 +14,7 @@
 //! - [`Registry::admit`] checks an accepted event against the experiment registry.
 //! - [`UnitBinding::check`] keeps a signed-in caller to events about itself.
 //! - [`Tombstones`] keep an erased unit's events from being stored again.
+//! - [`plan::Plan::check`] checks an accepted event against the tracking plan's schemas.
 
 mod batch;
 mod binding;
@@ -26,10 +27,12 @@ mod json;
 mod json_object;
 mod limits;
 mod number;
+pub mod plan;
 mod quarantine;
 mod record;
 mod registry;
 mod rejection;
+mod schema_version;
 mod split;
 mod standard;
 mod timestamp;

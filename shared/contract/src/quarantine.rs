@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::event::record_time;
-use crate::rejection::Rejection;
+use crate::rejection::{Rejection, Violation};
 
 /// Whether the record holds one event's text or a whole request body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +80,10 @@ pub struct Quarantined {
     /// The experiment/variant pairs the text names, when it is an object with an
     /// `experiments` array of objects with string ids.
     pub experiments: Vec<NamedVariant>,
+    /// `schema_violation`: every failure against the tracking plan (at most
+    /// `plan::MAX_VIOLATIONS`). Absent on the hand-off when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<Violation>,
 }
 
 impl Quarantined {
@@ -155,6 +159,7 @@ impl Quarantined {
             raw_bytes: raw.len() as u64,
             raw_truncated: false,
             experiments: Vec::new(),
+            violations: rejection.violations.clone(),
         };
         record.cut_raw(cap);
         record

@@ -75,6 +75,12 @@ impl Encoded {
         if let Some(sent_at) = &event.sent_at {
             field(&mut out, "sent_at", &record_time::format(sent_at))?;
         }
+        if let Some(version) = &event.schema_version {
+            field(&mut out, "schema_version", version)?;
+        }
+        if let Some(path) = &event.schema_violation {
+            field(&mut out, "schema_violation", path)?;
+        }
         field(&mut out, "flags", &event.flags)?;
         out.push(b'}');
 

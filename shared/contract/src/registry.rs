@@ -213,6 +213,8 @@ mod tests {
             timestamp,
             received_at: timestamp,
             sent_at: None,
+            schema_version: None,
+            schema_violation: None,
             flags: vec![Flag::OldTimestamp],
         }
     }

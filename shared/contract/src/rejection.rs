@@ -2,7 +2,7 @@
 //! at fault as a JSON pointer. Every layer of the contract (batch shape, decoding, the rules,
 //! the registry) returns it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::code::Code;
 
@@ -21,6 +21,27 @@ pub struct Rejection {
     /// The JSON pointer (RFC 6901) of the value at fault, within the event (or the batch body
     /// for a batch refused whole): `/experiments/0/variant_id`; `""` is the whole document.
     pub field: String,
+    /// `schema_violation`: where in the plan's schema the first failing keyword is
+    /// (`/properties/meal_count/type`). None for every other code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_path: Option<String>,
+    /// `schema_violation`: every failure found (bounded), for the quarantine record.
+    #[serde(skip)]
+    pub violations: Vec<Violation>,
+}
+
+/// One failure of an event against a version of its type's schema in the tracking plan
+/// (`plan::Plan::check`), as a `schema_violation` rejection carries them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Violation {
+    /// The version checked; `""` when the event named a version the plan lacks.
+    pub version: String,
+    /// The JSON pointer of the failing value within the event (`/payload/meal_count`).
+    pub path: String,
+    /// Where the failing keyword is within the version's schemas (`/payload/properties/…`).
+    pub schema_path: String,
+    pub message: String,
 }
 
 impl Rejection {
@@ -29,6 +50,8 @@ impl Rejection {
             code,
             message: message.into(),
             field: String::new(),
+            schema_path: None,
+            violations: Vec::new(),
         }
     }
 

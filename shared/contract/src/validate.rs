@@ -20,7 +20,7 @@ use crate::json::{is_null, quoted};
 use crate::json_object::JsonObject;
 use crate::limits::Limits;
 use crate::rejection::{pointer, Rejection};
-use crate::{number, standard, timestamp};
+use crate::{number, schema_version, standard, timestamp};
 
 /// Metrics that count or time something, so a negative value is a bug.
 const NON_NEGATIVE_METRICS: &[&str] = &["latency_ms", "token_count", "edit_count"];
@@ -128,6 +128,10 @@ fn validate(
         .and_then(|object| shallow(object, "payload", Code::InvalidPayload))
         .map_err(at("/payload"))?;
     required_context(&event_type, &context, &payload)?;
+    let schema_version = fields
+        .schema
+        .and_then(|text| schema(text, &event_type))
+        .map_err(at("/schema"))?;
 
     let mut flags = Vec::new();
     if received_at.signed_duration_since(timestamp) > limits.old_after {
@@ -149,8 +153,25 @@ fn validate(
         timestamp,
         received_at,
         sent_at: None,
+        schema_version,
+        schema_violation: None,
         flags,
     })
+}
+
+/// `schema` (docs/plan.md): absent or `null`, or `event_type/MODEL-REVISION-ADDITION` naming
+/// the event's own type; the version, for the plan's check.
+fn schema(text: Text<'_>, event_type: &str) -> Result<Option<String>, Rejection> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    match schema_version::named(&text, event_type) {
+        Some(version) => Ok(Some(version.to_string())),
+        None => Err(Rejection::new(
+            Code::InvalidSchema,
+            format!("`schema` must be `{event_type}/MODEL-REVISION-ADDITION`, e.g. `{event_type}/1-0-0`"),
+        )),
+    }
 }
 
 /// A required string: absent, `null` or `""` -> `missing`.

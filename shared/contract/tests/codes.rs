@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use std::collections::HashMap;
 
+use eis_contract::plan::{Plan, PlanVerdict};
 use eis_contract::{
     parse_batch, unit_hash, Code, Flag, Limits, RegisteredExperiment, Registry, RegistryMode,
     Tombstone, Tombstones, UnitBinding,
@@ -23,6 +24,9 @@ enum Input {
     NotTheCaller,
     /// `base()`, valid, of a unit erased after its timestamp (`true`: with suppression).
     Erased(bool),
+    /// `base()`, valid, checked against a tracking plan in reject mode that requires a payload
+    /// field it lacks (or, with `true`, that does not name its type, unplanned ones refused).
+    Planned(bool),
 }
 
 /// `EXP_A` as `base()` fits it: unit_type user, running, from 2026-01-01, variant `VAR_A`.
@@ -154,6 +158,9 @@ fn example(code: Code) -> Input {
         Code::UnitNotAuthorized => Input::NotTheCaller,
         Code::UnitErased => Input::Erased(false),
         Code::UnitSuppressed => Input::Erased(true),
+        Code::InvalidSchema => event(with("schema", json!("plan_generated/1-0-0"))),
+        Code::SchemaViolation => Input::Planned(false),
+        Code::UnplannedEventType => Input::Planned(true),
     }
 }
 
@@ -196,6 +203,9 @@ fn blamed(code: Code) -> &'static str {
         | Code::UnitTypeMismatch
         | Code::ExperimentStopped
         | Code::OutsideExperimentWindow => "/experiments/0",
+        Code::InvalidSchema => "/schema",
+        Code::SchemaViolation => "/payload/servings",
+        Code::UnplannedEventType => "/event_type",
     }
 }
 
@@ -227,6 +237,18 @@ fn every_code_has_an_example_that_produces_it() {
                 let units = HashMap::from([(unit_hash(&key, "user", "u-1"), tombstone)]);
                 let event = validate(&base()).expect("base() is valid");
                 Tombstones::new(key, units).check(&event).err()
+            }
+            Input::Planned(unplanned) => {
+                let event_type = if unplanned { "other" } else { "pantry_updated" };
+                let document = json!({"unplanned": "reject", "types": [{
+                    "event_type": event_type, "mode": "reject", "versions": [
+                        {"version": "1-0-0", "payload": {"required": ["servings"]}}]}]});
+                let document = serde_json::from_value(document).expect("a plan document");
+                let plan = Plan::compile(&document).expect("compiles");
+                match plan.check(validate(&base()).expect("base() is valid")) {
+                    PlanVerdict::Refused(rejection) => Some(rejection),
+                    _ => None,
+                }
             }
         };
         let got = got.map(|r| (r.code, r.field));

@@ -34,8 +34,8 @@ WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
                          $6::text[], $7::text[], $8::text[], $9::timestamptz[],
                          $10::timestamptz[], $11::text[], $12::bytea[], $13::timestamptz[],
-                         $14::timestamptz[])
-         AS t(id, et, ut, ui, ex, cx, mx, pl, ts, ra, fl, dg, sa, at)
+                         $14::timestamptz[], $15::text[], $16::text[])
+         AS t(id, et, ut, ui, ex, cx, mx, pl, ts, ra, fl, dg, sa, at, sv, sx)
 ), claimed AS (
     INSERT INTO exp.event_ids (event_id, "timestamp", digest)
     SELECT id, ts, dg FROM input
@@ -57,9 +57,9 @@ const INSERT_BATCH: &str = concat!(
     r#", stored AS (
     INSERT INTO exp.events (event_id, event_type, unit_type, unit_id, experiments, context,
                             metrics, payload, "timestamp", received_at, flags, sent_at,
-                            adjusted_timestamp)
+                            adjusted_timestamp, schema_version, schema_violation)
     SELECT id, et, ut, ui, ex::jsonb, cx::jsonb, mx::jsonb, pl::jsonb, ts, ra,
-           string_to_array(fl, ','), sa, at
+           string_to_array(fl, ','), sa, at, sv, sx
     FROM input JOIN claimed ON claimed.event_id = input.id
     RETURNING event_id, "timestamp", received_at
 ), pending AS (
@@ -98,6 +98,8 @@ pub(crate) struct Columns<'e> {
     digests: Vec<&'e [u8]>,
     sent: Vec<Option<DateTime<Utc>>>,
     adjusted: Vec<Option<DateTime<Utc>>>,
+    schema_versions: Vec<Option<&'e str>>,
+    schema_violations: Vec<Option<&'e str>>,
 }
 
 impl<'e> Columns<'e> {
@@ -118,6 +120,8 @@ impl<'e> Columns<'e> {
             digests: Vec::with_capacity(n),
             sent: Vec::with_capacity(n),
             adjusted: Vec::with_capacity(n),
+            schema_versions: Vec::with_capacity(n),
+            schema_violations: Vec::with_capacity(n),
         };
         for (e, encoded) in events {
             c.ids.push(e.event_id);
@@ -135,11 +139,13 @@ impl<'e> Columns<'e> {
             c.digests.push(&encoded.digest[..]);
             c.sent.push(e.sent_at);
             c.adjusted.push(e.adjusted_timestamp());
+            c.schema_versions.push(e.schema_version.as_deref());
+            c.schema_violations.push(e.schema_violation.as_deref());
         }
         c
     }
 
-    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 14] {
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 16] {
         [
             &self.ids,
             &self.event_types,
@@ -155,6 +161,8 @@ impl<'e> Columns<'e> {
             &self.digests,
             &self.sent,
             &self.adjusted,
+            &self.schema_versions,
+            &self.schema_violations,
         ]
     }
 }

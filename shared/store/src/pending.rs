@@ -65,7 +65,8 @@ WITH candidates AS (
 )
 SELECT c.id, k.id, k.ts, e.event_id IS NOT NULL,
        e.event_id, e.event_type, e.unit_type, e.unit_id, e.experiments::text, e.context::text,
-       e.metrics::text, e.payload::text, e."timestamp", e.received_at, e.flags, e.sent_at
+       e.metrics::text, e.payload::text, e."timestamp", e.received_at, e.flags, e.sent_at,
+       e.schema_version, e.schema_violation
 FROM claimed c
 CROSS JOIN LATERAL unnest(c.event_ids, c.timestamps) AS k(id, ts)
 LEFT JOIN exp.events e ON e.event_id = k.id AND e."timestamp" = k.ts
@@ -291,6 +292,8 @@ fn event_from_row(row: &tokio_postgres::Row, at: usize) -> Result<Event, StoreEr
         timestamp: row.get(at + 8),
         received_at: row.get(at + 9),
         sent_at: row.get(at + 11),
+        schema_version: row.get(at + 12),
+        schema_violation: row.get(at + 13),
         flags: flags
             .iter()
             .map(|f| {

@@ -25,9 +25,9 @@ const RESTORE_BATCH: &str = concat!(
 ), stored AS (
     INSERT INTO exp.events (event_id, event_type, unit_type, unit_id, experiments, context,
                             metrics, payload, "timestamp", received_at, flags, sent_at,
-                            adjusted_timestamp)
+                            adjusted_timestamp, schema_version, schema_violation)
     SELECT id, et, ut, ui, ex::jsonb, cx::jsonb, mx::jsonb, pl::jsonb, ts, ra,
-           string_to_array(fl, ','), sa, at
+           string_to_array(fl, ','), sa, at, sv, sx
     FROM ours
     ON CONFLICT (event_id, "timestamp") DO NOTHING
     RETURNING 1

@@ -136,6 +136,7 @@ async fn a_replayed_event_is_received_when_it_is_stored() {
     let judge = archiver::recovery::replay::Judge {
         registry: &registry,
         tombstones: &Default::default(),
+        plan: &Default::default(),
         mode: eis_contract::RegistryMode::Flag,
         limits: &limits,
         clock: ticking,
@@ -364,6 +365,7 @@ async fn files_from_other_writers_are_read_or_refused_by_name() {
         &archiver::recovery::replay::Judge {
             registry: &eis_contract::Registry::default(),
             tombstones: &Default::default(),
+            plan: &Default::default(),
             mode: eis_contract::RegistryMode::Flag,
             limits: &Limits::default(),
             clock: Utc::now,

@@ -5,7 +5,7 @@
 //! Events are appended to Arrow builders as they arrive, so a buffered event costs about its
 //! column bytes (no per-event allocations are kept), and a full buffer turns into a
 //! `RecordBatch` without copying.
-//! (Over 400 lines with its unit tests, which read every column back; the code is ~310.)
+//! (Over 400 lines with its unit tests, which read every column back; the code is ~340.)
 
 use std::sync::Arc;
 
@@ -26,8 +26,9 @@ use parquet::file::properties::{BloomFilterPosition, EnabledStatistics, WriterPr
 use parquet::schema::types::ColumnPath;
 
 /// Written into every file's key-value metadata; bumped when the columns change. Version 2
-/// added `sent_at` and `adjusted_timestamp`; [`upgrade`] reads version 1's rows as version 2's.
-pub const FORMAT_VERSION: &str = "2";
+/// added `sent_at` and `adjusted_timestamp`, version 3 `schema_version` and
+/// `schema_violation`; [`upgrade`] reads the rows of versions 1 and 2 as version 3's.
+pub const FORMAT_VERSION: &str = "3";
 pub const FORMAT_VERSION_KEY: &str = "eis.archive.format_version";
 
 /// Rows per row group: what analytics engines (Athena, DuckDB, Spark) read efficiently. A file
@@ -92,20 +93,21 @@ fn flag_item() -> FieldRef {
     Arc::new(Field::new("item", DataType::Utf8, false))
 }
 
+fn dictionary_text() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
 /// The archive schema: the one definition used by the writer and the tests. Nothing is
-/// nullable (empty lists and `{}` where the request had none) but the last two columns,
-/// null for events whose request did not say when it was sent; they came last, after files
-/// without them were written, and readers take a file without them as all null.
+/// nullable (empty lists and `{}` where the request had none) but the last four columns:
+/// null for events whose request did not say when it was sent, and for events the tracking
+/// plan did not check (or did not refuse). Each came last, after files without it were
+/// written, and readers take a file without them as all null.
 /// The nested fields are the same values the builders below are given, so the finished
 /// arrays carry exactly these types (`RecordBatch::try_new` checks it).
 pub fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("event_id", DataType::Utf8, false),
-        Field::new(
-            "event_type",
-            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
-            false,
-        ),
+        Field::new("event_type", dictionary_text(), false),
         Field::new("unit_type", DataType::Utf8, false),
         Field::new("unit_id", DataType::Utf8, false),
         Field::new("experiments", DataType::List(experiment_item()), false),
@@ -117,6 +119,9 @@ pub fn schema() -> SchemaRef {
         Field::new("flags", DataType::List(flag_item()), false),
         Field::new("sent_at", utc_micros(), true),
         Field::new("adjusted_timestamp", utc_micros(), true),
+        // A handful of versions across millions of rows: a dictionary, like `event_type`.
+        Field::new("schema_version", dictionary_text(), true),
+        Field::new("schema_violation", DataType::Utf8, true),
     ]))
 }
 
@@ -137,6 +142,8 @@ pub struct EventColumns {
     flags: ListBuilder<StringBuilder>,
     sent_at: TimestampMicrosecondBuilder,
     adjusted_timestamp: TimestampMicrosecondBuilder,
+    schema_version: StringDictionaryBuilder<Int32Type>,
+    schema_violation: StringBuilder,
     rows: usize,
     bytes: usize,
     earliest_received: Option<DateTime<Utc>>,
@@ -173,6 +180,8 @@ impl EventColumns {
             flags: ListBuilder::new(StringBuilder::new()).with_field(flag_item()),
             sent_at: TimestampMicrosecondBuilder::new().with_data_type(utc_micros()),
             adjusted_timestamp: TimestampMicrosecondBuilder::new().with_data_type(utc_micros()),
+            schema_version: StringDictionaryBuilder::new(),
+            schema_violation: StringBuilder::new(),
             rows: 0,
             bytes: 0,
             earliest_received: None,
@@ -193,6 +202,11 @@ impl EventColumns {
             .ok()
             .and_then(|n| experiments_start.checked_add(n))
             .ok_or(FormatError::Overflow)?;
+        // The dictionaries' Int32 keys fit a column of at most i32::MAX rows: past this
+        // check neither dictionary append fails, so none fails half-way through a row.
+        if self.rows >= i32::MAX as usize {
+            return Err(FormatError::Overflow);
+        }
         self.event_type.append(&event.event_type)?;
 
         let mut uuid = uuid::Uuid::encode_buffer();
@@ -236,9 +250,18 @@ impl EventColumns {
         self.sent_at.append_option(micros(event.sent_at));
         self.adjusted_timestamp
             .append_option(micros(event.adjusted_timestamp()));
+        if let Some(version) = &event.schema_version {
+            self.schema_version.append(version)?;
+            bytes += version.len();
+        } else {
+            self.schema_version.append_null();
+        }
+        self.schema_violation
+            .append_option(event.schema_violation.as_deref());
+        bytes += event.schema_violation.as_deref().map_or(0, str::len);
 
         // Offsets of the variable-width columns and the four timestamps.
-        bytes += 10 * 4 + 4 * 8;
+        bytes += 12 * 4 + 4 * 8;
         self.rows += 1;
         self.bytes += bytes;
         if self.earliest_received.is_none_or(|t| event.received_at < t) {
@@ -293,6 +316,8 @@ impl EventColumns {
             Arc::new(self.flags.finish()),
             Arc::new(self.sent_at.finish()),
             Arc::new(self.adjusted_timestamp.finish()),
+            Arc::new(self.schema_version.finish()),
+            Arc::new(self.schema_violation.finish()),
         ];
         Ok(RecordBatch::try_new(schema(), columns)?)
     }
@@ -322,9 +347,9 @@ pub fn writer_properties() -> Result<WriterProperties, FormatError> {
         .build())
 }
 
-/// Rows of a file written before the last columns existed (version 1), as rows of [`schema`]:
-/// the missing columns all null, which is what they mean. Rows of the current schema pass
-/// unchanged; anything else is left for the schema check of whoever uses the rows.
+/// Rows of a file written before the last columns existed (versions 1 and 2), as rows of
+/// [`schema`]: the missing columns all null, which is what they mean. Rows of the current
+/// schema pass unchanged; anything else is left for the schema check of whoever uses the rows.
 pub fn upgrade(batch: RecordBatch) -> Result<RecordBatch, FormatError> {
     let schema = schema();
     let present = batch.num_columns();
@@ -420,6 +445,8 @@ mod tests {
             timestamp: at(9, 59, 59, 999_999),
             received_at: at(10, 0, 1, 123_456),
             sent_at: None,
+            schema_version: None,
+            schema_violation: None,
             flags: vec![Flag::OldTimestamp],
         }
     }
@@ -464,7 +491,10 @@ mod tests {
 
     #[test]
     fn every_column_reads_back_as_written() {
-        let events = vec![sample(1), bare(2), sample(3)];
+        let mut events = vec![sample(1), bare(2), sample(3)];
+        events[0].schema_version = Some("1-1-0".into());
+        events[2].schema_version = Some("1-1-0".into());
+        events[2].schema_violation = Some("/payload/meal_count".into());
         let batch = read_back(encode(columns(&events)).expect("encode"));
         assert_eq!(
             batch.schema(),
@@ -552,6 +582,20 @@ mod tests {
         let flags = flags.as_list::<i32>();
         let flags1 = flags.value(1);
         assert_eq!(flags1.as_string::<i32>().value(0), "no_experiment_context");
+
+        let versions = batch
+            .column_by_name("schema_version")
+            .expect("schema_version");
+        let versions: &DictionaryArray<Int32Type> = versions.as_dictionary();
+        assert_eq!(versions.values().len(), 1, "a version is stored once");
+        let versions = versions
+            .downcast_dict::<StringArray>()
+            .expect("utf8 values");
+        let read: Vec<Option<&str>> = versions.into_iter().collect();
+        assert_eq!(read, [Some("1-1-0"), None, Some("1-1-0")]);
+        let violations = batch.column_by_name("schema_violation").expect("column");
+        let read: Vec<Option<&str>> = violations.as_string::<i32>().iter().collect();
+        assert_eq!(read, [None, None, Some("/payload/meal_count")]);
     }
 
     #[test]
@@ -594,20 +638,39 @@ mod tests {
     }
 
     #[test]
-    fn version_one_rows_read_as_the_current_schema_with_null_send_times() {
+    fn older_versions_rows_read_as_the_current_schema_with_nulls() {
         let mut events: Vec<Event> = (0..3).map(sample).collect();
         events[1].sent_at = Some(events[1].received_at - chrono::Duration::seconds(90));
+        events[1].schema_version = Some("1-0-0".into());
+        events[1].schema_violation = Some("/payload/plan_id".into());
         let current = columns(&events).finish().expect("finish");
-        let version_one = current
-            .project(&(0..current.num_columns() - 2).collect::<Vec<_>>())
-            .expect("the first columns");
-        let upgraded = upgrade(version_one).expect("upgrade");
-        assert_eq!(upgraded.schema(), schema());
-        for name in ["sent_at", "adjusted_timestamp"] {
-            let column = upgraded.column_by_name(name).expect(name);
-            assert_eq!(column.null_count(), 3, "{name}");
-            let written = current.column_by_name(name).expect(name);
-            assert_eq!(written.null_count(), 2, "{name}: only event 1 said");
+        // Version 1 lacks the last four columns, version 2 the last two.
+        for (missing, names) in [
+            (
+                4,
+                &[
+                    "sent_at",
+                    "adjusted_timestamp",
+                    "schema_version",
+                    "schema_violation",
+                ][..],
+            ),
+            (2, &["schema_version", "schema_violation"][..]),
+        ] {
+            let older = current
+                .project(&(0..current.num_columns() - missing).collect::<Vec<_>>())
+                .expect("the first columns");
+            let upgraded = upgrade(older).expect("upgrade");
+            assert_eq!(upgraded.schema(), schema());
+            for name in names {
+                let column = upgraded.column_by_name(name).expect(name);
+                assert_eq!(column.null_count(), 3, "{name}");
+                let written = current.column_by_name(name).expect(name);
+                assert_eq!(written.null_count(), 2, "{name}: only event 1 has one");
+            }
+            // What the older file had is kept as it was.
+            let kept = current.num_columns() - missing;
+            assert_eq!(upgraded.columns()[..kept], current.columns()[..kept]);
         }
         let adjusted = current
             .column_by_name("adjusted_timestamp")
@@ -617,6 +680,39 @@ mod tests {
         assert_eq!(adjusted.value(1), expected.timestamp_micros());
         // The current schema passes through unchanged.
         assert_eq!(upgrade(current.clone()).expect("upgrade"), current);
+    }
+
+    #[test]
+    fn an_hour_of_files_of_every_version_compacts_into_current_rows() {
+        let mut events: Vec<Event> = (0..6).map(sample).collect();
+        for e in &mut events[4..] {
+            e.schema_version = Some("1-1-0".into());
+        }
+        // Files of versions 1, 2 and 3 (two events each), as compaction reads them back.
+        let mut parts = Vec::new();
+        for (chunk, missing) in events.chunks(2).zip([4, 2, 0]) {
+            let batch = columns(chunk).finish().expect("finish");
+            let older = batch
+                .project(&(0..batch.num_columns() - missing).collect::<Vec<_>>())
+                .expect("the first columns");
+            let file = write_parquet(&older).expect("write");
+            for read in crate::archive::columns::read_batches(Bytes::from(file)).expect("read") {
+                assert_eq!(read.num_columns(), schema().fields().len() - missing);
+                parts.push(upgrade(read).expect("upgrade"));
+            }
+        }
+        let merged = crate::compaction::dedupe::dedupe(&parts).expect("dedupe");
+        assert_eq!(merged.rows.schema(), schema());
+        assert_eq!(merged.rows.num_rows(), 6);
+        let versions = merged
+            .rows
+            .column_by_name("schema_version")
+            .expect("column");
+        assert_eq!(
+            versions.null_count(),
+            4,
+            "only the version 3 file's were checked"
+        );
     }
 
     #[test]

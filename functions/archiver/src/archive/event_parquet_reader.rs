@@ -45,11 +45,21 @@ pub fn events(batch: &RecordBatch) -> Result<Vec<Event>, FormatError> {
     let (event_types, contexts, payloads) =
         (text("event_type")?, text("context")?, text("payload")?);
     let (timestamps, received) = (micros("timestamp")?, micros("received_at")?);
-    // Files written before the column existed have none: every row's is null.
+    // Files written before a column existed have none: every row's is null.
     let sent = match batch.column_by_name("sent_at") {
         None => None,
         Some(_) => Some(micros("sent_at")?),
     };
+    let optional_text = |name| match batch.column_by_name(name) {
+        None => Ok(None),
+        Some(c) => Text::of(c.as_ref())
+            .map(Some)
+            .ok_or_else(|| invalid(FILE, name)),
+    };
+    let (versions, violations) = (
+        optional_text("schema_version")?,
+        optional_text("schema_violation")?,
+    );
     let (experiments, flags) = (list("experiments")?, list("flags")?);
     let experiment_ids = struct_text(experiments.values(), "experiment_id");
     let variant_ids = struct_text(experiments.values(), "variant_id");
@@ -131,6 +141,14 @@ pub fn events(batch: &RecordBatch) -> Result<Vec<Event>, FormatError> {
                 Some(sent) if sent.is_valid(row) => Some(time(sent.value(row))?),
                 _ => None,
             },
+            schema_version: versions
+                .as_ref()
+                .and_then(|t| t.get(row))
+                .map(str::to_string),
+            schema_violation: violations
+                .as_ref()
+                .and_then(|t| t.get(row))
+                .map(str::to_string),
             flags,
         });
     }
@@ -167,6 +185,9 @@ mod tests {
     fn archived_events_read_back_with_their_digests() {
         let mut events: Vec<Event> = (1..4).map(full).collect();
         events[1].sent_at = Some(utc("2026-12-02T09:58:30Z"));
+        events[1].schema_version = Some("1-1-0".into());
+        events[2].schema_version = Some("1-0-0".into());
+        events[2].schema_violation = Some("/payload/x".into());
         events.push(event(9, "2026-12-02T09:00:00Z"));
         assert!(!events[0].flags.is_empty() && !events[0].metrics.is_empty());
         let mut columns = EventColumns::new();
@@ -174,15 +195,31 @@ mod tests {
             columns.push(e).expect("push");
         }
         let file = encode(columns).expect("encode");
+        let batches =
+            crate::archive::columns::read_batches(bytes::Bytes::from(file)).expect("read");
         let mut back = Vec::new();
-        for batch in crate::archive::columns::read_batches(bytes::Bytes::from(file)).expect("read")
-        {
-            back.extend(super::events(&batch).expect("events"));
+        for batch in &batches {
+            back.extend(super::events(batch).expect("events"));
         }
         assert_eq!(back, events);
         for (a, b) in back.iter().zip(&events) {
             let digest = |e: &Event| eis_contract::Encoded::new(e).expect("encode").digest;
             assert_eq!(digest(a), digest(b));
         }
+
+        // A version 2 file (no plan columns): the same events, neither checked.
+        let batch = &batches[0];
+        let version_two = batch
+            .project(&(0..batch.num_columns() - 2).collect::<Vec<_>>())
+            .expect("the first columns");
+        let unchecked: Vec<Event> = events
+            .iter()
+            .map(|e| Event {
+                schema_version: None,
+                schema_violation: None,
+                ..e.clone()
+            })
+            .collect();
+        assert_eq!(super::events(&version_two).expect("events"), unchecked);
     }
 }

@@ -41,7 +41,8 @@ fn variant_item() -> Arc<Field> {
     ))
 }
 
-/// The columns, in the Glue table's order; only `batch_index` is nullable.
+/// The columns, in the Glue table's order; only `batch_index` and `violations` are
+/// nullable.
 pub fn schema() -> SchemaRef {
     let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
     Arc::new(Schema::new(vec![
@@ -58,6 +59,10 @@ pub fn schema() -> SchemaRef {
         Field::new("raw_truncated", DataType::Boolean, false),
         Field::new("raw_lossy", DataType::Boolean, false),
         Field::new("experiments", DataType::List(variant_item()), false),
+        // The tracking plan's failures as one JSON array text, null when there are none (every
+        // code but `schema_violation`): any engine's JSON functions read it, and its items can
+        // gain fields without a change of column type.
+        Field::new("violations", DataType::Utf8, true),
     ]))
 }
 
@@ -82,6 +87,7 @@ pub fn encode(records: &[Quarantined]) -> Result<Vec<u8>, FormatError> {
     let mut truncated = BooleanBuilder::new();
     let mut lossy = BooleanBuilder::new();
     let (mut offsets, mut experiment_ids, mut variant_ids) = (vec![0i32], vec![], vec![]);
+    let mut violations = StringBuilder::new();
     for r in records {
         index.append_option(r.batch_index.and_then(|i| i32::try_from(i).ok()));
         received.append_value(r.received_at.timestamp_micros());
@@ -94,6 +100,11 @@ pub fn encode(records: &[Quarantined]) -> Result<Vec<u8>, FormatError> {
         }
         let end = i32::try_from(experiment_ids.len()).map_err(|_| FormatError::Overflow)?;
         offsets.push(end);
+        if r.violations.is_empty() {
+            violations.append_null();
+        } else {
+            violations.append_value(serde_json::to_string(&r.violations)?);
+        }
     }
     let variants = StructArray::try_new(
         variant_fields(),
@@ -124,6 +135,7 @@ pub fn encode(records: &[Quarantined]) -> Result<Vec<u8>, FormatError> {
         Arc::new(truncated.finish()),
         Arc::new(lossy.finish()),
         Arc::new(experiments),
+        Arc::new(violations.finish()),
     ];
     let batch = RecordBatch::try_new(schema(), columns)?;
     event_parquet::write_parquet(&batch)
@@ -141,7 +153,7 @@ pub fn decode(body: Bytes) -> Result<Vec<Quarantined>, FormatError> {
 /// The records of one batch of a quarantine file. Strings and lists may be of any type other
 /// writers use for them (`columns`); anything else is an error for the file, never a panic.
 /// A file without `raw_lossy` (written before it existed) marks a text holding U+FFFD lossy:
-/// it may have been a replaced byte.
+/// it may have been a replaced byte; one without `violations` has none.
 pub fn decode_batch(batch: &RecordBatch) -> Result<Vec<Quarantined>, FormatError> {
     let text = |name| Text::of(named(batch, name, FILE)?).ok_or_else(|| invalid(FILE, name));
     let primitive = |name| named(batch, name, FILE);
@@ -169,6 +181,10 @@ pub fn decode_batch(batch: &RecordBatch) -> Result<Vec<Quarantined>, FormatError
             c.as_boolean_opt()
                 .ok_or_else(|| invalid(FILE, "raw_lossy"))?,
         ),
+        None => None,
+    };
+    let violations = match batch.column_by_name("violations") {
+        Some(c) => Some(Text::of(c.as_ref()).ok_or_else(|| invalid(FILE, "violations"))?),
         None => None,
     };
     let experiments = Lists::of(named(batch, "experiments", FILE)?)
@@ -229,6 +245,10 @@ pub fn decode_batch(batch: &RecordBatch) -> Result<Vec<Quarantined>, FormatError
                 })
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| bad("experiments"))?,
+            violations: match violations.as_ref().and_then(|v| v.get(row)) {
+                Some(text) => serde_json::from_str(text).map_err(|_| bad("violations"))?,
+                None => Vec::new(),
+            },
         });
     }
     Ok(records)
@@ -238,6 +258,7 @@ pub fn decode_batch(batch: &RecordBatch) -> Result<Vec<Quarantined>, FormatError
 mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
+    use eis_contract::plan::Violation;
     use eis_contract::{Arrival, Limits};
 
     fn record(index: Option<usize>, raw: &str) -> Quarantined {
@@ -264,6 +285,24 @@ mod tests {
                 r#"{"experiments":[{"experiment_id":"e","variant_id":"v"}]}"#,
             ),
             record(None, "{}"),
+            Quarantined {
+                code: "schema_violation".into(),
+                violations: vec![
+                    Violation {
+                        version: "1-1-0".into(),
+                        path: "/payload/meal_count".into(),
+                        schema_path: "/payload/properties/meal_count/type".into(),
+                        message: "\"seven\" is not of type \"integer\"".into(),
+                    },
+                    Violation {
+                        version: "1-1-0".into(),
+                        path: "".into(),
+                        schema_path: "/payload/required".into(),
+                        message: "\"plan_id\" is a required property".into(),
+                    },
+                ],
+                ..record(Some(4), r#"{"payload":{"meal_count":"seven"}}"#)
+            },
             Quarantined::request(
                 Arrival {
                     request_id: "req-8",
@@ -284,6 +323,21 @@ mod tests {
             ..r.clone()
         };
         assert_eq!(back, records.iter().map(micros).collect::<Vec<_>>());
+
+        let batch = &read_batches(Bytes::from(encode(&records).expect("encode"))).expect("read")[0];
+        let violations = batch.column_by_name("violations").expect("violations");
+        assert_eq!(violations.null_count(), 3, "null where a record has none");
+        let text: serde_json::Value =
+            serde_json::from_str(violations.as_string::<i32>().value(2)).expect("JSON text");
+        assert_eq!(text[0]["path"], "/payload/meal_count");
+        assert_eq!(text.as_array().map(Vec::len), Some(2));
+        // A file from before the column: no record has violations.
+        let older = batch
+            .project(&(0..batch.num_columns() - 1).collect::<Vec<_>>())
+            .expect("the first columns");
+        let read = decode_batch(&older).expect("decode");
+        assert!(read.iter().all(|r| r.violations.is_empty()));
+        assert_eq!(read.len(), records.len());
     }
 
     #[test]

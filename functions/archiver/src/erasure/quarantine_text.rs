@@ -92,6 +92,7 @@ mod tests {
             raw_bytes: raw.len() as u64,
             raw_truncated: false,
             experiments: vec![],
+            violations: vec![],
         }
     }
 

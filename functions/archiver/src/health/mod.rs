@@ -3,7 +3,8 @@
 //! health row, with the sample-ratio test of `srm`, and reports each registered experiment in
 //! the log and as EMF metrics (dimension `Experiment`) for the template's alarms; unregistered
 //! ones are summed under one `other` (docs/health.md, "Metrics and alarms": the metrics'
-//! cardinality never depends on the strings clients send).
+//! cardinality never depends on the strings clients send). It also reports the tracking
+//! plan's violation share per planned event type (`plan`).
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
+pub mod plan;
 pub mod srm;
 
 use crate::error::ArchiveError;
@@ -52,6 +54,9 @@ pub struct HealthSummary {
     pub experiments: usize,
     /// Experiments whose sample-ratio test counts (every variant at the minimum of units).
     pub srm_checked: usize,
+    /// Per event type the plan names, its violation share in the last 24 hours counted
+    /// (`plan`); empty when the run was busy or nothing of the plan was counted.
+    pub plan: Vec<plan::PlanShare>,
     pub seconds: f64,
 }
 
@@ -109,6 +114,7 @@ pub async fn run(
             .map(|c| assess(c, policy.min_units))
             .collect();
         store.write(&rows, now).await?;
+        summary.plan = plan::shares(store).await?;
     }
     summary.experiments = rows.len();
     summary.srm_checked = rows.iter().filter(|r| r.srm_checked).count();

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use eis_contract::plan::{Plan, PlanVerdict};
 use eis_contract::{
     parse_batch, validate_replayed_event, Event, Limits, Quarantined, Registry, RegistryMode,
     Scope, Tombstones,
@@ -74,7 +75,7 @@ pub struct ReplaySummary {
     pub publish_failures: usize,
 }
 
-/// What replay judges: the registry and mode, the limits (the ingest's), and the clock. The
+/// What replay judges: the tracking plan, the registry and mode, the limits (the ingest's), and the clock. The
 /// clock is read for each chunk just before it is stored: that reading is the events'
 /// `received_at`, so the health job's watermark (which trails the clock by its lag) cannot
 /// have passed them when they commit.
@@ -82,6 +83,9 @@ pub struct Judge<'a> {
     pub registry: &'a Registry,
     /// Erased units: their events received or timestamped before the erasure stay out.
     pub tombstones: &'a Tombstones,
+    /// The tracking plan now: a `schema_violation` refused before a plan fix passes now, and is
+    /// stamped with the version it matches.
+    pub plan: &'a Plan,
     pub mode: RegistryMode,
     pub limits: &'a Limits,
     pub clock: fn() -> DateTime<Utc>,
@@ -104,9 +108,11 @@ impl Judge<'_> {
         now: DateTime<Utc>,
     ) -> Option<Event> {
         let missing_id = record.replay_event_id(position);
-        validate_replayed_event(text, now, self.limits, missing_id)
-            .and_then(|event| self.registry.admit(event, self.mode))
-            .ok()
+        let event = validate_replayed_event(text, now, self.limits, missing_id).ok()?;
+        match self.plan.check(event) {
+            PlanVerdict::Accepted(event) => self.registry.admit(event, self.mode).ok(),
+            PlanVerdict::Quarantined(_) | PlanVerdict::Refused(_) => None,
+        }
     }
 
     /// A record's text as its route reads it: one event, or a batch body of events. A cut or
@@ -262,11 +268,13 @@ mod tests {
 
     static NO_TOMBSTONES: std::sync::LazyLock<Tombstones> =
         std::sync::LazyLock::new(Tombstones::default);
+    static NO_PLAN: std::sync::LazyLock<Plan> = std::sync::LazyLock::new(Plan::default);
 
     fn judge<'a>(registry: &'a Registry, limits: &'a Limits) -> Judge<'a> {
         Judge {
             registry,
             tombstones: &NO_TOMBSTONES,
+            plan: &NO_PLAN,
             mode: RegistryMode::Flag,
             limits,
             clock: Utc::now,
@@ -343,5 +351,62 @@ mod tests {
         record.raw_lossy = true;
         let judged = judge(&registry, &limits).record(&record, utc("2026-12-02T12:00:00Z"));
         assert_eq!((judged.events.len(), judged.still_invalid), (0, 0));
+    }
+
+    /// A plan of pantry_updated in quarantine mode: 1-0-0 takes only `items_added`; with
+    /// `fixed`, 1-1-0 also takes `source`.
+    fn plan(fixed: bool) -> Plan {
+        let version = |v: &str, properties: serde_json::Value| {
+            serde_json::json!({"version": v, "payload": {
+                "type": "object", "properties": properties, "additionalProperties": false}})
+        };
+        let mut versions = vec![version("1-0-0", serde_json::json!({"items_added": {}}))];
+        if fixed {
+            versions.push(version(
+                "1-1-0",
+                serde_json::json!({"items_added": {}, "source": {"type": "string"}}),
+            ));
+        }
+        let document = serde_json::json!({"types": [
+            {"event_type": "pantry_updated", "mode": "quarantine", "versions": versions}]});
+        let document = serde_json::from_value(document).expect("a plan document");
+        Plan::compile(&document).expect("compiles")
+    }
+
+    #[test]
+    fn a_schema_violation_passes_after_the_plan_is_fixed_and_is_stamped() {
+        let (registry, limits) = (Registry::default(), Limits::default());
+        let raw = r#"{"event_type":"pantry_updated","unit_type":"user","unit_id":"u-1","timestamp":"2026-12-02T09:00:00Z","payload":{"items_added":1,"source":"scan"}}"#;
+        let arrival = Arrival {
+            request_id: "req-1",
+            route: "POST /events",
+            received_at: utc("2026-12-02T10:00:00Z"),
+        };
+        let event = eis_contract::validate_event(raw.as_bytes(), arrival.received_at, &limits)
+            .expect("contract-valid");
+        let PlanVerdict::Quarantined(rejection) = plan(false).check(event) else {
+            panic!("quarantined by 1-0-0");
+        };
+        let record = Quarantined::event(arrival, None, raw.as_bytes(), &rejection, 4096, 32);
+        assert_eq!(record.code, "schema_violation");
+        assert_eq!(record.violations[0].path, "/payload/source");
+        let now = utc("2026-12-02T12:00:00Z");
+        for (fixed, want) in [(false, None), (true, Some("1-1-0"))] {
+            let plan = plan(fixed);
+            let judge = Judge {
+                plan: &plan,
+                ..judge(&registry, &limits)
+            };
+            let judged = judge.record(&record, now);
+            let stamped: Vec<_> = judged
+                .events
+                .iter()
+                .map(|e| e.schema_version.as_deref())
+                .collect();
+            match want {
+                None => assert_eq!((stamped.len(), judged.still_invalid), (0, 1)),
+                Some(v) => assert_eq!((stamped, judged.still_invalid), (vec![Some(v)], 0)),
+            }
+        }
     }
 }

@@ -11,10 +11,12 @@ use tokio_postgres::Transaction;
 
 use crate::error::StoreError;
 
-/// The window's events, and their exposures (one row per unit and variant named).
+/// The window's events (with what the plan's health counts: plan.rs), and their exposures
+/// (one row per unit and variant named).
 const BATCH: &str = r#"
 CREATE TEMP TABLE health_batch ON COMMIT DROP AS
-SELECT event_type, unit_type, unit_id, experiments, metrics, "timestamp" AS ts
+SELECT event_type, unit_type, unit_id, experiments, metrics, "timestamp" AS ts, received_at,
+       schema_version, schema_violation, 'schema_violation' = ANY (flags) AS violation
 FROM exp.events WHERE received_at >= $1 AND received_at < $2
 "#;
 
@@ -99,9 +101,9 @@ const ADD: &str = "SELECT exp.health_add_counted()";
 const FLOOR: &str =
     "SELECT ((now() AT TIME ZONE 'UTC')::date - $1::int)::timestamp AT TIME ZONE 'UTC'";
 
-/// Counts `[from, to)` into the assignments, the hourly context counts and the rollups of the
-/// days from today − `keep_days` on. Returns the events counted and the (experiment, day)
-/// rollups changed.
+/// Counts `[from, to)` into the assignments, the hourly context counts, the rollups and the
+/// plan's health (plan.rs) of the days from today − `keep_days` on. Returns the events counted
+/// and the (experiment, day) rollups changed.
 pub(super) async fn count_window(
     tx: &Transaction<'_>,
     from: DateTime<Utc>,
@@ -117,6 +119,7 @@ pub(super) async fn count_window(
     tx.batch_execute(CONTEXT).await.map_err(pg)?;
     tx.execute(COUNTED, &[&floor, &from]).await.map_err(pg)?;
     let days: i64 = tx.query_one(ADD, &[]).await.map_err(pg)?.get(0);
+    super::plan::count_window(tx, floor).await?;
     Ok((events, u64::try_from(days).unwrap_or_default()))
 }
 
@@ -139,9 +142,11 @@ SELECT count(*) FROM gone
 
 /// The tables of per-day counting state: days before the floor are never changed by the
 /// job again (their rollups stay), so their rows go.
-const AGED_BY_DAY: [&str; 2] = [
+const AGED_BY_DAY: [&str; 3] = [
     "exp.variant_daily_units",
     "exp.variant_daily_metric_buckets",
+    // The plan's failing paths (client-chosen keys); exp.plan_daily stays, like the rollups.
+    "exp.plan_daily_paths",
 ];
 
 /// Deletes at most `$2` rows of `table` whose day is before `$1`.

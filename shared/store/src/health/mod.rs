@@ -1,7 +1,7 @@
-//! The experiment-health job's storage (migrations V6, V7, docs/health.md): it counts new
-//! events into exp.assignments, exp.context_hourly and the daily rollups by a watermark on
-//! received_at, off the ingest path (`count`), and rewrites the health tables from them
-//! (`rows`).
+//! The experiment-health job's storage (migrations V6, V7, V13, docs/health.md): it counts new
+//! events into exp.assignments, exp.context_hourly, the daily rollups and the plan's health
+//! by a watermark on received_at, off the ingest path (`count`, `plan`), and rewrites the
+//! health tables from them (`rows`).
 //!
 //! One window of received_at is one transaction, serialised by an advisory lock (a run that
 //! finds it taken does nothing), so overlapping runs are safe and a run that dies counts
@@ -16,9 +16,11 @@ use crate::db::Db;
 use crate::error::StoreError;
 
 mod count;
+mod plan;
 mod rows;
 
 pub use count::AGE_CHUNK;
+pub use plan::{PlanViolations, MAX_PATHS, OTHER_PATH};
 pub use rows::{ExperimentCounts, ExperimentHealth, SrmFigures, VariantUnits};
 
 /// How far the watermark may move in one run.
@@ -177,6 +179,21 @@ impl HealthStore {
     /// Every experiment seen or registered, with what its health row is computed from.
     pub async fn counts(&self) -> Result<Vec<ExperimentCounts>, StoreError> {
         rows::counts(&self.db).await
+    }
+
+    /// The tracking plan: the job names only the types it plans.
+    pub async fn plan(&self) -> Result<eis_contract::plan::PlanDocument, StoreError> {
+        crate::plan::load(&self.db).await
+    }
+
+    /// Per type of `event_types`, its events checked and flagged in the last 24 hours the
+    /// watermark passed, as whole UTC days of exp.plan_daily (the watermark's and the one
+    /// before). Types without such events are absent.
+    pub async fn plan_violations(
+        &self,
+        event_types: &[String],
+    ) -> Result<Vec<PlanViolations>, StoreError> {
+        plan::shares(&self.db, event_types).await
     }
 
     /// Replaces the health tables' rows with these.

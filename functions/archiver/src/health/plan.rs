@@ -36,12 +36,7 @@ impl From<PlanViolations> for PlanShare {
 
 /// The planned types' shares (none while the plan is empty or nothing was checked).
 pub async fn shares(store: &HealthStore) -> Result<Vec<PlanShare>, ArchiveError> {
-    let plan = store.plan().await?;
-    let names: Vec<String> = plan.types.into_iter().map(|t| t.event_type).collect();
-    if names.is_empty() {
-        return Ok(Vec::new());
-    }
-    let figures = store.plan_violations(&names).await?;
+    let figures = store.plan_violations().await?;
     Ok(figures.into_iter().map(PlanShare::from).collect())
 }
 

@@ -200,11 +200,6 @@ impl Plan {
         self.types.len()
     }
 
-    /// Whether the plan names `event_type` (bounds the metrics' dimensions to the plan).
-    pub fn names(&self, event_type: &str) -> bool {
-        self.types.contains_key(event_type)
-    }
-
     /// Checks a contract-valid event. Its `schema_version` holds the version it named (from
     /// validation) and is replaced by the version it was checked against (see [`Event`]).
     pub fn check(&self, mut event: Event) -> PlanVerdict {

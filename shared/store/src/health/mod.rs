@@ -181,19 +181,11 @@ impl HealthStore {
         rows::counts(&self.db).await
     }
 
-    /// The tracking plan: the job names only the types it plans.
-    pub async fn plan(&self) -> Result<eis_contract::plan::PlanDocument, StoreError> {
-        crate::plan::load(&self.db).await
-    }
-
-    /// Per type of `event_types`, its events checked and flagged in the last 24 hours the
+    /// Per type the plan names, its events checked and flagged in the last 24 hours the
     /// watermark passed, as whole UTC days of exp.plan_daily (the watermark's and the one
     /// before). Types without such events are absent.
-    pub async fn plan_violations(
-        &self,
-        event_types: &[String],
-    ) -> Result<Vec<PlanViolations>, StoreError> {
-        plan::shares(&self.db, event_types).await
+    pub async fn plan_violations(&self) -> Result<Vec<PlanViolations>, StoreError> {
+        plan::shares(&self.db).await
     }
 
     /// Replaces the health tables' rows with these.

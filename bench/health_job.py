@@ -155,7 +155,7 @@ def sizes():
         "variant_daily_rows": daily_rows, "rollup_bytes": daily_bytes,
         "unit_day_rows": unit_rows, "unit_day_bytes": unit_bytes,
         "bucket_rows": bucket_rows, "bucket_bytes": bucket_bytes,
-        # events_unit_idx (V7) over every partition: the write path's share of the increments.
+        # events_unit_id_idx (V14) over every partition: the write path's share of the increments.
         "events_unit_index_bytes": int(row[10] or 0),
     }
 

@@ -82,5 +82,5 @@ def counting_state_md(size):
 
 The counting state beside the rollups (V7; aged out past retention): exp.variant_daily_units
 {num(size['unit_day_rows'])} rows, {num(size['unit_day_bytes'])} bytes; exp.variant_daily_metric_buckets
-{num(size['bucket_rows'])} rows, {num(size['bucket_bytes'])} bytes; the index events_unit_idx on
+{num(size['bucket_rows'])} rows, {num(size['bucket_bytes'])} bytes; the index events_unit_id_idx on
 exp.events {num(size['events_unit_index_bytes'])} bytes."""

@@ -66,7 +66,7 @@ SET events = c.events + EXCLUDED.events, without_context = c.without_context + E
 /// - the window's events, against the assignments as they now are;
 /// - the events received before the window (`$2`) of each unit in health_earlier, timed in
 ///   [back_from, back_to): those the earlier first exposure makes count. Found through
-///   events_unit_idx, so this costs those units' events, not the days'.
+///   events_unit_id_idx, so this costs those units' events, not the days'.
 ///
 /// Each (event, variant) is added exactly once: a window's events here, an earlier event only
 /// when the first exposure moves from after it to at or before it, which happens once.

@@ -23,11 +23,7 @@ pub fn measure(body: &Path, rounds: usize) -> anyhow::Result<Value> {
         .map_or(1, Vec::len)
         .max(1);
     drop(parsed);
-    let parse = || -> anyhow::Result<()> {
-        let value: Value = serde_json::from_slice(std::hint::black_box(&bytes))?;
-        std::hint::black_box(&value);
-        Ok(())
-    };
+    let parse = || parse_body(&bytes);
     // Warm-up: allocator and caches.
     for _ in 0..20 {
         parse()?;
@@ -57,4 +53,14 @@ pub fn measure(body: &Path, rounds: usize) -> anyhow::Result<Value> {
         "iterations": iterations,
         "us_per_event": us_per_event,
     }))
+}
+
+/// One parse of the body. Never inlined: callgrind collects from this symbol
+/// (`--toggle-collect=eis_bench::value_parse::parse_body*`), to compare instruction counts
+/// with the ingest's CPU path (`eis_bench::cpu_path::ingest_batches`) on the same bytes.
+#[inline(never)]
+fn parse_body(bytes: &[u8]) -> anyhow::Result<()> {
+    let value: Value = serde_json::from_slice(std::hint::black_box(bytes))?;
+    std::hint::black_box(&value);
+    Ok(())
 }

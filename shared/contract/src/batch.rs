@@ -1,10 +1,13 @@
 //! `parse_batch`: split a batch body `{"events": [...]}` into each event's
 //! raw JSON, so every event gets its own size check and its own answer.
 
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::code::Code;
-use crate::json::{self, is_null, quoted, Elements, Shape};
+use crate::json::{self, is_null, quoted, Elements, OneLevel, Shape, Str};
 use crate::limits::Limits;
 use crate::rejection::{pointer, Rejection};
 
@@ -19,6 +22,14 @@ use crate::rejection::{pointer, Rejection};
 pub fn parse_batch<'a>(body: &'a [u8], limits: &Limits) -> Result<Vec<&'a RawValue>, Rejection> {
     let text = std::str::from_utf8(body)
         .map_err(|_| Rejection::new(Code::InvalidJson, "the body is not valid UTF-8"))?;
+    match fast(text, limits.max_batch_events) {
+        Some(events) => Ok(events),
+        None => checked(text, limits),
+    }
+}
+
+/// [`parse_batch`]'s checks in their order, on the body's text.
+fn checked<'a>(text: &'a str, limits: &Limits) -> Result<Vec<&'a RawValue>, Rejection> {
     let parsed = json::shape(text).map_err(|e| {
         Rejection::new(
             Code::InvalidJson,
@@ -86,4 +97,121 @@ pub fn parse_batch<'a>(body: &'a [u8], limits: &Limits) -> Result<Vec<&'a RawVal
         );
     }
     Ok(kept)
+}
+
+/// The usual body in one pass: an object whose only key is `events`, an array of 1 to `cap`
+/// elements. `None` for anything else (including a syntax error), left to the checks above
+/// in their order, so that this is only a shortcut: where it answers, they answer the same.
+/// (Those read the body twice: once to split it, once to split `events`.)
+fn fast(text: &str, cap: usize) -> Option<Vec<&RawValue>> {
+    json::one_level(text, OnlyEvents { cap }).ok().flatten()
+}
+
+struct OnlyEvents {
+    cap: usize,
+}
+
+impl<'de> OneLevel<'de> for OnlyEvents {
+    type Value = Option<Vec<&'de RawValue>>;
+
+    fn object<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        // Leaving early (another key, a second `events`) makes the parse fail: the exact
+        // checks then run.
+        let Some(Str(key)) = map.next_key()? else {
+            return Ok(None);
+        };
+        if key != "events" {
+            return Ok(None);
+        }
+        let events = map.next_value_seed(Capped { cap: self.cap })?;
+        if map.next_key::<Str>()?.is_some() {
+            return Ok(None);
+        }
+        Ok(events.filter(|e| !e.is_empty()))
+    }
+
+    fn other(self) -> Self::Value {
+        None
+    }
+}
+
+/// An array of at most `cap` elements (`None`: more).
+struct Capped {
+    cap: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for Capped {
+    type Value = Option<Vec<&'de RawValue>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Capped {
+    type Value = Option<Vec<&'de RawValue>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut kept = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(self.cap));
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            if kept.len() == self.cap {
+                return Ok(None);
+            }
+            kept.push(item);
+        }
+        Ok(Some(kept))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `parse_batch` without the one-pass shortcut.
+    fn exact(text: &str, limits: &Limits) -> Result<Vec<String>, Rejection> {
+        let parsed = checked(text, limits)?;
+        Ok(parsed.iter().map(|r| r.get().to_owned()).collect())
+    }
+
+    #[test]
+    fn the_shortcut_answers_as_the_checks_do() {
+        let limits = Limits {
+            max_batch_events: 3,
+            ..Limits::default()
+        };
+        for text in [
+            r#"{"events": [{"a": 1}, 2, "x"]}"#,
+            r#"{"events":[ {"a" : [1, 2]} ]}"#,
+            r#"{"\u0065vents": [{}]}"#,
+            r#"{"events": []}"#,
+            r#"{"events": [1, 2, 3, 4]}"#,
+            r#"{"events": [1], "other": 2}"#,
+            r#"{"events": [1], "events": [2]}"#,
+            r#"{"events": null}"#,
+            r#"{"events": {}}"#,
+            r#"[{"events": [1]}]"#,
+            r#"{"events": [1,]}"#,
+            r#"{"events": [1]} x"#,
+            r#"{}"#,
+        ] {
+            let fast = fast(text, limits.max_batch_events);
+            let checked = exact(text, &limits);
+            if let Some(events) = &fast {
+                let events: Vec<String> = events.iter().map(|r| r.get().to_owned()).collect();
+                assert_eq!(Ok(events), checked.clone().map_err(|r| r.message), "{text}");
+            }
+            let answer = parse_batch(text.as_bytes(), &limits).map(|events| {
+                events
+                    .iter()
+                    .map(|r| r.get().to_owned())
+                    .collect::<Vec<_>>()
+            });
+            assert_eq!(answer, checked, "{text}");
+        }
+        assert!(fast(r#"{"events": [{"a": 1}, 2, "x"]}"#, 3).is_some());
+    }
 }

@@ -18,6 +18,7 @@
 
 mod batch;
 mod binding;
+mod canonical;
 mod code;
 mod decode;
 mod erasure;

@@ -8,9 +8,13 @@
 //! SENT_AT, when given, is the send time of the request (`EIS-Sent-At`) of every event.
 //! PLAN.json, a tracking plan document (docs/plan.md), checks every event as the ingest does
 //! (stamping `schema_version`, flagging in `flag` mode); without it no plan is in force.
+//! EIS_SAMPLE_FORMAT=1, 2 or 3 writes the file in that older format instead (whole `context`,
+//! `payload` and `metrics`; `archiver::archive::legacy`), for the tests of reading across the
+//! format changes.
 
 use anyhow::{bail, Context};
 use archiver::archive::event_parquet::{self, EventColumns};
+use archiver::archive::legacy;
 use chrono::{DateTime, Utc};
 use eis_contract::plan::{Plan, PlanDocument, PlanVerdict};
 
@@ -43,6 +47,7 @@ fn main() -> anyhow::Result<()> {
     let text = std::fs::read_to_string(input).with_context(|| format!("reading {input}"))?;
     let limits = eis_contract::Limits::default();
     let mut columns = EventColumns::new();
+    let mut events = Vec::new();
     for (n, line) in text
         .lines()
         .enumerate()
@@ -60,8 +65,15 @@ fn main() -> anyhow::Result<()> {
         };
         event.sent_at = sent_at;
         columns.push(&event)?;
+        events.push(event);
     }
-    std::fs::write(output, event_parquet::encode(columns)?)
-        .with_context(|| format!("writing {output}"))?;
+    let body = match std::env::var("EIS_SAMPLE_FORMAT").as_deref() {
+        Err(_) | Ok("4") => event_parquet::encode(columns)?,
+        Ok("1") => legacy::encode(&events, 1)?,
+        Ok("2") => legacy::encode(&events, 2)?,
+        Ok("3") => legacy::encode(&events, 3)?,
+        Ok(other) => bail!("EIS_SAMPLE_FORMAT {other}: not 1, 2, 3 or 4"),
+    };
+    std::fs::write(output, body).with_context(|| format!("writing {output}"))?;
     Ok(())
 }

@@ -297,7 +297,8 @@ async fn files_from_other_writers_are_read_or_refused_by_name() {
                 "event_type",
                 DataType::Dictionary(Box::new(DataType::Int16), Box::new(DataType::LargeUtf8)),
             ),
-            ("context", DataType::LargeUtf8),
+            ("context_rest", DataType::LargeUtf8),
+            ("payload_plan_id", DataType::Utf8View),
             (
                 "experiments",
                 large_list_of(&ours, "experiments", experiments_item),

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::errors::ParquetError;
 
-use crate::archive::event_parquet::{FormatError, ROW_GROUP_ROWS};
+use crate::archive::format::{FormatError, ROW_GROUP_ROWS};
 
 /// The rows of one Parquet file, as batches of its own schema.
 pub fn read_batches(body: Bytes) -> Result<Vec<RecordBatch>, FormatError> {

@@ -5,35 +5,35 @@
 //! Events are appended to Arrow builders as they arrive, so a buffered event costs about its
 //! column bytes (no per-event allocations are kept), and a full buffer turns into a
 //! `RecordBatch` without copying.
-//! (Over 400 lines with its unit tests, which read every column back; the code is ~340.)
+//! (Over 400 lines with its unit tests, which read every column back and read files of every
+//! older format; the code is ~390.)
 
 use std::sync::Arc;
 
+pub use crate::archive::format::{FormatError, ROW_GROUP_ROWS};
+use crate::archive::shred_columns::{self, ShredBuilders};
 use arrow::array::{
-    ArrayRef, Float64Builder, ListArray, ListBuilder, MapBuilder, MapFieldNames, RecordBatch,
-    StringBuilder, StringDictionaryBuilder, StructArray, TimestampMicrosecondBuilder,
+    ArrayRef, ListArray, ListBuilder, RecordBatch, StringBuilder, StringDictionaryBuilder,
+    StructArray, TimestampMicrosecondBuilder,
 };
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Int32Type, Schema, SchemaRef, TimeUnit};
-use arrow::error::ArrowError;
 use chrono::{DateTime, Utc};
 use eis_contract::Event;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::errors::ParquetError;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{BloomFilterPosition, EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 /// Written into every file's key-value metadata; bumped when the columns change. Version 2
 /// added `sent_at` and `adjusted_timestamp`, version 3 `schema_version` and
-/// `schema_violation`; [`upgrade`] reads the rows of versions 1 and 2 as version 3's.
-pub const FORMAT_VERSION: &str = "3";
+/// `schema_violation`; version 4 shredded `context`, `payload` and `metrics` into typed
+/// columns and remainders (`shred`). [`upgrade`] reads the rows of versions 1 to 3 as
+/// version 4's.
+pub const FORMAT_VERSION: &str = "4";
 pub const FORMAT_VERSION_KEY: &str = "eis.archive.format_version";
 
-/// Rows per row group: what analytics engines (Athena, DuckDB, Spark) read efficiently. A file
-/// holds at most `EIS_MAX_FILE_EVENTS` rows, so with the defaults a file is one row group.
-pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// False positives of the `unit_id` bloom filter: the share of files without a unit that
 /// erasure still reads whole.
 pub const UNIT_BLOOM_FPP: f64 = 0.01;
@@ -41,18 +41,6 @@ pub const UNIT_BLOOM_FPP: f64 = 0.01;
 /// zstd level 3: most of zstd's ratio at a fraction of the CPU of higher levels, which
 /// matters on a Lambda with less than one vCPU.
 const ZSTD_LEVEL: i32 = 3;
-
-#[derive(Debug, thiserror::Error)]
-pub enum FormatError {
-    #[error("cannot serialise a JSON column: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error("arrow: {0}")]
-    Arrow(#[from] ArrowError),
-    #[error("parquet: {0}")]
-    Parquet(#[from] ParquetError),
-    #[error("a list column outgrew 32-bit offsets")]
-    Overflow,
-}
 
 fn utc_micros() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -73,22 +61,6 @@ fn experiment_item() -> FieldRef {
     ))
 }
 
-fn metric_keys() -> FieldRef {
-    Arc::new(Field::new("keys", DataType::Utf8, false))
-}
-
-fn metric_values() -> FieldRef {
-    Arc::new(Field::new("values", DataType::Float64, false))
-}
-
-fn metric_entries() -> FieldRef {
-    Arc::new(Field::new(
-        "entries",
-        DataType::Struct(Fields::from(vec![metric_keys(), metric_values()])),
-        false,
-    ))
-}
-
 fn flag_item() -> FieldRef {
     Arc::new(Field::new("item", DataType::Utf8, false))
 }
@@ -98,22 +70,20 @@ fn dictionary_text() -> DataType {
 }
 
 /// The archive schema: the one definition used by the writer and the tests. Nothing is
-/// nullable (empty lists and `{}` where the request had none) but the last four columns:
-/// null for events whose request did not say when it was sent, and for events the tracking
-/// plan did not check (or did not refuse). Each came last, after files without it were
-/// written, and readers take a file without them as all null.
+/// nullable (empty lists and `{}` where the request had none) but `sent_at`,
+/// `adjusted_timestamp` (null for events whose request did not say when it was sent), the
+/// plan's two columns (null for events the tracking plan did not check, or did not refuse)
+/// and the typed columns of shredded keys (null where the event has no such key, or its value
+/// stayed in the remainder; `shred_columns::fields`).
 /// The nested fields are the same values the builders below are given, so the finished
 /// arrays carry exactly these types (`RecordBatch::try_new` checks it).
 pub fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
+    let mut fields = vec![
         Field::new("event_id", DataType::Utf8, false),
         Field::new("event_type", dictionary_text(), false),
         Field::new("unit_type", DataType::Utf8, false),
         Field::new("unit_id", DataType::Utf8, false),
         Field::new("experiments", DataType::List(experiment_item()), false),
-        Field::new("context", DataType::Utf8, false),
-        Field::new("metrics", DataType::Map(metric_entries(), false), false),
-        Field::new("payload", DataType::Utf8, false),
         Field::new("timestamp", utc_micros(), false),
         Field::new("received_at", utc_micros(), false),
         Field::new("flags", DataType::List(flag_item()), false),
@@ -122,7 +92,9 @@ pub fn schema() -> SchemaRef {
         // A handful of versions across millions of rows: a dictionary, like `event_type`.
         Field::new("schema_version", dictionary_text(), true),
         Field::new("schema_violation", DataType::Utf8, true),
-    ]))
+    ];
+    fields.extend(shred_columns::fields());
+    Arc::new(Schema::new(fields))
 }
 
 /// The columns of one future file, filled event by event.
@@ -134,9 +106,7 @@ pub struct EventColumns {
     experiment_ids: StringBuilder,
     variant_ids: StringBuilder,
     experiment_offsets: Vec<i32>,
-    context: StringBuilder,
-    metrics: MapBuilder<StringBuilder, Float64Builder>,
-    payload: StringBuilder,
+    shredded: ShredBuilders,
     timestamp: TimestampMicrosecondBuilder,
     received_at: TimestampMicrosecondBuilder,
     flags: ListBuilder<StringBuilder>,
@@ -157,11 +127,6 @@ impl Default for EventColumns {
 
 impl EventColumns {
     pub fn new() -> Self {
-        let map_names = MapFieldNames {
-            entry: "entries".into(),
-            key: "keys".into(),
-            value: "values".into(),
-        };
         Self {
             event_id: StringBuilder::new(),
             event_type: StringDictionaryBuilder::new(),
@@ -170,11 +135,7 @@ impl EventColumns {
             experiment_ids: StringBuilder::new(),
             variant_ids: StringBuilder::new(),
             experiment_offsets: vec![0],
-            context: StringBuilder::new(),
-            metrics: MapBuilder::new(Some(map_names), StringBuilder::new(), Float64Builder::new())
-                .with_keys_field(metric_keys())
-                .with_values_field(metric_values()),
-            payload: StringBuilder::new(),
+            shredded: ShredBuilders::new(),
             timestamp: TimestampMicrosecondBuilder::new().with_data_type(utc_micros()),
             received_at: TimestampMicrosecondBuilder::new().with_data_type(utc_micros()),
             flags: ListBuilder::new(StringBuilder::new()).with_field(flag_item()),
@@ -192,11 +153,8 @@ impl EventColumns {
     /// memory it holds: string bytes, 8 per number, 4 per offset).
     pub fn push(&mut self, event: &Event) -> Result<usize, FormatError> {
         // What can fail comes before the first append, so an error leaves the columns
-        // consistent. (`MapBuilder::append` only fails when keys and values differ in
-        // number, and they are appended in pairs below.)
-        // Canonical JSON text already (numbers exact): written as is.
-        let context = event.context.as_str();
-        let payload = event.payload.as_str();
+        // consistent. (`ShredBuilders::append` only fails when the metrics map's keys and
+        // values differ in number, and they are appended in pairs.)
         let experiments_start = self.experiment_offsets.last().copied().unwrap_or_default();
         let experiments_end = i32::try_from(event.experiments.len())
             .ok()
@@ -225,16 +183,7 @@ impl EventColumns {
         self.experiment_offsets.push(experiments_end);
         bytes += event.experiments.len() * (2 * 36 + 8);
 
-        bytes += context.len() + payload.len();
-        self.context.append_value(context);
-        self.payload.append_value(payload);
-
-        for (name, value) in &event.metrics {
-            self.metrics.keys().append_value(name);
-            self.metrics.values().append_value(*value);
-            bytes += name.len() + 12;
-        }
-        self.metrics.append(true)?;
+        bytes += self.shredded.append(event)?;
 
         self.timestamp
             .append_value(event.timestamp.timestamp_micros());
@@ -302,15 +251,12 @@ impl EventColumns {
         let offsets = OffsetBuffer::new(ScalarBuffer::from(self.experiment_offsets));
         let experiments =
             ListArray::try_new(experiment_item(), offsets, Arc::new(experiments), None)?;
-        let columns: Vec<ArrayRef> = vec![
+        let mut columns: Vec<ArrayRef> = vec![
             Arc::new(self.event_id.finish()),
             Arc::new(self.event_type.finish()),
             Arc::new(self.unit_type.finish()),
             Arc::new(self.unit_id.finish()),
             Arc::new(experiments),
-            Arc::new(self.context.finish()),
-            Arc::new(self.metrics.finish()),
-            Arc::new(self.payload.finish()),
             Arc::new(self.timestamp.finish()),
             Arc::new(self.received_at.finish()),
             Arc::new(self.flags.finish()),
@@ -319,19 +265,39 @@ impl EventColumns {
             Arc::new(self.schema_version.finish()),
             Arc::new(self.schema_violation.finish()),
         ];
+        columns.extend(self.shredded.finish());
         Ok(RecordBatch::try_new(schema(), columns)?)
     }
 }
 
+/// Timestamps: DELTA_BINARY_PACKED (no dictionary). Rows of an hour are close in time, so
+/// the deltas take a few bits where plain values take 8 bytes (bench: `timestamp` 441 kB →
+/// under 1 kB for 100 000 events, docs/archive.md "Writer settings").
+pub const DELTA_TIMESTAMPS: [&str; 4] =
+    ["timestamp", "received_at", "sent_at", "adjusted_timestamp"];
+/// Identifiers nearly every row has its own of: no dictionary (it would only be abandoned
+/// half-way, after its pages were written) and DELTA_BYTE_ARRAY, which stores each value's
+/// prefix shared with the previous one once (UUID v7s of one hour share their time prefix).
+pub const DISTINCT_TEXT: [&str; 5] = [
+    "event_id",
+    "unit_id",
+    "context_session_id",
+    "payload_plan_id",
+    "context_plan_id",
+];
+/// Continuous measures with as many values as rows: plain (no dictionary).
+pub const DISTINCT_NUMBERS: [&str; 1] = ["metrics_latency_ms"];
+
 /// zstd, statistics per page (min/max let engines skip row groups and pages by time or
-/// type), 128 Ki-row row groups, and no dictionary for `event_id` (unique values: a
-/// dictionary would only be abandoned half-way). A bloom filter on `unit_id`, at the end of
-/// the file beside the footer: erasure (and an analyst's lookup of one unit) reads the
-/// filters, not the rows, to learn which files may hold a unit (docs/archive.md). The writer
-/// sizes each filter for a full row group, then folds it to what its row group holds.
+/// type), 128 Ki-row row groups, the encodings above; a dictionary for every other column (the
+/// writer's default: falls back to plain when the dictionary grows past 1 MiB). A bloom
+/// filter on `unit_id`, at the end of the file beside the footer: erasure (and an analyst's
+/// lookup of one unit) reads the filters, not the rows, to learn which files may hold a unit
+/// (docs/archive.md). The writer sizes each filter for a full row group, then folds it to what
+/// its row group holds.
 pub fn writer_properties() -> Result<WriterProperties, FormatError> {
     let unit_id = || ColumnPath::from("unit_id");
-    Ok(WriterProperties::builder()
+    let mut builder = WriterProperties::builder()
         .set_column_bloom_filter_enabled(unit_id(), true)
         .set_column_bloom_filter_fpp(unit_id(), UNIT_BLOOM_FPP)
         .set_column_bloom_filter_max_ndv(unit_id(), ROW_GROUP_ROWS as u64)
@@ -339,40 +305,44 @@ pub fn writer_properties() -> Result<WriterProperties, FormatError> {
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL)?))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_column_dictionary_enabled(ColumnPath::from("event_id"), false)
         .set_key_value_metadata(Some(vec![KeyValue::new(
             FORMAT_VERSION_KEY.to_string(),
             FORMAT_VERSION.to_string(),
-        )]))
-        .build())
+        )]));
+    for (columns, encoding) in [
+        (&DELTA_TIMESTAMPS[..], Some(Encoding::DELTA_BINARY_PACKED)),
+        (&DISTINCT_TEXT[..], Some(Encoding::DELTA_BYTE_ARRAY)),
+        (&DISTINCT_NUMBERS[..], None),
+    ] {
+        for column in columns {
+            let path = || ColumnPath::from(*column);
+            builder = builder.set_column_dictionary_enabled(path(), false);
+            if let Some(encoding) = encoding {
+                builder = builder.set_column_encoding(path(), encoding);
+            }
+        }
+    }
+    Ok(builder.build())
 }
 
-/// Rows of a file written before the last columns existed (versions 1 and 2), as rows of
-/// [`schema`]: the missing columns all null, which is what they mean. Rows of the current
-/// schema pass unchanged; anything else is left for the schema check of whoever uses the rows.
+/// Rows of a file of an older format (versions 1 to 3: whole `context`, `payload` and
+/// `metrics` columns, perhaps without the later columns), as rows of [`schema`]: each row
+/// read back as its event (`event_parquet_reader`, which takes the missing columns as null)
+/// and written again, so the shredded columns hold exactly what this writer would have
+/// written. Rows of the current schema pass unchanged; rows that do not read as events are
+/// left for the schema check of whoever uses them.
 pub fn upgrade(batch: RecordBatch) -> Result<RecordBatch, FormatError> {
-    let schema = schema();
-    let present = batch.num_columns();
-    let is_prefix = present < schema.fields().len()
-        && schema
-            .fields()
-            .iter()
-            .zip(batch.schema().fields())
-            .all(|(ours, theirs)| ours.name() == theirs.name());
-    let appended_are_nullable = schema.fields()[present.min(schema.fields().len())..]
-        .iter()
-        .all(|f| f.is_nullable());
-    if !is_prefix || !appended_are_nullable {
+    if batch.schema().fields() == schema().fields() {
         return Ok(batch);
     }
-    let mut columns = batch.columns().to_vec();
-    for field in &schema.fields()[present..] {
-        columns.push(arrow::array::new_null_array(
-            field.data_type(),
-            batch.num_rows(),
-        ));
+    let Ok(events) = crate::archive::event_parquet_reader::events(&batch) else {
+        return Ok(batch);
+    };
+    let mut columns = EventColumns::new();
+    for event in &events {
+        columns.push(event)?;
     }
-    Ok(RecordBatch::try_new(schema, columns)?)
+    columns.finish()
 }
 
 /// One complete Parquet file holding `batch`.
@@ -391,6 +361,8 @@ pub fn encode(columns: EventColumns) -> Result<Vec<u8>, FormatError> {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    use crate::archive::legacy;
 
     use arrow::array::{
         Array, AsArray, DictionaryArray, MapArray, StringArray, TimestampMicrosecondArray,
@@ -514,22 +486,18 @@ mod tests {
         assert_eq!(strings("event_id"), ids);
         assert_eq!(strings("unit_id"), vec!["user-1", "user-2", "user-3"]);
         assert_eq!(strings("unit_type"), vec!["user"; 3]);
-        let contexts: Vec<serde_json::Value> = strings("context")
+        // Shredded keys in their typed columns, the rest as canonical text (numbers exact).
+        assert_eq!(strings("context_platform"), vec!["ios", "", "ios"]);
+        let contexts: Vec<serde_json::Value> = strings("context_rest")
             .iter()
             .map(|s| serde_json::from_str(s).expect("json"))
             .collect();
-        assert_eq!(
-            contexts[0],
-            json!({"platform": "ios", "nested": {"a": [1, 2]}})
-        );
+        assert_eq!(contexts[0], json!({"nested": {"a": [1, 2]}}));
         assert_eq!(contexts[1], json!({}));
-        let payload: serde_json::Value =
-            serde_json::from_str(&strings("payload")[0]).expect("json");
-        assert_eq!(payload["ünïcode"], "✓");
-        // The text itself, numbers exact: the event's canonical payload.
+        assert_eq!(strings("payload_plan_id"), vec!["p-1", "", "p-1"]);
         assert_eq!(
-            strings("payload")[0],
-            r#"{"order_id":123456789012345678901234567890,"plan_id":"p-1","ünïcode":"✓"}"#
+            strings("payload_rest")[0],
+            r#"{"order_id":123456789012345678901234567890,"ünïcode":"✓"}"#
         );
 
         let types = batch.column_by_name("event_type").expect("event_type");
@@ -558,14 +526,19 @@ mod tests {
             Uuid::from_u128(0xA2).to_string()
         );
 
-        let metrics = batch.column_by_name("metrics").expect("metrics");
+        let latency = batch.column_by_name("metrics_latency_ms").expect("metric");
+        let latency = latency.as_primitive::<Float64Type>();
+        assert_eq!(
+            latency.iter().collect::<Vec<_>>(),
+            [Some(450.5), None, Some(450.5)]
+        );
+        let metrics = batch.column_by_name("metrics_rest").expect("metrics_rest");
         let metrics = metrics.as_any().downcast_ref::<MapArray>().expect("map");
-        let row0 = metrics.value(0);
-        let keys = row0.column(0).as_string::<i32>();
-        let vals = row0.column(1).as_primitive::<Float64Type>();
-        assert_eq!(keys.value(0), "latency_ms");
-        assert_eq!(vals.value(0), 450.5);
-        assert_eq!(metrics.value_length(1), 0);
+        assert_eq!(
+            metrics.value_length(0),
+            0,
+            "every metric of the sample is shredded"
+        );
 
         let ts = batch.column_by_name("timestamp").expect("timestamp");
         let ts = ts
@@ -638,16 +611,21 @@ mod tests {
     }
 
     #[test]
-    fn older_versions_rows_read_as_the_current_schema_with_nulls() {
+    fn older_formats_rows_read_as_the_current_schema() {
         let mut events: Vec<Event> = (0..3).map(sample).collect();
         events[1].sent_at = Some(events[1].received_at - chrono::Duration::seconds(90));
         events[1].schema_version = Some("1-0-0".into());
         events[1].schema_violation = Some("/payload/plan_id".into());
         let current = columns(&events).finish().expect("finish");
-        // Version 1 lacks the last four columns, version 2 the last two.
-        for (missing, names) in [
+        // Format 3 holds every column (whole objects), 2 lacks the plan's, 1 the send time's.
+        for (columns, nulls) in [
+            (legacy::FORMAT_THREE.len(), &[][..]),
             (
-                4,
+                legacy::FORMAT_TWO_COLUMNS,
+                &["schema_version", "schema_violation"][..],
+            ),
+            (
+                legacy::FORMAT_ONE_COLUMNS,
                 &[
                     "sent_at",
                     "adjusted_timestamp",
@@ -655,22 +633,20 @@ mod tests {
                     "schema_violation",
                 ][..],
             ),
-            (2, &["schema_version", "schema_violation"][..]),
         ] {
-            let older = current
-                .project(&(0..current.num_columns() - missing).collect::<Vec<_>>())
-                .expect("the first columns");
+            let older = legacy::batch(&events, columns).expect("an older batch");
             let upgraded = upgrade(older).expect("upgrade");
             assert_eq!(upgraded.schema(), schema());
-            for name in names {
+            for field in schema().fields() {
+                let name = field.name();
                 let column = upgraded.column_by_name(name).expect(name);
-                assert_eq!(column.null_count(), 3, "{name}");
-                let written = current.column_by_name(name).expect(name);
-                assert_eq!(written.null_count(), 2, "{name}: only event 1 has one");
+                if nulls.contains(&name.as_str()) {
+                    assert_eq!(column.null_count(), 3, "{name}");
+                } else {
+                    let written = current.column_by_name(name).expect(name);
+                    assert_eq!(column, written, "{name}: as the current writer writes it");
+                }
             }
-            // What the older file had is kept as it was.
-            let kept = current.num_columns() - missing;
-            assert_eq!(upgraded.columns()[..kept], current.columns()[..kept]);
         }
         let adjusted = current
             .column_by_name("adjusted_timestamp")
@@ -684,26 +660,32 @@ mod tests {
 
     #[test]
     fn an_hour_of_files_of_every_version_compacts_into_current_rows() {
-        let mut events: Vec<Event> = (0..6).map(sample).collect();
+        let mut events: Vec<Event> = (0..8).map(sample).collect();
         for e in &mut events[4..] {
             e.schema_version = Some("1-1-0".into());
         }
-        // Files of versions 1, 2 and 3 (two events each), as compaction reads them back.
+        // Files of versions 1, 2, 3 and 4 (two events each), as compaction reads them back.
         let mut parts = Vec::new();
-        for (chunk, missing) in events.chunks(2).zip([4, 2, 0]) {
-            let batch = columns(chunk).finish().expect("finish");
-            let older = batch
-                .project(&(0..batch.num_columns() - missing).collect::<Vec<_>>())
-                .expect("the first columns");
-            let file = write_parquet(&older).expect("write");
+        let widths = [
+            Some(legacy::FORMAT_ONE_COLUMNS),
+            Some(legacy::FORMAT_TWO_COLUMNS),
+            Some(legacy::FORMAT_THREE.len()),
+            None,
+        ];
+        for (chunk, width) in events.chunks(2).zip(widths) {
+            let batch = match width {
+                Some(w) => legacy::batch(chunk, w).expect("an older batch"),
+                None => columns(chunk).finish().expect("finish"),
+            };
+            let file = write_parquet(&batch).expect("write");
             for read in crate::archive::columns::read_batches(Bytes::from(file)).expect("read") {
-                assert_eq!(read.num_columns(), schema().fields().len() - missing);
+                assert_eq!(read.num_columns(), batch.num_columns());
                 parts.push(upgrade(read).expect("upgrade"));
             }
         }
         let merged = crate::compaction::dedupe::dedupe(&parts).expect("dedupe");
         assert_eq!(merged.rows.schema(), schema());
-        assert_eq!(merged.rows.num_rows(), 6);
+        assert_eq!(merged.rows.num_rows(), 8);
         let versions = merged
             .rows
             .column_by_name("schema_version")
@@ -711,8 +693,11 @@ mod tests {
         assert_eq!(
             versions.null_count(),
             4,
-            "only the version 3 file's were checked"
+            "only the version 3 and 4 files' were checked"
         );
+        // Every event as it was sent (one timestamp: sorted by id, the order made).
+        let back = crate::archive::event_parquet_reader::events(&merged.rows).expect("events");
+        assert_eq!(back, events);
     }
 
     #[test]

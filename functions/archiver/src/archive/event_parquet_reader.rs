@@ -4,17 +4,18 @@
 
 use std::collections::BTreeMap;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, AsArray, Float64Array, MapArray, RecordBatch};
 use arrow::datatypes::{Float64Type, TimestampMicrosecondType};
 use chrono::{DateTime, Utc};
 use eis_contract::{Event, ExperimentRef, Flag, JsonObject};
 use uuid::Uuid;
 
 use crate::archive::columns::{invalid, named, struct_text, Lists, Text};
+use crate::archive::shred_columns::ShredReader;
 
 /// Which file an error is about.
 const FILE: &str = "archive row";
-use crate::archive::event_parquet::FormatError;
+use crate::archive::format::FormatError;
 
 fn time(micros: i64) -> Result<DateTime<Utc>, FormatError> {
     DateTime::from_timestamp_micros(micros).ok_or_else(|| invalid(FILE, "timestamp"))
@@ -42,8 +43,12 @@ pub fn events(batch: &RecordBatch) -> Result<Vec<Event>, FormatError> {
     };
     let list = |name| Lists::of(named(batch, name, FILE)?).ok_or_else(|| invalid(FILE, name));
     let (ids, unit_types, unit_ids) = (text("event_id")?, text("unit_type")?, text("unit_id")?);
-    let (event_types, contexts, payloads) =
-        (text("event_type")?, text("context")?, text("payload")?);
+    let event_types = text("event_type")?;
+    // Format 4 shreds context, payload and metrics; older files hold them whole.
+    let objects = match ShredReader::of(batch)? {
+        Some(shredded) => Objects::Shredded(shredded),
+        None => Objects::Whole(Whole::of(batch)?),
+    };
     let (timestamps, received) = (micros("timestamp")?, micros("received_at")?);
     // Files written before a column existed have none: every row's is null.
     let sent = match batch.column_by_name("sent_at") {
@@ -67,15 +72,6 @@ pub fn events(batch: &RecordBatch) -> Result<Vec<Event>, FormatError> {
         return Err(invalid(FILE, "experiments"));
     };
     let flag_names = Text::of(flags.values().as_ref()).ok_or_else(|| invalid(FILE, "flags"))?;
-    let metrics = named(batch, "metrics", FILE)?
-        .as_map_opt()
-        .ok_or_else(|| invalid(FILE, "metrics"))?;
-    let metric_keys = Text::of(metrics.keys().as_ref());
-    let metric_values = metrics.values().as_primitive_opt::<Float64Type>();
-    let (Some(metric_keys), Some(metric_values)) = (metric_keys, metric_values) else {
-        return Err(invalid(FILE, "metrics"));
-    };
-    let metric_offsets = metrics.value_offsets();
     let present = |array: &dyn Array, row: usize, what: &str| {
         (row < array.len() && !array.is_null(row))
             .then_some(())
@@ -95,18 +91,6 @@ pub fn events(batch: &RecordBatch) -> Result<Vec<Event>, FormatError> {
                 })
             })
             .collect::<Result<Vec<_>, FormatError>>()?;
-        present(metrics, row, "metrics")?;
-        let (start, end) = match (metric_offsets.get(row), metric_offsets.get(row + 1)) {
-            (Some(s), Some(e)) if 0 <= *s && s <= e => (*s as usize, *e as usize),
-            _ => return Err(invalid(FILE, "metrics")),
-        };
-        let metrics = (start..end)
-            .map(|i| {
-                let key = metric_keys.get(i).ok_or_else(|| invalid(FILE, "metrics"))?;
-                present(metric_values, i, "metrics")?;
-                Ok((key.to_string(), metric_values.value(i)))
-            })
-            .collect::<Result<BTreeMap<String, f64>, FormatError>>()?;
         let flags = flags
             .range(row)
             .ok_or_else(|| invalid(FILE, "flags"))?
@@ -132,9 +116,9 @@ pub fn events(batch: &RecordBatch) -> Result<Vec<Event>, FormatError> {
             unit_type: name(&unit_types, "unit_type")?,
             unit_id: name(&unit_ids, "unit_id")?,
             experiments,
-            context: object(contexts.get(row), "context")?,
-            metrics,
-            payload: object(payloads.get(row), "payload")?,
+            context: objects.context(row)?,
+            metrics: objects.metrics(row)?,
+            payload: objects.payload(row)?,
             timestamp: time(timestamps.value(row))?,
             received_at: time(received.value(row))?,
             sent_at: match sent {
@@ -153,6 +137,86 @@ pub fn events(batch: &RecordBatch) -> Result<Vec<Event>, FormatError> {
         });
     }
     Ok(events)
+}
+
+/// `context`, `payload` and `metrics` of format 4 (shredded) or of formats 1 to 3 (whole).
+enum Objects<'a> {
+    Shredded(ShredReader<'a>),
+    Whole(Whole<'a>),
+}
+
+impl Objects<'_> {
+    fn context(&self, row: usize) -> Result<JsonObject, FormatError> {
+        match self {
+            Objects::Shredded(s) => s.context(row),
+            Objects::Whole(w) => object(w.contexts.get(row), "context"),
+        }
+    }
+
+    fn payload(&self, row: usize) -> Result<JsonObject, FormatError> {
+        match self {
+            Objects::Shredded(s) => s.payload(row),
+            Objects::Whole(w) => object(w.payloads.get(row), "payload"),
+        }
+    }
+
+    fn metrics(&self, row: usize) -> Result<BTreeMap<String, f64>, FormatError> {
+        match self {
+            Objects::Shredded(s) => s.metrics(row),
+            Objects::Whole(w) => w.metrics(row),
+        }
+    }
+}
+
+/// The columns of formats 1 to 3: canonical JSON text and a map of metrics.
+struct Whole<'a> {
+    contexts: Text<'a>,
+    payloads: Text<'a>,
+    metrics: &'a MapArray,
+    metric_keys: Text<'a>,
+    metric_values: &'a Float64Array,
+}
+
+impl<'a> Whole<'a> {
+    fn of(batch: &'a RecordBatch) -> Result<Self, FormatError> {
+        let text = |name| Text::of(named(batch, name, FILE)?).ok_or_else(|| invalid(FILE, name));
+        let metrics = named(batch, "metrics", FILE)?
+            .as_map_opt()
+            .ok_or_else(|| invalid(FILE, "metrics"))?;
+        let metric_keys = Text::of(metrics.keys().as_ref());
+        let metric_values = metrics.values().as_primitive_opt::<Float64Type>();
+        let (Some(metric_keys), Some(metric_values)) = (metric_keys, metric_values) else {
+            return Err(invalid(FILE, "metrics"));
+        };
+        Ok(Self {
+            contexts: text("context")?,
+            payloads: text("payload")?,
+            metrics,
+            metric_keys,
+            metric_values,
+        })
+    }
+
+    fn metrics(&self, row: usize) -> Result<BTreeMap<String, f64>, FormatError> {
+        let bad = || invalid(FILE, "metrics");
+        if row >= self.metrics.len() || self.metrics.is_null(row) {
+            return Err(bad());
+        }
+        let offsets = self.metrics.value_offsets();
+        let (start, end) = match (offsets.get(row), offsets.get(row + 1)) {
+            (Some(s), Some(e)) if 0 <= *s && s <= e => (*s as usize, *e as usize),
+            _ => return Err(bad()),
+        };
+        (start..end)
+            .map(|i| {
+                let key = self.metric_keys.get(i).ok_or_else(bad)?;
+                if i >= self.metric_values.len() || self.metric_values.is_null(i) {
+                    return Err(bad());
+                }
+                Ok((key.to_string(), self.metric_values.value(i)))
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -189,6 +253,17 @@ mod tests {
         events[2].schema_version = Some("1-0-0".into());
         events[2].schema_violation = Some("/payload/x".into());
         events.push(event(9, "2026-12-02T09:00:00Z"));
+        // Shredded keys of every kind, and values that stay in the remainder.
+        let mut shredded = full(5);
+        shredded.payload = eis_contract::JsonObject::parse(
+            r#"{"plan_id": "a\"b\u00e9", "days": 7, "meals_per_day": 7.0, "retry": true,
+                "dietary_tags": ["x", "y\n"], "excluded_ingredients": [], "summary": null,
+                "pantry_items_used": -9223372036854775808, "week_start": 20260302}"#,
+        )
+        .expect("an object");
+        shredded.metrics.insert("edit_count".into(), 3.0);
+        shredded.metrics.insert("zz_other".into(), -0.5);
+        events.push(shredded);
         assert!(!events[0].flags.is_empty() && !events[0].metrics.is_empty());
         let mut columns = EventColumns::new();
         for e in &events {
@@ -207,11 +282,20 @@ mod tests {
             assert_eq!(digest(a), digest(b));
         }
 
-        // A version 2 file (no plan columns): the same events, neither checked.
-        let batch = &batches[0];
-        let version_two = batch
-            .project(&(0..batch.num_columns() - 2).collect::<Vec<_>>())
-            .expect("the first columns");
+        // Files of version 3 (whole objects) and 2 (no plan columns either): the same events,
+        // those of version 2 not checked.
+        let file = crate::archive::event_parquet::write_parquet(
+            &crate::archive::legacy::batch(&events, crate::archive::legacy::FORMAT_THREE.len())
+                .expect("version 3"),
+        )
+        .expect("write");
+        let version_three = crate::archive::columns::read_batches(bytes::Bytes::from(file))
+            .expect("read")
+            .remove(0);
+        assert_eq!(super::events(&version_three).expect("events"), events);
+        let version_two =
+            crate::archive::legacy::batch(&events, crate::archive::legacy::FORMAT_TWO_COLUMNS)
+                .expect("version 2");
         let unchecked: Vec<Event> = events
             .iter()
             .map(|e| Event {

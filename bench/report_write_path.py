@@ -97,8 +97,9 @@ methods in each round. An index's cost per insert is the CPU per row with every 
 the CPU per row without it (a difference of medians: server CPU is counted in 10 ms ticks,
 {num(10_000 / max(p['events'], 1), 2)} µs per row here, and at small sizes it is within noise). The
 GIN index has `fastupdate` on (the default): part of its cost may be deferred to its pending
-list's clean-up (in an insert once the list exceeds `gin_pending_list_limit`, 4 MB by default,
-or at vacuum), so a load that leaves entries in the list is charged less than their full cost.
+list's clean-up (in an insert once the list exceeds the index's `gin_pending_list_limit`, 64 kB
+since V14, or at vacuum), so a load that leaves entries in the list is charged less than their
+full cost.
 
 {defs}
 

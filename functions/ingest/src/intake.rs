@@ -67,15 +67,16 @@ pub async fn judge(
     // into PostgreSQL, nor an event the plan refuses. The request fails whole with the
     // retryable 503 of unavailable storage, before anything is stored or kept, so that its
     // retry is judged in full.
-    let (tombstones, plan) = match any_valid {
+    // Both copies, or neither when no event is valid (then none is checked).
+    let copies = match any_valid {
         true => {
             let (tombstones, plan) = tokio::join!(state.tombstones.get(), state.plan.get());
-            (
-                Some(tombstones.ok_or(ApiError::StorageUnavailable)?),
-                Some(plan.ok_or(ApiError::StorageUnavailable)?),
-            )
+            Some((
+                tombstones.ok_or(ApiError::StorageUnavailable)?,
+                plan.ok_or(ApiError::StorageUnavailable)?,
+            ))
         }
-        false => (None, None),
+        false => None,
     };
     let caller = sender.unit_id.as_deref();
     let bound = |event: &Event| {
@@ -91,7 +92,9 @@ pub async fn judge(
                 // An erased unit's event is refused before the registry's checks, so that no
                 // refusal of theirs keeps it in the quarantine; a caller the binding refuses
                 // is told only that (another unit's erasure is not its to learn).
-                let erased = tombstones.as_deref().and_then(|t| t.check(&event).err());
+                let erased = copies
+                    .as_ref()
+                    .and_then(|(tombstones, _)| tombstones.check(&event).err());
                 if let Some(rejection) = erased {
                     verdicts.push(Verdict::Refused {
                         rejection: bound(&event).err().unwrap_or(rejection),
@@ -101,8 +104,8 @@ pub async fn judge(
                 }
                 // The plan before the registry: an event the plan refuses is refused for its
                 // shape, whatever its experiments.
-                let verdict = match plan.as_deref() {
-                    Some(plan) => plan.check(event),
+                let verdict = match &copies {
+                    Some((_, plan)) => plan.check(event),
                     None => PlanVerdict::Accepted(event),
                 };
                 let event = match verdict {
